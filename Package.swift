@@ -1,0 +1,47 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// One set of settings for every target, as Hummingbird does.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "swift-hps",
+    products: [
+        .library(name: "HPS", targets: ["HPS"]),
+        .executable(name: "hps", targets: ["hps"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // Prefetch and other one-line compiler builtins Swift does not expose.
+        .target(name: "CHPSSupport"),
+        .target(
+            name: "HPS",
+            dependencies: [
+                "CHPSSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "hps",
+            dependencies: [
+                "HPS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HPSTests",
+            dependencies: ["HPS"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,60 @@
+/// Loading a sparse model folder into the hash-map store, and the memory the
+/// store holds beyond the vectors, as `hps bench` measures them.
+public enum LoadBenchmark {
+    /// What one load measured.
+    public struct Result: Sendable {
+        /// Keys loaded.
+        public var keys: Int
+        /// Floats per vector.
+        public var vecSize: Int
+        /// Bytes of the folder's files.
+        public var fileBytes: Int
+        /// Seconds to load.
+        public var seconds: Double
+        /// Resident bytes gained by loading, less the vectors' own bytes, per key.
+        public var overheadBytesPerKey: Double
+
+        /// Gigabytes (10⁹ bytes) of files loaded per second.
+        public var gigabytesPerSecond: Double { Double(fileBytes) / seconds / 1e9 }
+    }
+
+    /// Writes a folder of `keys` random keys of `vecSize` floats.
+    public static func writeTable(path: String, keys: Int, vecSize: Int) throws {
+        let writer = try SparseModelFolder.Writer(path: path, table: "bench", vecSize: vecSize)
+        var random = SplitMix64(seed: 11)
+        let chunk = max(1024, (32 << 20) / (vecSize * 4 + 8))
+        var keyBuffer = [Int64](repeating: 0, count: chunk)
+        var vectorBuffer = [Float](repeating: 0, count: chunk * vecSize)
+        var start = 0
+        while start < keys {
+            let n = min(chunk, keys - start)
+            for i in 0..<n { keyBuffer[i] = Int64(bitPattern: random.next() >> 1) }
+            for i in 0..<(n * vecSize) { vectorBuffer[i] = Float(i & 4095) * 0.001 }
+            try keyBuffer.withUnsafeBufferPointer { k in
+                try vectorBuffer.withUnsafeBufferPointer { v in
+                    try writer.append(keys: UnsafeBufferPointer(rebasing: k[0..<n]),
+                                      vectors: UnsafeBufferPointer(rebasing: v[0..<(n * vecSize)]))
+                }
+            }
+            start += n
+        }
+        _ = try writer.finish()
+    }
+
+    /// Loads the folder at `path` into a fresh store, as a server does, and
+    /// measures the time and the resident memory it adds.
+    public static func load(path: String, threads: Int) throws -> Result {
+        let folder = try SparseModelFolder(path: path, table: "bench", vecSize: nil)
+        let before = ResidentMemory.bytes()
+        let store = HashMapStore(partitions: min(16, availableCores))
+        let table = try store.createTable("hps_et.bench.load", vecSize: folder.vecSize, members: 1, expectedKeys: folder.keyCount)
+        let report = try HierarchicalParameterServer.load(folder, into: table, member: 0, model: "bench", rate: 1,
+                                                          keyType: .int64, parallelism: threads)
+        let after = ResidentMemory.bytes()
+        let overhead = Double(after - before - report.loaded * folder.vecSize * 4) / Double(max(1, report.loaded))
+        return withExtendedLifetime(store) {
+            Result(keys: report.loaded, vecSize: folder.vecSize, fileBytes: report.bytes, seconds: report.seconds,
+                   overheadBytesPerKey: overhead)
+        }
+    }
+}

@@ -1,0 +1,156 @@
+import Dispatch
+import Glibc
+
+/// The lookup benchmarks of `hps bench`, each measured in the same run as a
+/// memcpy of the same bytes: the seed batch fused and unfused, and 1M random
+/// lookups from a 4M-key table of vec size 128.
+public enum LookupBenchmark {
+    /// One measured line.
+    public struct Row: Sendable {
+        /// What was measured.
+        public var name: String
+        /// Threads used.
+        public var threads: Int
+        /// Median seconds of one run.
+        public var seconds: Double
+        /// Median seconds of a memcpy of the same output bytes with the same threads.
+        public var memcpySeconds: Double
+        /// Keys looked up per run (0 for a copy).
+        public var keys: Int
+        /// Bytes of vectors written per run.
+        public var bytes: Int
+
+        /// Time relative to memcpy of the same bytes.
+        public var ratio: Double { seconds / memcpySeconds }
+    }
+
+    /// Median seconds of `runs` calls of `body` after `warmup` calls.
+    public static func median(runs: Int, warmup: Int = 2, _ body: () throws -> Void) rethrows -> Double {
+        for _ in 0..<warmup { try body() }
+        var times: [Double] = []
+        for _ in 0..<runs {
+            let start = MonotonicClock.nanoseconds()
+            try body()
+            times.append(Double(MonotonicClock.nanoseconds() - start) / 1e9)
+        }
+        return percentile(times, 0.5)
+    }
+
+    /// Median seconds of copying `bytes` bytes between two buffers on `threads` threads.
+    public static func memcpySeconds(bytes: Int, threads: Int, runs: Int) -> Double {
+        let source = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let target = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        defer { source.deallocate(); target.deallocate() }
+        memset(source, 1, bytes)
+        memset(target, 0, bytes)
+        return median(runs: runs) {
+            parallelChunks(count: bytes / 64, parallelism: threads, minimumChunk: 4096) { range in
+                memcpy(target + range.lowerBound * 64, source + range.lowerBound * 64, range.count * 64)
+            }
+        }
+    }
+
+    /// The seed batch, fused (one call, a run per sample and table into the
+    /// concatenated layout) and unfused (one call per table), and the
+    /// memcpy of the same bytes.
+    public static func seedBatch(model: SeedModel, threads: Int, runs: Int) throws -> [Row] {
+        let directory = try TemporaryDirectory(prefix: "hps-bench")
+        defer { directory.remove() }
+        try model.write(to: directory.path)
+        var configuration = try HPSConfiguration.load(path: joinPath(directory.path, "hps.json"))
+        let fused = try HierarchicalParameterServer(configuration: configuration, parallelism: threads).session(model: model.modelName)
+        configuration.fuseEmbeddingTable = false
+        let unfused = try HierarchicalParameterServer(configuration: configuration, parallelism: threads).session(model: model.modelName)
+
+        var random = SplitMix64(seed: 7)
+        let batch = model.batch(&random)
+        let t = model.tables, k = model.keysPerSample, dim = model.dim, b = model.batchSize
+        let keys = t * b * k
+        let bytes = keys * dim * 4
+        let output = UnsafeMutableBufferPointer<Float>.allocate(capacity: keys * dim)
+        defer { output.deallocate() }
+        output.initialize(repeating: 0)
+
+        let fusedRuns: [LookupRun] = withKeyPointers(batch) { pointers in
+            (0..<b).flatMap { s in
+                (0..<t).map { table in
+                    LookupRun(member: table, keys: pointers[table] + s * k, count: k,
+                              output: output.baseAddress! + (s * t + table) * k * dim)
+                }
+            }
+        }
+        let unfusedRuns: [LookupRun] = withKeyPointers(batch) { pointers in
+            (0..<t).map { table in
+                LookupRun(member: table, keys: pointers[table], count: b * k, output: output.baseAddress! + table * b * k * dim)
+            }
+        }
+        // The key arrays outlive the runs: `batch` is alive until the end of this function.
+        let fusedSeconds = try withExtendedLifetime(batch) {
+            try median(runs: runs) {
+                try fusedRuns.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try fused.lookup(runs) }
+            }
+        }
+        let unfusedSeconds = try withExtendedLifetime(batch) {
+            try median(runs: runs) {
+                for run in unfusedRuns {
+                    try [run].withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try unfused.lookup(runs) }
+                }
+            }
+        }
+        let copy = memcpySeconds(bytes: bytes, threads: threads, runs: runs)
+        let label = "seed batch (\(t) tables × \(model.vocab) keys, vec \(dim), \(b) × \(k) keys per table)"
+        return [
+            Row(name: "memcpy of the seed batch's \(bytes) bytes", threads: threads, seconds: copy, memcpySeconds: copy, keys: 0, bytes: bytes),
+            Row(name: "\(label), fused", threads: threads, seconds: fusedSeconds, memcpySeconds: copy, keys: keys, bytes: bytes),
+            Row(name: "\(label), unfused", threads: threads, seconds: unfusedSeconds, memcpySeconds: copy, keys: keys, bytes: bytes),
+        ]
+    }
+
+    /// A table of `tableKeys` random keys of vec size `dim`, built in memory.
+    public static func randomTable(keys tableKeys: Int, dim: Int, threads: Int) throws -> (HashMapTable, [Int64]) {
+        let store = HashMapStore(partitions: min(16, availableCores))
+        let table = try store.hashMapTable("hps_et.bench.random", vecSize: dim, members: 1, expectedKeys: tableKeys)
+        var random = SplitMix64(seed: 99)
+        var keys = [Int64](repeating: 0, count: tableKeys)
+        for i in 0..<tableKeys { keys[i] = Int64(bitPattern: random.next() >> 1) }
+        let chunk = 262_144
+        var vectors = [Float](repeating: 0, count: chunk * dim)
+        var start = 0
+        while start < tableKeys {
+            let n = min(chunk, tableKeys - start)
+            for i in 0..<(n * dim) { vectors[i] = Float(i & 1023) }
+            try keys.withUnsafeBufferPointer { k in
+                try vectors.withUnsafeBufferPointer { v in
+                    _ = try table.insert(member: 0, keys: UnsafeBufferPointer(rebasing: k[start..<(start + n)]),
+                                         vectors: UnsafeBufferPointer(rebasing: v[0..<(n * dim)]), parallelism: threads)
+                }
+            }
+            start += n
+        }
+        return (table, keys)
+    }
+
+    /// `lookups` random lookups from `table`, whose keys are `tableKeys`, and
+    /// the memcpy of the same bytes.
+    public static func randomLookups(table: HashMapTable, tableKeys: [Int64], lookups: Int, threads: Int, runs: Int) -> [Row] {
+        var random = SplitMix64(seed: 5)
+        let keys = (0..<lookups).map { _ in tableKeys[Int(random.next() % UInt64(tableKeys.count))] }
+        let dim = table.vecSize
+        let output = UnsafeMutableBufferPointer<Float>.allocate(capacity: lookups * dim)
+        defer { output.deallocate() }
+        output.initialize(repeating: 0)
+        let seconds = keys.withUnsafeBufferPointer { keys in
+            let run = [LookupRun(member: 0, keys: keys.baseAddress!, count: lookups, output: output.baseAddress!)]
+            return run.withUnsafeBufferPointer { run in
+                median(runs: runs) { _ = table.lookup(run, defaults: nil, missed: nil, parallelism: threads) }
+            }
+        }
+        let bytes = lookups * dim * 4
+        let copy = memcpySeconds(bytes: bytes, threads: threads, runs: runs)
+        return [
+            Row(name: "memcpy of \(bytes) bytes", threads: threads, seconds: copy, memcpySeconds: copy, keys: 0, bytes: bytes),
+            Row(name: "\(lookups) random lookups from \(tableKeys.count) keys, vec \(dim)", threads: threads,
+                seconds: seconds, memcpySeconds: copy, keys: lookups, bytes: bytes),
+        ]
+    }
+}

@@ -1,0 +1,229 @@
+/// The seed notebook, reproduced: a model of one lookup per table → concat →
+/// Dense(1), run for `iterations` batches unfused and fused on the same
+/// inputs, timed per batch, with both runs' predictions compared.
+public struct SeedDemo: Sendable {
+    /// Timings of one variant.
+    public struct Timing: Sendable, Equatable {
+        /// Seconds for all timed iterations.
+        public var elapsedSeconds: Double
+        /// Median per-batch time, microseconds (lookup, concat and dense).
+        public var p50Microseconds: Double
+        /// 99th-percentile per-batch time, microseconds.
+        public var p99Microseconds: Double
+        /// Median time of the lookups alone, microseconds.
+        public var lookupP50Microseconds: Double
+
+        /// The fields as the CLI's `--json` prints them.
+        public var jsonValue: JSONValue {
+            .object(JSONObject([
+                ("elapsed_seconds", .double(elapsedSeconds)),
+                ("p50_us", .double(p50Microseconds)),
+                ("p99_us", .double(p99Microseconds)),
+                ("lookup_p50_us", .double(lookupP50Microseconds)),
+            ]))
+        }
+    }
+
+    /// What a run measured and checked.
+    public struct Result: Sendable, Equatable {
+        /// Where the lookups ran (`cpu`).
+        public var device: String
+        /// The model without table fusion.
+        public var unfused: Timing
+        /// The model with table fusion.
+        public var fused: Timing
+        /// Unfused elapsed time over fused elapsed time.
+        public var speedup: Double
+        /// Whether both variants gave bit-identical predictions for every batch.
+        public var predictionsMatch: Bool
+        /// Whether the first batch's looked-up vectors equal the model files' rows.
+        public var vectorsMatchFiles: Bool
+        /// Threads per lookup.
+        public var threads: Int
+        /// Batches timed.
+        public var iterations: Int
+
+        /// The object the CLI's `--json` prints.
+        public var jsonValue: JSONValue {
+            .object(JSONObject([
+                ("device", .string(device)),
+                ("iterations", .integer(Int64(iterations))),
+                ("threads", .integer(Int64(threads))),
+                ("unfused", unfused.jsonValue),
+                ("fused", fused.jsonValue),
+                ("speedup", .double(speedup)),
+                ("predictions_match", .bool(predictionsMatch)),
+                ("vectors_match_files", .bool(vectorsMatchFiles)),
+            ]))
+        }
+    }
+
+    /// The model's sizes.
+    public var model: SeedModel
+    /// Batches timed after one warm-up batch.
+    public var iterations: Int
+    /// Threads per lookup.
+    public var threads: Int
+
+    /// Creates a demo.
+    public init(model: SeedModel = SeedModel(), iterations: Int = 100, threads: Int = availableCores) {
+        self.model = model
+        self.iterations = iterations
+        self.threads = threads
+    }
+
+    /// Runs the demo over the model in `directory` (written by `SeedModel.write`).
+    public func run(directory: String) throws -> Result {
+        guard iterations >= 1 else { throw LookupError.shape(reason: "--iterations must be at least 1, not \(iterations)") }
+        var configuration = try HPSConfiguration.load(path: joinPath(directory, "hps.json"))
+        let fusedServer = try HierarchicalParameterServer(configuration: configuration, parallelism: threads)
+        configuration.fuseEmbeddingTable = false
+        let unfusedServer = try HierarchicalParameterServer(configuration: configuration, parallelism: threads)
+        let fusedSession = try fusedServer.session(model: model.modelName)
+        let unfusedSession = try unfusedServer.session(model: model.modelName)
+
+        var random = SplitMix64(seed: model.seed ^ 0xBA7C_4E5)
+        let batches = (0...iterations).map { _ in model.batch(&random) }
+        let dense = DenseLayer(inputs: model.tables * model.keysPerSample * model.dim, seed: model.seed)
+
+        let unfused = try Variant(model: model, session: unfusedSession, dense: dense, fused: false)
+        let fusedVariant = try Variant(model: model, session: fusedSession, dense: dense, fused: true)
+        let unfusedTiming = try unfused.time(batches)
+        let fusedTiming = try fusedVariant.time(batches)
+
+        let vectorsMatch = try Self.check(batches[0], denseInput: fusedVariant.firstDenseInput, model: model,
+                                          directory: directory)
+        return Result(device: "cpu", unfused: unfusedTiming, fused: fusedTiming,
+                      speedup: unfusedTiming.elapsedSeconds / fusedTiming.elapsedSeconds,
+                      predictionsMatch: unfused.predictions == fusedVariant.predictions,
+                      vectorsMatchFiles: vectorsMatch, threads: threads, iterations: iterations)
+    }
+
+    /// Compares a batch's dense input with vectors read straight from the files.
+    static func check(_ batch: [[Int64]], denseInput: [Float], model: SeedModel, directory: String) throws -> Bool {
+        let dim = model.dim, k = model.keysPerSample
+        for table in 0..<model.tables {
+            let folder = try SparseModelFolder(path: joinPath(directory, "embeddings/table\(table)"),
+                                               table: "table\(table)", vecSize: dim)
+            let (keys, vectors) = try folder.readAll()
+            var rowOf: [Int64: Int] = [:]
+            for (row, key) in keys.enumerated() { rowOf[key] = row }
+            for s in 0..<model.batchSize {
+                for j in 0..<k {
+                    let key = batch[table][s * k + j]
+                    let out = ((s * model.tables + table) * k + j) * dim
+                    guard let row = rowOf[key] else { return false }
+                    for d in 0..<dim where denseInput[out + d] != vectors[row * dim + d] { return false }
+                }
+            }
+        }
+        return true
+    }
+
+    /// One of the two models: its buffers and its timed loop.
+    final class Variant {
+        let model: SeedModel
+        let session: LookupSession
+        let dense: DenseLayer
+        let fused: Bool
+        var predictions: [[Float]] = []
+        var firstDenseInput: [Float] = []
+
+        init(model: SeedModel, session: LookupSession, dense: DenseLayer, fused: Bool) throws {
+            self.model = model
+            self.session = session
+            self.dense = dense
+            self.fused = fused
+        }
+
+        /// Runs batch 0 as a warm-up and times the others.
+        func time(_ batches: [[[Int64]]]) throws -> Timing {
+            let t = model.tables, k = model.keysPerSample, dim = model.dim, b = model.batchSize
+            let perTable = b * k * dim
+            var denseInput = [Float](repeating: .nan, count: b * t * k * dim)
+            var tableOutputs = [[Float]](repeating: [Float](repeating: .nan, count: perTable), count: fused ? 0 : t)
+            var batchTimes: [Double] = [], lookupTimes: [Double] = []
+            var total: UInt64 = 0
+            for (index, batch) in batches.enumerated() {
+                var prediction = [Float](repeating: 0, count: b)
+                let start = MonotonicClock.nanoseconds()
+                if fused {
+                    // One call: a run per (sample, table) straight into the dense input.
+                    try denseInput.withUnsafeMutableBufferPointer { out in
+                        var runs: [LookupRun] = []
+                        runs.reserveCapacity(b * t)
+                        try withKeyPointers(batch) { keys in
+                            for s in 0..<b {
+                                for table in 0..<t {
+                                    runs.append(LookupRun(member: table, keys: keys[table] + s * k, count: k,
+                                                          output: out.baseAddress! + (s * t + table) * k * dim))
+                                }
+                            }
+                            try runs.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try session.lookup(runs) }
+                        }
+                    }
+                } else {
+                    // One call per table, as one lookup layer per table makes them.
+                    for table in 0..<t {
+                        try batch[table].withUnsafeBufferPointer { keys in
+                            try tableOutputs[table].withUnsafeMutableBufferPointer { out in
+                                let run = [LookupRun(member: table, keys: keys.baseAddress!, count: keys.count, output: out.baseAddress!)]
+                                try run.withUnsafeBufferPointer { (run) throws(LookupError) in _ = try session.lookup(run) }
+                            }
+                        }
+                    }
+                }
+                let looked = MonotonicClock.nanoseconds()
+                if !fused {
+                    // tf.concat of the reshaped lookups.
+                    denseInput.withUnsafeMutableBufferPointer { out in
+                        for table in 0..<t {
+                            tableOutputs[table].withUnsafeBufferPointer { src in
+                                for s in 0..<b {
+                                    (out.baseAddress! + (s * t + table) * k * dim)
+                                        .update(from: src.baseAddress! + s * k * dim, count: k * dim)
+                                }
+                            }
+                        }
+                    }
+                }
+                denseInput.withUnsafeBufferPointer { input in
+                    prediction.withUnsafeMutableBufferPointer { dense.predict(input, into: $0) }
+                }
+                let end = MonotonicClock.nanoseconds()
+                if index == 0 {
+                    firstDenseInput = denseInput
+                } else {
+                    total += end - start
+                    batchTimes.append(Double(end - start) / 1000)
+                    lookupTimes.append(Double(looked - start) / 1000)
+                }
+                predictions.append(prediction)
+            }
+            return Timing(elapsedSeconds: Double(total) / 1e9, p50Microseconds: percentile(batchTimes, 0.5),
+                          p99Microseconds: percentile(batchTimes, 0.99),
+                          lookupP50Microseconds: percentile(lookupTimes, 0.5))
+        }
+    }
+}
+
+/// Runs `body` with a base pointer for each table's key array.
+func withKeyPointers<R>(_ keys: [[Int64]], _ body: ([UnsafePointer<Int64>]) throws -> R) rethrows -> R {
+    var pointers: [UnsafePointer<Int64>] = []
+    func nest(_ i: Int) throws -> R {
+        if i == keys.count { return try body(pointers) }
+        return try keys[i].withUnsafeBufferPointer { buffer in
+            pointers.append(buffer.baseAddress!)
+            return try nest(i + 1)
+        }
+    }
+    return try nest(0)
+}
+
+/// The nearest-rank percentile `q` (0…1) of `values`.
+public func percentile(_ values: [Double], _ q: Double) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let sorted = values.sorted()
+    let rank = Int((q * Double(sorted.count)).rounded(.up)) - 1
+    return sorted[min(sorted.count - 1, max(0, rank))]
+}

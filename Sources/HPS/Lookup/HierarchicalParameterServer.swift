@@ -1,0 +1,162 @@
+public import Logging
+
+/// Assembles the tiers of a configuration, loads every model's tables into
+/// them, and hands out one `LookupSession` per model.
+///
+/// Thread safety: sessions may be used from any thread once `init` returns.
+public final class HierarchicalParameterServer: Sendable {
+    /// The configuration served.
+    public let configuration: HPSConfiguration
+    /// The volatile store (`volatile_db`), if enabled.
+    public let volatileStore: (any EmbeddingStore)?
+    /// Non-fatal findings of parsing and loading, one sentence each.
+    public let warnings: [String]
+    /// What loading read, per table.
+    public let loadReports: [TableLoadReport]
+    private let sessions: [String: LookupSession]
+
+    /// Builds the tiers and loads the tables.
+    /// - Parameters:
+    ///   - configuration: a parsed HugeCTR configuration.
+    ///   - parallelism: threads for loading and for each lookup.
+    ///   - logger: receives the warnings and a line per loaded table.
+    /// - Throws: `StoreError.backendUnavailable` for a backend this build lacks,
+    ///   `ModelFileError` for a model folder that cannot be read.
+    public init(configuration: HPSConfiguration, parallelism: Int = availableCores, logger: Logger? = nil) throws {
+        self.configuration = configuration
+        var warnings = configuration.warnings
+        let keyType: KeyType = configuration.supportLongLong ? .int64 : .int32
+
+        let volatile = configuration.volatileDatabase
+        switch volatile.type {
+        case .hashMap, .parallelHashMap:
+            volatileStore = HashMapStore(volatile)
+        case .disabled:
+            volatileStore = nil
+        case .multiProcessHashMap:
+            throw StoreError.backendUnavailable(path: "volatile_db.type", type: volatile.type.rawValue,
+                                                reason: "the shared-memory hash map is not implemented; use hash_map or parallel_hash_map")
+        case .redisCluster:
+            throw StoreError.backendUnavailable(path: "volatile_db.type", type: volatile.type.rawValue,
+                                                reason: "this build has no Redis Cluster tier; use hash_map")
+        }
+        if configuration.persistentDatabase.type != .disabled {
+            throw StoreError.backendUnavailable(path: "persistent_db.type", type: configuration.persistentDatabase.type.rawValue,
+                                                reason: "this build has no persistent tier; remove persistent_db or set its type to disabled")
+        }
+        if configuration.updateSource.type != .null {
+            throw StoreError.backendUnavailable(path: "update_source.type", type: configuration.updateSource.type.rawValue,
+                                                reason: "this build has no Kafka update source; remove update_source")
+        }
+        guard let store = volatileStore else {
+            throw StoreError.backendUnavailable(path: "volatile_db.type", type: "disabled",
+                                                reason: "with no persistent_db, a CPU deployment needs the volatile hash map to hold the tables; set volatile_db.type to hash_map")
+        }
+
+        var sessions: [String: LookupSession] = [:]
+        var reports: [TableLoadReport] = []
+        for model in configuration.models {
+            let plan = FusionPlan(model: model, fuse: configuration.fuseEmbeddingTable && model.fuseEmbeddingTable)
+            var tiers: [[any EmbeddingStoreTable]] = []
+            for group in plan.groups {
+                let folders = try group.tables.map { table in
+                    try SparseModelFolder(path: Self.resolve(model.sparseFiles[table], base: configuration.baseDirectory),
+                                          table: model.tableNames[table], vecSize: model.vecSizes[table])
+                }
+                let rate = volatile.initialCacheRate
+                let expected = folders.reduce(0) { $0 + Int((Double($1.keyCount) * rate).rounded(.up)) }
+                let table = try store.createTable(FusionPlan.tag(model: model.name, group: group.name),
+                                                  vecSize: group.vecSize, members: group.tables.count, expectedKeys: expected)
+                for (member, folder) in folders.enumerated() {
+                    let report = try Self.load(folder, into: table, member: member, model: model.name, rate: rate,
+                                               keyType: keyType, parallelism: parallelism)
+                    reports.append(report)
+                    if report.replaced > 0 {
+                        warnings.append("table \(folder.table) of model \(model.name): \(report.replaced) duplicate key(s) in \(folder.keyPath); the last row of each wins")
+                    }
+                    if report.loaded < folder.keyCount - report.replaced {
+                        warnings.append("table \(folder.table) of model \(model.name): initial_cache_rate \(rate) loaded \(report.loaded) of \(folder.keyCount) keys and there is no persistent_db, so the others are answered with the default value")
+                    }
+                    if report.evicted > 0 {
+                        warnings.append("table \(folder.table) of model \(model.name): \(report.evicted) key(s) were evicted while loading because volatile_db.overflow_margin is \(volatile.overflowMargin) per partition")
+                    }
+                    logger?.info("loaded \(report.loaded) keys of \(folder.table) into \(table.tag) in \(report.seconds) s")
+                }
+                tiers.append([table])
+            }
+            sessions[model.name] = LookupSession(model: model, plan: plan, keyType: keyType, tiers: tiers,
+                                                 parallelism: parallelism)
+        }
+        for warning in warnings { logger?.warning("\(warning)") }
+        self.warnings = warnings
+        self.loadReports = reports
+        self.sessions = sessions
+    }
+
+    /// The session of a model.
+    public func session(model: String) throws(LookupError) -> LookupSession {
+        guard let session = sessions[model] else {
+            throw .unknownModel(model, available: configuration.models.map(\.name))
+        }
+        return session
+    }
+
+    /// A model folder path as written in the configuration, resolved against
+    /// the configuration's folder, or the working folder if it is only there.
+    public static func resolve(_ path: String, base: String?) -> String {
+        guard let base, !path.hasPrefix("/") else { return path }
+        let candidate = joinPath(base, path)
+        if fileExists(candidate) || !fileExists(path) { return candidate }
+        return path
+    }
+
+    /// Loads one member table from its folder.
+    static func load(_ folder: SparseModelFolder, into table: any EmbeddingStoreTable, member: Int, model: String,
+                     rate: Double, keyType: KeyType, parallelism: Int) throws -> TableLoadReport {
+        let start = MonotonicClock.nanoseconds()
+        let limit = Int((Double(folder.keyCount) * rate).rounded(.up))
+        var counts = InsertCounts()
+        var seen = 0
+        do {
+            try folder.read(keyType: keyType) { (keys, vectors) throws(StoreError) in
+                let n = min(keys.count, limit - seen)
+                guard n > 0 else { return }
+                counts = counts + (try table.insert(member: member, keys: UnsafeBufferPointer(rebasing: keys[0..<n]),
+                                                    vectors: UnsafeBufferPointer(rebasing: vectors[0..<(n * folder.vecSize)]),
+                                                    parallelism: parallelism))
+                seen += n
+            }
+        } catch {
+            switch error {
+            case let .file(error): throw error
+            case let .body(error): throw error
+            }
+        }
+        let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
+        return TableLoadReport(table: folder.table, model: model, path: folder.path, keys: folder.keyCount,
+                               loaded: counts.inserted - counts.evicted, replaced: counts.replaced,
+                               evicted: counts.evicted, bytes: folder.keyCount * (8 + folder.vecSize * 4), seconds: seconds)
+    }
+}
+
+/// What loading one table read.
+public struct TableLoadReport: Sendable, Equatable {
+    /// The table's name.
+    public var table: String
+    /// The model's name.
+    public var model: String
+    /// The folder read.
+    public var path: String
+    /// Rows in the folder.
+    public var keys: Int
+    /// Distinct keys held after loading.
+    public var loaded: Int
+    /// Rows whose key repeated an earlier row (the last row wins).
+    public var replaced: Int
+    /// Keys evicted by the overflow margin while loading.
+    public var evicted: Int
+    /// Bytes of the folder's two files.
+    public var bytes: Int
+    /// Seconds spent loading.
+    public var seconds: Double
+}

@@ -1,0 +1,37 @@
+/// Errors of a lookup request.
+public enum LookupError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No model of that name is deployed.
+    case unknownModel(String, available: [String])
+    /// The model has no such table.
+    case unknownTable(model: String, table: String, available: [String])
+    /// More keys than `max_batch_size × maxnum_catfeature_query_per_table_per_sample`.
+    case tooManyKeys(model: String, table: String, keys: Int, maxBatchSize: Int, maxPerSample: Int)
+    /// A key outside the 32-bit key range of a `supportlonglong: false` deployment.
+    case keyOutOfRange(table: String, key: Int64)
+    /// An output buffer of the wrong size.
+    case outputSize(table: String, expected: Int, actual: Int)
+    /// Ragged ids whose offsets do not describe them.
+    case invalidOffsets(reason: String)
+    /// More dense inputs or weights than the layer takes.
+    case shape(reason: String)
+
+    /// One sentence a user can act on.
+    public var description: String {
+        switch self {
+        case let .unknownModel(name, available):
+            return "no model named \"\(name)\" is deployed; the models are \(available.joined(separator: ", "))"
+        case let .unknownTable(model, table, available):
+            return "model \(model) has no table \"\(table)\"; its tables are \(available.joined(separator: ", ")) (or their indices 0–\(available.count - 1))"
+        case let .tooManyKeys(model, table, keys, maxBatchSize, maxPerSample):
+            return "\(keys) keys for table \(table) of model \(model) exceed max_batch_size \(maxBatchSize) × maxnum_catfeature_query_per_table_per_sample \(maxPerSample) = \(maxBatchSize * maxPerSample)"
+        case let .keyOutOfRange(table, key):
+            return "key \(key) for table \(table) does not fit in 32 bits; this deployment has supportlonglong false"
+        case let .outputSize(table, expected, actual):
+            return "the output for table \(table) holds \(actual) floats but the lookup writes \(expected)"
+        case let .invalidOffsets(reason):
+            return "invalid ragged ids: \(reason)"
+        case let .shape(reason):
+            return reason
+        }
+    }
+}

@@ -1,0 +1,291 @@
+import Synchronization
+
+/// Answers lookups for one model: plans them by fusion group, asks each tier
+/// in turn for the keys the tier above missed, and fills what no tier holds
+/// with the table's default value.
+///
+/// Thread safety: any number of lookups may run concurrently, also with
+/// inserts into the tiers.
+public final class LookupSession: Sendable {
+    /// The model's configuration.
+    public let model: ModelConfiguration
+    /// How the model's tables are grouped.
+    public let plan: FusionPlan
+    /// The key type of the deployment.
+    public let keyType: KeyType
+    /// For each group: its table in each tier, top tier first.
+    let tiers: [[any EmbeddingStoreTable]]
+    /// For each group: the default value of each member.
+    let defaults: [[Float]]
+    /// Threads one lookup may use.
+    public let parallelism: Int
+    /// Counters since the session started.
+    public let statistics: LookupStatistics
+
+    /// Creates a session over tiers that already hold the model's tables.
+    /// - Parameter tiers: for each group of `plan`, its table in each tier, top first.
+    public init(model: ModelConfiguration, plan: FusionPlan, keyType: KeyType,
+                tiers: [[any EmbeddingStoreTable]], parallelism: Int) {
+        self.model = model
+        self.plan = plan
+        self.keyType = keyType
+        self.tiers = tiers
+        self.parallelism = max(1, parallelism)
+        defaults = plan.groups.map { group in group.tables.map { model.defaultValues[$0] } }
+        statistics = LookupStatistics(tiers: tiers.first?.map(\.tag).count ?? 0)
+    }
+
+    /// The index of a table given by name or by index.
+    public func tableIndex(_ nameOrIndex: String) throws(LookupError) -> Int {
+        if let index = model.tableNames.firstIndex(of: nameOrIndex) { return index }
+        if let index = Int(nameOrIndex), index >= 0, index < model.tableNames.count { return index }
+        throw .unknownTable(model: model.name, table: nameOrIndex, available: model.tableNames)
+    }
+
+    /// Looks up the keys of one table.
+    /// - Parameters:
+    ///   - table: the table's index in the model.
+    ///   - keys: (n) keys.
+    /// - Returns: (n × vecSize) floats; a key found in no tier gets the table's default value.
+    public func lookup(table: Int, keys: [Int64]) throws(LookupError) -> [Float] {
+        try lookup(tables: [(table, keys)])[0]
+    }
+
+    /// Looks up several tables in one call: one lookup per fusion group.
+    /// - Parameter requests: (table index, keys) pairs; a table may appear more than once.
+    /// - Returns: for each request, (n × vecSize) floats.
+    public func lookup(tables requests: [(table: Int, keys: [Int64])]) throws(LookupError) -> [[Float]] {
+        for request in requests { try checkTable(request.table) }
+        // One contiguous key buffer and one output buffer, which the runs borrow.
+        let totalKeys = requests.reduce(0) { $0 + $1.keys.count }
+        let totalFloats = requests.reduce(0) { $0 + $1.keys.count * model.vecSizes[$1.table] }
+        let keys = UnsafeMutableBufferPointer<Int64>.allocate(capacity: max(1, totalKeys))
+        let output = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, totalFloats))
+        defer { keys.deallocate(); output.deallocate() }
+        var runs: [LookupRun] = []
+        runs.reserveCapacity(requests.count)
+        var keyOffset = 0, floatOffset = 0
+        for request in requests {
+            _ = UnsafeMutableBufferPointer(rebasing: keys[keyOffset..<(keyOffset + request.keys.count)])
+                .initialize(from: request.keys)
+            runs.append(LookupRun(member: request.table, keys: keys.baseAddress! + keyOffset, count: request.keys.count,
+                                  output: output.baseAddress! + floatOffset))
+            keyOffset += request.keys.count
+            floatOffset += request.keys.count * model.vecSizes[request.table]
+        }
+        try runs.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try lookup(runs) }
+        return runs.map { run in
+            Array(UnsafeBufferPointer(start: run.output, count: run.count * model.vecSizes[run.member]))
+        }
+    }
+
+    /// Looks up runs of keys straight into the caller's buffers, one store
+    /// lookup per fusion group and tier.
+    ///
+    /// - Parameter runs: each run's `member` is a table index of the model;
+    ///   its `output` holds `count × vecSize(table)` floats.
+    /// - Returns: what the call found where.
+    /// - Throws: before any lookup, for an unknown table, a key out of the
+    ///   32-bit range, or more keys for one table than its limit.
+    @discardableResult
+    public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, parallelism: Int? = nil) throws(LookupError) -> LookupCounts {
+        let threads = parallelism ?? self.parallelism
+        var perTable = [Int](repeating: 0, count: model.tableNames.count)
+        for run in runs {
+            try checkTable(run.member)
+            perTable[run.member] += run.count
+            if keyType == .int32 {
+                for i in 0..<run.count where !keyType.admits(run.keys[i]) {
+                    throw .keyOutOfRange(table: model.tableNames[run.member], key: run.keys[i])
+                }
+            }
+        }
+        for (table, count) in perTable.enumerated() where count > model.maxKeysPerLookup(table: table) {
+            throw .tooManyKeys(model: model.name, table: model.tableNames[table], keys: count,
+                               maxBatchSize: model.maxBatchSize, maxPerSample: model.maxQueryKeysPerSample[table])
+        }
+        var counts = LookupCounts(tierHits: [Int](repeating: 0, count: tiers.first?.count ?? 0))
+        var groupRuns = [[LookupRun]](repeating: [], count: plan.groups.count)
+        for run in runs where run.count > 0 {
+            var translated = run
+            translated.member = plan.memberOfTable[run.member]
+            groupRuns[plan.groupOfTable[run.member]].append(translated)
+        }
+        for (group, runs) in groupRuns.enumerated() where !runs.isEmpty {
+            runs.withUnsafeBufferPointer { runs in
+                lookupGroup(group, runs: runs, parallelism: threads, counts: &counts)
+            }
+        }
+        statistics.record(counts)
+        return counts
+    }
+
+    /// One group down the tiers: the keys each tier misses go to the next;
+    /// the last fills the defaults.
+    private func lookupGroup(_ group: Int, runs: UnsafeBufferPointer<LookupRun>, parallelism: Int, counts: inout LookupCounts) {
+        let total = runs.reduce(0) { $0 + $1.count }
+        counts.keys += total
+        let tierTables = tiers[group]
+        defaults[group].withUnsafeBufferPointer { defaults in
+            guard let first = tierTables.first else {
+                fillDefaults(runs, defaults: defaults, vecSize: plan.groups[group].vecSize)
+                counts.defaults += total
+                return
+            }
+            if tierTables.count == 1 {
+                let misses = first.lookup(runs, defaults: defaults, missed: nil, parallelism: parallelism)
+                counts.tierHits[0] += total - misses
+                counts.defaults += misses
+                return
+            }
+            let missed = UnsafeMutableBufferPointer<Int>.allocate(capacity: total)
+            defer { missed.deallocate() }
+            var missCount = first.lookup(runs, defaults: nil, missed: missed.baseAddress, parallelism: parallelism)
+            counts.tierHits[0] += total - missCount
+            // Gather the missed keys into one batch per lower tier.
+            let vecSize = plan.groups[group].vecSize
+            var starts = [Int](repeating: 0, count: runs.count + 1)
+            for (i, run) in runs.enumerated() { starts[i + 1] = starts[i] + run.count }
+            var keys = [Int64](repeating: 0, count: missCount)
+            var members = [Int](repeating: 0, count: missCount)
+            var outputs = [UnsafeMutablePointer<Float>](repeating: runs[0].output, count: missCount)
+            var r = 0
+            for j in 0..<missCount {
+                let flat = missed[j]
+                while starts[r + 1] <= flat { r += 1 }
+                let run = runs[r]
+                keys[j] = run.keys[flat - starts[r]]
+                members[j] = run.member
+                outputs[j] = run.output + (flat - starts[r]) * vecSize
+            }
+            for (level, tier) in tierTables.enumerated().dropFirst() where missCount > 0 {
+                let isLast = level == tierTables.count - 1
+                var found = [Float](repeating: 0, count: missCount * vecSize)
+                let stillMissing = UnsafeMutableBufferPointer<Int>.allocate(capacity: missCount)
+                defer { stillMissing.deallocate() }
+                let misses: Int = keys.withUnsafeBufferPointer { keys in
+                    found.withUnsafeMutableBufferPointer { found in
+                        var sub: [LookupRun] = []
+                        var j = 0
+                        while j < missCount {
+                            var end = j + 1
+                            while end < missCount && members[end] == members[j] { end += 1 }
+                            sub.append(LookupRun(member: members[j], keys: keys.baseAddress! + j, count: end - j,
+                                                 output: found.baseAddress! + j * vecSize))
+                            j = end
+                        }
+                        return sub.withUnsafeBufferPointer {
+                            tier.lookup($0, defaults: isLast ? defaults : nil, missed: stillMissing.baseAddress,
+                                        parallelism: parallelism)
+                        }
+                    }
+                }
+                counts.tierHits[level] += missCount - misses
+                if isLast { counts.defaults += misses }
+                // Write back what this tier answered (all of it, defaults included, at the last tier).
+                var m = 0
+                var next = 0
+                for j in 0..<missCount {
+                    let missedHere = m < misses && stillMissing[m] == j
+                    if missedHere { m += 1 }
+                    if !missedHere || isLast {
+                        found.withUnsafeBufferPointer { found in
+                            outputs[j].update(from: found.baseAddress! + j * vecSize, count: vecSize)
+                        }
+                    }
+                    if missedHere && !isLast {
+                        keys[next] = keys[j]; members[next] = members[j]; outputs[next] = outputs[j]
+                        next += 1
+                    }
+                }
+                missCount = isLast ? 0 : next
+            }
+        }
+    }
+
+    private func fillDefaults(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>, vecSize: Int) {
+        for run in runs {
+            run.output.update(repeating: defaults[run.member], count: run.count * vecSize)
+        }
+    }
+
+    private func checkTable(_ table: Int) throws(LookupError) {
+        guard table >= 0 && table < model.tableNames.count else {
+            throw .unknownTable(model: model.name, table: String(table), available: model.tableNames)
+        }
+    }
+
+    // MARK: Sparse lookup
+
+    /// Looks up ragged ids per sample and pools each sample's vectors into one,
+    /// as HPS's SparseLookupLayer does.
+    /// - Parameters:
+    ///   - table: the table's index in the model.
+    ///   - ids: all samples' ids, sample after sample.
+    ///   - offsets: (samples + 1) ascending offsets into `ids`, from 0 to `ids.count`;
+    ///     sample s holds `ids[offsets[s]..<offsets[s+1]]`.
+    ///   - combiner: sum, mean or sqrtn.
+    /// - Returns: (samples × vecSize) floats.
+    public func sparseLookup(table: Int, ids: [Int64], offsets: [Int], combiner: Combiner) throws(LookupError) -> [Float] {
+        try checkTable(table)
+        guard let first = offsets.first, let last = offsets.last, first == 0, last == ids.count else {
+            throw .invalidOffsets(reason: "offsets must start at 0 and end at the number of ids (\(ids.count)); they are \(offsets.first.map(String.init) ?? "empty") … \(offsets.last.map(String.init) ?? "empty")")
+        }
+        for s in 1..<offsets.count where offsets[s] < offsets[s - 1] {
+            throw .invalidOffsets(reason: "offsets must not decrease, but offsets[\(s)] = \(offsets[s]) < offsets[\(s - 1)] = \(offsets[s - 1])")
+        }
+        let vecSize = model.vecSizes[table]
+        let vectors = try lookup(table: table, keys: ids)
+        let samples = offsets.count - 1
+        var pooled = [Float](repeating: 0, count: samples * vecSize)
+        pooled.withUnsafeMutableBufferPointer { out in
+            vectors.withUnsafeBufferPointer { vectors in
+                for s in 0..<samples {
+                    let row = out.baseAddress! + s * vecSize
+                    for id in offsets[s]..<offsets[s + 1] {
+                        let v = vectors.baseAddress! + id * vecSize
+                        for d in 0..<vecSize { row[d] += v[d] }
+                    }
+                    let scale = combiner.scale(count: offsets[s + 1] - offsets[s])
+                    for d in 0..<vecSize { row[d] *= scale }
+                }
+            }
+        }
+        return pooled
+    }
+}
+
+/// What one lookup found where.
+public struct LookupCounts: Sendable, Equatable {
+    /// Keys looked up.
+    public var keys = 0
+    /// Keys answered by each tier, top first.
+    public var tierHits: [Int]
+    /// Keys found in no tier, answered with the default value.
+    public var defaults = 0
+
+    /// Creates counts.
+    public init(keys: Int = 0, tierHits: [Int], defaults: Int = 0) {
+        self.keys = keys
+        self.tierHits = tierHits
+        self.defaults = defaults
+    }
+}
+
+/// Counters of a session's lookups since it started.
+public final class LookupStatistics: Sendable {
+    private let state: Mutex<LookupCounts>
+
+    init(tiers: Int) { state = Mutex(LookupCounts(tierHits: [Int](repeating: 0, count: tiers))) }
+
+    func record(_ counts: LookupCounts) {
+        state.withLock { total in
+            total.keys += counts.keys
+            total.defaults += counts.defaults
+            for i in counts.tierHits.indices where i < total.tierHits.count { total.tierHits[i] += counts.tierHits[i] }
+        }
+    }
+
+    /// The totals so far.
+    public var totals: LookupCounts { state.withLock { $0 } }
+}

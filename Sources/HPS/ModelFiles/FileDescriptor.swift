@@ -1,0 +1,95 @@
+import Glibc
+
+/// An open POSIX file, closed when released. Reads and writes loop until
+/// done, so short transfers and EINTR are handled in one place.
+final class FileDescriptor {
+    let fd: Int32
+    let path: String
+
+    /// Opens `path` for reading.
+    init(reading path: String) throws(ModelFileError) {
+        self.path = path
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(path: path, operation: "open", reason: Self.lastError()) }
+    }
+
+    /// Creates or truncates `path` for writing.
+    init(writing path: String) throws(ModelFileError) {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .io(path: path, operation: "create", reason: Self.lastError()) }
+    }
+
+    deinit { close(fd) }
+
+    /// The file's size in bytes.
+    func size() throws(ModelFileError) -> Int {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .io(path: path, operation: "stat", reason: Self.lastError()) }
+        return Int(info.st_size)
+    }
+
+    /// Reads exactly `count` bytes at `offset` into `buffer`.
+    func read(into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int) throws(ModelFileError) {
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer + done, count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw .io(path: path, operation: "read", reason: n == 0 ? "the file ended early" : Self.lastError())
+            }
+            done += n
+        }
+    }
+
+    /// Appends exactly `count` bytes from `buffer`.
+    func write(_ buffer: UnsafeRawPointer, count: Int) throws(ModelFileError) {
+        var done = 0
+        while done < count {
+            let n = Glibc.write(fd, buffer + done, count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw .io(path: path, operation: "write", reason: Self.lastError()) }
+            done += n
+        }
+    }
+
+    /// Flushes the file to its device.
+    func sync() throws(ModelFileError) {
+        guard fsync(fd) == 0 else { throw .io(path: path, operation: "sync", reason: Self.lastError()) }
+    }
+
+    static func lastError() -> String {
+        String(cString: strerror(errno))
+    }
+}
+
+/// Whether something exists at `path`.
+func fileExists(_ path: String) -> Bool {
+    access(path, F_OK) == 0
+}
+
+/// Whether `path` is a folder.
+func isDirectory(_ path: String) -> Bool {
+    var info = stat()
+    return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+}
+
+/// Creates `path` and its missing parents.
+func makeDirectories(_ path: String) throws(ModelFileError) {
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for part in path.split(separator: "/") {
+        prefix += part
+        if !isDirectory(prefix) {
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw .io(path: prefix, operation: "create the folder", reason: FileDescriptor.lastError())
+            }
+        }
+        prefix += "/"
+    }
+}
+
+/// `base/relative`, or `relative` when it is absolute.
+func joinPath(_ base: String, _ relative: String) -> String {
+    if relative.hasPrefix("/") || base.isEmpty { return relative }
+    return base.hasSuffix("/") ? base + relative : base + "/" + relative
+}

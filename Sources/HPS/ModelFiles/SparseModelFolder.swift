@@ -1,0 +1,160 @@
+import Glibc
+
+/// A HugeCTR sparse model folder: one embedding table as two raw files with
+/// no header, `key` (little-endian int64 × n) and `emb_vector`
+/// (float32 × n × vecSize), row i belonging to `key[i]`. Other files
+/// (`slot_id`, `meta`) are ignored, as HPS does.
+public struct SparseModelFolder: Sendable {
+    /// The folder.
+    public let path: String
+    /// The table name used in messages.
+    public let table: String
+    /// Keys in the folder (rows, counting repeats).
+    public let keyCount: Int
+    /// Floats per vector.
+    public let vecSize: Int
+
+    /// The path of the key file.
+    public var keyPath: String { joinPath(path, "key") }
+    /// The path of the vector file.
+    public var vectorPath: String { joinPath(path, "emb_vector") }
+
+    /// Opens a folder and checks that its files agree with each other and,
+    /// when given, with the configured vec size.
+    /// - Throws: `ModelFileError` naming the file and both sizes when they disagree.
+    public init(path: String, table: String, vecSize configured: Int?) throws(ModelFileError) {
+        self.path = path
+        self.table = table
+        let keyPath = joinPath(path, "key"), vectorPath = joinPath(path, "emb_vector")
+        guard fileExists(keyPath) else { throw .missingFile(table: table, path: keyPath) }
+        guard fileExists(vectorPath) else { throw .missingFile(table: table, path: vectorPath) }
+        let keyBytes = try FileDescriptor(reading: keyPath).size()
+        let vectorBytes = try FileDescriptor(reading: vectorPath).size()
+        guard keyBytes % 8 == 0 else { throw .keyFileSize(path: keyPath, bytes: keyBytes) }
+        keyCount = keyBytes / 8
+        if let configured {
+            guard configured > 0 else { throw .invalidShape(table: table, reason: "vec size \(configured) must be at least 1") }
+            if vectorBytes != keyCount * configured * 4 {
+                // Whole vectors of another size mean the configuration is wrong;
+                // anything else means the file is.
+                if keyCount > 0 && vectorBytes % (keyCount * 4) == 0 && vectorBytes > 0 {
+                    throw .vecSizeMismatch(table: table, path: vectorPath, configured: configured,
+                                           found: vectorBytes / (keyCount * 4))
+                }
+                throw .vectorFileSize(table: table, path: vectorPath, bytes: vectorBytes, keys: keyCount, vecSize: configured)
+            }
+            vecSize = configured
+        } else {
+            guard keyCount > 0, vectorBytes % (keyCount * 4) == 0, vectorBytes > 0 else {
+                throw .invalidShape(table: table, reason: "\(vectorPath) is \(vectorBytes) bytes, which is not a whole number of vectors for \(keyCount) keys")
+            }
+            vecSize = vectorBytes / (keyCount * 4)
+        }
+    }
+
+    /// Reads the folder in chunks of at most `chunkKeys` rows and hands each
+    /// chunk to `body` as (keys, vectors); the buffers are reused between chunks.
+    /// - Throws: `ModelFileError.keyOutOfRange` for a key that `keyType` does not admit.
+    public func read<E: Error>(chunkKeys: Int = 0, keyType: KeyType = .int64,
+                               _ body: (UnsafeBufferPointer<Int64>, UnsafeBufferPointer<Float>) throws(E) -> Void) throws(ReadError<E>) {
+        let chunk = chunkKeys > 0 ? chunkKeys : max(1024, (64 << 20) / (vecSize * 4 + 8))
+        let keys: FileDescriptor, vectors: FileDescriptor
+        do {
+            keys = try FileDescriptor(reading: keyPath)
+            vectors = try FileDescriptor(reading: vectorPath)
+        } catch { throw .file(error) }
+        let keyBuffer = UnsafeMutableBufferPointer<Int64>.allocate(capacity: max(1, min(chunk, keyCount)))
+        let vectorBuffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, min(chunk, keyCount) * vecSize))
+        defer { keyBuffer.deallocate(); vectorBuffer.deallocate() }
+        var start = 0
+        while start < keyCount {
+            let n = min(chunk, keyCount - start)
+            do {
+                try keys.read(into: keyBuffer.baseAddress!, count: n * 8, at: start * 8)
+                try vectors.read(into: vectorBuffer.baseAddress!, count: n * vecSize * 4, at: start * vecSize * 4)
+            } catch { throw .file(error) }
+            if keyType == .int32 {
+                for i in 0..<n where !keyType.admits(keyBuffer[i]) {
+                    throw .file(.keyOutOfRange(path: keyPath, key: keyBuffer[i], index: start + i))
+                }
+            }
+            do {
+                try body(UnsafeBufferPointer(rebasing: keyBuffer[0..<n]),
+                         UnsafeBufferPointer(rebasing: vectorBuffer[0..<(n * vecSize)]))
+            } catch { throw .body(error) }
+            start += n
+        }
+    }
+
+    /// Reads the whole folder into memory.
+    public func readAll(keyType: KeyType = .int64) throws(ModelFileError) -> (keys: [Int64], vectors: [Float]) {
+        var allKeys: [Int64] = [], allVectors: [Float] = []
+        allKeys.reserveCapacity(keyCount)
+        allVectors.reserveCapacity(keyCount * vecSize)
+        do {
+            try read(keyType: keyType) { (keys, vectors) throws(Never) in
+                allKeys.append(contentsOf: keys)
+                allVectors.append(contentsOf: vectors)
+            }
+        } catch {
+            if case let .file(error) = error { throw error }
+        }
+        return (allKeys, allVectors)
+    }
+
+    /// Writes a table as a HugeCTR sparse model folder, creating the folder.
+    /// - Parameters:
+    ///   - keys: (n) keys, written as int64.
+    ///   - vectors: (n × vecSize) floats.
+    @discardableResult
+    public static func write(path: String, table: String, keys: UnsafeBufferPointer<Int64>,
+                             vectors: UnsafeBufferPointer<Float>, vecSize: Int) throws(ModelFileError) -> SparseModelFolder {
+        guard vecSize > 0, vectors.count == keys.count * vecSize else {
+            throw .invalidShape(table: table, reason: "\(vectors.count) floats are not \(keys.count) keys × vec size \(vecSize)")
+        }
+        let writer = try Writer(path: path, table: table, vecSize: vecSize)
+        try writer.append(keys: keys, vectors: vectors)
+        return try writer.finish()
+    }
+
+    /// Writes a sparse model folder a chunk at a time, for tables larger than memory.
+    public final class Writer {
+        let path: String, table: String, vecSize: Int
+        private let keys: FileDescriptor, vectors: FileDescriptor
+
+        /// Creates the folder and empty files.
+        public init(path: String, table: String, vecSize: Int) throws(ModelFileError) {
+            self.path = path
+            self.table = table
+            self.vecSize = vecSize
+            try makeDirectories(path)
+            keys = try FileDescriptor(writing: joinPath(path, "key"))
+            vectors = try FileDescriptor(writing: joinPath(path, "emb_vector"))
+        }
+
+        /// Appends (n) keys and their (n × vecSize) floats.
+        public func append(keys k: UnsafeBufferPointer<Int64>, vectors v: UnsafeBufferPointer<Float>) throws(ModelFileError) {
+            guard v.count == k.count * vecSize else {
+                throw .invalidShape(table: table, reason: "\(v.count) floats are not \(k.count) keys × vec size \(vecSize)")
+            }
+            guard let kb = k.baseAddress, let vb = v.baseAddress else { return }
+            try keys.write(kb, count: k.count * 8)
+            try vectors.write(vb, count: v.count * 4)
+        }
+
+        /// Flushes the files and opens the result.
+        public func finish() throws(ModelFileError) -> SparseModelFolder {
+            try keys.sync()
+            try vectors.sync()
+            return try SparseModelFolder(path: path, table: table, vecSize: vecSize)
+        }
+    }
+}
+
+/// A failure while reading a folder in chunks: of the files, or of the caller's body.
+public enum ReadError<BodyError: Error>: Error {
+    /// The files could not be read, or a key did not fit.
+    case file(ModelFileError)
+    /// The body threw.
+    case body(BodyError)
+}

@@ -1,0 +1,85 @@
+/// One tier of the hierarchy below the cache: a store of embedding tables.
+///
+/// A store knows nothing of the tiers above or below it. Every operation is a
+/// batch: one call per tier per request, never one per key.
+///
+/// Thread safety: every method may be called concurrently with every other.
+public protocol EmbeddingStore: AnyObject, Sendable {
+    /// A short name for logs and statistics, such as `hash_map`.
+    var kind: String { get }
+
+    /// Creates (or returns the existing) table `tag` holding `members` member
+    /// tables of vectors of `vecSize` floats, sized for about `expectedKeys` keys.
+    /// - Throws: `StoreError.layoutMismatch` if the table exists with another layout.
+    func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable
+
+    /// The table `tag`, or nil.
+    func table(_ tag: String) -> (any EmbeddingStoreTable)?
+
+    /// The tags of all tables, sorted.
+    var tableTags: [String] { get }
+}
+
+/// One table of a store. A fused table holds several member tables whose keys
+/// are kept apart: a key of member 0 never answers a lookup of member 1.
+///
+/// Thread safety: lookups, inserts and erases may run concurrently.
+public protocol EmbeddingStoreTable: AnyObject, Sendable {
+    /// The table's tag, `hps_et.<model>.<table>`.
+    var tag: String { get }
+    /// Floats per vector.
+    var vecSize: Int { get }
+    /// The number of member tables.
+    var memberCount: Int { get }
+    /// The number of keys held, all members together.
+    var count: Int { get }
+
+    /// Looks up every key of every run.
+    ///
+    /// - Parameters:
+    ///   - runs: the keys and their output rows (see `LookupRun`).
+    ///   - defaults: one value per member; a missing key's output row is filled
+    ///     with its member's value. Nil leaves missing rows untouched.
+    ///   - missed: room for as many indices as there are keys in all runs, or nil;
+    ///     receives the flat index (counting across runs in order) of each
+    ///     missing key, ascending.
+    ///   - parallelism: threads this call may use.
+    /// - Returns: the number of missing keys.
+    func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
+                missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int
+
+    /// Inserts or replaces `keys.count` vectors of `member`.
+    /// - Parameters:
+    ///   - keys: (n) keys; a key repeated in the batch keeps its last vector.
+    ///   - vectors: (n × vecSize) floats, row i for `keys[i]`.
+    /// - Returns: how many keys were new, and how many replaced an existing vector.
+    @discardableResult
+    func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+                parallelism: Int) throws(StoreError) -> InsertCounts
+
+    /// Erases keys of `member`; keys not present are ignored.
+    /// - Returns: the number of keys erased.
+    @discardableResult
+    func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int
+}
+
+/// What an insert did.
+public struct InsertCounts: Sendable, Equatable {
+    /// Keys that were not in the table.
+    public var inserted: Int
+    /// Keys whose vector was replaced (including repeats within the batch).
+    public var replaced: Int
+    /// Keys evicted to stay under the overflow margin.
+    public var evicted: Int
+
+    /// Creates counts.
+    public init(inserted: Int = 0, replaced: Int = 0, evicted: Int = 0) {
+        self.inserted = inserted
+        self.replaced = replaced
+        self.evicted = evicted
+    }
+
+    static func + (a: InsertCounts, b: InsertCounts) -> InsertCounts {
+        InsertCounts(inserted: a.inserted + b.inserted, replaced: a.replaced + b.replaced, evicted: a.evicted + b.evicted)
+    }
+}

@@ -1,0 +1,64 @@
+import Synchronization
+
+/// The in-process volatile store (`hash_map` and `parallel_hash_map`): tables
+/// of partitioned hash maps in this process's memory.
+///
+/// Thread safety: all methods may be called concurrently.
+public final class HashMapStore: EmbeddingStore, @unchecked Sendable {
+    /// `hash_map`.
+    public let kind = "hash_map"
+    /// Partitions per table.
+    public let partitionCount: Int
+    let overflow: OverflowSettings
+    private let tables = Mutex<[String: HashMapTable]>([:])
+
+    /// Creates an empty store.
+    /// - Parameters:
+    ///   - partitions: `num_partitions`, at least 1.
+    ///   - overflowMargin: keys per partition before eviction (`overflow_margin`).
+    ///   - overflowPolicy: which keys are evicted first.
+    ///   - overflowResolutionTarget: the fraction of the margin kept after an eviction.
+    public init(partitions: Int, overflowMargin: UInt64 = .max, overflowPolicy: OverflowPolicy = .evictRandom,
+                overflowResolutionTarget: Double = 0.8) {
+        partitionCount = max(1, partitions)
+        overflow = OverflowSettings(margin: overflowMargin >= UInt64(Int.max) ? .max : Int(overflowMargin),
+                                    policy: overflowPolicy, resolutionTarget: overflowResolutionTarget)
+    }
+
+    /// Creates a store from the `volatile_db` section of a configuration.
+    public convenience init(_ configuration: VolatileDatabaseConfiguration) {
+        self.init(partitions: configuration.numPartitions, overflowMargin: configuration.overflowMargin,
+                  overflowPolicy: configuration.overflowPolicy,
+                  overflowResolutionTarget: configuration.overflowResolutionTarget)
+    }
+
+    public func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable {
+        try hashMapTable(tag, vecSize: vecSize, members: members, expectedKeys: expectedKeys)
+    }
+
+    /// `createTable` with the concrete type, for callers that want its extras.
+    public func hashMapTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> HashMapTable {
+        let result: Result<HashMapTable, StoreError> = tables.withLock { tables in
+            if let existing = tables[tag] {
+                guard existing.vecSize == vecSize && existing.memberCount == members else {
+                    return .failure(.layoutMismatch(table: tag, vecSize: existing.vecSize, members: existing.memberCount,
+                                                    requestedVecSize: vecSize, requestedMembers: members))
+                }
+                return .success(existing)
+            }
+            let table = HashMapTable(tag: tag, vecSize: vecSize, members: members, partitions: partitionCount,
+                                     expectedKeys: expectedKeys, overflow: overflow)
+            tables[tag] = table
+            return .success(table)
+        }
+        return try result.get()
+    }
+
+    public func table(_ tag: String) -> (any EmbeddingStoreTable)? {
+        tables.withLock { $0[tag] }
+    }
+
+    public var tableTags: [String] {
+        tables.withLock { $0.keys.sorted() }
+    }
+}

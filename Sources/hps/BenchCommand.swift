@@ -1,0 +1,135 @@
+import ArgumentParser
+import Glibc
+import HPS
+
+/// `hps bench`: the CPU benchmarks, each against memcpy of the same bytes in the same run.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure lookups against memcpy of the same bytes, loading speed, and memory per key."
+    )
+
+    @Option(help: "Timed runs per measurement (the median is reported).")
+    var runs = 21
+    @Option(help: "Keys of the large table (1M random lookups are made from it).")
+    var tableKeys = 4_000_000
+    @Option(help: "Random lookups from the large table.")
+    var lookups = 1_000_000
+    @Option(help: "Keys of each table whose load time and memory are measured (vec sizes 1, 16, 128).")
+    var loadKeys = 4_000_000
+    @Flag(help: "Skip the load and memory measurements.")
+    var skipLoad = false
+    @Flag(help: "Print the results as Markdown table rows.")
+    var markdown = false
+    @Option(help: .hidden)
+    var probeLoad: String?
+    @Option(help: .hidden)
+    var probeThreads = 1
+
+    func run() throws {
+        try reportingErrors {
+            if let probeLoad {
+                let result = try LoadBenchmark.load(path: probeLoad, threads: probeThreads)
+                print("\(result.keys) \(result.vecSize) \(result.fileBytes) \(result.seconds) \(result.overheadBytesPerKey)")
+                return
+            }
+            let cores = availableCores
+            let threadCounts = cores > 1 ? [1, cores] : [1]
+            var rows: [LookupBenchmark.Row] = []
+            for threads in threadCounts {
+                rows += try LookupBenchmark.seedBatch(model: SeedModel(), threads: threads, runs: runs * 5)
+            }
+            let (table, keys) = try LookupBenchmark.randomTable(keys: tableKeys, dim: 128, threads: cores)
+            for threads in threadCounts {
+                rows += LookupBenchmark.randomLookups(table: table, tableKeys: keys, lookups: lookups, threads: threads, runs: runs)
+            }
+            print(markdown ? "| measurement | threads | median | × memcpy of the same bytes | lookups/s |" : "lookups against memcpy of the same bytes (median of \(runs)+ runs)")
+            if markdown { print("| --- | --- | --- | --- | --- |") }
+            for row in rows {
+                let rate = row.keys > 0 ? format(Double(row.keys) / row.seconds / 1e6, 1) + " M" : "-"
+                if markdown {
+                    print("| \(row.name) | \(row.threads) | \(format(row.seconds * 1e3, 3)) ms | \(format(row.ratio, 2)) | \(rate) |")
+                } else {
+                    print("  \(row.name), \(row.threads) thread(s): \(format(row.seconds * 1e3, 3)) ms, \(format(row.ratio, 2))× memcpy, \(rate) lookups/s")
+                }
+            }
+            if !skipLoad { try loadAndMemory(cores: cores) }
+        }
+    }
+
+    /// Loads tables of vec size 1, 16 and 128, each in a fresh process so
+    /// that its resident memory is the store's alone.
+    func loadAndMemory(cores: Int) throws {
+        let directory = try TemporaryDirectory(prefix: "hps-bench-load")
+        defer { directory.remove() }
+        if markdown {
+            print("\n| table | keys | file bytes | load seconds | GB/s | resident bytes per key beyond the vectors |")
+            print("| --- | --- | --- | --- | --- | --- |")
+        } else {
+            print("loading from the page cache (\(cores) thread(s)) and resident memory beyond the vectors")
+        }
+        for vecSize in [1, 16, 128] {
+            let path = "\(directory.path)/vec\(vecSize)"
+            try LoadBenchmark.writeTable(path: path, keys: loadKeys, vecSize: vecSize)
+            try warmPageCache(path)
+            let output = try runSelf(["bench", "--probe-load", path, "--probe-threads", String(cores)])
+            let fields = output.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
+            guard fields.count == 5 else { throw CheckFailure(reason: "the load probe printed \"\(output)\"") }
+            let gbps = fields[2] / fields[3] / 1e9
+            if markdown {
+                print("| vec size \(vecSize) | \(Int(fields[0])) | \(Int(fields[2])) | \(format(fields[3], 3)) | \(format(gbps, 2)) | \(format(fields[4], 1)) |")
+            } else {
+                print("  vec size \(vecSize): \(Int(fields[0])) keys, \(Int(fields[2])) bytes in \(format(fields[3], 3)) s = \(format(gbps, 2)) GB/s; \(format(fields[4], 1)) resident bytes per key beyond the vectors")
+            }
+            removeTreeAt(path)
+        }
+    }
+}
+
+/// Reads a folder's files once so that the next read comes from the page cache.
+func warmPageCache(_ folder: String) throws {
+    for name in ["key", "emb_vector"] {
+        let fd = open("\(folder)/\(name)", O_RDONLY)
+        guard fd >= 0 else { throw CheckFailure(reason: "cannot open \(folder)/\(name)") }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        while read(fd, buffer, 1 << 20) > 0 {}
+        buffer.deallocate()
+        close(fd)
+    }
+}
+
+/// Removes a folder's two model files and the folder.
+func removeTreeAt(_ folder: String) {
+    unlink("\(folder)/key")
+    unlink("\(folder)/emb_vector")
+    rmdir(folder)
+}
+
+/// Runs this executable with `arguments` and returns what it printed.
+func runSelf(_ arguments: [String]) throws -> String {
+    var pipeEnds: [Int32] = [0, 0]
+    guard pipe(&pipeEnds) == 0 else { throw CheckFailure(reason: "cannot create a pipe") }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
+    posix_spawn_file_actions_addclose(&actions, pipeEnds[0])
+    let argv = (["hps"] + arguments).map { strdup($0) } + [nil]
+    defer { for p in argv { free(p) } }
+    var pid = pid_t()
+    let status = posix_spawn(&pid, "/proc/self/exe", &actions, nil, argv, environ)
+    posix_spawn_file_actions_destroy(&actions)
+    close(pipeEnds[1])
+    guard status == 0 else { close(pipeEnds[0]); throw CheckFailure(reason: "cannot start a probe process: \(String(cString: strerror(status)))") }
+    var output: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = read(pipeEnds[0], &buffer, buffer.count)
+        if n <= 0 { break }
+        output += buffer[0..<n]
+    }
+    close(pipeEnds[0])
+    var exitStatus: Int32 = 0
+    waitpid(pid, &exitStatus, 0)
+    guard exitStatus == 0 else { throw CheckFailure(reason: "the probe process failed") }
+    return String(decoding: output, as: UTF8.self)
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import HPS
+
+/// `hps demo`: the seed notebook, unfused and fused.
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Reproduce the HPS table-fusion notebook: lookups → concat → Dense(1), unfused and fused."
+    )
+
+    @Option(help: "Where lookups run: auto, cpu or gpu.")
+    var device: String = "auto"
+    @Option(help: "Batches timed after one warm-up batch.")
+    var iterations = 100
+    @OptionGroup var sizes: SizeOptions
+    @Option(help: "Threads per lookup (default: all cores).")
+    var threads: Int?
+    @Option(help: "Keep the generated model in this folder instead of a temporary one.")
+    var output: String?
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let where_ = try Device.resolve(device)
+            let model = try sizes.model()
+            let temporary = output == nil ? try TemporaryDirectory(prefix: "hps-demo") : nil
+            defer { temporary?.remove() }
+            let directory = output ?? temporary!.path
+            try model.write(to: directory)
+            let demo = SeedDemo(model: model, iterations: iterations, threads: threads ?? availableCores)
+            var result = try demo.run(directory: directory)
+            result.device = where_
+            if json {
+                print(result.jsonValue.serialized())
+            } else {
+                print("HPS table fusion demo on the \(result.device): \(model.tables) tables × \(model.vocab) keys, vec size \(model.dim), batch \(model.batchSize) × \(model.keysPerSample) keys per table, \(result.threads) thread(s)")
+                for (name, timing) in [("unfused", result.unfused), ("fused", result.fused)] {
+                    print("[INFO] \(name): elapsed time for \(iterations) iterations: \(format(timing.elapsedSeconds, 4)) seconds; per batch p50 \(format(timing.p50Microseconds, 1)) µs, p99 \(format(timing.p99Microseconds, 1)) µs; lookup p50 \(format(timing.lookupP50Microseconds, 1)) µs")
+                }
+                print("speedup of fusion: \(format(result.speedup, 2))×")
+                print("predictions match: \(result.predictionsMatch); looked-up vectors match the model files: \(result.vectorsMatchFiles)")
+                if output != nil { print("model files and hps.json: \(directory)") }
+            }
+            if !result.predictionsMatch || !result.vectorsMatchFiles {
+                throw CheckFailure(reason: "fused and unfused lookups disagree with each other or with the model files")
+            }
+        }
+    }
+}
+
+/// A self-check of a command that failed.
+struct CheckFailure: Error, CustomStringConvertible {
+    var reason: String
+    var description: String { reason }
+}
+
+/// Where lookups run.
+enum Device {
+    /// Resolves `--device`: this build serves from the CPU.
+    static func resolve(_ name: String) throws -> String {
+        switch name {
+        case "cpu": return "cpu"
+        case "auto":
+            note("hps: no GPU support in this build; running on the CPU")
+            return "cpu"
+        case "gpu":
+            throw CheckFailure(reason: "--device gpu is not available: this build has no CUDA support yet (no GPU module was built); use --device cpu")
+        default:
+            throw ValidationError("--device must be auto, cpu or gpu, not \(name)")
+        }
+    }
+}
+
+/// `value` with `digits` decimals.
+func format(_ value: Double, _ digits: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let rounded = (value * scale).rounded() / scale
+    var text = String(rounded)
+    if let dot = text.firstIndex(of: ".") {
+        let decimals = text.distance(from: dot, to: text.endIndex) - 1
+        if decimals < digits { text += String(repeating: "0", count: digits - decimals) }
+    } else if digits > 0 {
+        text += "." + String(repeating: "0", count: digits)
+    }
+    return text
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import HPS
+
+/// `hps lookup`: answers one lookup from a configuration.
+struct LookupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lookup",
+        abstract: "Look up keys of one table of a model deployed by a HugeCTR HPS configuration."
+    )
+
+    @Option(help: "The HPS JSON configuration.")
+    var config: String
+    @Option(help: "The model's name.")
+    var model: String
+    @Option(help: "The table's name or index.")
+    var table: String
+    @Option(help: "Comma-separated keys, e.g. 1,2,3.")
+    var keys: String
+    @Flag(help: "Print one JSON object with `vectors`, one array per key.")
+    var json = false
+    @Flag(help: "Also print which tier answered how many keys.")
+    var stats = false
+
+    func run() throws {
+        try reportingErrors {
+            let keys = try Self.parseKeys(self.keys)
+            let configuration = try HPSConfiguration.load(path: config)
+            let server = try HierarchicalParameterServer(configuration: configuration)
+            for warning in server.warnings { note("hps: warning: \(warning)") }
+            let session = try server.session(model: model)
+            let table = try session.tableIndex(self.table)
+            let vecSize = session.model.vecSizes[table]
+            let vectors = try session.lookup(table: table, keys: keys)
+            let counts = session.statistics.totals
+            if json {
+                var fields: [(String, JSONValue)] = [
+                    ("model", .string(model)),
+                    ("table", .string(session.model.tableNames[table])),
+                    ("keys", .array(keys.map { .integer($0) })),
+                    ("vectors", .array((0..<keys.count).map { i in
+                        .array(vectors[(i * vecSize)..<((i + 1) * vecSize)].map { .double(Double($0)) })
+                    })),
+                ]
+                if stats {
+                    fields.append(("stats", .object(JSONObject([
+                        ("keys", .integer(Int64(counts.keys))),
+                        ("volatile_hits", .integer(Int64(counts.tierHits.first ?? 0))),
+                        ("defaults", .integer(Int64(counts.defaults))),
+                    ]))))
+                }
+                print(JSONValue.object(JSONObject(fields)).serialized())
+            } else {
+                for (i, key) in keys.enumerated() {
+                    let row = vectors[(i * vecSize)..<((i + 1) * vecSize)].map { String($0) }.joined(separator: " ")
+                    print("\(key): \(row)")
+                }
+                if stats {
+                    print("keys \(counts.keys), found in the volatile store \(counts.tierHits.first ?? 0), default value \(counts.defaults)")
+                }
+            }
+        }
+    }
+
+    /// Parses `1,2,3`.
+    static func parseKeys(_ text: String) throws -> [Int64] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        return try parts.map { part in
+            let trimmed = part.trimmingCharacters(in: " ")
+            guard let key = Int64(trimmed) else {
+                throw ValidationError("--keys must be comma-separated integers, but \"\(trimmed)\" is not one")
+            }
+            return key
+        }
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: Character) -> Substring {
+        var s = self
+        while s.first == set { s = s.dropFirst() }
+        while s.last == set { s = s.dropLast() }
+        return s
+    }
+}
