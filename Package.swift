@@ -40,7 +40,8 @@ let package = Package(
         ),
         .testTarget(
             name: "HPSTests",
-            dependencies: ["HPS"],
+            // The CLI tests run the built `hps` binary, so it must be built with them.
+            dependencies: ["HPS", "hps"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,6 +1,7 @@
 #ifndef CHPS_SUPPORT_H
 #define CHPS_SUPPORT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /// Asks the CPU to start loading the cache line at `address` for reading.
@@ -9,5 +10,9 @@
 static inline void hps_prefetch(const void *address) {
     __builtin_prefetch(address, 0, 3);
 }
+
+/// Linux's mremap with MREMAP_MAYMOVE, which Glibc declares only under
+/// _GNU_SOURCE: grows a mapping without copying its pages.
+void *hps_mremap_maymove(void *address, size_t old_size, size_t new_size);
 
 #endif

@@ -3,10 +3,11 @@ import Glibc
 /// One partition of a `HashMapTable`: an open-addressing index from
 /// (member, key) to a row of a contiguous vector arena.
 ///
-/// Layout (why): the index is two parallel arrays, keys (8 bytes) and refs
-/// (4 bytes), filled up to 7/8, so a loaded table costs about 14 bytes per key
+/// Layout (why): the index is an array of 64-byte buckets of five slots, five
+/// keys (8 bytes each) then five refs (4 bytes each), so that a probe reads
+/// one cache line, and a table filled to 7/8 costs about 15 bytes per key
 /// beyond its vectors. A ref is `((member << rowBits) | row) + 1`, 0 meaning
-/// an empty slot, so a probe reads one key line and one ref line. Vectors live
+/// an empty slot. Slots are numbered bucket × 5 + position and probed linearly. Vectors live
 /// in one arena per partition, allocated with malloc so that capacity not yet
 /// used costs no resident memory and growth is a remap, not a copy.
 ///
@@ -18,8 +19,9 @@ final class HashMapPartition: @unchecked Sendable {
     let rowBits: Int
     let maxRows: Int
 
-    private(set) var slotKeys: UnsafeMutablePointer<Int64>
-    private(set) var slotRefs: UnsafeMutablePointer<UInt32>
+    /// `capacity / 5` buckets of 64 bytes.
+    private(set) var buckets: UnsafeMutableRawPointer
+    /// Slots: five per bucket.
     private(set) var capacity: Int
     private(set) var count = 0
 
@@ -41,37 +43,56 @@ final class HashMapPartition: @unchecked Sendable {
         self.maxRows = (1 << rowBits) - 2
         let rows = max(16, expectedKeys)
         capacity = Self.capacity(for: rows)
-        slotKeys = Self.allocateZeroed(Int64.self, capacity)
-        slotRefs = Self.allocateZeroed(UInt32.self, capacity)
+        buckets = LargeAllocation.allocate(bytes: capacity / 5 * 64)
         rowCapacity = rows
         vectors = Self.allocateZeroed(Float.self, rows * vecSize)
         stamps = trackAccess ? Self.allocateZeroed(UInt32.self, rows) : nil
     }
 
     deinit {
-        free(slotKeys)
-        free(slotRefs)
-        free(vectors)
-        free(stamps)
+        LargeAllocation.release(buckets, bytes: capacity / 5 * 64)
+        LargeAllocation.release(vectors, bytes: rowCapacity * vecSize * 4)
+        if let stamps { LargeAllocation.release(stamps, bytes: rowCapacity * 4) }
     }
 
-    /// The number of slots that holds `keys` keys at just under the maximum load.
+    /// The number of slots (a multiple of 5) that holds `keys` keys at just under the maximum load.
     static func capacity(for keys: Int) -> Int {
-        max(16, (keys * maxLoadDenominator + maxLoadNumerator - 1) / maxLoadNumerator + 1)
+        let slots = max(20, (keys * maxLoadDenominator + maxLoadNumerator - 1) / maxLoadNumerator + 1)
+        return (slots + 4) / 5 * 5
+    }
+
+    /// The key of a slot.
+    @inline(__always)
+    static func key(_ buckets: UnsafeMutableRawPointer, _ slot: Int) -> UnsafeMutablePointer<Int64> {
+        let bucket = slot / 5
+        return (buckets + (bucket &* 64 &+ (slot &- bucket &* 5) &* 8)).assumingMemoryBound(to: Int64.self)
+    }
+
+    /// The ref of a slot.
+    @inline(__always)
+    static func ref(_ buckets: UnsafeMutableRawPointer, _ slot: Int) -> UnsafeMutablePointer<UInt32> {
+        let bucket = slot / 5
+        return (buckets + (bucket &* 64 &+ 40 &+ (slot &- bucket &* 5) &* 4)).assumingMemoryBound(to: UInt32.self)
+    }
+
+    @inline(__always) private func slotKey(_ slot: Int) -> Int64 { Self.key(buckets, slot).pointee }
+    @inline(__always) private func slotRef(_ slot: Int) -> UInt32 { Self.ref(buckets, slot).pointee }
+    @inline(__always) private func setSlot(_ slot: Int, key: Int64, ref: UInt32) {
+        Self.key(buckets, slot).pointee = key
+        Self.ref(buckets, slot).pointee = ref
     }
 
     private static func allocateZeroed<T>(_: T.Type, _ n: Int) -> UnsafeMutablePointer<T> {
-        guard let raw = calloc(max(1, n), MemoryLayout<T>.stride) else {
-            fatalError("out of memory allocating \(n) × \(MemoryLayout<T>.stride) bytes")
-        }
-        return raw.assumingMemoryBound(to: T.self)
+        LargeAllocation.allocate(bytes: n * MemoryLayout<T>.stride).bindMemory(to: T.self, capacity: n)
     }
 
-    private static func reallocate<T>(_ p: UnsafeMutablePointer<T>, _ n: Int) -> UnsafeMutablePointer<T> {
-        guard let raw = realloc(p, max(1, n) * MemoryLayout<T>.stride) else {
-            fatalError("out of memory growing to \(n) × \(MemoryLayout<T>.stride) bytes")
-        }
-        return raw.assumingMemoryBound(to: T.self)
+    private static func reallocate<T>(_ p: UnsafeMutablePointer<T>, from old: Int, to new: Int) -> UnsafeMutablePointer<T> {
+        LargeAllocation.reallocate(UnsafeMutableRawPointer(p), from: old * MemoryLayout<T>.stride,
+                                   to: new * MemoryLayout<T>.stride).bindMemory(to: T.self, capacity: new)
+    }
+
+    private static func release<T>(_ p: UnsafeMutablePointer<T>, _ n: Int) {
+        LargeAllocation.release(UnsafeMutableRawPointer(p), bytes: n * MemoryLayout<T>.stride)
     }
 
     /// The ref of (member, row) as stored in a slot.
@@ -97,9 +118,9 @@ final class HashMapPartition: @unchecked Sendable {
     func find(_ key: Int64, member: Int, hash: UInt64) -> Int? {
         var slot = KeyHash.slot(hash, capacity: capacity)
         while true {
-            let ref = slotRefs[slot]
+            let ref = slotRef(slot)
             if ref == 0 { return nil }
-            if slotKeys[slot] == key && self.member(of: ref) == member { return slot }
+            if slotKey(slot) == key && self.member(of: ref) == member { return slot }
             slot &+= 1
             if slot == capacity { slot = 0 }
         }
@@ -108,14 +129,14 @@ final class HashMapPartition: @unchecked Sendable {
     /// The vector of the row a slot refers to.
     @inline(__always)
     func vector(atSlot slot: Int) -> UnsafeMutablePointer<Float> {
-        vectors + row(of: slotRefs[slot]) &* vecSize
+        vectors + row(of: slotRef(slot)) &* vecSize
     }
 
     /// Inserts or replaces the vector of (member, key).
     /// - Returns: true if the key was new.
     func upsert(_ key: Int64, member: Int, hash: UInt64, vector: UnsafePointer<Float>, stamp: UInt32) throws(StoreError) -> Bool {
         if let slot = find(key, member: member, hash: hash) {
-            let row = self.row(of: slotRefs[slot])
+            let row = self.row(of: slotRef(slot))
             (vectors + row * vecSize).update(from: vector, count: vecSize)
             stamps?[row] = stamp
             return false
@@ -141,17 +162,16 @@ final class HashMapPartition: @unchecked Sendable {
 
     private func place(_ key: Int64, ref: UInt32, hash: UInt64) {
         var slot = KeyHash.slot(hash, capacity: capacity)
-        while slotRefs[slot] != 0 {
+        while slotRef(slot) != 0 {
             slot &+= 1
             if slot == capacity { slot = 0 }
         }
-        slotKeys[slot] = key
-        slotRefs[slot] = ref
+        setSlot(slot, key: key, ref: ref)
     }
 
     private func growRows(to rows: Int) {
-        vectors = Self.reallocate(vectors, rows * vecSize)
-        if let s = stamps { stamps = Self.reallocate(s, rows) }
+        vectors = Self.reallocate(vectors, from: rowCapacity * vecSize, to: rows * vecSize)
+        if let s = stamps { stamps = Self.reallocate(s, from: rowCapacity, to: rows) }
         rowCapacity = rows
     }
 
@@ -166,16 +186,17 @@ final class HashMapPartition: @unchecked Sendable {
     }
 
     private func rehash(capacity newCapacity: Int) {
-        let oldKeys = slotKeys, oldRefs = slotRefs, oldCapacity = capacity
-        slotKeys = Self.allocateZeroed(Int64.self, newCapacity)
-        slotRefs = Self.allocateZeroed(UInt32.self, newCapacity)
-        capacity = newCapacity
-        for slot in 0..<oldCapacity where oldRefs[slot] != 0 {
-            let key = oldKeys[slot], ref = oldRefs[slot]
-            place(key, ref: ref, hash: KeyHash.hash(key, member: member(of: ref)))
+        let old = buckets, oldCapacity = capacity
+        capacity = (newCapacity + 4) / 5 * 5
+        buckets = LargeAllocation.allocate(bytes: capacity / 5 * 64)
+        for slot in 0..<oldCapacity {
+            let ref = Self.ref(old, slot).pointee
+            if ref != 0 {
+                let key = Self.key(old, slot).pointee
+                place(key, ref: ref, hash: KeyHash.hash(key, member: member(of: ref)))
+            }
         }
-        free(oldKeys)
-        free(oldRefs)
+        LargeAllocation.release(old, bytes: oldCapacity / 5 * 64)
     }
 
     /// Erases (member, key).
@@ -189,24 +210,23 @@ final class HashMapPartition: @unchecked Sendable {
     /// Empties a slot, frees its row and shifts later entries of its cluster
     /// back (no tombstones, so probes stay short after erases).
     private func removeSlot(_ slot: Int) {
-        freeRows.append(UInt32(row(of: slotRefs[slot])))
+        freeRows.append(UInt32(row(of: slotRef(slot))))
         var hole = slot
         var next = slot
         while true {
             next &+= 1
             if next == capacity { next = 0 }
-            let ref = slotRefs[next]
+            let ref = slotRef(next)
             if ref == 0 { break }
-            let home = KeyHash.slot(KeyHash.hash(slotKeys[next], member: member(of: ref)), capacity: capacity)
+            let home = KeyHash.slot(KeyHash.hash(slotKey(next), member: member(of: ref)), capacity: capacity)
             // Move `next` into the hole unless its home lies cyclically in (hole, next].
             let homeInRange = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next)
             if !homeInRange {
-                slotKeys[hole] = slotKeys[next]
-                slotRefs[hole] = ref
+                setSlot(hole, key: slotKey(next), ref: ref)
                 hole = next
             }
         }
-        slotRefs[hole] = 0
+        Self.ref(buckets, hole).pointee = 0
         count -= 1
     }
 
@@ -220,7 +240,7 @@ final class HashMapPartition: @unchecked Sendable {
             var chosen = 0
             while chosen < excess {
                 let slot = Int(random.next() % UInt64(capacity))
-                if slotRefs[slot] != 0 && !victims[slot] {
+                if slotRef(slot) != 0 && !victims[slot] {
                     victims[slot] = true
                     chosen += 1
                 }
@@ -229,39 +249,39 @@ final class HashMapPartition: @unchecked Sendable {
             // The excess smallest stamps (oldest epoch, or fewest uses) go.
             var order: [(stamp: UInt32, slot: Int)] = []
             order.reserveCapacity(count)
-            for slot in 0..<capacity where slotRefs[slot] != 0 {
-                order.append((stamps[row(of: slotRefs[slot])], slot))
+            for slot in 0..<capacity where slotRef(slot) != 0 {
+                order.append((stamps[row(of: slotRef(slot))], slot))
             }
             order.sort { $0.stamp < $1.stamp || ($0.stamp == $1.stamp && $0.slot < $1.slot) }
             for i in 0..<excess { victims[order[i].slot] = true }
         }
         // Rebuild the index without the victims; their rows join the free list.
-        let oldKeys = slotKeys, oldRefs = slotRefs
-        slotKeys = Self.allocateZeroed(Int64.self, capacity)
-        slotRefs = Self.allocateZeroed(UInt32.self, capacity)
-        for slot in 0..<capacity where oldRefs[slot] != 0 {
+        let old = buckets
+        buckets = LargeAllocation.allocate(bytes: capacity / 5 * 64)
+        for slot in 0..<capacity {
+            let ref = Self.ref(old, slot).pointee
+            guard ref != 0 else { continue }
             if victims[slot] {
-                freeRows.append(UInt32(row(of: oldRefs[slot])))
+                freeRows.append(UInt32(row(of: ref)))
             } else {
-                let key = oldKeys[slot], ref = oldRefs[slot]
+                let key = Self.key(old, slot).pointee
                 place(key, ref: ref, hash: KeyHash.hash(key, member: member(of: ref)))
             }
         }
-        free(oldKeys)
-        free(oldRefs)
+        LargeAllocation.release(old, bytes: capacity / 5 * 64)
         count -= excess
         return excess
     }
 
     /// Calls `body` with (member, key, vector) for every entry.
     func forEach(_ body: (Int, Int64, UnsafePointer<Float>) -> Void) {
-        for slot in 0..<capacity where slotRefs[slot] != 0 {
-            body(member(of: slotRefs[slot]), slotKeys[slot], vector(atSlot: slot))
+        for slot in 0..<capacity where slotRef(slot) != 0 {
+            body(member(of: slotRef(slot)), slotKey(slot), vector(atSlot: slot))
         }
     }
 
     /// Bytes allocated for this partition beyond the vectors of its keys.
     var overheadBytes: Int {
-        capacity * 12 + (rowCapacity - count) * vecSize * 4 + (stamps == nil ? 0 : rowCapacity * 4) + freeRows.capacity * 4
+        capacity / 5 * 64 + (rowCapacity - count) * vecSize * 4 + (stamps == nil ? 0 : rowCapacity * 4) + freeRows.capacity * 4
     }
 }

@@ -1,0 +1,81 @@
+import Testing
+
+@testable import HPS
+
+struct BackendAvailabilityTests {
+    /// Starts a server on a one-table configuration with `section` added at the top level.
+    private func startError(_ key: String, _ section: [(String, JSONValue)]) throws -> StoreError? {
+        let directory = try TemporaryDirectory(prefix: "hps-backend")
+        defer { directory.remove() }
+        try RandomTable(count: 10, vecSize: 2, seed: 1).write(to: joinPath(directory.path, "t0"))
+        let json = TestConfiguration.json(tables: [TableSpec(name: "t0", folder: "t0", vecSize: 2)],
+                                          extra: [(key, .object(JSONObject(section)))])
+        return #expect(throws: StoreError.self) { try TestConfiguration.server(json, in: directory.path) }
+    }
+
+    @Test("volatile backends not built yet are refused with their JSON path",
+          arguments: ["redis_cluster", "multi_process_hash_map"])
+    func volatileBackends(type: String) throws {
+        let error = try startError("volatile_db", [("type", .string(type))])
+        guard case let .backendUnavailable(path, found, _) = error else {
+            Issue.record("expected backendUnavailable, got \(String(describing: error))")
+            return
+        }
+        #expect(path == "volatile_db.type")
+        #expect(found == type)
+        let text = error?.description ?? ""
+        #expect(text.contains("not available in this build"))
+        #expect(text.contains("volatile_db.type"))
+        #expect(text.contains(type))
+    }
+
+    @Test("persistent backends not built yet are refused with their JSON path", arguments: ["rocks_db", "mapped"])
+    func persistentBackends(type: String) throws {
+        let error = try startError("persistent_db", [("type", .string(type))])
+        guard case let .backendUnavailable(path, found, _) = error else {
+            Issue.record("expected backendUnavailable, got \(String(describing: error))")
+            return
+        }
+        #expect(path == "persistent_db.type")
+        #expect(found == type)
+        #expect(error?.description.contains("not available in this build") == true)
+        #expect(error?.description.contains("persistent_db.type") == true)
+    }
+
+    @Test("the Kafka update source is refused with its JSON path")
+    func kafkaUpdateSource() throws {
+        let error = try startError("update_source", [("type", .string("kafka_message_queue"))])
+        guard case let .backendUnavailable(path, found, _) = error else {
+            Issue.record("expected backendUnavailable, got \(String(describing: error))")
+            return
+        }
+        #expect(path == "update_source.type")
+        #expect(found == "kafka_message_queue")
+        #expect(error?.description.contains("not available in this build") == true)
+        #expect(error?.description.contains("update_source.type") == true)
+    }
+
+    @Test("a disabled volatile tier with no persistent tier is refused")
+    func disabledVolatileTier() throws {
+        let error = try startError("volatile_db", [("type", .string("disabled"))])
+        guard case let .backendUnavailable(path, _, _) = error else {
+            Issue.record("expected backendUnavailable, got \(String(describing: error))")
+            return
+        }
+        #expect(path == "volatile_db.type")
+    }
+
+    @Test("hash_map and parallel_hash_map both serve", arguments: ["hash_map", "parallel_hash_map"])
+    func hashMapsServe(type: String) throws {
+        let directory = try TemporaryDirectory(prefix: "hps-backend")
+        defer { directory.remove() }
+        let table = RandomTable(count: 10, vecSize: 2, seed: 2)
+        try table.write(to: joinPath(directory.path, "t0"))
+        let json = TestConfiguration.json(tables: [TableSpec(name: "t0", folder: "t0", vecSize: 2)],
+                                          extra: [("volatile_db", .object(JSONObject([("type", .string(type)),
+                                                                                     ("num_partitions", .integer(3))])))])
+        let server = try TestConfiguration.server(json, in: directory.path)
+        #expect(server.volatileStore?.kind == "hash_map")
+        #expect(try server.session(model: "m").lookup(table: 0, keys: table.keys) == table.vectors)
+    }
+}
