@@ -41,7 +41,7 @@ public struct SeedModel: Sendable, Equatable {
                               ("keys-per-sample", keysPerSample)] where value < 1 {
             throw .shape(reason: "--\(name) must be at least 1, not \(value)")
         }
-        if keyType == .int32 && Int64(tables) * Int64(vocab) > Int64(UInt32.max) {
+        if keyType == .int32 && Int64(tables) * Int64(vocab) - 1 > Int64(UInt32.max) {
             throw .shape(reason: "--tables \(tables) × --vocab \(vocab) keys do not fit in 32 bits; use --key-type int64")
         }
     }

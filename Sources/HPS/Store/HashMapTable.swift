@@ -43,7 +43,10 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
             HashMapPartition(vecSize: vecSize, memberBits: memberBits, expectedKeys: perPartition,
                              trackAccess: overflow.tracksAccess)
         }
-        evictionRandom = Mutex(SplitMix64(seed: UInt64(truncatingIfNeeded: tag.hashValue)))
+        // A fixed hash of the tag (FNV-1a), so random eviction repeats from run to run.
+        var seed: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in tag.utf8 { seed = (seed ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        evictionRandom = Mutex(SplitMix64(seed: seed))
     }
 
     /// Keys expected in the fullest partition: the mean plus four standard deviations.
@@ -279,7 +282,9 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
                 do {
                     for j in starts[p]..<starts[p + 1] {
                         let i = Int(order[j])
-                        if partition.count >= overflow.margin {
+                        // Only a new key can overflow the partition; replacing a vector cannot.
+                        if partition.count >= overflow.margin
+                            && partition.find(keyBase[i], member: member, hash: hashes[i]) == nil {
                             counts.evicted += evict(partition)
                         }
                         if try partition.upsert(keyBase[i], member: member, hash: hashes[i],
