@@ -63,9 +63,12 @@ public struct SparseModelFolder: Sendable {
             keys = try FileDescriptor(reading: keyPath)
             vectors = try FileDescriptor(reading: vectorPath)
         } catch { throw .file(error) }
-        let keyBuffer = UnsafeMutableBufferPointer<Int64>.allocate(capacity: max(1, min(chunk, keyCount)))
-        let vectorBuffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, min(chunk, keyCount) * vecSize))
-        defer { keyBuffer.deallocate(); vectorBuffer.deallocate() }
+        // Mapped scratch buffers, so that loading leaves no resident heap behind.
+        let keyBytes = max(1, min(chunk, keyCount)) * 8, vectorBytes = max(1, min(chunk, keyCount) * vecSize) * 4
+        let keyRaw = LargeAllocation.allocate(bytes: keyBytes), vectorRaw = LargeAllocation.allocate(bytes: vectorBytes)
+        defer { LargeAllocation.release(keyRaw, bytes: keyBytes); LargeAllocation.release(vectorRaw, bytes: vectorBytes) }
+        let keyBuffer = UnsafeMutableBufferPointer(start: keyRaw.bindMemory(to: Int64.self, capacity: keyBytes / 8), count: keyBytes / 8)
+        let vectorBuffer = UnsafeMutableBufferPointer(start: vectorRaw.bindMemory(to: Float.self, capacity: vectorBytes / 4), count: vectorBytes / 4)
         var start = 0
         while start < keyCount {
             let n = min(chunk, keyCount - start)

@@ -251,12 +251,25 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
             throw .vectorCount(table: tag, keys: keys.count, vecSize: vecSize, floats: vectors.count)
         }
         guard let keyBase = keys.baseAddress, let vectorBase = vectors.baseAddress, !keys.isEmpty else { return InsertCounts() }
-        // Counting sort of the batch by partition, so each lock is taken once.
-        let n = keys.count, pc = partitions.count
+        let n = keys.count
+        let failure = Mutex<StoreError?>(nil)
+        let total = LargeAllocation.withScratch(Int32.self, count: n) { order in
+            LargeAllocation.withScratch(UInt64.self, count: n) { hashes in
+                insertBatch(member: member, keys: keyBase, vectors: vectorBase, count: n, order: order, hashes: hashes,
+                            parallelism: parallelism, failure: failure)
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+        return total
+    }
+
+    /// Inserts a batch sorted by partition (a counting sort into `order`), so
+    /// that each partition's lock is taken once and partitions fill in parallel.
+    private func insertBatch(member: Int, keys keyBase: UnsafePointer<Int64>, vectors vectorBase: UnsafePointer<Float>,
+                             count n: Int, order: UnsafeMutableBufferPointer<Int32>, hashes: UnsafeMutableBufferPointer<UInt64>,
+                             parallelism: Int, failure: borrowing Mutex<StoreError?>) -> InsertCounts {
+        let pc = partitions.count
         var starts = [Int](repeating: 0, count: pc + 1)
-        let order = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)
-        let hashes = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: n)
-        defer { order.deallocate(); hashes.deallocate() }
         for i in 0..<n {
             let h = KeyHash.hash(keyBase[i], member: member)
             hashes[i] = h
@@ -271,7 +284,6 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
         }
         let stamp = epoch.load(ordering: .relaxed)
         let results = UnsafeMutableBufferPointer<InsertCounts>.allocate(capacity: pc)
-        let failure = Mutex<StoreError?>(nil)
         defer { results.deallocate() }
         parallelChunks(count: pc, parallelism: parallelism, minimumChunk: 1) { range in
             for p in range {
@@ -295,13 +307,12 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
                         }
                     }
                 } catch {
-                    failure.withLock { $0 = .partitionFull(table: tag, rows: partition.maxRows) }
+                    failure.withLock { $0 = StoreError.partitionFull(table: tag, rows: partition.maxRows) }
                 }
                 partition.lock.unlock()
                 results[p] = counts
             }
         }
-        if let error = failure.withLock({ $0 }) { throw error }
         return results.reduce(InsertCounts(), +)
     }
 

@@ -47,6 +47,16 @@ enum LargeAllocation {
         if bytes < mapThreshold { free(p) } else { munmap(p, roundUp(bytes)) }
     }
 
+    /// Runs `body` with a scratch buffer of `count` elements that is returned
+    /// to the system afterwards, so that a large batch leaves no resident heap behind.
+    static func withScratch<T, R, E: Error>(_: T.Type, count: Int,
+                                            _ body: (UnsafeMutableBufferPointer<T>) throws(E) -> R) throws(E) -> R {
+        let bytes = max(1, count) * MemoryLayout<T>.stride
+        let raw = allocate(bytes: bytes)
+        defer { release(raw, bytes: bytes) }
+        return try body(UnsafeMutableBufferPointer(start: raw.bindMemory(to: T.self, capacity: max(1, count)), count: count))
+    }
+
     private static func roundUp(_ bytes: Int) -> Int {
         let page = 4096
         return (bytes + page - 1) / page * page
