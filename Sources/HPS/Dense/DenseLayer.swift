@@ -35,16 +35,20 @@ public struct DenseLayer: Sendable, Equatable {
             for s in 0..<batch {
                 let row = input.baseAddress! + s * features
                 let rowRaw = UnsafeRawPointer(row)
-                // Sixteen lanes in a fixed order, so every run sums identically.
-                var acc = SIMD16<Float>(repeating: 0)
+                // Two eight-lane accumulators in a fixed order, so every run sums identically.
+                var a0 = SIMD8<Float>(repeating: 0), a1 = SIMD8<Float>(repeating: 0)
                 var i = 0
                 while i < vectorized {
-                    let x = rowRaw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
-                    let y = wRaw.loadUnaligned(fromByteOffset: i &* 4, as: SIMD16<Float>.self)
-                    acc.addProduct(x, y)
+                    let offset = i &* 4
+                    a0 = a0 + rowRaw.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+                        * wRaw.loadUnaligned(fromByteOffset: offset, as: SIMD8<Float>.self)
+                    a1 = a1 + rowRaw.loadUnaligned(fromByteOffset: offset &+ 32, as: SIMD8<Float>.self)
+                        * wRaw.loadUnaligned(fromByteOffset: offset &+ 32, as: SIMD8<Float>.self)
                     i &+= 16
                 }
-                var sum = acc.sum()
+                let acc = a0 + a1
+                var sum: Float = 0
+                for lane in 0..<8 { sum += acc[lane] }
                 while i < features {
                     sum += row[i] * w[i]
                     i &+= 1
