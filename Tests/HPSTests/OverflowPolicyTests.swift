@@ -45,6 +45,34 @@ struct OverflowPolicyTests {
         }
     }
 
+    @Test("replacing the vectors of a full partition evicts nothing", arguments: OverflowPolicy.allCases)
+    func replacingEvictsNothing(policy: OverflowPolicy) throws {
+        let table = try table(partitions: 1, margin: 1000, policy: policy)
+        let (keys, vectors) = rows(0..<1000)
+        #expect(try insert(table, keys: keys, vectors: vectors).evicted == 0)
+        let counts = try insert(table, keys: keys, vectors: vectors.map { $0 * 2 })
+        #expect(counts == InsertCounts(inserted: 0, replaced: 1000, evicted: 0))
+        #expect(table.count == 1000)
+        let (out, missed) = lookup(table, keys: keys, defaults: [.infinity])
+        #expect(missed.isEmpty)
+        #expect(out == vectors.map { $0 * 2 })
+    }
+
+    @Test("evict_random evicts the same keys in every run")
+    func randomEvictionRepeats() throws {
+        func survivors() throws -> [Int64] {
+            let table = try table(partitions: 2, margin: 500, policy: .evictRandom)
+            let (keys, vectors) = rows(0..<3000)
+            _ = try insert(table, keys: keys, vectors: vectors)
+            let (_, missed) = lookup(table, keys: keys, defaults: [0])
+            let gone = Set(missed)
+            return keys.indices.filter { !gone.contains($0) }.map { keys[$0] }
+        }
+        let first = try survivors()
+        #expect(!first.isEmpty)
+        #expect(try survivors() == first)
+    }
+
     @Test("evict_oldest keeps keys looked up recently")
     func oldestKeepsRecent() throws {
         let table = try table(partitions: 1, margin: 1000, policy: .evictOldest)

@@ -22,21 +22,9 @@ public enum LoadBenchmark {
     public static func writeTable(path: String, keys: Int, vecSize: Int) throws {
         let writer = try SparseModelFolder.Writer(path: path, table: "bench", vecSize: vecSize)
         var random = SplitMix64(seed: 11)
-        let chunk = max(1024, (32 << 20) / (vecSize * 4 + 8))
-        var keyBuffer = [Int64](repeating: 0, count: chunk)
-        var vectorBuffer = [Float](repeating: 0, count: chunk * vecSize)
-        var start = 0
-        while start < keys {
-            let n = min(chunk, keys - start)
-            for i in 0..<n { keyBuffer[i] = Int64(bitPattern: random.next() >> 1) }
-            for i in 0..<(n * vecSize) { vectorBuffer[i] = Float(i & 4095) * 0.001 }
-            try keyBuffer.withUnsafeBufferPointer { k in
-                try vectorBuffer.withUnsafeBufferPointer { v in
-                    try writer.append(keys: UnsafeBufferPointer(rebasing: k[0..<n]),
-                                      vectors: UnsafeBufferPointer(rebasing: v[0..<(n * vecSize)]))
-                }
-            }
-            start += n
+        try writer.appendGenerated(count: keys) { _, keys, vectors in
+            for i in keys.indices { keys[i] = Int64(bitPattern: random.next() >> 1) }
+            for i in vectors.indices { vectors[i] = Float(i & 4095) * 0.001 }
         }
         _ = try writer.finish()
     }

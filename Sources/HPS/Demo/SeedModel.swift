@@ -53,29 +53,17 @@ public struct SeedModel: Sendable, Equatable {
     public func write(to directory: String) throws -> String {
         try validate()
         try makeDirectories(directory)
-        let chunk = 65_536
-        var keys = [Int64](repeating: 0, count: chunk)
-        var vectors = [Float](repeating: 0, count: chunk * dim)
         for table in 0..<tables {
             let writer = try SparseModelFolder.Writer(path: joinPath(directory, "embeddings/table\(table)"),
                                                       table: "table\(table)", vecSize: dim)
             var random = SplitMix64(seed: seed &+ UInt64(table) &* 0x1_0000_0001)
-            var start = 0
-            while start < vocab {
-                let n = min(chunk, vocab - start)
-                for i in 0..<n {
+            try writer.appendGenerated(count: vocab) { start, keys, vectors in
+                for i in keys.indices {
                     keys[i] = Int64(table) * Int64(vocab) + Int64(start + i)
                     for d in 0..<dim {
                         vectors[i * dim + d] = values == .notebook ? 0.00025 : random.nextFloat(-0.05, 0.05)
                     }
                 }
-                try keys.withUnsafeBufferPointer { k in
-                    try vectors.withUnsafeBufferPointer { v in
-                        try writer.append(keys: UnsafeBufferPointer(rebasing: k[0..<n]),
-                                          vectors: UnsafeBufferPointer(rebasing: v[0..<(n * dim)]))
-                    }
-                }
-                start += n
             }
             _ = try writer.finish()
         }

@@ -145,6 +145,29 @@ public struct SparseModelFolder: Sendable {
             try vectors.write(vb, count: v.count * 4)
         }
 
+        /// Appends `count` rows made by `fill` a chunk at a time:
+        /// `fill(start, keys, vectors)` fills `keys.count` keys and their
+        /// vectors for rows `start…`.
+        public func appendGenerated(count: Int,
+                                    _ fill: (Int, UnsafeMutableBufferPointer<Int64>, UnsafeMutableBufferPointer<Float>) -> Void) throws(ModelFileError) {
+            let chunk = max(1024, (32 << 20) / (vecSize * 4 + 8))
+            var keyBuffer = [Int64](repeating: 0, count: chunk)
+            var vectorBuffer = [Float](repeating: 0, count: chunk * vecSize)
+            var start = 0
+            while start < count {
+                let n = min(chunk, count - start)
+                try keyBuffer.withUnsafeMutableBufferPointer { (k) throws(ModelFileError) in
+                    try vectorBuffer.withUnsafeMutableBufferPointer { (v) throws(ModelFileError) in
+                        let keys = UnsafeMutableBufferPointer(rebasing: k[0..<n])
+                        let vectors = UnsafeMutableBufferPointer(rebasing: v[0..<(n * vecSize)])
+                        fill(start, keys, vectors)
+                        try append(keys: UnsafeBufferPointer(keys), vectors: UnsafeBufferPointer(vectors))
+                    }
+                }
+                start += n
+            }
+        }
+
         /// Flushes the files and opens the result.
         public func finish() throws(ModelFileError) -> SparseModelFolder {
             try keys.sync()
