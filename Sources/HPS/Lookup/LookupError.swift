@@ -8,8 +8,6 @@ public enum LookupError: Error, Sendable, Equatable, CustomStringConvertible {
     case tooManyKeys(model: String, table: String, keys: Int, maxBatchSize: Int, maxPerSample: Int)
     /// A key outside the 32-bit key range of a `supportlonglong: false` deployment.
     case keyOutOfRange(table: String, key: Int64)
-    /// An output buffer of the wrong size.
-    case outputSize(table: String, expected: Int, actual: Int)
     /// Ragged ids whose offsets do not describe them.
     case invalidOffsets(reason: String)
     /// More dense inputs or weights than the layer takes.
@@ -26,8 +24,6 @@ public enum LookupError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(keys) keys for table \(table) of model \(model) exceed max_batch_size \(maxBatchSize) × maxnum_catfeature_query_per_table_per_sample \(maxPerSample) = \(maxBatchSize * maxPerSample)"
         case let .keyOutOfRange(table, key):
             return "key \(key) for table \(table) does not fit in 32 bits; this deployment has supportlonglong false"
-        case let .outputSize(table, expected, actual):
-            return "the output for table \(table) holds \(actual) floats but the lookup writes \(expected)"
         case let .invalidOffsets(reason):
             return "invalid ragged ids: \(reason)"
         case let .shape(reason):

@@ -126,12 +126,6 @@ final class HashMapPartition: @unchecked Sendable {
         }
     }
 
-    /// The vector of the row a slot refers to.
-    @inline(__always)
-    func vector(atSlot slot: Int) -> UnsafeMutablePointer<Float> {
-        vectors + row(of: slotRef(slot)) &* vecSize
-    }
-
     /// Inserts or replaces the vector of (member, key).
     /// - Returns: true if the key was new.
     func upsert(_ key: Int64, member: Int, hash: UInt64, vector: UnsafePointer<Float>, stamp: UInt32) throws(StoreError) -> Bool {
@@ -271,17 +265,5 @@ final class HashMapPartition: @unchecked Sendable {
         LargeAllocation.release(old, bytes: capacity / 5 * 64)
         count -= excess
         return excess
-    }
-
-    /// Calls `body` with (member, key, vector) for every entry.
-    func forEach(_ body: (Int, Int64, UnsafePointer<Float>) -> Void) {
-        for slot in 0..<capacity where slotRef(slot) != 0 {
-            body(member(of: slotRef(slot)), slotKey(slot), vector(atSlot: slot))
-        }
-    }
-
-    /// Bytes allocated for this partition beyond the vectors of its keys.
-    var overheadBytes: Int {
-        capacity / 5 * 64 + (rowCapacity - count) * vecSize * 4 + (stamps == nil ? 0 : rowCapacity * 4) + freeRows.capacity * 4
     }
 }

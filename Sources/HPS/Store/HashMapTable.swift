@@ -334,11 +334,6 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
         }
         return erased
     }
-
-    /// Calls `body(member, key, vector)` for every entry, one partition at a time.
-    public func forEach(_ body: (Int, Int64, UnsafePointer<Float>) -> Void) {
-        for p in partitions { p.lock.withReadLock { p.forEach(body) } }
-    }
 }
 
 /// The overflow rules of the volatile store, per partition.
