@@ -12,6 +12,7 @@ let package = Package(
     name: "swift-hps",
     products: [
         .library(name: "HPS", targets: ["HPS"]),
+        .library(name: "HPSCUDA", targets: ["HPSCUDA"]),
         .executable(name: "hps", targets: ["hps"]),
     ],
     dependencies: [
@@ -29,10 +30,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The GPU path: the CUDA driver and NVRTC opened with dlopen at first use.
+        .target(name: "HPSCUDA", dependencies: ["HPS"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "hps",
             dependencies: [
                 "HPS",
+                "HPSCUDA",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -41,7 +45,7 @@ let package = Package(
         .testTarget(
             name: "HPSTests",
             // The CLI tests run the built `hps` binary, so it must be built with them.
-            dependencies: ["HPS", "hps"],
+            dependencies: ["HPS", "HPSCUDA", "hps"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import HPS
+import HPSCUDA
 
 /// `hps bench`: the CPU benchmarks, each against memcpy of the same bytes in the same run.
 struct BenchCommand: ParsableCommand {
@@ -21,6 +22,10 @@ struct BenchCommand: ParsableCommand {
     var skipLoad = false
     @Flag(help: "Print the results as Markdown table rows.")
     var markdown = false
+    @Option(help: "cpu (the default) or gpu.")
+    var device: String = "cpu"
+    @Option(help: "The GPU's ordinal, with --device gpu.")
+    var gpu = 0
     @Option(help: .hidden)
     var probeLoad: String?
     @Option(help: .hidden)
@@ -33,6 +38,11 @@ struct BenchCommand: ParsableCommand {
                 print("\(result.keys) \(result.vecSize) \(result.fileBytes) \(result.seconds) \(result.overheadBytesPerKey)")
                 return
             }
+            if device == "gpu" {
+                try gpuBench()
+                return
+            }
+            guard device == "cpu" else { throw ValidationError("--device must be cpu or gpu, not \(device)") }
             let cores = availableCores
             let threadCounts = cores > 1 ? [1, cores] : [1]
             var rows: [LookupBenchmark.Row] = []
@@ -54,6 +64,23 @@ struct BenchCommand: ParsableCommand {
                 }
             }
             if !skipLoad { try loadAndMemory(cores: cores) }
+        }
+    }
+
+    /// The GPU benchmarks, against a device-to-device copy in the same run.
+    func gpuBench() throws {
+        let (name, rows) = try GPUBenchmark.run(deviceIndex: gpu, runs: max(50, runs * 10))
+        guard let copy = rows.first else { return }
+        print(markdown ? "| measurement (\(name)) | median | GB/s (read + written) | × copy bandwidth | billion lookups/s |" : "GPU benchmarks on \(name), CUDA-event medians")
+        if markdown { print("| --- | --- | --- | --- | --- |") }
+        for row in rows {
+            let share = row.gigabytesPerSecond / copy.gigabytesPerSecond
+            let rate = row.keys > 0 ? format(row.billionLookupsPerSecond, 3) : "-"
+            if markdown {
+                print("| \(row.name) | \(format(row.microseconds, 1)) µs | \(format(row.gigabytesPerSecond, 0)) | \(format(share, 3)) | \(rate) |")
+            } else {
+                print("  \(row.name): \(format(row.microseconds, 1)) µs, \(format(row.gigabytesPerSecond, 0)) GB/s = \(format(share * 100, 1))% of the copy, \(rate) billion lookups/s")
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import HPS
+import HPSCUDA
 
 /// `hps demo`: the seed notebook, unfused and fused.
 struct DemoCommand: ParsableCommand {
@@ -22,19 +23,23 @@ struct DemoCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let where_ = try Device.resolve(device)
+            let target = try Device.resolve(device)
             let model = try sizes.model()
             let temporary = output == nil ? try TemporaryDirectory(prefix: "hps-demo") : nil
             defer { temporary?.remove() }
             let directory = output ?? temporary!.path
             try model.write(to: directory)
-            let demo = SeedDemo(model: model, iterations: iterations, threads: threads ?? availableCores)
-            var result = try demo.run(directory: directory)
-            result.device = where_
+            let result: SeedDemo.Result
+            switch target {
+            case .cpu:
+                result = try SeedDemo(model: model, iterations: iterations, threads: threads ?? availableCores).run(directory: directory)
+            case .gpu(let index):
+                result = try GPUSeedDemo(model: model, iterations: iterations, deviceIndex: index).run(directory: directory)
+            }
             if json {
                 print(result.jsonValue.serialized())
             } else {
-                print("HPS table fusion demo on the \(result.device): \(model.tables) tables × \(model.vocab) keys, vec size \(model.dim), batch \(model.batchSize) × \(model.keysPerSample) keys per table, \(result.threads) thread(s)")
+                print("HPS table fusion demo on the \(result.device): \(model.tables) tables × \(model.vocab) keys, vec size \(model.dim), batch \(model.batchSize) × \(model.keysPerSample) keys per table\(target == .cpu ? ", \(result.threads) thread(s)" : "")")
                 for (name, timing) in [("unfused", result.unfused), ("fused", result.fused)] {
                     print("[INFO] \(name): elapsed time for \(iterations) iterations: \(format(timing.elapsedSeconds, 4)) seconds; per batch p50 \(format(timing.p50Microseconds, 1)) µs, p99 \(format(timing.p99Microseconds, 1)) µs; lookup p50 \(format(timing.lookupP50Microseconds, 1)) µs")
                 }
@@ -56,16 +61,26 @@ struct CheckFailure: Error, CustomStringConvertible {
 }
 
 /// Where lookups run.
-enum Device {
-    /// Resolves `--device`: this build serves from the CPU.
-    static func resolve(_ name: String) throws -> String {
+enum Device: Equatable {
+    case cpu
+    case gpu(Int)
+
+    /// Resolves `--device`: `gpu` needs a GPU and says why there is none;
+    /// `auto` takes GPU 0 when one loads, else the CPU, with a note saying why.
+    static func resolve(_ name: String, index: Int = 0) throws -> Device {
         switch name {
-        case "cpu": return "cpu"
-        case "auto":
-            note("hps: no GPU support in this build; running on the CPU")
-            return "cpu"
+        case "cpu": return .cpu
         case "gpu":
-            throw CheckFailure(reason: "--device gpu is not available: this build has no CUDA support yet (no GPU module was built); use --device cpu")
+            _ = try CUDADevice(index: index)
+            return .gpu(index)
+        case "auto":
+            do {
+                _ = try CUDADevice(index: index)
+                return .gpu(index)
+            } catch {
+                note("hps: running on the CPU because \(error)")
+                return .cpu
+            }
         default:
             throw ValidationError("--device must be auto, cpu or gpu, not \(name)")
         }

@@ -6,6 +6,6 @@ struct HPSCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hps",
         abstract: "A hierarchical parameter server for embedding lookups, compatible with HugeCTR HPS.",
-        subcommands: [DemoCommand.self, GenerateCommand.self, LookupCommand.self, InspectCommand.self, BenchCommand.self]
+        subcommands: [DemoCommand.self, GenerateCommand.self, LookupCommand.self, InspectCommand.self, BenchCommand.self, SelfTestCommand.self]
     )
 }

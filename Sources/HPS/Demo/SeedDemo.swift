@@ -13,6 +13,14 @@ public struct SeedDemo: Sendable {
         /// Median time of the lookups alone, microseconds.
         public var lookupP50Microseconds: Double
 
+        /// Creates timings.
+        public init(elapsedSeconds: Double, p50Microseconds: Double, p99Microseconds: Double, lookupP50Microseconds: Double) {
+            self.elapsedSeconds = elapsedSeconds
+            self.p50Microseconds = p50Microseconds
+            self.p99Microseconds = p99Microseconds
+            self.lookupP50Microseconds = lookupP50Microseconds
+        }
+
         /// The fields as the CLI's `--json` prints them.
         public var jsonValue: JSONValue {
             .object(JSONObject([
@@ -42,6 +50,19 @@ public struct SeedDemo: Sendable {
         public var threads: Int
         /// Batches timed.
         public var iterations: Int
+
+        /// Creates a result.
+        public init(device: String, unfused: Timing, fused: Timing, speedup: Double, predictionsMatch: Bool,
+                    vectorsMatchFiles: Bool, threads: Int, iterations: Int) {
+            self.device = device
+            self.unfused = unfused
+            self.fused = fused
+            self.speedup = speedup
+            self.predictionsMatch = predictionsMatch
+            self.vectorsMatchFiles = vectorsMatchFiles
+            self.threads = threads
+            self.iterations = iterations
+        }
 
         /// The object the CLI's `--json` prints.
         public var jsonValue: JSONValue {
@@ -99,8 +120,9 @@ public struct SeedDemo: Sendable {
                       vectorsMatchFiles: vectorsMatch, threads: threads, iterations: iterations)
     }
 
-    /// Compares a batch's dense input with vectors read straight from the files.
-    static func check(_ batch: [[Int64]], denseInput: [Float], model: SeedModel, directory: String) throws -> Bool {
+    /// Compares a batch's dense input (the concatenated layout) with vectors
+    /// read straight from the files.
+    public static func check(_ batch: [[Int64]], denseInput: [Float], model: SeedModel, directory: String) throws -> Bool {
         let dim = model.dim, k = model.keysPerSample
         for table in 0..<model.tables {
             let folder = try SparseModelFolder(path: joinPath(directory, "embeddings/table\(table)"),

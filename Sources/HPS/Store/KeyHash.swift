@@ -1,12 +1,12 @@
-/// The hash that places a key in a partition and a slot.
+/// The hash that places a key in a partition and a slot, shared by the CPU
+/// hash map and the GPU tables (whose kernels compute the same function).
 ///
 /// A fused table holds several member tables; the member index is mixed into
 /// the hash and kept in the slot, so equal keys of two members never meet.
-@usableFromInline
-enum KeyHash {
+public enum KeyHash {
     /// Mixes `key` and `member` into 64 well-spread bits (the murmur3 finalizer).
-    @inline(__always) @usableFromInline
-    static func hash(_ key: Int64, member: Int) -> UInt64 {
+    @inlinable @inline(__always)
+    public static func hash(_ key: Int64, member: Int) -> UInt64 {
         var h = UInt64(bitPattern: key) &+ UInt64(truncatingIfNeeded: member) &* 0x9E37_79B9_7F4A_7C15
         h ^= h >> 33
         h &*= 0xFF51_AFD7_ED55_8CCD
@@ -17,14 +17,14 @@ enum KeyHash {
     }
 
     /// The partition of a hash among `count` partitions (high 32 bits, multiply-shift).
-    @inline(__always) @usableFromInline
-    static func partition(_ h: UInt64, count: Int) -> Int {
+    @inlinable @inline(__always)
+    public static func partition(_ h: UInt64, count: Int) -> Int {
         Int(truncatingIfNeeded: ((h >> 32) &* UInt64(truncatingIfNeeded: count)) >> 32)
     }
 
     /// The home slot of a hash in an index of `capacity` slots (low 32 bits, multiply-shift).
-    @inline(__always) @usableFromInline
-    static func slot(_ h: UInt64, capacity: Int) -> Int {
+    @inlinable @inline(__always)
+    public static func slot(_ h: UInt64, capacity: Int) -> Int {
         Int(truncatingIfNeeded: ((h & 0xFFFF_FFFF) &* UInt64(truncatingIfNeeded: capacity)) >> 32)
     }
 }

@@ -1,0 +1,126 @@
+public import HPS
+
+/// The GPU benchmarks of `hps bench --device gpu`, each timed with CUDA
+/// events (median of many runs after a warm-up, inputs rotated among several
+/// key sets), in the same run as a device-to-device copy of 256 MiB.
+public enum GPUBenchmark {
+    /// One measured line.
+    public struct Row: Sendable {
+        /// What was measured.
+        public var name: String
+        /// Median microseconds.
+        public var microseconds: Double
+        /// Bytes counted (read + written).
+        public var bytes: Int
+        /// Keys looked up per run (0 for the copy).
+        public var keys: Int
+
+        /// GB/s (10⁹ bytes) counting `bytes`.
+        public var gigabytesPerSecond: Double { Double(bytes) / microseconds / 1e3 }
+        /// Billions of lookups per second.
+        public var billionLookupsPerSecond: Double { Double(keys) / microseconds / 1e3 }
+    }
+
+    /// Median event time in microseconds of `body` over `runs` runs after `warmup`.
+    static func time(stream: CUDAStream, runs: Int, warmup: Int = 10, _ body: (Int) throws -> Void) throws -> Double {
+        let device = stream.device
+        let start = try CUDAEvent(device: device), stop = try CUDAEvent(device: device)
+        for i in 0..<warmup { try body(i) }
+        var times: [Double] = []
+        for i in 0..<runs {
+            try start.record(stream)
+            try body(i)
+            try stop.record(stream)
+            times.append(try stop.milliseconds(since: start) * 1000)
+        }
+        return percentile(times, 0.5)
+    }
+
+    /// Runs the benchmarks on device `deviceIndex`.
+    public static func run(deviceIndex: Int = 0, runs: Int = 200) throws -> (device: String, rows: [Row]) {
+        let device = try CUDADevice(index: deviceIndex)
+        let kernels = GPUKernels(device: device)
+        let stream = try CUDAStream(device: device)
+        var rows: [Row] = []
+
+        // The physical limit: a device-to-device copy of 256 MiB.
+        let copyBytes = 256 << 20
+        let source = try DeviceBuffer<UInt8>(device: device, count: copyBytes)
+        let target = try DeviceBuffer<UInt8>(device: device, count: copyBytes)
+        try source.fill32(0x3F80_0000)
+        let copy = try time(stream: stream, runs: 50) { _ in
+            try stream.copy(to: target.address, from: source.address, bytes: copyBytes)
+        }
+        rows.append(Row(name: "device-to-device copy of 256 MiB", microseconds: copy, bytes: 2 * copyBytes, keys: 0))
+
+        // The seed batch: tables of the seed model, 8 key sets rotated.
+        let model = SeedModel()
+        let directory = try TemporaryDirectory(prefix: "hps-gpu-bench")
+        defer { directory.remove() }
+        try model.write(to: directory.path)
+        let tables = try GPUSeedModel(model: model, directory: directory.path, kernels: kernels)
+        let t = model.tables, b = model.batchSize, k = model.keysPerSample, dim = model.dim
+        let perTable = b * k, keysPerBatch = t * perTable
+        let sets = 8
+        var random = SplitMix64(seed: 31)
+        let host = try PinnedBuffer<UInt8>(device: device, count: sets * keysPerBatch * tables.keyBytes)
+        for set in 0..<sets {
+            tables.pack(model.batch(&random), into: UnsafeMutableRawPointer(host.pointer) + set * keysPerBatch * tables.keyBytes)
+        }
+        let keys = try DeviceBuffer<UInt8>(device: device, count: sets * keysPerBatch * tables.keyBytes)
+        try stream.copy(to: keys.address, from: UnsafeRawPointer(host.pointer), bytes: keys.count)
+        let output = try DeviceBuffer<Float>(device: device, count: keysPerBatch * dim)
+        let fusedStarts = try DeviceBuffer(device: device, copying: (0...t).map { Int32($0 * perTable) })
+        let fusedMembers = try DeviceBuffer(device: device, copying: (0..<t).map { Int32($0) })
+        let oneRun = try DeviceBuffer(device: device, copying: [Int32(0), Int32(perTable)])
+        let memberZero = try DeviceBuffer(device: device, copying: [Int32(0)])
+        let seedBytes = 2 * keysPerBatch * dim * 4
+        func setKeys(_ i: Int) -> UInt64 { keys.address + UInt64((i % sets) * keysPerBatch * tables.keyBytes) }
+        let fused = try time(stream: stream, runs: runs) { i in
+            try tables.fused.lookup(keys: setKeys(i), count: keysPerBatch, runStarts: fusedStarts.address,
+                                    runMembers: fusedMembers.address, runs: t, output: output.address,
+                                    layout: .samplesByRun, keysPerSample: k, stream: stream)
+        }
+        let unfused = try time(stream: stream, runs: runs) { i in
+            for table in 0..<t {
+                try tables.unfused[table].lookup(keys: setKeys(i) + UInt64(table * perTable * tables.keyBytes), count: perTable,
+                                                 runStarts: oneRun.address, runMembers: memberZero.address, runs: 1,
+                                                 output: output.address + UInt64(table * perTable * dim * 4), stream: stream)
+            }
+        }
+        rows.append(Row(name: "seed batch fused: 1 launch, 8 tables × 6,656 keys, vec 128, into the dense input", microseconds: fused,
+                        bytes: seedBytes, keys: keysPerBatch))
+        rows.append(Row(name: "seed batch unfused: 8 launches, one per table", microseconds: unfused, bytes: seedBytes, keys: keysPerBatch))
+
+        // 1M lookups from 4M keys, vec 128 and 64.
+        for dim in [128, 64] {
+            rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: 4_000_000, lookups: 1_000_000, dim: dim, runs: 50))
+        }
+        return (device.name, rows)
+    }
+
+    /// `lookups` random lookups (all hits) from a static table of `tableKeys` int64 keys.
+    static func randomLookups(kernels: GPUKernels, stream: CUDAStream, tableKeys: Int, lookups: Int, dim: Int, runs: Int) throws -> Row {
+        let device = kernels.device
+        var random = SplitMix64(seed: UInt64(dim))
+        let keys = (0..<tableKeys).map { _ in Int64(bitPattern: random.next()) }
+        let vectors = (0..<(tableKeys * dim)).map { Float($0 & 4095) * 0.25 }
+        let table = try GPUStaticTable(kernels: kernels, dim: dim, members: [(keys, vectors)], defaults: [0], int64Keys: true)
+        let sets = 4
+        let queries = (0..<(sets * lookups)).map { _ in keys[Int(random.next() % UInt64(tableKeys))] }
+        let queryBuffer = try DeviceBuffer(device: device, copying: queries)
+        let output = try DeviceBuffer<Float>(device: device, count: lookups * dim)
+        let starts = try DeviceBuffer(device: device, copying: [Int32(0), Int32(lookups)])
+        let members = try DeviceBuffer(device: device, copying: [Int32(0)])
+        let misses = try DeviceBuffer<UInt32>(device: device, count: 1)
+        try misses.fill32(0)
+        let us = try time(stream: stream, runs: runs) { i in
+            try table.lookup(keys: queryBuffer.address + UInt64((i % sets) * lookups * 8), count: lookups,
+                             runStarts: starts.address, runMembers: members.address, runs: 1, output: output.address,
+                             misses: misses.address, stream: stream)
+        }
+        try stream.synchronize()
+        guard try misses.download()[0] == 0 else { throw CUDAError.unsupported("the benchmark table missed keys it holds") }
+        return Row(name: "1M random lookups from 4M keys, vec \(dim)", microseconds: us, bytes: 2 * lookups * dim * 4, keys: lookups)
+    }
+}

@@ -1,0 +1,64 @@
+/// A CUDA stream, destroyed when released.
+public final class CUDAStream: @unchecked Sendable {
+    let handle: OpaquePointer?
+    let device: CUDADevice
+
+    /// Creates a non-blocking stream.
+    public init(device: CUDADevice) throws(CUDAError) {
+        self.device = device
+        var handle: OpaquePointer? = nil
+        try device.driver.check(device.driver.cuStreamCreate(&handle, 1), "cuStreamCreate")
+        self.handle = handle
+    }
+
+    deinit { _ = device.driver.cuStreamDestroy(handle) }
+
+    /// Waits for the stream's work.
+    public func synchronize() throws(CUDAError) {
+        try device.driver.check(device.driver.cuStreamSynchronize(handle), "cuStreamSynchronize")
+    }
+
+    /// Copies `bytes` from host to device, in order on this stream.
+    public func copy(to target: UInt64, from source: UnsafeRawPointer, bytes: Int) throws(CUDAError) {
+        try device.driver.check(device.driver.cuMemcpyHtoDAsync(target, source, bytes, handle), "cuMemcpyHtoDAsync")
+    }
+
+    /// Copies `bytes` from device to host, in order on this stream.
+    public func copy(to target: UnsafeMutableRawPointer, from source: UInt64, bytes: Int) throws(CUDAError) {
+        try device.driver.check(device.driver.cuMemcpyDtoHAsync(target, source, bytes, handle), "cuMemcpyDtoHAsync")
+    }
+
+    /// Copies `bytes` within the device, in order on this stream.
+    public func copy(to target: UInt64, from source: UInt64, bytes: Int) throws(CUDAError) {
+        try device.driver.check(device.driver.cuMemcpyDtoDAsync(target, source, bytes, handle), "cuMemcpyDtoDAsync")
+    }
+}
+
+/// A CUDA event for timing, destroyed when released.
+public final class CUDAEvent: @unchecked Sendable {
+    let handle: OpaquePointer?
+    let device: CUDADevice
+
+    /// Creates a timing event.
+    public init(device: CUDADevice) throws(CUDAError) {
+        self.device = device
+        var handle: OpaquePointer? = nil
+        try device.driver.check(device.driver.cuEventCreate(&handle, 0), "cuEventCreate")
+        self.handle = handle
+    }
+
+    deinit { _ = device.driver.cuEventDestroy(handle) }
+
+    /// Records the event on a stream.
+    public func record(_ stream: CUDAStream) throws(CUDAError) {
+        try device.driver.check(device.driver.cuEventRecord(handle, stream.handle), "cuEventRecord")
+    }
+
+    /// Milliseconds from `start` to this event, after waiting for it.
+    public func milliseconds(since start: CUDAEvent) throws(CUDAError) -> Double {
+        try device.driver.check(device.driver.cuEventSynchronize(handle), "cuEventSynchronize")
+        var ms: Float = 0
+        try device.driver.check(device.driver.cuEventElapsedTime(&ms, start.handle, handle), "cuEventElapsedTime")
+        return Double(ms)
+    }
+}

@@ -1,0 +1,77 @@
+/// Device memory of `count` elements of `T`, freed when released.
+///
+/// Ownership: the buffer owns its allocation; copies in and out take host
+/// buffers the caller owns for the duration of the call.
+public final class DeviceBuffer<T>: @unchecked Sendable {
+    /// The device address.
+    public let address: UInt64
+    /// Elements.
+    public let count: Int
+    let device: CUDADevice
+
+    /// Allocates `count` elements (uninitialized).
+    public init(device: CUDADevice, count: Int) throws(CUDAError) {
+        self.device = device
+        self.count = count
+        var address: UInt64 = 0
+        try device.driver.check(device.driver.cuMemAlloc(&address, max(1, count) * MemoryLayout<T>.stride), "cuMemAlloc")
+        self.address = address
+    }
+
+    /// Allocates and fills from a host array.
+    public convenience init(device: CUDADevice, copying values: [T]) throws(CUDAError) {
+        try self.init(device: device, count: values.count)
+        try upload(values)
+    }
+
+    deinit { _ = device.driver.cuMemFree(address) }
+
+    /// Bytes.
+    public var byteCount: Int { count * MemoryLayout<T>.stride }
+
+    /// Copies a host array in (synchronously).
+    public func upload(_ values: [T]) throws(CUDAError) {
+        precondition(values.count <= count)
+        let result = values.withUnsafeBytes { device.driver.cuMemcpyHtoD(address, $0.baseAddress, $0.count) }
+        try device.driver.check(result, "cuMemcpyHtoD")
+    }
+
+    /// Copies the buffer out (synchronously).
+    public func download() throws(CUDAError) -> [T] where T: BitwiseCopyable {
+        var values = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+            initialized = count
+            _ = buffer
+        }
+        let result = values.withUnsafeMutableBytes { device.driver.cuMemcpyDtoH($0.baseAddress, address, $0.count) }
+        try device.driver.check(result, "cuMemcpyDtoH")
+        return values
+    }
+
+    /// Fills every 32-bit word with `pattern` (0xFFFF_FFFF poisons floats with NaN).
+    public func fill32(_ pattern: UInt32) throws(CUDAError) {
+        try device.driver.check(device.driver.cuMemsetD32(address, pattern, byteCount / 4), "cuMemsetD32")
+    }
+}
+
+/// Page-locked host memory of `count` elements, for asynchronous copies.
+public final class PinnedBuffer<T>: @unchecked Sendable {
+    /// The host pointer.
+    public let pointer: UnsafeMutablePointer<T>
+    /// Elements.
+    public let count: Int
+    let device: CUDADevice
+
+    /// Allocates `count` elements (uninitialized).
+    public init(device: CUDADevice, count: Int) throws(CUDAError) {
+        self.device = device
+        self.count = count
+        var raw: UnsafeMutableRawPointer? = nil
+        try device.driver.check(device.driver.cuMemHostAlloc(&raw, max(1, count) * MemoryLayout<T>.stride, 0), "cuMemHostAlloc")
+        pointer = raw!.bindMemory(to: T.self, capacity: max(1, count))
+    }
+
+    deinit { _ = device.driver.cuMemFreeHost(pointer) }
+
+    /// The elements as a buffer.
+    public var buffer: UnsafeMutableBufferPointer<T> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+}

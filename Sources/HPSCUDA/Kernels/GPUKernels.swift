@@ -1,0 +1,38 @@
+import Synchronization
+
+/// The compiled kernels of one device, one module per (vec size, key type),
+/// compiled by NVRTC on first use and kept for the life of the process.
+public final class GPUKernels: Sendable {
+    /// The device.
+    public let device: CUDADevice
+    private let modules = Mutex<[String: CUDAModule]>([:])
+
+    /// Kernels for `device`.
+    public init(device: CUDADevice) {
+        self.device = device
+    }
+
+    /// The module specialized for `dim` and the key type.
+    func module(dim: Int, int64Keys: Bool) throws(CUDAError) -> CUDAModule {
+        let name = "hps_lookup_d\(dim)_\(int64Keys ? "i64" : "u32").cu"
+        if let module = modules.withLock({ $0[name] }) { return module }
+        let module = try CUDAModule(device: device, source: KernelSource.lookup(dim: dim, int64Keys: int64Keys), name: name)
+        modules.withLock { $0[name] = module }
+        return module
+    }
+
+    /// The lookup kernel for `dim` and the key type.
+    public func lookup(dim: Int, int64Keys: Bool) throws(CUDAError) -> CUDAKernel {
+        try module(dim: dim, int64Keys: int64Keys).kernel("hps_lookup")
+    }
+
+    /// The dense head's kernel.
+    public func dense() throws(CUDAError) -> CUDAKernel {
+        try module(dim: 4, int64Keys: true).kernel("hps_dense")
+    }
+
+    /// The concat kernel of the unfused model.
+    public func concat() throws(CUDAError) -> CUDAKernel {
+        try module(dim: 4, int64Keys: true).kernel("hps_concat")
+    }
+}

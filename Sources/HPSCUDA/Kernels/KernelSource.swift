@@ -1,0 +1,137 @@
+/// The CUDA C of the GPU lookups, compiled by NVRTC once per process and
+/// specialized by `#define`s for the vec size (DIM), the key type (KEY_T)
+/// and the threads per key (LANES).
+enum KernelSource {
+    /// Threads that cooperate on one key: enough for one float4 (or one float,
+    /// when the vec size is not a multiple of 4) each, at most a warp.
+    static func lanes(dim: Int) -> Int {
+        let units = dim % 4 == 0 ? dim / 4 : dim
+        var lanes = 1
+        while lanes < units && lanes < 32 { lanes *= 2 }
+        return lanes
+    }
+
+    /// The source specialized for one vec size and key type.
+    static func lookup(dim: Int, int64Keys: Bool) -> String {
+        """
+        #define DIM \(dim)
+        #define LANES \(lanes(dim: dim))
+        #define KEY_T \(int64Keys ? "long long" : "unsigned int")
+        \(body)
+        """
+    }
+
+    static let body = #"""
+    typedef unsigned long long u64;
+    typedef unsigned int u32;
+
+    // One slot of a GPU table's index: the key, then ((member << rowBits) | row) + 1, 0 when empty.
+    struct __align__(16) Slot { long long key; u32 ref; u32 pad; };
+
+    // The same hash as the CPU's KeyHash (murmur3's finalizer over key + member × golden ratio).
+    __device__ __forceinline__ u64 hps_hash(long long key, int member) {
+        u64 h = (u64)key + (u64)member * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 33; h *= 0xFF51AFD7ED558CCDull;
+        h ^= h >> 33; h *= 0xC4CEB9FE1A85EC53ull;
+        h ^= h >> 33;
+        return h;
+    }
+
+    __device__ __forceinline__ u32 hps_slot(u64 h, u32 capacity) {
+        return (u32)(((h & 0xFFFFFFFFull) * (u64)capacity) >> 32);
+    }
+
+    // Looks up n keys, LANES threads per key. Keys come as `runs` runs (one per
+    // table of the request, runStart[runs] == n), run r being member runMember[r]
+    // of the table. layout 0: output row i for key i. layout 1 (the dense
+    // layer's concat): run r's key j of sample s = j / keysPerSample goes to row
+    // (s * runs + r) * keysPerSample + j % keysPerSample. A missing key's row is
+    // its member's default value, and *misses counts it.
+    extern "C" __global__ void hps_lookup(
+        const KEY_T* __restrict__ keys, int n,
+        const int* __restrict__ runStart, const int* __restrict__ runMember, int runs,
+        const Slot* __restrict__ slots, u32 capacity, u32 rowBits,
+        const float* __restrict__ vectors, const float* __restrict__ defaults,
+        float* __restrict__ out, int layout, int keysPerSample, u32* __restrict__ misses)
+    {
+        const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        const long long i = t / LANES;
+        const int lane = (int)(t % LANES);
+        if (i >= n) return;
+        int r = 0;
+        while (r + 1 < runs && runStart[r + 1] <= i) r++;
+        const int member = runMember[r];
+        const long long key = (long long)keys[i];
+        u32 s = hps_slot(hps_hash(key, member), capacity);
+        const u32 rowMask = rowBits == 32 ? 0xFFFFFFFFu : ((1u << rowBits) - 1u);
+        long long row = -1;
+        while (true) {
+            const Slot slot = slots[s];
+            if (slot.ref == 0) break;
+            const u32 stored = slot.ref - 1u;
+            if (slot.key == key && (rowBits == 32 || (int)(stored >> rowBits) == member)) {
+                row = (long long)(stored & rowMask);
+                break;
+            }
+            s = (s + 1 == capacity) ? 0 : s + 1;
+        }
+        long long o = i;
+        if (layout == 1) {
+            const long long j = i - runStart[r];
+            const long long sample = j / keysPerSample;
+            o = (sample * runs + r) * keysPerSample + (j - sample * keysPerSample);
+        }
+        float* dst = out + o * DIM;
+        if (row >= 0) {
+            const float* src = vectors + row * DIM;
+    #if DIM % 4 == 0
+            for (int v = lane; v < DIM / 4; v += LANES)
+                reinterpret_cast<float4*>(dst)[v] = __ldg(reinterpret_cast<const float4*>(src) + v);
+    #else
+            for (int e = lane; e < DIM; e += LANES) dst[e] = __ldg(src + e);
+    #endif
+        } else {
+            const float d = defaults[member];
+            for (int e = lane; e < DIM; e += LANES) dst[e] = d;
+            if (lane == 0 && misses) atomicAdd(misses, 1u);
+        }
+    }
+
+    // prediction[s] = bias + dot(input[s], weights): one block per sample.
+    extern "C" __global__ void hps_dense(const float* __restrict__ input, int features,
+                                         const float* __restrict__ weights, float bias, float* __restrict__ out)
+    {
+        const float* row = input + (long long)blockIdx.x * features;
+        float acc = 0.0f;
+        for (int f = threadIdx.x; f < features; f += blockDim.x) acc += row[f] * weights[f];
+        for (int offset = 16; offset > 0; offset >>= 1) acc += __shfl_down_sync(0xFFFFFFFFu, acc, offset);
+        __shared__ float partial[32];
+        const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+        if (lane == 0) partial[warp] = acc;
+        __syncthreads();
+        if (warp == 0) {
+            acc = lane < (int)(blockDim.x / 32) ? partial[lane] : 0.0f;
+            for (int offset = 16; offset > 0; offset >>= 1) acc += __shfl_down_sync(0xFFFFFFFFu, acc, offset);
+            if (lane == 0) out[blockIdx.x] = acc + bias;
+        }
+    }
+
+    // The unfused model's tf.concat: tables' outputs [tables][samples * width]
+    // → [samples][tables][width], a float4 per thread (width % 4 == 0).
+    extern "C" __global__ void hps_concat(const float* __restrict__ tablesOut, float* __restrict__ out,
+                                          int tables, int samples, int width)
+    {
+        const long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        const long long quads = (long long)tables * samples * width / 4;
+        if (q >= quads) return;
+        const long long e = q * 4;
+        const long long perSample = (long long)tables * width;
+        const long long s = e / perSample;
+        const long long rest = e - s * perSample;
+        const long long table = rest / width;
+        const long long c = rest - table * width;
+        reinterpret_cast<float4*>(out)[q] =
+            *reinterpret_cast<const float4*>(tablesOut + (table * samples + s) * width + c);
+    }
+    """#
+}
