@@ -41,12 +41,30 @@ enum KernelSource {
         return (u32)(((h & 0xFFFFFFFFull) * (u64)capacity) >> 32);
     }
 
-    // Looks up n keys, LANES threads per key. Keys come as `runs` runs (one per
-    // table of the request, runStart[runs] == n), run r being member runMember[r]
-    // of the table. layout 0: output row i for key i. layout 1 (the dense
-    // layer's concat): run r's key j of sample s = j / keysPerSample goes to row
-    // (s * runs + r) * keysPerSample + j % keysPerSample. A missing key's row is
-    // its member's default value, and *misses counts it.
+    #if DIM % 4 == 0
+    #define UNITS (DIM / 4)
+    typedef float4 unit_t;
+    __device__ __forceinline__ float4 hps_fill(float v) { return make_float4(v, v, v, v); }
+    #else
+    #define UNITS DIM
+    typedef float unit_t;
+    __device__ __forceinline__ float hps_fill(float v) { return v; }
+    #endif
+    #define KPS (32 / LANES)                           // keys copied at once by one warp
+    #define UNROLL ((32 / KPS) < 4 ? (32 / KPS) : 4)   // steps whose loads go out before their stores
+    #define PER_LANE ((UNITS + LANES - 1) / LANES)     // units of one vector per lane
+
+    // Looks up n keys, 32 per warp. Keys come as `runs` runs (one per table of
+    // the request, runStart[runs] == n), run r being member runMember[r] of
+    // the table. layout 0: output row i for key i. layout 1 (the dense layer's
+    // concat): run r's key j of sample s = j / keysPerSample goes to row
+    // (s * runs + r) * keysPerSample + j % keysPerSample. A missing key's row
+    // is its member's default value, and *misses counts it.
+    //
+    // Why this shape: each lane first resolves its own key (32 independent
+    // probes in flight per warp), then the warp copies the 32 vectors, KPS at a
+    // time, issuing UNROLL vectors' loads before their stores, so that a warp
+    // keeps several rows in flight instead of one dependent chain per key.
     extern "C" __global__ void hps_lookup(
         const KEY_T* __restrict__ keys, int n,
         const int* __restrict__ runStart, const int* __restrict__ runMember, int runs,
@@ -54,46 +72,74 @@ enum KernelSource {
         const float* __restrict__ vectors, const float* __restrict__ defaults,
         float* __restrict__ out, int layout, int keysPerSample, u32* __restrict__ misses)
     {
-        const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-        const long long i = t / LANES;
-        const int lane = (int)(t % LANES);
-        if (i >= n) return;
-        int r = 0;
-        while (r + 1 < runs && runStart[r + 1] <= i) r++;
-        const int member = runMember[r];
-        const long long key = (long long)keys[i];
-        u32 s = hps_slot(hps_hash(key, member), capacity);
-        const u32 rowMask = rowBits == 32 ? 0xFFFFFFFFu : ((1u << rowBits) - 1u);
-        long long row = -1;
-        while (true) {
-            const Slot slot = slots[s];
-            if (slot.ref == 0) break;
-            const u32 stored = slot.ref - 1u;
-            if (slot.key == key && (rowBits == 32 || (int)(stored >> rowBits) == member)) {
-                row = (long long)(stored & rowMask);
-                break;
+        const unsigned FULL = 0xFFFFFFFFu;
+        const int lane = threadIdx.x & 31;
+        const long long base = (((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5) << 5;
+        if (base >= n) return;
+        const int count = (n - base) < 32 ? (int)(n - base) : 32;
+
+        // Phase 1: lane l resolves key base + l to a source row and an output row.
+        long long row = -1, o = 0;
+        float fill = 0.0f;
+        const bool mine = lane < count;
+        if (mine) {
+            const long long i = base + lane;
+            int r = 0;
+            while (r + 1 < runs && runStart[r + 1] <= i) r++;
+            const int member = runMember[r];
+            const long long key = (long long)keys[i];
+            u32 s = hps_slot(hps_hash(key, member), capacity);
+            const u32 rowMask = rowBits == 32 ? 0xFFFFFFFFu : ((1u << rowBits) - 1u);
+            while (true) {
+                const Slot slot = slots[s];
+                if (slot.ref == 0) break;
+                const u32 stored = slot.ref - 1u;
+                if (slot.key == key && (rowBits == 32 || (int)(stored >> rowBits) == member)) {
+                    row = (long long)(stored & rowMask);
+                    break;
+                }
+                s = (s + 1 == capacity) ? 0 : s + 1;
             }
-            s = (s + 1 == capacity) ? 0 : s + 1;
+            o = i;
+            if (layout == 1) {
+                const long long j = i - runStart[r];
+                const long long sample = j / keysPerSample;
+                o = (sample * runs + r) * keysPerSample + (j - sample * keysPerSample);
+            }
+            fill = defaults[member];
         }
-        long long o = i;
-        if (layout == 1) {
-            const long long j = i - runStart[r];
-            const long long sample = j / keysPerSample;
-            o = (sample * runs + r) * keysPerSample + (j - sample * keysPerSample);
-        }
-        float* dst = out + o * DIM;
-        if (row >= 0) {
-            const float* src = vectors + row * DIM;
-    #if DIM % 4 == 0
-            for (int v = lane; v < DIM / 4; v += LANES)
-                reinterpret_cast<float4*>(dst)[v] = __ldg(reinterpret_cast<const float4*>(src) + v);
-    #else
-            for (int e = lane; e < DIM; e += LANES) dst[e] = __ldg(src + e);
-    #endif
-        } else {
-            const float d = defaults[member];
-            for (int e = lane; e < DIM; e += LANES) dst[e] = d;
-            if (lane == 0 && misses) atomicAdd(misses, 1u);
+        const unsigned missed = __ballot_sync(FULL, mine && row < 0);
+        if (lane == 0 && missed && misses) atomicAdd(misses, (u32)__popc(missed));
+
+        // Phase 2: copy, KPS keys per step, UNROLL steps of loads before their stores.
+        const int sub = lane / LANES, sl = lane % LANES;
+        for (int j0 = 0; j0 < count; j0 += KPS * UNROLL) {
+            unit_t buffer[UNROLL][PER_LANE];
+            long long target[UNROLL];
+            bool valid[UNROLL];
+            #pragma unroll
+            for (int u = 0; u < UNROLL; u++) {
+                const int j = j0 + u * KPS + sub;
+                const long long r = __shfl_sync(FULL, row, j & 31);
+                target[u] = __shfl_sync(FULL, o, j & 31);
+                const float d = __shfl_sync(FULL, fill, j & 31);
+                valid[u] = j < count;
+                const unit_t* src = reinterpret_cast<const unit_t*>(vectors + (r < 0 ? 0 : r) * DIM);
+                #pragma unroll
+                for (int p = 0; p < PER_LANE; p++) {
+                    const int e = sl + p * LANES;
+                    if (valid[u] && e < UNITS) buffer[u][p] = r >= 0 ? __ldg(src + e) : hps_fill(d);
+                }
+            }
+            #pragma unroll
+            for (int u = 0; u < UNROLL; u++) {
+                unit_t* dst = reinterpret_cast<unit_t*>(out + target[u] * DIM);
+                #pragma unroll
+                for (int p = 0; p < PER_LANE; p++) {
+                    const int e = sl + p * LANES;
+                    if (valid[u] && e < UNITS) dst[e] = buffer[u][p];
+                }
+            }
         }
     }
 
@@ -103,7 +149,16 @@ enum KernelSource {
     {
         const float* row = input + (long long)blockIdx.x * features;
         float acc = 0.0f;
-        for (int f = threadIdx.x; f < features; f += blockDim.x) acc += row[f] * weights[f];
+        if ((features & 3) == 0) {
+            const float4* row4 = reinterpret_cast<const float4*>(row);
+            const float4* w4 = reinterpret_cast<const float4*>(weights);
+            for (int f = threadIdx.x; f < features / 4; f += blockDim.x) {
+                const float4 x = row4[f], w = __ldg(w4 + f);
+                acc += x.x * w.x + x.y * w.y + x.z * w.z + x.w * w.w;
+            }
+        } else {
+            for (int f = threadIdx.x; f < features; f += blockDim.x) acc += row[f] * weights[f];
+        }
         for (int offset = 16; offset > 0; offset >>= 1) acc += __shfl_down_sync(0xFFFFFFFFu, acc, offset);
         __shared__ float partial[32];
         const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;

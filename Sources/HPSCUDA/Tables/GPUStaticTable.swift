@@ -104,9 +104,9 @@ public final class GPUStaticTable: @unchecked Sendable {
                        output: UInt64, layout: Layout = .keyOrder, keysPerSample: Int = 1, misses: UInt64 = 0,
                        stream: CUDAStream) throws(CUDAError) {
         guard count > 0 else { return }
-        let lanes = KernelSource.lanes(dim: dim)
+        // A warp per 32 keys.
         let block = 256
-        let grid = (count * lanes + block - 1) / block
+        let grid = (count + block - 1) / block
         try kernel.launch(grid: grid, block: block, stream: stream, [
             keys, Int32(count), runStarts, runMembers, Int32(runs),
             slots.address, UInt32(capacity), UInt32(rowBits),
