@@ -51,32 +51,33 @@ enum KernelSource {
     __device__ __forceinline__ float hps_fill(float v) { return v; }
     #endif
     #define KPS (32 / LANES)                           // keys copied at once by one warp
-    #define UNROLL ((32 / KPS) < 4 ? (32 / KPS) : 4)   // steps whose loads go out before their stores
+    #define UNROLL ((32 / KPS) < 8 ? (32 / KPS) : 8)   // steps whose loads go out before their stores
     #define PER_LANE ((UNITS + LANES - 1) / LANES)     // units of one vector per lane
 
-    // Looks up n keys, 32 per warp. Keys come as `runs` runs (one per table of
+    // Looks up n keys, keysPerWarp (a power of two up to 32) per warp. Keys come as `runs` runs (one per table of
     // the request, runStart[runs] == n), run r being member runMember[r] of
     // the table. layout 0: output row i for key i. layout 1 (the dense layer's
     // concat): run r's key j of sample s = j / keysPerSample goes to row
     // (s * runs + r) * keysPerSample + j % keysPerSample. A missing key's row
     // is its member's default value, and *misses counts it.
     //
-    // Why this shape: each lane first resolves its own key (32 independent
-    // probes in flight per warp), then the warp copies the 32 vectors, KPS at a
-    // time, issuing UNROLL vectors' loads before their stores, so that a warp
-    // keeps several rows in flight instead of one dependent chain per key.
+    // Why this shape: each lane first resolves its own key (up to 32
+    // independent probes in flight per warp), then the warp copies the vectors,
+    // KPS at a time, issuing UNROLL vectors' loads before their stores, so that
+    // a warp keeps several rows in flight instead of one dependent chain per
+    // key. Small batches take fewer keys per warp so that they still fill the GPU.
     extern "C" __global__ void hps_lookup(
         const KEY_T* __restrict__ keys, int n,
         const int* __restrict__ runStart, const int* __restrict__ runMember, int runs,
         const Slot* __restrict__ slots, u32 capacity, u32 rowBits,
         const float* __restrict__ vectors, const float* __restrict__ defaults,
-        float* __restrict__ out, int layout, int keysPerSample, u32* __restrict__ misses)
+        float* __restrict__ out, int layout, int keysPerSample, u32* __restrict__ misses, int keysPerWarp)
     {
         const unsigned FULL = 0xFFFFFFFFu;
         const int lane = threadIdx.x & 31;
-        const long long base = (((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5) << 5;
+        const long long base = (((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5) * keysPerWarp;
         if (base >= n) return;
-        const int count = (n - base) < 32 ? (int)(n - base) : 32;
+        const int count = (n - base) < keysPerWarp ? (int)(n - base) : keysPerWarp;
 
         // Phase 1: lane l resolves key base + l to a source row and an output row.
         long long row = -1, o = 0;

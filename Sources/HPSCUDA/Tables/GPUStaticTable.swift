@@ -104,14 +104,19 @@ public final class GPUStaticTable: @unchecked Sendable {
                        output: UInt64, layout: Layout = .keyOrder, keysPerSample: Int = 1, misses: UInt64 = 0,
                        stream: CUDAStream) throws(CUDAError) {
         guard count > 0 else { return }
-        // A warp per 32 keys.
+        // Up to 32 keys per warp, fewer when that leaves the GPU idle: about
+        // 48 warps per multiprocessor keep its memory pipes full.
+        let warpsToFill = max(1, kernels.device.multiprocessors * 48)
+        var keysPerWarp = 32
+        while keysPerWarp > 1 && count / keysPerWarp < warpsToFill { keysPerWarp /= 2 }
+        let warps = (count + keysPerWarp - 1) / keysPerWarp
         let block = 256
-        let grid = (count + block - 1) / block
+        let grid = (warps * 32 + block - 1) / block
         try kernel.launch(grid: grid, block: block, stream: stream, [
             keys, Int32(count), runStarts, runMembers, Int32(runs),
             slots.address, UInt32(capacity), UInt32(rowBits),
             vectors.address, defaults.address,
-            output, layout.rawValue, Int32(keysPerSample), misses,
+            output, layout.rawValue, Int32(keysPerSample), misses, Int32(keysPerWarp),
         ])
     }
 }
