@@ -187,7 +187,7 @@ struct CLITests {
         #expect(outcome.stdout.isEmpty)
     }
 
-    @Test("hps demo --device gpu fails with one line saying the GPU is not available")
+    @Test("hps demo --device gpu without a GPU fails with one line saying there is no GPU and why")
     func demoGPU() throws {
         let directory = try TemporaryDirectory(prefix: "hps-cli")
         defer { directory.remove() }
@@ -195,7 +195,17 @@ struct CLITests {
                                "--dim", "2", "--batch-size", "2", "--keys-per-sample", "1"], in: directory.path)
         #expect(outcome.status != 0)
         #expect(outcome.stderrLines.count == 1, "stderr: \(outcome.stderr)")
-        #expect(outcome.stderr.lowercased().contains("gpu"))
-        #expect(outcome.stderr.contains("not available"))
+        #expect(outcome.stderr.hasPrefix("hps: No GPU: the CUDA driver (libcuda.so.1) could not be loaded"))
+    }
+
+    @Test("hps demo --device auto without a GPU runs on the CPU and says why")
+    func demoAuto() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-cli")
+        defer { directory.remove() }
+        let outcome = try hps(["demo", "--device", "auto", "--iterations", "1", "--tables", "1", "--vocab", "10",
+                               "--dim", "2", "--batch-size", "2", "--keys-per-sample", "1", "--json"], in: directory.path)
+        #expect(outcome.status == 0)
+        #expect(outcome.stderr.hasPrefix("hps: running on the CPU because no GPU: the CUDA driver (libcuda.so.1) could not be loaded"))
+        #expect(outcome.stdout.contains("\"device\":\"cpu\""))
     }
 }

@@ -51,7 +51,7 @@ enum KernelSource {
     __device__ __forceinline__ float hps_fill(float v) { return v; }
     #endif
     #define KPS (32 / LANES)                           // keys copied at once by one warp
-    #define UNROLL ((32 / KPS) < 8 ? (32 / KPS) : 8)   // steps whose loads go out before their stores
+    #define UNROLL ((32 / KPS) < 4 ? (32 / KPS) : 4)   // steps whose loads go out before their stores
     #define PER_LANE ((UNITS + LANES - 1) / LANES)     // units of one vector per lane
 
     // Looks up n keys, keysPerWarp (a power of two up to 32) per warp. Keys come as `runs` runs (one per table of

@@ -1,3 +1,4 @@
+import Glibc
 import HPS
 
 /// HugeCTR's static embedding cache: a whole (possibly fused) table in GPU
@@ -37,49 +38,23 @@ public final class GPUStaticTable: @unchecked Sendable {
         self.memberCount = members.count
         self.int64Keys = int64Keys
         self.kernels = kernels
-        let rows = members.reduce(0) { $0 + $1.keys.count }
-        let memberBits = members.count <= 1 ? 0 : (Int.bitWidth - (members.count - 1).leadingZeroBitCount)
-        rowBits = 32 - memberBits
-        guard rows < (1 << rowBits) - 1 else {
-            throw .unsupported("a GPU table of \(members.count) members holds at most \((1 << rowBits) - 2) rows, not \(rows)")
-        }
-        capacity = max(16, rows * 2)
-        var slotWords = [UInt64](repeating: 0, count: capacity * 2)
-        var allVectors: [Float] = []
-        allVectors.reserveCapacity(rows * dim)
-        var distinct = 0
-        var row = 0
-        for (member, table) in members.enumerated() {
-            precondition(table.vectors.count == table.keys.count * dim, "member \(member) vectors are not keys × dim")
-            allVectors.append(contentsOf: table.vectors)
-            for key in table.keys {
-                let ref = UInt64(UInt32(truncatingIfNeeded: (member << rowBits) | row) &+ 1)
-                var slot = KeyHash.slot(KeyHash.hash(key, member: member), capacity: capacity)
-                while true {
-                    let stored = slotWords[slot * 2 + 1] & 0xFFFF_FFFF
-                    if stored == 0 {
-                        slotWords[slot * 2] = UInt64(bitPattern: key)
-                        slotWords[slot * 2 + 1] = ref
-                        distinct += 1
-                        break
-                    }
-                    let storedMember = rowBits == 32 ? 0 : Int((UInt32(stored) &- 1) >> UInt32(rowBits))
-                    if slotWords[slot * 2] == UInt64(bitPattern: key) && storedMember == member {
-                        slotWords[slot * 2 + 1] = ref  // the last row wins
-                        break
-                    }
-                    slot = slot + 1 == capacity ? 0 : slot + 1
-                }
-                row += 1
-            }
-        }
-        count = distinct
+        let index = try GPUTableIndex(members: members, dim: dim)
+        rowBits = index.rowBits
+        capacity = index.capacity
+        count = index.count
         let device = kernels.device
-        slots = try DeviceBuffer(device: device, copying: slotWords)
-        vectors = try DeviceBuffer(device: device, copying: allVectors)
+        slots = try DeviceBuffer(device: device, copying: index.slotWords)
+        vectors = try DeviceBuffer(device: device, copying: index.vectors)
         self.defaults = try DeviceBuffer(device: device, copying: defaults)
         kernel = try kernels.lookup(dim: dim, int64Keys: int64Keys)
     }
+
+    /// Warps per multiprocessor a launch aims for before it gives each warp
+    /// fewer keys (`HPS_GPU_FILL_WARPS` overrides it, for tuning).
+    static let fillWarpsPerMultiprocessor: Int = {
+        if let text = getenv("HPS_GPU_FILL_WARPS"), let value = Int(String(cString: text)), value > 0 { return value }
+        return 4
+    }()
 
     /// Bytes of device memory held.
     public var deviceBytes: Int { slots.byteCount + vectors.byteCount + defaults.byteCount }
@@ -104,9 +79,9 @@ public final class GPUStaticTable: @unchecked Sendable {
                        output: UInt64, layout: Layout = .keyOrder, keysPerSample: Int = 1, misses: UInt64 = 0,
                        stream: CUDAStream) throws(CUDAError) {
         guard count > 0 else { return }
-        // Up to 32 keys per warp, fewer when that leaves the GPU idle: about
-        // 48 warps per multiprocessor keep its memory pipes full.
-        let warpsToFill = max(1, kernels.device.multiprocessors * 48)
+        // Up to 32 keys per warp, fewer when that would leave multiprocessors
+        // with too few warps to keep rows in flight.
+        let warpsToFill = max(1, kernels.device.multiprocessors * Self.fillWarpsPerMultiprocessor)
         var keysPerWarp = 32
         while keysPerWarp > 1 && count / keysPerWarp < warpsToFill { keysPerWarp /= 2 }
         let warps = (count + keysPerWarp - 1) / keysPerWarp

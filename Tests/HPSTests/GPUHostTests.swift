@@ -1,0 +1,87 @@
+import Testing
+
+@testable import HPS
+@testable import HPSCUDA
+
+/// What of the GPU path runs without a GPU: loading fails cleanly, and the
+/// host-side bookkeeping that the kernels rely on.
+struct GPUHostTests {
+    @Test("without libcuda, opening a GPU fails with an error that says no GPU and why")
+    func driverMissing() throws {
+        // CI machines have no NVIDIA driver; on a machine with one this test has nothing to check.
+        guard (try? CUDADriver.shared()) == nil else { return }
+        #expect(throws: CUDAError.self) { try CUDADevice(index: 0) }
+        do {
+            _ = try CUDADevice(index: 0)
+        } catch {
+            let text = String(describing: error)
+            #expect(text.hasPrefix("no GPU: the CUDA driver (libcuda.so.1) could not be loaded"))
+            #expect(text.contains("libcuda.so.1"))
+        }
+    }
+
+    @Test("a second attempt gives the same error without retrying the load")
+    func driverErrorIsCached() {
+        let first = Result { try CUDADriver.shared() }
+        let second = Result { try CUDADriver.shared() }
+        switch (first, second) {
+        case (.success(let a), .success(let b)): #expect(a === b)
+        case (.failure(let a), .failure(let b)): #expect(String(describing: a) == String(describing: b))
+        default: Issue.record("the two loads disagree")
+        }
+    }
+
+    @Test("the GPU index finds every key of every member at its row, and nothing else")
+    func indexFindsEveryKey() throws {
+        var random = SplitMix64(seed: 17)
+        let dim = 3
+        var members: [(keys: [Int64], vectors: [Float])] = []
+        for _ in 0..<3 {
+            let keys = (0..<2000).map { _ in Int64(bitPattern: random.next() % 5000) }  // overlaps and repeats
+            members.append((keys, (0..<(keys.count * dim)).map { _ in random.nextFloat(-1, 1) }))
+        }
+        let index = try GPUTableIndex(members: members, dim: dim)
+        #expect(index.rowBits == 30)
+        var rowBase = 0
+        var expected: [Int: [Int64: Int]] = [:]
+        for (m, member) in members.enumerated() {
+            for (i, key) in member.keys.enumerated() { expected[m, default: [:]][key] = rowBase + i }
+            rowBase += member.keys.count
+        }
+        #expect(index.count == expected.values.reduce(0) { $0 + $1.count })
+        for (m, rows) in expected {
+            for (key, row) in rows {
+                #expect(index.row(of: key, member: m) == row)
+                // The row's vector is the member's last row for the key.
+                #expect(Array(index.vectors[(row * dim)..<((row + 1) * dim)]) ==
+                        Array(members[m].vectors[((row - (m == 0 ? 0 : members[0..<m].reduce(0) { $0 + $1.keys.count })) * dim)...].prefix(dim)))
+            }
+        }
+        #expect(index.row(of: 6000, member: 0) == nil)
+        #expect(index.row(of: expected[0]!.keys.first!, member: 3) == nil)
+        #expect(index.capacity >= 2 * 6000)
+    }
+
+    @Test("vectors that are not keys × vec size are refused")
+    func indexShape() {
+        #expect(throws: CUDAError.self) { try GPUTableIndex(members: [([1, 2], [1, 2, 3])], dim: 2) }
+    }
+
+    @Test("threads per key: a float4 each, at most a warp", arguments: [(1, 1), (3, 4), (4, 1), (16, 4), (64, 16), (128, 32), (300, 32)])
+    func lanes(dim: Int, lanes: Int) {
+        #expect(KernelSource.lanes(dim: dim) == lanes)
+    }
+
+    @Test("the kernel source is specialized for vec size and key type")
+    func kernelSource() {
+        let source = KernelSource.lookup(dim: 128, int64Keys: false)
+        #expect(source.hasPrefix("#define DIM 128\n#define LANES 32\n#define KEY_T unsigned int"))
+        for kernel in ["hps_lookup", "hps_dense", "hps_concat"] {
+            #expect(source.contains("extern \"C\" __global__ void \(kernel)("))
+        }
+        // The device hash must be the host's: the same constants in the same order.
+        #expect(source.contains("0x9E3779B97F4A7C15ull"))
+        #expect(source.contains("0xFF51AFD7ED558CCDull"))
+        #expect(source.contains("0xC4CEB9FE1A85EC53ull"))
+    }
+}
