@@ -96,6 +96,10 @@ public enum GPUBenchmark {
         for dim in [128, 64] {
             rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: 4_000_000, lookups: 1_000_000, dim: dim, runs: 50))
         }
+        for row in try GPUCacheBenchmark.run(kernels: kernels) {
+            rows.append(Row(name: "\(row.name): hit rate \(String(row.hitRate).prefix(6))", microseconds: row.microseconds,
+                            bytes: 2 * row.keys * 128 * 4, keys: row.keys))
+        }
         return (device.name, rows)
     }
 

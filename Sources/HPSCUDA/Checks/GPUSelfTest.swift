@@ -1,4 +1,4 @@
-public import HPS
+import HPS
 
 /// Compares every GPU lookup path with the CPU hash map on fresh random
 /// data: vec sizes 1, 3, 16, 128 and 300, int64 and int32 keys, hits and
@@ -25,6 +25,7 @@ public enum GPUSelfTest {
                 cases += try check(kernels: kernels, dim: dim, int64Keys: int64Keys, random: &random)
             }
         }
+        cases += try GPUCacheSelfTest.run(kernels: kernels, random: &random)
         return cases
     }
 
@@ -77,7 +78,7 @@ public enum GPUSelfTest {
                     LookupRun(member: Int(runMembers[r]), keys: keys.baseAddress! + r * perRun, count: perRun,
                               output: out.baseAddress! + r * perRun * dim)
                 }
-                try defaults.withUnsafeBufferPointer { d in
+                defaults.withUnsafeBufferPointer { d in
                     expectedMisses = cpuRuns.withUnsafeBufferPointer { cpu.lookup($0, defaults: d, missed: nil, parallelism: 1) }
                 }
                 _ = keys

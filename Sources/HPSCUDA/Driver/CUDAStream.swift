@@ -28,6 +28,20 @@ public final class CUDAStream: @unchecked Sendable {
         try device.driver.check(device.driver.cuMemcpyDtoHAsync(target, source, bytes, handle), "cuMemcpyDtoHAsync")
     }
 
+    /// Copies an array to the device. From pageable memory the driver stages
+    /// the bytes before returning, so the array may go right after.
+    public func upload<T>(_ values: [T], to target: UInt64) throws(CUDAError) {
+        let result = values.withUnsafeBytes { device.driver.cuMemcpyHtoDAsync(target, $0.baseAddress, $0.count, handle) }
+        try device.driver.check(result, "cuMemcpyHtoDAsync")
+    }
+
+    /// Copies `values.count` elements from the device into an array, and waits for them.
+    public func download<T>(into values: inout [T], from source: UInt64) throws(CUDAError) {
+        let result = values.withUnsafeMutableBytes { device.driver.cuMemcpyDtoHAsync($0.baseAddress, source, $0.count, handle) }
+        try device.driver.check(result, "cuMemcpyDtoHAsync")
+        try synchronize()
+    }
+
     /// Copies `bytes` within the device, in order on this stream.
     public func copy(to target: UInt64, from source: UInt64, bytes: Int) throws(CUDAError) {
         try device.driver.check(device.driver.cuMemcpyDtoDAsync(target, source, bytes, handle), "cuMemcpyDtoDAsync")

@@ -59,7 +59,9 @@ enum KernelSource {
     // the table. layout 0: output row i for key i. layout 1 (the dense layer's
     // concat): run r's key j of sample s = j / keysPerSample goes to row
     // (s * runs + r) * keysPerSample + j % keysPerSample. A missing key's row
-    // is its member's default value, and *misses counts it.
+    // is its member's default value, and *misses counts it; with missIndex,
+    // its key index is written at missIndex[k] (k in no particular order).
+    // With stamps (a dynamic cache), a hit row's stamp becomes epoch.
     //
     // Why this shape: each lane first resolves its own key (up to 32
     // independent probes in flight per warp), then the warp copies the vectors,
@@ -71,7 +73,8 @@ enum KernelSource {
         const int* __restrict__ runStart, const int* __restrict__ runMember, int runs,
         const Slot* __restrict__ slots, u32 capacity, u32 rowBits,
         const float* __restrict__ vectors, const float* __restrict__ defaults,
-        float* __restrict__ out, int layout, int keysPerSample, u32* __restrict__ misses, int keysPerWarp)
+        float* __restrict__ out, int layout, int keysPerSample, u32* __restrict__ misses, int keysPerWarp,
+        u32* __restrict__ stamps, u32 epoch, int* __restrict__ missIndex)
     {
         const unsigned FULL = 0xFFFFFFFFu;
         const int lane = threadIdx.x & 31;
@@ -108,9 +111,16 @@ enum KernelSource {
                 o = (sample * runs + r) * keysPerSample + (j - sample * keysPerSample);
             }
             fill = defaults[member];
+            if (row >= 0 && stamps) stamps[row] = epoch;
         }
         const unsigned missed = __ballot_sync(FULL, mine && row < 0);
-        if (lane == 0 && missed && misses) atomicAdd(misses, (u32)__popc(missed));
+        if (missed && misses) {
+            u32 first = 0;
+            if (lane == 0) first = atomicAdd(misses, (u32)__popc(missed));
+            first = __shfl_sync(FULL, first, 0);
+            if (missIndex && ((missed >> lane) & 1u))
+                missIndex[first + __popc(missed & ((1u << lane) - 1u))] = (int)(base + lane);
+        }
 
         // Phase 2: copy, KPS keys per step, UNROLL steps of loads before their stores.
         const int sub = lane / LANES, sl = lane % LANES;
@@ -142,6 +152,36 @@ enum KernelSource {
                 }
             }
         }
+    }
+
+    // Writes count rows: target[rows[i] * DIM ...] = source[i * DIM ...].
+    extern "C" __global__ void hps_scatter_rows(const int* __restrict__ rows, const float* __restrict__ source,
+                                                int count, float* __restrict__ target)
+    {
+        const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        const long long i = t / DIM;
+        if (i >= count) return;
+        const int e = (int)(t - i * DIM);
+        target[(long long)rows[i] * DIM + e] = source[i * DIM + e];
+    }
+
+    // Sets the stamps of count rows to epoch.
+    extern "C" __global__ void hps_stamp_rows(const int* __restrict__ rows, int count, u32* __restrict__ stamps, u32 epoch)
+    {
+        const int i = blockIdx.x * blockDim.x + threadIdx.x;
+        if (i < count) stamps[rows[i]] = epoch;
+    }
+
+    // Writes count index slots: slots[words[3k]] = (key words[3k+1], ref words[3k+2]).
+    extern "C" __global__ void hps_scatter_slots(const u64* __restrict__ words, int count, Slot* __restrict__ slots)
+    {
+        const int k = blockIdx.x * blockDim.x + threadIdx.x;
+        if (k >= count) return;
+        Slot slot;
+        slot.key = (long long)words[3 * k + 1];
+        slot.ref = (u32)words[3 * k + 2];
+        slot.pad = 0;
+        slots[words[3 * k]] = slot;
     }
 
     // prediction[s] = bias + dot(input[s], weights): one block per sample.

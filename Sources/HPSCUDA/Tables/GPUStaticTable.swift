@@ -1,4 +1,3 @@
-import Glibc
 import HPS
 
 /// HugeCTR's static embedding cache: a whole (possibly fused) table in GPU
@@ -49,13 +48,6 @@ public final class GPUStaticTable: @unchecked Sendable {
         kernel = try kernels.lookup(dim: dim, int64Keys: int64Keys)
     }
 
-    /// Warps per multiprocessor a launch aims for before it gives each warp
-    /// fewer keys (`HPS_GPU_FILL_WARPS` overrides it, for tuning).
-    static let fillWarpsPerMultiprocessor: Int = {
-        if let text = getenv("HPS_GPU_FILL_WARPS"), let value = Int(String(cString: text)), value > 0 { return value }
-        return 4
-    }()
-
     /// Bytes of device memory held.
     public var deviceBytes: Int { slots.byteCount + vectors.byteCount + defaults.byteCount }
 
@@ -78,20 +70,9 @@ public final class GPUStaticTable: @unchecked Sendable {
     public func lookup(keys: UInt64, count: Int, runStarts: UInt64, runMembers: UInt64, runs: Int,
                        output: UInt64, layout: Layout = .keyOrder, keysPerSample: Int = 1, misses: UInt64 = 0,
                        stream: CUDAStream) throws(CUDAError) {
-        guard count > 0 else { return }
-        // Up to 32 keys per warp, fewer when that would leave multiprocessors
-        // with too few warps to keep rows in flight.
-        let warpsToFill = max(1, kernels.device.multiprocessors * Self.fillWarpsPerMultiprocessor)
-        var keysPerWarp = 32
-        while keysPerWarp > 1 && count / keysPerWarp < warpsToFill { keysPerWarp /= 2 }
-        let warps = (count + keysPerWarp - 1) / keysPerWarp
-        let block = 256
-        let grid = (warps * 32 + block - 1) / block
-        try kernel.launch(grid: grid, block: block, stream: stream, [
-            keys, Int32(count), runStarts, runMembers, Int32(runs),
-            slots.address, UInt32(capacity), UInt32(rowBits),
-            vectors.address, defaults.address,
-            output, layout.rawValue, Int32(keysPerSample), misses, Int32(keysPerWarp),
-        ])
+        try LookupLaunch(keys: keys, count: count, runStarts: runStarts, runMembers: runMembers, runs: runs,
+                         slots: slots.address, capacity: capacity, rowBits: rowBits, vectors: vectors.address,
+                         defaults: defaults.address, output: output, layout: layout, keysPerSample: keysPerSample,
+                         misses: misses).launch(kernel, device: kernels.device, stream: stream)
     }
 }

@@ -19,6 +19,22 @@ struct GPUTableIndex {
     let rowBits: Int
     /// Distinct (member, key) pairs.
     private(set) var count = 0
+    /// Slots changed since the last `takeDirtySlots()`, for a table whose
+    /// device copy is updated in place.
+    private(set) var dirtySlots: Set<Int> = []
+    /// Whether to record dirty slots.
+    var tracksChanges = false
+
+    /// An empty index of `capacity` slots whose rows are assigned by the caller
+    /// (a dynamic cache), addressing rows of `members` member tables.
+    init(emptyWithCapacity capacity: Int, members: Int) {
+        let memberBits = members <= 1 ? 0 : (Int.bitWidth - (members - 1).leadingZeroBitCount)
+        rowBits = 32 - memberBits
+        self.capacity = max(16, capacity)
+        slotWords = [UInt64](repeating: 0, count: self.capacity * 2)
+        vectors = []
+        tracksChanges = true
+    }
 
     /// Builds the index; a key repeated within a member keeps its last row.
     init(members: [(keys: [Int64], vectors: [Float])], dim: Int) throws(CUDAError) {
@@ -46,7 +62,8 @@ struct GPUTableIndex {
         }
     }
 
-    private mutating func insert(_ key: Int64, member: Int, row: Int) {
+    /// Points (member, key) at `row`, adding it if absent.
+    mutating func insert(_ key: Int64, member: Int, row: Int) {
         let ref = UInt64(UInt32(truncatingIfNeeded: (member << rowBits) | row) &+ 1)
         var slot = KeyHash.slot(KeyHash.hash(key, member: member), capacity: capacity)
         while true {
@@ -55,14 +72,61 @@ struct GPUTableIndex {
                 slotWords[slot * 2] = UInt64(bitPattern: key)
                 slotWords[slot * 2 + 1] = ref
                 count += 1
+                if tracksChanges { dirtySlots.insert(slot) }
                 return
             }
             if slotWords[slot * 2] == UInt64(bitPattern: key) && self.member(of: stored) == member {
                 slotWords[slot * 2 + 1] = ref  // the last row wins
+                if tracksChanges { dirtySlots.insert(slot) }
                 return
             }
             slot = slot + 1 == capacity ? 0 : slot + 1
         }
+    }
+
+    /// Removes (member, key), shifting the rest of its cluster back so that
+    /// probes stay correct with no tombstones.
+    /// - Returns: whether it was present.
+    @discardableResult
+    mutating func remove(_ key: Int64, member: Int) -> Bool {
+        var slot = KeyHash.slot(KeyHash.hash(key, member: member), capacity: capacity)
+        while true {
+            let stored = slotWords[slot * 2 + 1]
+            if stored == 0 { return false }
+            if slotWords[slot * 2] == UInt64(bitPattern: key) && self.member(of: stored) == member { break }
+            slot = slot + 1 == capacity ? 0 : slot + 1
+        }
+        var hole = slot, next = slot
+        while true {
+            next = next + 1 == capacity ? 0 : next + 1
+            let stored = slotWords[next * 2 + 1]
+            if stored == 0 { break }
+            let nextKey = Int64(bitPattern: slotWords[next * 2])
+            let home = KeyHash.slot(KeyHash.hash(nextKey, member: self.member(of: stored)), capacity: capacity)
+            let homeInRange = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next)
+            if !homeInRange {
+                slotWords[hole * 2] = slotWords[next * 2]
+                slotWords[hole * 2 + 1] = stored
+                if tracksChanges { dirtySlots.insert(hole) }
+                hole = next
+            }
+        }
+        slotWords[hole * 2] = 0
+        slotWords[hole * 2 + 1] = 0
+        if tracksChanges { dirtySlots.insert(hole) }
+        count -= 1
+        return true
+    }
+
+    /// The changed slots as (slot, key word, ref word) triples, and forgets them.
+    mutating func takeDirtySlots() -> [UInt64] {
+        var words: [UInt64] = []
+        words.reserveCapacity(dirtySlots.count * 3)
+        for slot in dirtySlots.sorted() {
+            words += [UInt64(slot), slotWords[slot * 2], slotWords[slot * 2 + 1]]
+        }
+        dirtySlots.removeAll(keepingCapacity: true)
+        return words
     }
 
     private func member(of ref: UInt64) -> Int {

@@ -1,0 +1,82 @@
+import Glibc
+import HPS
+
+/// The dynamic cache's figures for `hps bench --device gpu`: with capacity
+/// equal to the table, after a pre-fill (every key must hit), and at 20% of
+/// the table with Zipf(1.2) keys (hit rate and rate in steady state). Keys
+/// start on the device; each call's time is host wall clock, since a call
+/// waits for its miss count.
+enum GPUCacheBenchmark {
+    /// One measured line.
+    struct Row {
+        var name: String
+        var microseconds: Double
+        var keys: Int
+        var hitRate: Double
+    }
+
+    static func run(kernels: GPUKernels, tableKeys: Int = 1_000_000, batch: Int = 1_000_000, dim: Int = 128) throws -> [Row] {
+        let device = kernels.device
+        var random = SplitMix64(seed: 77)
+        let keys = (0..<tableKeys).map { _ in Int64(bitPattern: random.next() >> 1) }
+        let store = HashMapStore(partitions: 16)
+        let lower = try store.createTable("hps_et.bench.cache", vecSize: dim, members: 1, expectedKeys: tableKeys)
+        let vectors = (0..<(tableKeys * dim)).map { Float($0 & 1023) * 0.5 }
+        try keys.withUnsafeBufferPointer { k in
+            try vectors.withUnsafeBufferPointer { v in _ = try lower.insert(member: 0, keys: k, vectors: v, parallelism: 16) }
+        }
+        let output = try DeviceBuffer<Float>(device: device, count: batch * dim)
+        var rows: [Row] = []
+
+        // Capacity = table, pre-filled: uniform random keys, all hits.
+        let full = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: tableKeys, members: 1, lower: lower,
+                                       defaults: [0], hitRateThreshold: 0.9, int64Keys: true)
+        try full.prefill(keys: [keys], fraction: 1)
+        let sets = 4
+        let uniform = try DeviceBuffer(device: device, copying: (0..<(sets * batch)).map { _ in keys[Int(random.next() % UInt64(tableKeys))] })
+        var times: [Double] = [], hits = 0, looked = 0
+        for i in 0..<40 {
+            let start = MonotonicClock.nanoseconds()
+            let report = try full.lookup(deviceKeys: uniform.address + UInt64((i % sets) * batch * 8), count: batch,
+                                         runs: [(0, batch)], output: output.address)
+            let us = Double(MonotonicClock.nanoseconds() - start) / 1000
+            if i >= 5 { times.append(us); hits += report.hits; looked += report.keys }
+        }
+        rows.append(Row(name: "dynamic cache, capacity = table (\(tableKeys) keys), pre-filled, \(batch) uniform keys, vec \(dim)",
+                        microseconds: percentile(times, 0.5), keys: batch, hitRate: Double(hits) / Double(looked)))
+
+        // 20% capacity, Zipf(1.2) keys (rank r drawn with weight r^-1.2), hit-rate threshold 0.9.
+        var cumulative = [Double](repeating: 0, count: tableKeys)
+        var total = 0.0
+        for r in 0..<tableKeys { total += 1 / pow12(Double(r + 1)); cumulative[r] = total }
+        let order = keys.shuffled(using: &random)
+        func zipfKey() -> Int64 {
+            let u = Double(random.next() >> 11) / Double(1 << 53) * total
+            var lo = 0, hi = tableKeys - 1
+            while lo < hi { let mid = (lo + hi) / 2; if cumulative[mid] < u { lo = mid + 1 } else { hi = mid } }
+            return order[lo]
+        }
+        let zipfBatch = batch / 4
+        let zipfSets = 8
+        let zipf = try DeviceBuffer(device: device, copying: (0..<(zipfSets * zipfBatch)).map { _ in zipfKey() })
+        let partial = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: tableKeys / 5, members: 1, lower: lower,
+                                          defaults: [0], hitRateThreshold: 0.9, int64Keys: true)
+        times = []; hits = 0; looked = 0
+        for i in 0..<60 {
+            let start = MonotonicClock.nanoseconds()
+            let report = try partial.lookup(deviceKeys: zipf.address + UInt64((i % zipfSets) * zipfBatch * 8), count: zipfBatch,
+                                            runs: [(0, zipfBatch)], output: output.address)
+            let us = Double(MonotonicClock.nanoseconds() - start) / 1000
+            if i >= 20 { times.append(us); hits += report.hits; looked += report.keys }
+        }
+        partial.waitForInserts()
+        rows.append(Row(name: "dynamic cache, capacity 20% of \(tableKeys) keys, \(zipfBatch) Zipf(1.2) keys per call, vec \(dim), steady state",
+                        microseconds: percentile(times, 0.5), keys: zipfBatch, hitRate: Double(hits) / Double(looked)))
+        return rows
+    }
+
+    static func pow12(_ x: Double) -> Double {
+        // x^1.2 = x · x^0.2, without Foundation.
+        x * exp2(0.2 * log2(x))
+    }
+}

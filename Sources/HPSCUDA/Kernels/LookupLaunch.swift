@@ -1,0 +1,54 @@
+import Glibc
+
+/// The arguments of one launch of `hps_lookup`, shared by the static table
+/// and the dynamic cache.
+struct LookupLaunch {
+    var keys: UInt64
+    var count: Int
+    var runStarts: UInt64
+    var runMembers: UInt64
+    var runs: Int
+    var slots: UInt64
+    var capacity: Int
+    var rowBits: Int
+    var vectors: UInt64
+    var defaults: UInt64
+    var output: UInt64
+    var layout: GPUStaticTable.Layout
+    var keysPerSample: Int
+    var misses: UInt64 = 0
+    var stamps: UInt64 = 0
+    var epoch: UInt32 = 0
+    var missIndex: UInt64 = 0
+
+    /// Warps per multiprocessor a launch aims for before it gives each warp
+    /// fewer keys (`HPS_GPU_FILL_WARPS` overrides it, for tuning).
+    static let fillWarpsPerMultiprocessor: Int = {
+        if let text = getenvString("HPS_GPU_FILL_WARPS"), let value = Int(text), value > 0 { return value }
+        return 4
+    }()
+
+    /// Launches on `stream`.
+    func launch(_ kernel: CUDAKernel, device: CUDADevice, stream: CUDAStream) throws(CUDAError) {
+        guard count > 0 else { return }
+        // Up to 32 keys per warp, fewer when that would leave multiprocessors
+        // with too few warps to keep rows in flight.
+        let warpsToFill = max(1, device.multiprocessors * Self.fillWarpsPerMultiprocessor)
+        var keysPerWarp = 32
+        while keysPerWarp > 1 && count / keysPerWarp < warpsToFill { keysPerWarp /= 2 }
+        let warps = (count + keysPerWarp - 1) / keysPerWarp
+        let block = 256
+        try kernel.launch(grid: (warps * 32 + block - 1) / block, block: block, stream: stream, [
+            keys, Int32(count), runStarts, runMembers, Int32(runs),
+            slots, UInt32(capacity), UInt32(rowBits),
+            vectors, defaults,
+            output, layout.rawValue, Int32(keysPerSample), misses, Int32(keysPerWarp),
+            stamps, epoch, missIndex,
+        ])
+    }
+}
+
+/// An environment variable's value.
+func getenvString(_ name: String) -> String? {
+    getenv(name).map { String(cString: $0) }
+}

@@ -1,0 +1,457 @@
+import Dispatch
+public import HPS
+
+/// HugeCTR's dynamic embedding cache on the GPU: `capacity` rows of a
+/// (possibly fused) table in GPU memory, in front of a tier below (the CPU
+/// store), least recently used rows evicted first.
+///
+/// A lookup reports its misses. When the hit rate is under
+/// `hitRateThreshold`, the missing vectors are fetched from the tier below,
+/// written into the output and inserted before the call returns; otherwise
+/// they are answered with the default value now and inserted afterwards, on
+/// a background queue (HPS's semantics). Unlike HugeCTR's set-associative
+/// cache, a cache whose capacity is at least the table's key count holds
+/// every key once it has been seen: the index is open addressing over twice
+/// as many slots as rows, so no key is turned away by a full set.
+///
+/// Thread safety: lookups, inserts and refreshes may be called from any
+/// thread; they take turns on one lock.
+public final class GPUDynamicCache: @unchecked Sendable {
+    /// Floats per vector.
+    public let dim: Int
+    /// Rows the cache holds.
+    public let capacity: Int
+    /// Member tables.
+    public let memberCount: Int
+    /// Whether keys are uploaded as int64 (else uint32).
+    public let int64Keys: Bool
+    /// Below this hit rate, misses are filled before the lookup returns.
+    public let hitRateThreshold: Double
+    /// The tier the misses are read from.
+    public let lower: any EmbeddingStoreTable
+
+    let kernels: GPUKernels
+    let device: CUDADevice
+    let stream: CUDAStream
+    let insertStream: CUDAStream
+    let lock = ReadWriteLock()
+    let insertQueue = DispatchQueue(label: "swift-hps.gpu-cache.insert")
+
+    // Device state.
+    let slots: DeviceBuffer<UInt64>
+    let vectors: DeviceBuffer<Float>
+    let stamps: DeviceBuffer<UInt32>
+    let defaults: DeviceBuffer<Float>
+    let missCount: DeviceBuffer<UInt32>
+    let lookupKernel: CUDAKernel
+    let scatterRows: CUDAKernel
+    let scatterSlots: CUDAKernel
+    let stampRows: CUDAKernel
+
+    // The host's mirror of the index, and the owner of each row.
+    var index: GPUTableIndex
+    var rowOwner: [(key: Int64, member: Int)?]
+    var freeRows: [Int32]
+    var epoch: UInt32 = 1
+    var scratch: [String: DeviceBuffer<UInt8>] = [:]
+    var refreshTimer: (any DispatchSourceTimer)?
+
+    /// Counters since the cache was made.
+    public private(set) var statistics = Statistics()
+
+    /// What the cache has seen.
+    public struct Statistics: Sendable, Equatable {
+        /// Keys looked up.
+        public var keys = 0
+        /// Keys found in the cache.
+        public var hits = 0
+        /// Lookups whose misses were filled before returning.
+        public var synchronousFills = 0
+        /// Lookups whose misses were inserted afterwards.
+        public var asynchronousInserts = 0
+        /// Rows evicted to make room.
+        public var evictions = 0
+        /// Refreshes from the tier below.
+        public var refreshes = 0
+
+        /// hits / keys.
+        public var hitRate: Double { keys == 0 ? 0 : Double(hits) / Double(keys) }
+    }
+
+    /// An empty cache.
+    /// - Parameters:
+    ///   - capacity: rows; `gpucacheper` × the table's keys.
+    ///   - lower: the tier misses are read from (the same member numbering).
+    ///   - defaults: per member, the value of a key found nowhere.
+    public init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, lower: any EmbeddingStoreTable,
+                defaults: [Float], hitRateThreshold: Double, int64Keys: Bool) throws(CUDAError) {
+        guard lower.vecSize == dim, lower.memberCount == members else {
+            throw .unsupported("the tier below \(lower.tag) has vec size \(lower.vecSize) and \(lower.memberCount) member(s), not \(dim) and \(members)")
+        }
+        self.kernels = kernels
+        self.device = kernels.device
+        self.dim = dim
+        self.capacity = max(1, capacity)
+        self.memberCount = members
+        self.int64Keys = int64Keys
+        self.hitRateThreshold = hitRateThreshold
+        self.lower = lower
+        index = GPUTableIndex(emptyWithCapacity: 2 * self.capacity + 16, members: members)
+        guard self.capacity < (1 << index.rowBits) - 1 else {
+            throw .unsupported("a GPU cache of \(members) members holds at most \((1 << index.rowBits) - 2) rows")
+        }
+        rowOwner = Array(repeating: nil, count: self.capacity)
+        freeRows = (0..<Int32(self.capacity)).reversed()
+        stream = try CUDAStream(device: device)
+        insertStream = try CUDAStream(device: device)
+        slots = try DeviceBuffer(device: device, count: index.capacity * 2)
+        try slots.fill32(0)
+        vectors = try DeviceBuffer(device: device, count: self.capacity * dim)
+        stamps = try DeviceBuffer(device: device, count: self.capacity)
+        try stamps.fill32(0)
+        self.defaults = try DeviceBuffer(device: device, copying: defaults)
+        missCount = try DeviceBuffer(device: device, count: 1)
+        let module = try kernels.module(dim: dim, int64Keys: int64Keys)
+        lookupKernel = try module.kernel("hps_lookup")
+        scatterRows = try module.kernel("hps_scatter_rows")
+        scatterSlots = try module.kernel("hps_scatter_slots")
+        stampRows = try module.kernel("hps_stamp_rows")
+    }
+
+    deinit {
+        refreshTimer?.cancel()
+        insertQueue.sync {}
+    }
+
+    /// Keys held.
+    public var count: Int { lock.withReadLock { index.count } }
+
+    /// A device scratch buffer of at least `bytes` bytes, kept between calls.
+    func scratchBuffer(_ name: String, bytes: Int) throws(CUDAError) -> DeviceBuffer<UInt8> {
+        if let buffer = scratch[name], buffer.count >= bytes { return buffer }
+        let buffer = try DeviceBuffer<UInt8>(device: device, count: max(bytes, 1 << 16))
+        scratch[name] = buffer
+        return buffer
+    }
+
+    /// What one lookup did.
+    public struct LookupReport: Sendable, Equatable {
+        /// Keys looked up.
+        public var keys: Int
+        /// Keys found in the cache.
+        public var hits: Int
+        /// Whether the misses were filled before returning (else they hold
+        /// the default value and are being inserted).
+        public var filled: Bool
+    }
+
+    /// Looks up host keys into a device output.
+    /// - Parameters:
+    ///   - keys: (n) keys, run after run.
+    ///   - runs: (member, count) per run; the counts sum to n.
+    ///   - output: device address of n × dim floats, laid out by `layout`.
+    public func lookup(keys: [Int64], runs: [(member: Int, count: Int)], output: UInt64,
+                       layout: GPUStaticTable.Layout = .keyOrder, keysPerSample: Int = 1) throws -> LookupReport {
+        lock.lockWrite()
+        let buffer: DeviceBuffer<UInt8>
+        do {
+            buffer = try scratchBuffer("hostKeys", bytes: keys.count * (int64Keys ? 8 : 4))
+            if int64Keys {
+                try stream.upload(keys, to: buffer.address)
+            } else {
+                try stream.upload(keys.map { UInt32(truncatingIfNeeded: $0) }, to: buffer.address)
+            }
+        } catch {
+            lock.unlock()
+            throw error
+        }
+        return try lookupLocked(deviceKeys: buffer.address, count: keys.count, runs: runs, output: output, layout: layout,
+                                keysPerSample: keysPerSample, hostKeys: keys)
+    }
+
+    /// Looks up keys already on the device (int64 or uint32, as the cache was
+    /// made) into a device output; the keys are read back only when some miss.
+    public func lookup(deviceKeys: UInt64, count n: Int, runs: [(member: Int, count: Int)], output: UInt64,
+                       layout: GPUStaticTable.Layout = .keyOrder, keysPerSample: Int = 1,
+                       hostKeys: [Int64]? = nil) throws -> LookupReport {
+        lock.lockWrite()
+        return try lookupLocked(deviceKeys: deviceKeys, count: n, runs: runs, output: output, layout: layout,
+                                keysPerSample: keysPerSample, hostKeys: hostKeys)
+    }
+
+    /// The lookup, entered holding the lock, which it releases before returning.
+    private func lookupLocked(deviceKeys: UInt64, count n: Int, runs: [(member: Int, count: Int)], output: UInt64,
+                              layout: GPUStaticTable.Layout, keysPerSample: Int, hostKeys: [Int64]?) throws -> LookupReport {
+        var unlocked = false
+        defer { if !unlocked { lock.unlock() } }
+        guard n > 0 else { return LookupReport(keys: 0, hits: 0, filled: true) }
+        var starts = [Int32](repeating: 0, count: runs.count + 1)
+        for (r, run) in runs.enumerated() { starts[r + 1] = starts[r] + Int32(run.count) }
+        guard Int(starts[runs.count]) == n else {
+            throw CUDAError.unsupported("the runs hold \(starts[runs.count]) keys but \(n) keys were given")
+        }
+        epoch &+= 1
+        let runBuffer = try scratchBuffer("runs", bytes: (2 * runs.count + 1) * 4)
+        let missBuffer = try scratchBuffer("missIndex", bytes: n * 4)
+        try stream.upload(starts + runs.map { Int32($0.member) }, to: runBuffer.address)
+        try device.driver.check(device.driver.cuMemsetD32Async(missCount.address, 0, 1, stream.handle), "cuMemsetD32Async")
+        try LookupLaunch(keys: deviceKeys, count: n, runStarts: runBuffer.address,
+                         runMembers: runBuffer.address + UInt64(4 * (runs.count + 1)), runs: runs.count,
+                         slots: slots.address, capacity: index.capacity, rowBits: index.rowBits, vectors: vectors.address,
+                         defaults: defaults.address, output: output, layout: layout, keysPerSample: keysPerSample,
+                         misses: missCount.address, stamps: stamps.address, epoch: epoch,
+                         missIndex: missBuffer.address).launch(lookupKernel, device: device, stream: stream)
+        var missHolder: [UInt32] = [0]
+        try stream.download(into: &missHolder, from: missCount.address)
+        let misses = missHolder[0]
+        statistics.keys += n
+        statistics.hits += n - Int(misses)
+        guard misses > 0 else { return LookupReport(keys: n, hits: n, filled: true) }
+
+        var missed = [Int32](repeating: 0, count: Int(misses))
+        try stream.download(into: &missed, from: missBuffer.address)
+        missed.sort()
+        let keys: [Int64]
+        if let hostKeys {
+            keys = hostKeys
+        } else if int64Keys {
+            var read = [Int64](repeating: 0, count: n)
+            try stream.download(into: &read, from: deviceKeys)
+            keys = read
+        } else {
+            var read = [UInt32](repeating: 0, count: n)
+            try stream.download(into: &read, from: deviceKeys)
+            keys = read.map { Int64($0) }
+        }
+        // The distinct missing (member, key) pairs, and where each miss goes.
+        var position: [Int: Int] = [:]
+        var uniqueKeys: [Int64] = [], uniqueMembers: [Int] = []
+        var missUnique: [Int] = [], missOutput: [Int32] = []
+        var r = 0
+        for i32 in missed {
+            let i = Int(i32)
+            while Int(starts[r + 1]) <= i { r += 1 }
+            let member = runs[r].member, key = keys[i]
+            let id = Self.pairID(key, member)
+            let u: Int
+            if let known = position[id], uniqueKeys[known] == key, uniqueMembers[known] == member {
+                u = known
+            } else {
+                u = uniqueKeys.count
+                position[id] = u
+                uniqueKeys.append(key)
+                uniqueMembers.append(member)
+            }
+            missUnique.append(u)
+            var o = i
+            if layout == .samplesByRun {
+                let j = i - Int(starts[r]), s = j / keysPerSample
+                o = (s * runs.count + r) * keysPerSample + j % keysPerSample
+            }
+            missOutput.append(Int32(o))
+        }
+        let (fetched, found) = try fetch(keys: uniqueKeys, members: uniqueMembers)
+        let hitRate = 1 - Double(misses) / Double(n)
+        if hitRate < hitRateThreshold {
+            // Fill the output now: each miss gets its key's vector (or the default).
+            var rows = [Float](repeating: 0, count: missed.count * dim)
+            for (k, u) in missUnique.enumerated() {
+                rows.replaceSubrange((k * dim)..<((k + 1) * dim), with: fetched[(u * dim)..<((u + 1) * dim)])
+            }
+            try scatter(rows: missOutput, vectors: rows, into: output, stream: stream)
+            try insert(keys: uniqueKeys, members: uniqueMembers, vectors: fetched, found: found, stream: stream)
+            try stream.synchronize()
+            statistics.synchronousFills += 1
+            return LookupReport(keys: n, hits: n - Int(misses), filled: true)
+        }
+        // Defaults now; the insert runs after this call returns, holding the lock.
+        statistics.asynchronousInserts += 1
+        unlocked = true
+        let work = UncheckedBox((uniqueKeys, uniqueMembers, fetched, found))
+        lock.unlock()
+        insertQueue.async { [self] in
+            lock.lockWrite()
+            defer { lock.unlock() }
+            let (k, m, v, f) = work.value
+            try? insert(keys: k, members: m, vectors: v, found: f, stream: insertStream)
+            try? insertStream.synchronize()
+        }
+        return LookupReport(keys: n, hits: n - Int(misses), filled: false)
+    }
+
+    /// Waits for inserts started by earlier lookups.
+    public func waitForInserts() {
+        insertQueue.sync {}
+    }
+
+    static func pairID(_ key: Int64, _ member: Int) -> Int {
+        Int(truncatingIfNeeded: KeyHash.hash(key, member: member))
+    }
+
+    /// Reads keys from the tier below: their vectors (the default where absent) and which were found.
+    func fetch(keys: [Int64], members: [Int]) throws -> (vectors: [Float], found: [Bool]) {
+        var vectors = [Float](repeating: 0, count: keys.count * dim)
+        var found = [Bool](repeating: true, count: keys.count)
+        let hostDefaults = try defaults.download()
+        try keys.withUnsafeBufferPointer { k in
+            try vectors.withUnsafeMutableBufferPointer { v in
+                var runs: [LookupRun] = []
+                var j = 0
+                while j < keys.count {
+                    var end = j + 1
+                    while end < keys.count && members[end] == members[j] { end += 1 }
+                    runs.append(LookupRun(member: members[j], keys: k.baseAddress! + j, count: end - j,
+                                          output: v.baseAddress! + j * dim))
+                    j = end
+                }
+                var missed = [Int](repeating: 0, count: keys.count)
+                let misses = hostDefaults.withUnsafeBufferPointer { d in
+                    missed.withUnsafeMutableBufferPointer { m in
+                        runs.withUnsafeBufferPointer { lower.lookup($0, defaults: d, missed: m.baseAddress, parallelism: 1) }
+                    }
+                }
+                for i in 0..<misses { found[missed[i]] = false }
+                _ = v
+            }
+        }
+        return (vectors, found)
+    }
+
+    /// Inserts found keys, evicting the least recently used rows when full.
+    func insert(keys: [Int64], members: [Int], vectors: [Float], found: [Bool], stream: CUDAStream) throws {
+        var newKeys: [Int] = []
+        for i in keys.indices where found[i] && index.row(of: keys[i], member: members[i]) == nil {
+            newKeys.append(i)
+        }
+        if newKeys.count > capacity { newKeys.removeLast(newKeys.count - capacity) }
+        guard !newKeys.isEmpty else { return }
+        let shortfall = newKeys.count - freeRows.count
+        if shortfall > 0 { try evict(shortfall, stream: stream) }
+        var rows: [Int32] = []
+        var rowVectors: [Float] = []
+        rowVectors.reserveCapacity(newKeys.count * dim)
+        for i in newKeys {
+            let row = freeRows.removeLast()
+            index.insert(keys[i], member: members[i], row: Int(row))
+            rowOwner[Int(row)] = (keys[i], members[i])
+            rows.append(row)
+            rowVectors.append(contentsOf: vectors[(i * dim)..<((i + 1) * dim)])
+        }
+        try scatter(rows: rows, vectors: rowVectors, into: self.vectors.address, stream: stream)
+        let rowBuffer = try upload(rows, name: "stampRows", stream: stream)
+        try stampRows.launch(grid: (rows.count + 255) / 256, block: 256, stream: stream,
+                             [rowBuffer, Int32(rows.count), stamps.address, epoch])
+        try uploadDirtySlots(stream: stream)
+    }
+
+    /// Frees `count` rows: those with the oldest stamps.
+    func evict(_ count: Int, stream: CUDAStream) throws {
+        try stream.synchronize()
+        let stamp = try stamps.download()
+        var occupied: [(stamp: UInt32, row: Int)] = []
+        occupied.reserveCapacity(capacity)
+        for row in 0..<capacity where rowOwner[row] != nil { occupied.append((stamp[row], row)) }
+        occupied.sort { $0.stamp < $1.stamp || ($0.stamp == $1.stamp && $0.row < $1.row) }
+        for (_, row) in occupied.prefix(count) {
+            guard let owner = rowOwner[row] else { continue }
+            index.remove(owner.key, member: owner.member)
+            rowOwner[row] = nil
+            freeRows.append(Int32(row))
+        }
+        statistics.evictions += min(count, occupied.count)
+    }
+
+    /// Copies rows of vectors to `rows` of the table at `target`.
+    func scatter(rows: [Int32], vectors rowVectors: [Float], into target: UInt64, stream: CUDAStream) throws(CUDAError) {
+        guard !rows.isEmpty else { return }
+        let rowBuffer = try upload(rows, name: "scatterRows", stream: stream)
+        let vectorBuffer = try upload(rowVectors, name: "scatterVectors", stream: stream)
+        let threads = rows.count * dim
+        try scatterRows.launch(grid: (threads + 255) / 256, block: 256, stream: stream,
+                               [rowBuffer, vectorBuffer, Int32(rows.count), target])
+    }
+
+    /// Writes the slots the host changed into the device index.
+    func uploadDirtySlots(stream: CUDAStream) throws(CUDAError) {
+        let words = index.takeDirtySlots()
+        guard !words.isEmpty else { return }
+        let buffer = try upload(words, name: "slotWords", stream: stream)
+        let count = words.count / 3
+        try scatterSlots.launch(grid: (count + 255) / 256, block: 256, stream: stream, [buffer, Int32(count), slots.address])
+    }
+
+    /// Uploads an array to a named scratch buffer (synchronously, so the array may go).
+    func upload<T>(_ values: [T], name: String, stream: CUDAStream) throws(CUDAError) -> UInt64 {
+        let buffer = try scratchBuffer(name, bytes: values.count * MemoryLayout<T>.stride)
+        try stream.synchronize()
+        let result = values.withUnsafeBytes { device.driver.cuMemcpyHtoD(buffer.address, $0.baseAddress, $0.count) }
+        try device.driver.check(result, "cuMemcpyHtoD")
+        return buffer.address
+    }
+
+    /// Fills the cache at start with up to `fraction` of its capacity from
+    /// `keys` (per member), as `init_ec` and `cache_refresh_percentage_per_iteration` ask.
+    public func prefill(keys: [[Int64]], fraction: Double) throws {
+        let budget = min(capacity, Int((Double(capacity) * fraction).rounded(.up)))
+        var chosen: [Int64] = [], members: [Int] = []
+        var cursor = [Int](repeating: 0, count: keys.count)
+        while chosen.count < budget {
+            var progressed = false
+            for m in keys.indices where cursor[m] < keys[m].count && chosen.count < budget {
+                chosen.append(keys[m][cursor[m]])
+                members.append(m)
+                cursor[m] += 1
+                progressed = true
+            }
+            if !progressed { break }
+        }
+        // Grouped by member, as the tier below takes runs.
+        let order = chosen.indices.sorted { members[$0] < members[$1] }
+        let sortedKeys = order.map { chosen[$0] }, sortedMembers = order.map { members[$0] }
+        let (vectors, found) = try fetch(keys: sortedKeys, members: sortedMembers)
+        try lock.withWriteLock {
+            try insert(keys: sortedKeys, members: sortedMembers, vectors: vectors, found: found, stream: stream)
+            try stream.synchronize()
+        }
+    }
+
+    /// Re-reads every cached key from the tier below (online updates reach
+    /// the GPU this way).
+    public func refresh() throws {
+        try lock.withWriteLock {
+            var keys: [Int64] = [], members: [Int] = [], rows: [Int32] = []
+            for member in 0..<memberCount {
+                for row in 0..<capacity {
+                    if let owner = rowOwner[row], owner.member == member {
+                        keys.append(owner.key)
+                        members.append(member)
+                        rows.append(Int32(row))
+                    }
+                }
+            }
+            let (vectors, found) = try fetch(keys: keys, members: members)
+            // A key gone from the tier below keeps its cached vector until evicted.
+            let keep = keys.indices.filter { found[$0] }
+            try scatter(rows: keep.map { rows[$0] },
+                        vectors: keep.flatMap { vectors[($0 * dim)..<(($0 + 1) * dim)] }, into: self.vectors.address, stream: stream)
+            try stream.synchronize()
+            statistics.refreshes += 1
+        }
+    }
+
+    /// Refreshes every `interval` seconds after a first `delay` (`refresh_interval`, `refresh_delay`).
+    public func startRefreshing(interval: Double, delay: Double) {
+        guard interval > 0 else { return }
+        let timer = DispatchSource.makeTimerSource(queue: insertQueue)
+        timer.schedule(deadline: .now() + delay, repeating: interval)
+        timer.setEventHandler { [weak self] in try? self?.refresh() }
+        timer.resume()
+        refreshTimer = timer
+    }
+}
+
+/// A value handed to another thread whose safety the lock guarantees.
+struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
