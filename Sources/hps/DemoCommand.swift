@@ -20,6 +20,8 @@ struct DemoCommand: ParsableCommand {
     var output: String?
     @Flag(help: "Print one JSON object.")
     var json = false
+    @Option(help: "GPU cache type: static, dynamic or uvm (default: the configuration's, dynamic as in the notebook).")
+    var cacheType: String?
 
     func run() throws {
         try reportingErrors {
@@ -34,7 +36,14 @@ struct DemoCommand: ParsableCommand {
             case .cpu:
                 result = try SeedDemo(model: model, iterations: iterations, threads: threads ?? availableCores).run(directory: directory)
             case .gpu(let index):
-                result = try GPUSeedDemo(model: model, iterations: iterations, deviceIndex: index).run(directory: directory)
+                var type: EmbeddingCacheType? = nil
+                if let cacheType {
+                    guard let parsed = EmbeddingCacheType(rawValue: cacheType) else {
+                        throw ValidationError("--cache-type must be static, dynamic or uvm, not \(cacheType)")
+                    }
+                    type = parsed
+                }
+                result = try GPUSeedDemo(model: model, iterations: iterations, deviceIndex: index, cacheType: type).run(directory: directory)
             }
             if json {
                 print(result.jsonValue.serialized())

@@ -35,6 +35,11 @@ public final class LookupSession: Sendable {
         statistics = LookupStatistics(tiers: tiers.first?.map(\.tag).count ?? 0)
     }
 
+    /// A fusion group's table in each tier, top first (for a cache in front of them).
+    public func tierTables(group: Int) -> [any EmbeddingStoreTable] {
+        tiers[group]
+    }
+
     /// The index of a table given by name or by index.
     public func tableIndex(_ nameOrIndex: String) throws(LookupError) -> Int {
         if let index = model.tableNames.firstIndex(of: nameOrIndex) { return index }

@@ -58,7 +58,7 @@ public enum GPUBenchmark {
         let directory = try TemporaryDirectory(prefix: "hps-gpu-bench")
         defer { directory.remove() }
         try model.write(to: directory.path)
-        let tables = try GPUSeedModel(model: model, directory: directory.path, kernels: kernels)
+        let tables = try GPUSeedModel(model: model, directory: directory.path, kernels: kernels, cacheType: .static)
         let t = model.tables, b = model.batchSize, k = model.keysPerSample, dim = model.dim
         let perTable = b * k, keysPerBatch = t * perTable
         let sets = 8
@@ -76,16 +76,18 @@ public enum GPUBenchmark {
         let memberZero = try DeviceBuffer(device: device, copying: [Int32(0)])
         let seedBytes = 2 * keysPerBatch * dim * 4
         func setKeys(_ i: Int) -> UInt64 { keys.address + UInt64((i % sets) * keysPerBatch * tables.keyBytes) }
+        let fusedRuns = (0..<t).map { ($0, perTable) }
         let fused = try time(stream: stream, runs: runs) { i in
-            try tables.fused.lookup(keys: setKeys(i), count: keysPerBatch, runStarts: fusedStarts.address,
-                                    runMembers: fusedMembers.address, runs: t, output: output.address,
-                                    layout: .samplesByRun, keysPerSample: k, stream: stream)
+            try tables.lookup(tables.fused, keys: setKeys(i), count: keysPerBatch, runs: fusedRuns,
+                              runArrays: (fusedStarts.address, fusedMembers.address), output: output.address,
+                              layout: .samplesByRun, keysPerSample: k, stream: stream)
         }
         let unfused = try time(stream: stream, runs: runs) { i in
             for table in 0..<t {
-                try tables.unfused[table].lookup(keys: setKeys(i) + UInt64(table * perTable * tables.keyBytes), count: perTable,
-                                                 runStarts: oneRun.address, runMembers: memberZero.address, runs: 1,
-                                                 output: output.address + UInt64(table * perTable * dim * 4), stream: stream)
+                try tables.lookup(tables.unfused[table], keys: setKeys(i) + UInt64(table * perTable * tables.keyBytes),
+                                  count: perTable, runs: [(0, perTable)], runArrays: (oneRun.address, memberZero.address),
+                                  output: output.address + UInt64(table * perTable * dim * 4), layout: .keyOrder,
+                                  keysPerSample: 1, stream: stream)
             }
         }
         rows.append(Row(name: "seed batch fused: 1 launch, 8 tables × 6,656 keys, vec 128, into the dense input", microseconds: fused,
