@@ -69,6 +69,7 @@ public enum GPUSelfTest {
             }
         }
         let n = queryKeys.count
+        let stream = try CUDAStream(device: device)
         // The CPU's answer, in key order.
         var expected = [Float](repeating: 0, count: n * dim)
         var expectedMisses = 0
@@ -84,15 +85,14 @@ public enum GPUSelfTest {
                 _ = keys
             }
         }
-        let stream = try CUDAStream(device: device)
         let keyBuffer: DeviceBuffer<UInt8>
         if int64Keys {
             keyBuffer = try DeviceBuffer(device: device, count: n * 8)
-            try device.driver.check(queryKeys.withUnsafeBytes { device.driver.cuMemcpyHtoD(keyBuffer.address, $0.baseAddress, $0.count) }, "cuMemcpyHtoD")
+            try stream.upload(queryKeys, to: keyBuffer.address)
         } else {
             let narrow = queryKeys.map { UInt32(truncatingIfNeeded: $0) }
             keyBuffer = try DeviceBuffer(device: device, count: n * 4)
-            try device.driver.check(narrow.withUnsafeBytes { device.driver.cuMemcpyHtoD(keyBuffer.address, $0.baseAddress, $0.count) }, "cuMemcpyHtoD")
+            try stream.upload(narrow, to: keyBuffer.address)
         }
         let starts = try DeviceBuffer(device: device, copying: (0...runs).map { Int32($0 * perRun) })
         let memberBuffer = try DeviceBuffer(device: device, copying: runMembers)

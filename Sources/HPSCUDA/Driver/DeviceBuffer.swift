@@ -29,15 +29,24 @@ public final class DeviceBuffer<T>: @unchecked Sendable {
     /// Bytes.
     public var byteCount: Int { count * MemoryLayout<T>.stride }
 
-    /// Copies a host array in (synchronously).
+    // The copies and fills below go through the legacy stream, which does not
+    // wait for our non-blocking streams, and a copy from pageable memory may
+    // return before its DMA is done: each waits for the whole device before
+    // and after, so that it is ordered with every stream. They are for setup,
+    // checks and results, not for hot paths (streams have their own copies).
+
+    /// Copies a host array in, ordered with all work on the device.
     public func upload(_ values: [T]) throws(CUDAError) {
         precondition(values.count <= count)
+        try device.synchronize()
         let result = values.withUnsafeBytes { device.driver.cuMemcpyHtoD(address, $0.baseAddress, $0.count) }
         try device.driver.check(result, "cuMemcpyHtoD")
+        try device.synchronize()
     }
 
-    /// Copies the buffer out (synchronously).
+    /// Copies the buffer out, after all work on the device.
     public func download() throws(CUDAError) -> [T] where T: BitwiseCopyable {
+        try device.synchronize()
         var values = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
             initialized = count
             _ = buffer
@@ -49,7 +58,9 @@ public final class DeviceBuffer<T>: @unchecked Sendable {
 
     /// Fills every 32-bit word with `pattern` (0xFFFF_FFFF poisons floats with NaN).
     public func fill32(_ pattern: UInt32) throws(CUDAError) {
+        try device.synchronize()
         try device.driver.check(device.driver.cuMemsetD32(address, pattern, byteCount / 4), "cuMemsetD32")
+        try device.synchronize()
     }
 }
 

@@ -165,6 +165,14 @@ enum KernelSource {
         target[(long long)rows[i] * DIM + e] = source[i * DIM + e];
     }
 
+    // out[k] = keys[index[k]] for k < count: the keys of a lookup's misses.
+    extern "C" __global__ void hps_gather_keys(const KEY_T* __restrict__ keys, const int* __restrict__ index,
+                                               int count, KEY_T* __restrict__ out)
+    {
+        const int k = blockIdx.x * blockDim.x + threadIdx.x;
+        if (k < count) out[k] = keys[index[k]];
+    }
+
     // Sets the stamps of count rows to epoch.
     extern "C" __global__ void hps_stamp_rows(const int* __restrict__ rows, int count, u32* __restrict__ stamps, u32 epoch)
     {

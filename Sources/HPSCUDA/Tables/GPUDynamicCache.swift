@@ -47,6 +47,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
     let scatterRows: CUDAKernel
     let scatterSlots: CUDAKernel
     let stampRows: CUDAKernel
+    let gatherKeys: CUDAKernel
 
     // The host's mirror of the index, and the owner of each row.
     var index: GPUTableIndex
@@ -116,6 +117,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
         scatterRows = try module.kernel("hps_scatter_rows")
         scatterSlots = try module.kernel("hps_scatter_slots")
         stampRows = try module.kernel("hps_stamp_rows")
+        gatherKeys = try module.kernel("hps_gather_keys")
     }
 
     deinit {
@@ -208,30 +210,37 @@ public final class GPUDynamicCache: @unchecked Sendable {
         statistics.hits += n - Int(misses)
         guard misses > 0 else { return LookupReport(keys: n, hits: n, filled: true) }
 
-        var missed = [Int32](repeating: 0, count: Int(misses))
-        try stream.download(into: &missed, from: missBuffer.address)
-        missed.sort()
-        let keys: [Int64]
+        var unsorted = [Int32](repeating: 0, count: Int(misses))
+        try stream.download(into: &unsorted, from: missBuffer.address)
+        // The missing keys: from the caller's array, or gathered on the device
+        // so that only they come back.
+        var missKeys = [Int64](repeating: 0, count: unsorted.count)
         if let hostKeys {
-            keys = hostKeys
-        } else if int64Keys {
-            var read = [Int64](repeating: 0, count: n)
-            try stream.download(into: &read, from: deviceKeys)
-            keys = read
+            for (k, i) in unsorted.enumerated() { missKeys[k] = hostKeys[Int(i)] }
         } else {
-            var read = [UInt32](repeating: 0, count: n)
-            try stream.download(into: &read, from: deviceKeys)
-            keys = read.map { Int64($0) }
+            let gathered = try scratchBuffer("missKeys", bytes: unsorted.count * 8)
+            try gatherKeys.launch(grid: (unsorted.count + 255) / 256, block: 256, stream: stream,
+                                  [deviceKeys, missBuffer.address, Int32(unsorted.count), gathered.address])
+            if int64Keys {
+                try stream.download(into: &missKeys, from: gathered.address)
+            } else {
+                var narrow = [UInt32](repeating: 0, count: unsorted.count)
+                try stream.download(into: &narrow, from: gathered.address)
+                missKeys = narrow.map { Int64($0) }
+            }
         }
+        let order = unsorted.indices.sorted { unsorted[$0] < unsorted[$1] }
+        let missed = order.map { unsorted[$0] }
+        let missedKeys = order.map { missKeys[$0] }
         // The distinct missing (member, key) pairs, and where each miss goes.
         var position: [Int: Int] = [:]
         var uniqueKeys: [Int64] = [], uniqueMembers: [Int] = []
         var missUnique: [Int] = [], missOutput: [Int32] = []
         var r = 0
-        for i32 in missed {
+        for (k, i32) in missed.enumerated() {
             let i = Int(i32)
             while Int(starts[r + 1]) <= i { r += 1 }
-            let member = runs[r].member, key = keys[i]
+            let member = runs[r].member, key = missedKeys[k]
             let id = Self.pairID(key, member)
             let u: Int
             if let known = position[id], uniqueKeys[known] == key, uniqueMembers[known] == member {
@@ -270,6 +279,8 @@ public final class GPUDynamicCache: @unchecked Sendable {
         let work = UncheckedBox((uniqueKeys, uniqueMembers, fetched, found))
         lock.unlock()
         insertQueue.async { [self] in
+            // Driver calls need the device's context current on this thread.
+            try? device.makeCurrent()
             lock.lockWrite()
             defer { lock.unlock() }
             let (k, m, v, f) = work.value
@@ -346,19 +357,29 @@ public final class GPUDynamicCache: @unchecked Sendable {
 
     /// Frees `count` rows: those with the oldest stamps.
     func evict(_ count: Int, stream: CUDAStream) throws {
-        try stream.synchronize()
-        let stamp = try stamps.download()
-        var occupied: [(stamp: UInt32, row: Int)] = []
-        occupied.reserveCapacity(capacity)
-        for row in 0..<capacity where rowOwner[row] != nil { occupied.append((stamp[row], row)) }
-        occupied.sort { $0.stamp < $1.stamp || ($0.stamp == $1.stamp && $0.row < $1.row) }
-        for (_, row) in occupied.prefix(count) {
+        var stamp = [UInt32](repeating: 0, count: capacity)
+        try stream.download(into: &stamp, from: stamps.address)
+        // Stamps are lookup epochs: the oldest epochs go first, found by
+        // counting rows per epoch rather than sorting every row.
+        var perEpoch: [UInt32: Int] = [:]
+        for row in 0..<capacity where rowOwner[row] != nil { perEpoch[stamp[row], default: 0] += 1 }
+        var cutoff = UInt32.max, below = 0
+        for (epoch, rows) in perEpoch.sorted(by: { $0.key < $1.key }) {
+            if below + rows >= count { cutoff = epoch; break }
+            below += rows
+        }
+        var atCutoff = count - below, evicted = 0
+        for row in 0..<capacity {
             guard let owner = rowOwner[row] else { continue }
+            let s = stamp[row]
+            guard s < cutoff || (s == cutoff && atCutoff > 0) else { continue }
+            if s == cutoff { atCutoff -= 1 }
             index.remove(owner.key, member: owner.member)
             rowOwner[row] = nil
             freeRows.append(Int32(row))
+            evicted += 1
         }
-        statistics.evictions += min(count, occupied.count)
+        statistics.evictions += evicted
     }
 
     /// Copies rows of vectors to `rows` of the table at `target`.
@@ -380,12 +401,12 @@ public final class GPUDynamicCache: @unchecked Sendable {
         try scatterSlots.launch(grid: (count + 255) / 256, block: 256, stream: stream, [buffer, Int32(count), slots.address])
     }
 
-    /// Uploads an array to a named scratch buffer (synchronously, so the array may go).
+    /// Uploads an array to a named scratch buffer, in order on `stream`.
     func upload<T>(_ values: [T], name: String, stream: CUDAStream) throws(CUDAError) -> UInt64 {
-        let buffer = try scratchBuffer(name, bytes: values.count * MemoryLayout<T>.stride)
+        // Earlier work on the stream may still read this scratch buffer (or the one it replaces).
         try stream.synchronize()
-        let result = values.withUnsafeBytes { device.driver.cuMemcpyHtoD(buffer.address, $0.baseAddress, $0.count) }
-        try device.driver.check(result, "cuMemcpyHtoD")
+        let buffer = try scratchBuffer(name, bytes: values.count * MemoryLayout<T>.stride)
+        try stream.upload(values, to: buffer.address)
         return buffer.address
     }
 
@@ -444,7 +465,11 @@ public final class GPUDynamicCache: @unchecked Sendable {
         guard interval > 0 else { return }
         let timer = DispatchSource.makeTimerSource(queue: insertQueue)
         timer.schedule(deadline: .now() + delay, repeating: interval)
-        timer.setEventHandler { [weak self] in try? self?.refresh() }
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            try? self.device.makeCurrent()
+            try? self.refresh()
+        }
         timer.resume()
         refreshTimer = timer
     }
