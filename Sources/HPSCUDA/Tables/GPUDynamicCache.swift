@@ -42,6 +42,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
     let vectors: DeviceBuffer<Float>
     let stamps: DeviceBuffer<UInt32>
     let defaults: DeviceBuffer<Float>
+    let hostDefaults: [Float]
     let missCount: DeviceBuffer<UInt32>
     let lookupKernel: CUDAKernel
     let scatterRows: CUDAKernel
@@ -111,6 +112,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
         stamps = try DeviceBuffer(device: device, count: self.capacity)
         try stamps.fill32(0)
         self.defaults = try DeviceBuffer(device: device, copying: defaults)
+        hostDefaults = defaults
         missCount = try DeviceBuffer(device: device, count: 1)
         let module = try kernels.module(dim: dim, int64Keys: int64Keys)
         lookupKernel = try module.kernel("hps_lookup")
@@ -303,7 +305,6 @@ public final class GPUDynamicCache: @unchecked Sendable {
     func fetch(keys: [Int64], members: [Int]) throws -> (vectors: [Float], found: [Bool]) {
         var vectors = [Float](repeating: 0, count: keys.count * dim)
         var found = [Bool](repeating: true, count: keys.count)
-        let hostDefaults = try defaults.download()
         try keys.withUnsafeBufferPointer { k in
             try vectors.withUnsafeMutableBufferPointer { v in
                 var runs: [LookupRun] = []
@@ -361,11 +362,17 @@ public final class GPUDynamicCache: @unchecked Sendable {
         try stream.download(into: &stamp, from: stamps.address)
         // Stamps are lookup epochs: the oldest epochs go first, found by
         // counting rows per epoch rather than sorting every row.
-        var perEpoch: [UInt32: Int] = [:]
-        for row in 0..<capacity where rowOwner[row] != nil { perEpoch[stamp[row], default: 0] += 1 }
-        var cutoff = UInt32.max, below = 0
-        for (epoch, rows) in perEpoch.sorted(by: { $0.key < $1.key }) {
-            if below + rows >= count { cutoff = epoch; break }
+        var oldest = UInt32.max, newest: UInt32 = 0
+        for row in 0..<capacity where rowOwner[row] != nil {
+            oldest = min(oldest, stamp[row])
+            newest = max(newest, stamp[row])
+        }
+        guard oldest <= newest else { return }
+        var perEpoch = [Int](repeating: 0, count: Int(newest - oldest) + 1)
+        for row in 0..<capacity where rowOwner[row] != nil { perEpoch[Int(stamp[row] - oldest)] += 1 }
+        var cutoff = newest, below = 0
+        for (offset, rows) in perEpoch.enumerated() {
+            if below + rows >= count { cutoff = oldest + UInt32(offset); break }
             below += rows
         }
         var atCutoff = count - below, evicted = 0

@@ -20,8 +20,9 @@ struct GPUTableIndex {
     /// Distinct (member, key) pairs.
     private(set) var count = 0
     /// Slots changed since the last `takeDirtySlots()`, for a table whose
-    /// device copy is updated in place.
-    private(set) var dirtySlots: Set<Int> = []
+    /// device copy is updated in place (each once, marked in `isDirty`).
+    private(set) var dirtySlots: [Int] = []
+    private var isDirty: [Bool] = []
     /// Whether to record dirty slots.
     var tracksChanges = false
 
@@ -34,6 +35,7 @@ struct GPUTableIndex {
         slotWords = [UInt64](repeating: 0, count: self.capacity * 2)
         vectors = []
         tracksChanges = true
+        isDirty = [Bool](repeating: false, count: self.capacity)
     }
 
     /// Builds the index; a key repeated within a member keeps its last row.
@@ -72,12 +74,12 @@ struct GPUTableIndex {
                 slotWords[slot * 2] = UInt64(bitPattern: key)
                 slotWords[slot * 2 + 1] = ref
                 count += 1
-                if tracksChanges { dirtySlots.insert(slot) }
+                if tracksChanges { markDirty(slot) }
                 return
             }
             if slotWords[slot * 2] == UInt64(bitPattern: key) && self.member(of: stored) == member {
                 slotWords[slot * 2 + 1] = ref  // the last row wins
-                if tracksChanges { dirtySlots.insert(slot) }
+                if tracksChanges { markDirty(slot) }
                 return
             }
             slot = slot + 1 == capacity ? 0 : slot + 1
@@ -107,23 +109,32 @@ struct GPUTableIndex {
             if !homeInRange {
                 slotWords[hole * 2] = slotWords[next * 2]
                 slotWords[hole * 2 + 1] = stored
-                if tracksChanges { dirtySlots.insert(hole) }
+                if tracksChanges { markDirty(hole) }
                 hole = next
             }
         }
         slotWords[hole * 2] = 0
         slotWords[hole * 2 + 1] = 0
-        if tracksChanges { dirtySlots.insert(hole) }
+        if tracksChanges { markDirty(hole) }
         count -= 1
         return true
     }
 
+    private mutating func markDirty(_ slot: Int) {
+        if !isDirty[slot] {
+            isDirty[slot] = true
+            dirtySlots.append(slot)
+        }
+    }
+
     /// The changed slots as (slot, key word, ref word) triples, and forgets them.
     mutating func takeDirtySlots() -> [UInt64] {
-        var words: [UInt64] = []
-        words.reserveCapacity(dirtySlots.count * 3)
-        for slot in dirtySlots.sorted() {
-            words += [UInt64(slot), slotWords[slot * 2], slotWords[slot * 2 + 1]]
+        var words = [UInt64](repeating: 0, count: dirtySlots.count * 3)
+        for (k, slot) in dirtySlots.enumerated() {
+            words[3 * k] = UInt64(slot)
+            words[3 * k + 1] = slotWords[slot * 2]
+            words[3 * k + 2] = slotWords[slot * 2 + 1]
+            isDirty[slot] = false
         }
         dirtySlots.removeAll(keepingCapacity: true)
         return words
