@@ -1,5 +1,6 @@
 import ArgumentParser
 import HPS
+import HPSCUDA
 
 /// `hps lookup`: answers one lookup from a configuration.
 struct LookupCommand: ParsableCommand {
@@ -20,6 +21,10 @@ struct LookupCommand: ParsableCommand {
     var json = false
     @Flag(help: "Also print which tier answered how many keys.")
     var stats = false
+    @Option(help: "Where to look up: cpu, gpu or auto (the GPU when one loads).")
+    var device: String = "cpu"
+    @Option(help: "The GPU's ordinal, with --device gpu (default: the model's first deployed device).")
+    var gpu: Int?
 
     func run() throws {
         try reportingErrors {
@@ -30,7 +35,15 @@ struct LookupCommand: ParsableCommand {
             let session = try server.session(model: model)
             let table = try session.tableIndex(self.table)
             let vecSize = session.model.vecSizes[table]
-            let vectors = try session.lookup(table: table, keys: keys)
+            let vectors: [Float]
+            let target = try Device.resolve(device, index: gpu ?? session.model.deployedDevices.first ?? 0)
+            switch target {
+            case .cpu:
+                vectors = try session.lookup(table: table, keys: keys)
+            case .gpu(let index):
+                let deployment = try GPUDeployment(server: server)
+                vectors = try deployment.session(model: model, device: index).lookup(tables: [(table, keys)])[0]
+            }
             let counts = session.statistics.totals
             if json {
                 var fields: [(String, JSONValue)] = [

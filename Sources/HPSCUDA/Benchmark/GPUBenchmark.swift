@@ -98,6 +98,8 @@ public enum GPUBenchmark {
         for dim in [128, 64] {
             rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: 4_000_000, lookups: 1_000_000, dim: dim, runs: 50))
         }
+        rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: 4_000_000, lookups: 1_000_000, dim: 128,
+                                      runs: 20, placement: .mappedHost))
         for row in try GPUCacheBenchmark.run(kernels: kernels) {
             rows.append(Row(name: "\(row.name): hit rate \(String(row.hitRate).prefix(6))", microseconds: row.microseconds,
                             bytes: 2 * row.keys * 128 * 4, keys: row.keys))
@@ -106,12 +108,14 @@ public enum GPUBenchmark {
     }
 
     /// `lookups` random lookups (all hits) from a static table of `tableKeys` int64 keys.
-    static func randomLookups(kernels: GPUKernels, stream: CUDAStream, tableKeys: Int, lookups: Int, dim: Int, runs: Int) throws -> Row {
+    static func randomLookups(kernels: GPUKernels, stream: CUDAStream, tableKeys: Int, lookups: Int, dim: Int, runs: Int,
+                              placement: GPUStaticTable.Placement = .device) throws -> Row {
         let device = kernels.device
         var random = SplitMix64(seed: UInt64(dim))
         let keys = (0..<tableKeys).map { _ in Int64(bitPattern: random.next()) }
         let vectors = (0..<(tableKeys * dim)).map { Float($0 & 4095) * 0.25 }
-        let table = try GPUStaticTable(kernels: kernels, dim: dim, members: [(keys, vectors)], defaults: [0], int64Keys: true)
+        let table = try GPUStaticTable(kernels: kernels, dim: dim, members: [(keys, vectors)], defaults: [0], int64Keys: true,
+                                       placement: placement)
         let sets = 4
         let queries = (0..<(sets * lookups)).map { _ in keys[Int(random.next() % UInt64(tableKeys))] }
         let queryBuffer = try DeviceBuffer(device: device, copying: queries)
@@ -127,6 +131,7 @@ public enum GPUBenchmark {
         }
         try stream.synchronize()
         guard try misses.download()[0] == 0 else { throw CUDAError.unsupported("the benchmark table missed keys it holds") }
-        return Row(name: "1M random lookups from 4M keys, vec \(dim)", microseconds: us, bytes: 2 * lookups * dim * 4, keys: lookups)
+        let label = placement == .device ? "" : ", uvm (vectors in mapped host memory)"
+        return Row(name: "1M random lookups from 4M keys, vec \(dim)\(label)", microseconds: us, bytes: 2 * lookups * dim * 4, keys: lookups)
     }
 }

@@ -25,11 +25,16 @@ public enum GPUSelfTest {
                 cases += try check(kernels: kernels, dim: dim, int64Keys: int64Keys, random: &random)
             }
         }
+        for dim in [3, 128] {
+            cases += try check(kernels: kernels, dim: dim, int64Keys: true, placement: .mappedHost, random: &random)
+        }
         cases += try GPUCacheSelfTest.run(kernels: kernels, random: &random)
+        cases += try GPUDeploymentSelfTest.run(deviceIndex: kernels.device.index, random: &random)
         return cases
     }
 
-    static func check(kernels: GPUKernels, dim: Int, int64Keys: Bool, random: inout SplitMix64) throws -> [Case] {
+    static func check(kernels: GPUKernels, dim: Int, int64Keys: Bool, placement: GPUStaticTable.Placement = .device,
+                      random: inout SplitMix64) throws -> [Case] {
         let device = kernels.device
         let keysPerMember = 5000
         func randomKey(_ random: inout SplitMix64) -> Int64 {
@@ -50,7 +55,8 @@ public enum GPUSelfTest {
                 try member.vectors.withUnsafeBufferPointer { v in _ = try cpu.insert(member: m, keys: k, vectors: v, parallelism: 1) }
             }
         }
-        let gpu = try GPUStaticTable(kernels: kernels, dim: dim, members: members, defaults: defaults, int64Keys: int64Keys)
+        let gpu = try GPUStaticTable(kernels: kernels, dim: dim, members: members, defaults: defaults, int64Keys: int64Keys,
+                                     placement: placement)
 
         // Queries: 80% present keys (of either member), 20% absent; runs alternate members.
         let samples = 64, perSample = 5, runs = 4
@@ -123,7 +129,7 @@ public enum GPUSelfTest {
             if mismatch == nil && gotMisses != expectedMisses {
                 mismatch = "GPU counted \(gotMisses) misses, CPU \(expectedMisses)"
             }
-            results.append(Case(name: "static table, vec \(dim), \(int64Keys ? "int64" : "int32") keys, \(layout == .keyOrder ? "key order" : "dense-input layout"), \(n) keys, \(expectedMisses) misses",
+            results.append(Case(name: "\(placement == .device ? "static table" : "uvm table (vectors in mapped host memory)"), vec \(dim), \(int64Keys ? "int64" : "int32") keys, \(layout == .keyOrder ? "key order" : "dense-input layout"), \(n) keys, \(expectedMisses) misses",
                                 passed: mismatch == nil, detail: mismatch ?? "all \(n * dim) elements equal"))
         }
         return results

@@ -5,17 +5,11 @@ import HPS
 /// (one table per lookup layer, or one fused table) either static tables or
 /// dynamic caches in front of the CPU hash map.
 final class GPUSeedModel {
-    /// One GPU table of either kind.
-    enum Table {
-        case staticTable(GPUStaticTable)
-        case dynamicCache(GPUDynamicCache)
-    }
-
     let model: SeedModel
     let kernels: GPUKernels
     let cacheType: EmbeddingCacheType
-    let fused: Table
-    let unfused: [Table]
+    let fused: GPUTable
+    let unfused: [GPUTable]
     let int64Keys: Bool
     /// The CPU servers behind the dynamic caches (kept alive with them).
     let servers: [HierarchicalParameterServer]
@@ -33,16 +27,17 @@ final class GPUSeedModel {
         let int64Keys = keyType == .int64
         self.int64Keys = int64Keys
         switch cacheType {
-        case .static:
+        case .static, .uvm:
+            let placement: GPUStaticTable.Placement = cacheType == .uvm ? .mappedHost : .device
             let folders = try (0..<config.tableCount).map { table in
                 try SparseModelFolder(path: HierarchicalParameterServer.resolve(config.sparseFiles[table], base: configuration.baseDirectory),
                                       table: config.tableNames[table], vecSize: config.vecSizes[table]).readAll(keyType: keyType)
             }
             fused = .staticTable(try GPUStaticTable(kernels: kernels, dim: model.dim, members: folders,
-                                                    defaults: config.defaultValues, int64Keys: int64Keys))
+                                                    defaults: config.defaultValues, int64Keys: int64Keys, placement: placement))
             unfused = try folders.enumerated().map { table, rows in
                 .staticTable(try GPUStaticTable(kernels: kernels, dim: model.dim, members: [rows],
-                                                defaults: [config.defaultValues[table]], int64Keys: int64Keys))
+                                                defaults: [config.defaultValues[table]], int64Keys: int64Keys, placement: placement))
             }
             servers = []
         case .dynamic:
@@ -71,8 +66,6 @@ final class GPUSeedModel {
             unfused = try (0..<config.tableCount).map { table in
                 .dynamicCache(try cache(unfusedServer, group: table, keys: [tableKeys[table]], defaults: [config.defaultValues[table]]))
             }
-        case .uvm:
-            throw CUDAError.unsupported("embedding_cache_type \"uvm\" is not available in this build yet; use static or dynamic")
         }
     }
 
@@ -98,7 +91,7 @@ final class GPUSeedModel {
     /// - Parameters:
     ///   - runs: (member, count) per run, for a dynamic cache.
     ///   - runArrays: the same runs on the device (starts, then members), for a static table.
-    func lookup(_ table: Table, keys: UInt64, count: Int, runs: [(member: Int, count: Int)],
+    func lookup(_ table: GPUTable, keys: UInt64, count: Int, runs: [(member: Int, count: Int)],
                 runArrays: (starts: UInt64, members: UInt64), output: UInt64, layout: GPUStaticTable.Layout,
                 keysPerSample: Int, stream: CUDAStream) throws {
         switch table {

@@ -25,6 +25,7 @@ public final class CUDADriver: Sendable {
     let cuMemFree: @convention(c) (UInt64) -> Result
     let cuMemHostAlloc: @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>, Int, UInt32) -> Result
     let cuMemFreeHost: @convention(c) (UnsafeMutableRawPointer?) -> Result
+    let cuMemHostGetDevicePointer: @convention(c) (UnsafeMutablePointer<UInt64>, UnsafeMutableRawPointer?, UInt32) -> Result
     let cuMemcpyHtoD: @convention(c) (UInt64, UnsafeRawPointer?, Int) -> Result
     let cuMemcpyDtoH: @convention(c) (UnsafeMutableRawPointer?, UInt64, Int) -> Result
     let cuMemcpyDtoD: @convention(c) (UInt64, UInt64, Int) -> Result
@@ -68,6 +69,7 @@ public final class CUDADriver: Sendable {
         cuMemFree = try lib.function("cuMemFree_v2")
         cuMemHostAlloc = try lib.function("cuMemHostAlloc")
         cuMemFreeHost = try lib.function("cuMemFreeHost")
+        cuMemHostGetDevicePointer = try lib.function("cuMemHostGetDevicePointer_v2")
         cuMemcpyHtoD = try lib.function("cuMemcpyHtoD_v2")
         cuMemcpyDtoH = try lib.function("cuMemcpyDtoH_v2")
         cuMemcpyDtoD = try lib.function("cuMemcpyDtoD_v2")

@@ -86,3 +86,37 @@ public final class PinnedBuffer<T>: @unchecked Sendable {
     /// The elements as a buffer.
     public var buffer: UnsafeMutableBufferPointer<T> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 }
+
+/// Page-locked host memory mapped into the device's address space: the
+/// device reads it over the bus, for tables larger than device memory
+/// (HugeCTR's `uvm` cache type).
+public final class MappedHostBuffer<T>: @unchecked Sendable {
+    /// The host pointer.
+    public let pointer: UnsafeMutablePointer<T>
+    /// The address the device reads it at.
+    public let deviceAddress: UInt64
+    /// Elements.
+    public let count: Int
+    let device: CUDADevice
+
+    /// Allocates and fills from a host array.
+    public init(device: CUDADevice, copying values: [T]) throws(CUDAError) {
+        self.device = device
+        count = values.count
+        var raw: UnsafeMutableRawPointer? = nil
+        // CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP
+        try device.driver.check(device.driver.cuMemHostAlloc(&raw, max(1, values.count) * MemoryLayout<T>.stride, 0x01 | 0x02),
+                                "cuMemHostAlloc")
+        let typed = raw!.bindMemory(to: T.self, capacity: max(1, values.count))
+        pointer = typed
+        _ = values.withUnsafeBufferPointer { UnsafeMutableBufferPointer(start: typed, count: values.count).initialize(from: $0) }
+        var address: UInt64 = 0
+        try device.driver.check(device.driver.cuMemHostGetDevicePointer(&address, raw, 0), "cuMemHostGetDevicePointer")
+        deviceAddress = address
+    }
+
+    deinit { _ = device.driver.cuMemFreeHost(pointer) }
+
+    /// Bytes.
+    public var byteCount: Int { count * MemoryLayout<T>.stride }
+}

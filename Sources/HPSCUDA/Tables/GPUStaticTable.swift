@@ -22,17 +22,51 @@ public final class GPUStaticTable: @unchecked Sendable {
     let capacity: Int
     let rowBits: Int
     let slots: DeviceBuffer<UInt64>
-    let vectors: DeviceBuffer<Float>
+    /// The vectors: in device memory, or in mapped host memory for `uvm`.
+    let vectors: Storage
     let defaults: DeviceBuffer<Float>
     let kernel: CUDAKernel
     let kernels: GPUKernels
+
+    /// Where a table's vectors live.
+    public enum Placement: Sendable {
+        /// In device memory (`static`).
+        case device
+        /// In page-locked host memory the device reads over the bus (`uvm`),
+        /// for tables larger than device memory; the index stays on the device.
+        case mappedHost
+    }
+
+    enum Storage {
+        case device(DeviceBuffer<Float>)
+        case mappedHost(MappedHostBuffer<Float>)
+
+        var address: UInt64 {
+            switch self {
+            case .device(let buffer): buffer.address
+            case .mappedHost(let buffer): buffer.deviceAddress
+            }
+        }
+
+        var deviceBytes: Int {
+            switch self {
+            case .device(let buffer): buffer.byteCount
+            case .mappedHost: 0
+            }
+        }
+    }
+
+    /// Where the vectors live.
+    public let placement: Placement
 
     /// Builds the table from its members' rows.
     /// - Parameters:
     ///   - members: per member, (n) keys and (n × dim) floats; a repeated key keeps its last row.
     ///   - defaults: per member, the value of a missing key's elements.
+    ///   - placement: device memory, or mapped host memory.
     public init(kernels: GPUKernels, dim: Int, members: [(keys: [Int64], vectors: [Float])], defaults: [Float],
-                int64Keys: Bool) throws(CUDAError) {
+                int64Keys: Bool, placement: Placement = .device) throws(CUDAError) {
+        self.placement = placement
         self.dim = dim
         self.memberCount = members.count
         self.int64Keys = int64Keys
@@ -43,13 +77,16 @@ public final class GPUStaticTable: @unchecked Sendable {
         count = index.count
         let device = kernels.device
         slots = try DeviceBuffer(device: device, copying: index.slotWords)
-        vectors = try DeviceBuffer(device: device, copying: index.vectors)
+        switch placement {
+        case .device: vectors = .device(try DeviceBuffer(device: device, copying: index.vectors))
+        case .mappedHost: vectors = .mappedHost(try MappedHostBuffer(device: device, copying: index.vectors))
+        }
         self.defaults = try DeviceBuffer(device: device, copying: defaults)
         kernel = try kernels.lookup(dim: dim, int64Keys: int64Keys)
     }
 
     /// Bytes of device memory held.
-    public var deviceBytes: Int { slots.byteCount + vectors.byteCount + defaults.byteCount }
+    public var deviceBytes: Int { slots.byteCount + vectors.deviceBytes + defaults.byteCount }
 
     /// How a lookup's output rows are laid out.
     public enum Layout: Int32, Sendable {
