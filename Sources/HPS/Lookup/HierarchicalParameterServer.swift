@@ -9,6 +9,8 @@ public final class HierarchicalParameterServer: Sendable {
     public let configuration: HPSConfiguration
     /// The volatile store (`volatile_db`), if enabled.
     public let volatileStore: (any EmbeddingStore)?
+    /// The persistent store (`persistent_db`), if enabled.
+    public let persistentStore: (any EmbeddingStore)?
     /// Non-fatal findings of parsing and loading, one sentence each.
     public let warnings: [String]
     /// What loading read, per table.
@@ -33,22 +35,35 @@ public final class HierarchicalParameterServer: Sendable {
             volatileStore = HashMapStore(volatile)
         case .disabled:
             volatileStore = nil
-        case .multiProcessHashMap:
-            throw StoreError.backendUnavailable(path: "volatile_db.type", type: volatile.type.rawValue,
-                                                reason: "the shared-memory hash map is not implemented; use hash_map or parallel_hash_map")
-        case .redisCluster:
-            throw StoreError.backendUnavailable(path: "volatile_db.type", type: volatile.type.rawValue,
-                                                reason: "this build has no Redis Cluster tier; use hash_map")
+        case .multiProcessHashMap, .redisCluster:
+            guard let factory = StoreBackends.factory(volatile: volatile.type) else {
+                throw StoreError.backendUnavailable(
+                    path: "volatile_db.type", type: volatile.type.rawValue,
+                    reason: volatile.type == .redisCluster
+                        ? "this build has no Redis Cluster tier (the hps command registers it when built with it); use hash_map"
+                        : "the shared-memory hash map is not implemented; use hash_map or parallel_hash_map")
+            }
+            volatileStore = try factory(volatile)
         }
-        if configuration.persistentDatabase.type != .disabled {
-            throw StoreError.backendUnavailable(path: "persistent_db.type", type: configuration.persistentDatabase.type.rawValue,
-                                                reason: "this build has no persistent tier; remove persistent_db or set its type to disabled")
+        let persistent = configuration.persistentDatabase
+        switch persistent.type {
+        case .disabled:
+            persistentStore = nil
+        case .rocksDB, .mapped:
+            guard let factory = StoreBackends.factory(persistent: persistent.type) else {
+                throw StoreError.backendUnavailable(
+                    path: "persistent_db.type", type: persistent.type.rawValue,
+                    reason: persistent.type == .rocksDB
+                        ? "this build has no RocksDB tier (build with the RocksDB package trait); remove persistent_db or set its type to disabled"
+                        : "this build has no memory-mapped tier; remove persistent_db or set its type to disabled")
+            }
+            persistentStore = try factory(persistent)
         }
         if configuration.updateSource.type != .null {
             throw StoreError.backendUnavailable(path: "update_source.type", type: configuration.updateSource.type.rawValue,
                                                 reason: "this build has no Kafka update source; remove update_source")
         }
-        guard let store = volatileStore else {
+        guard volatileStore != nil || persistentStore != nil else {
             throw StoreError.backendUnavailable(path: "volatile_db.type", type: "disabled",
                                                 reason: "with no persistent_db, a CPU deployment needs the volatile hash map to hold the tables; set volatile_db.type to hash_map")
         }
@@ -63,29 +78,53 @@ public final class HierarchicalParameterServer: Sendable {
                     try SparseModelFolder(path: Self.resolve(model.sparseFiles[table], base: configuration.baseDirectory),
                                           table: model.tableNames[table], vecSize: model.vecSizes[table])
                 }
-                let rate = volatile.initialCacheRate
-                let expected = folders.reduce(0) { $0 + Int((Double($1.keyCount) * rate).rounded(.up)) }
-                let table = try store.createTable(FusionPlan.tag(model: model.name, group: group.name),
-                                                  vecSize: group.vecSize, members: group.tables.count, expectedKeys: expected)
-                for (member, folder) in folders.enumerated() {
-                    let report = try Self.load(folder, into: table, member: member, model: model.name, rate: rate,
-                                               keyType: keyType, parallelism: parallelism)
-                    reports.append(report)
-                    if report.replaced > 0 {
-                        warnings.append("table \(folder.table) of model \(model.name): \(report.replaced) duplicate key(s) in \(folder.keyPath); the last row of each wins")
+                let tag = FusionPlan.tag(model: model.name, group: group.name)
+                var groupTiers: [any EmbeddingStoreTable] = []
+                // The persistent tier holds every key; the volatile tier the initial_cache_rate share.
+                var persistentTable: (any EmbeddingStoreTable)? = nil
+                if let persistentStore {
+                    if let fileBacked = persistentStore as? any FileBackedStore {
+                        persistentTable = try fileBacked.attach(tag, folders: folders, keyType: keyType)
+                    } else {
+                        let table = try persistentStore.createTable(tag, vecSize: group.vecSize, members: group.tables.count,
+                                                                    expectedKeys: folders.reduce(0) { $0 + $1.keyCount })
+                        if !persistent.readOnly {
+                            for (member, folder) in folders.enumerated() {
+                                let report = try Self.load(folder, into: table, member: member, model: model.name, rate: 1,
+                                                           keyType: keyType, parallelism: parallelism)
+                                logger?.info("loaded \(report.loaded) keys of \(folder.table) into \(persistentStore.kind) in \(report.seconds) s")
+                            }
+                        }
+                        persistentTable = table
                     }
-                    if report.loaded < folder.keyCount - report.replaced {
-                        warnings.append("table \(folder.table) of model \(model.name): initial_cache_rate \(rate) loaded \(report.loaded) of \(folder.keyCount) keys and there is no persistent_db, so the others are answered with the default value")
-                    }
-                    if report.evicted > 0 {
-                        warnings.append("table \(folder.table) of model \(model.name): \(report.evicted) key(s) were evicted while loading because volatile_db.overflow_margin is \(volatile.overflowMargin) per partition")
-                    }
-                    logger?.info("loaded \(report.loaded) keys of \(folder.table) into \(table.tag) in \(report.seconds) s")
                 }
-                tiers.append([table])
+                if let store = volatileStore {
+                    let rate = volatile.initialCacheRate
+                    let expected = folders.reduce(0) { $0 + Int((Double($1.keyCount) * rate).rounded(.up)) }
+                    let table = try store.createTable(tag, vecSize: group.vecSize, members: group.tables.count, expectedKeys: expected)
+                    for (member, folder) in folders.enumerated() {
+                        let report = try Self.load(folder, into: table, member: member, model: model.name, rate: rate,
+                                                   keyType: keyType, parallelism: parallelism)
+                        reports.append(report)
+                        if report.replaced > 0 {
+                            warnings.append("table \(folder.table) of model \(model.name): \(report.replaced) duplicate key(s) in \(folder.keyPath); the last row of each wins")
+                        }
+                        if persistentTable == nil && report.loaded < folder.keyCount - report.replaced {
+                            warnings.append("table \(folder.table) of model \(model.name): initial_cache_rate \(rate) loaded \(report.loaded) of \(folder.keyCount) keys and there is no persistent_db, so the others are answered with the default value")
+                        }
+                        if report.evicted > 0 {
+                            warnings.append("table \(folder.table) of model \(model.name): \(report.evicted) key(s) were evicted while loading because volatile_db.overflow_margin is \(volatile.overflowMargin) per partition")
+                        }
+                        logger?.info("loaded \(report.loaded) keys of \(folder.table) into \(table.tag) in \(report.seconds) s")
+                    }
+                    groupTiers.append(table)
+                }
+                if let persistentTable { groupTiers.append(persistentTable) }
+                tiers.append(groupTiers)
             }
             sessions[model.name] = LookupSession(model: model, plan: plan, keyType: keyType, tiers: tiers,
-                                                 parallelism: parallelism)
+                                                 parallelism: parallelism,
+                                                 cacheMissedEmbeddings: volatile.cacheMissedEmbeddings && volatileStore != nil && persistentStore != nil)
         }
         for warning in warnings { logger?.warning("\(warning)") }
         self.warnings = warnings

@@ -21,12 +21,15 @@ public final class LookupSession: Sendable {
     public let parallelism: Int
     /// Counters since the session started.
     public let statistics: LookupStatistics
+    /// Whether keys found only below the top tier are copied into it (`cache_missed_embeddings`).
+    public let cacheMissedEmbeddings: Bool
 
     /// Creates a session over tiers that already hold the model's tables.
     /// - Parameter tiers: for each group of `plan`, its table in each tier, top first.
     public init(model: ModelConfiguration, plan: FusionPlan, keyType: KeyType,
-                tiers: [[any EmbeddingStoreTable]], parallelism: Int) {
+                tiers: [[any EmbeddingStoreTable]], parallelism: Int, cacheMissedEmbeddings: Bool = false) {
         self.model = model
+        self.cacheMissedEmbeddings = cacheMissedEmbeddings
         self.plan = plan
         self.keyType = keyType
         self.tiers = tiers
@@ -187,6 +190,11 @@ public final class LookupSession: Sendable {
                 }
                 counts.tierHits[level] += missCount - misses
                 if isLast { counts.defaults += misses }
+                if cacheMissedEmbeddings && missCount > misses {
+                    cacheInTopTier(first, keys: keys, members: members, vectors: found, count: missCount,
+                                   missing: UnsafeBufferPointer(start: stillMissing.baseAddress, count: misses), vecSize: vecSize,
+                                   parallelism: parallelism)
+                }
                 // Write back what this tier answered (all of it, defaults included, at the last tier).
                 var m = 0
                 var next = 0
@@ -204,6 +212,26 @@ public final class LookupSession: Sendable {
                     }
                 }
                 missCount = isLast ? 0 : next
+            }
+        }
+    }
+
+    /// Copies what a lower tier answered into the top tier, member by member.
+    private func cacheInTopTier(_ top: any EmbeddingStoreTable, keys: [Int64], members: [Int], vectors: [Float], count: Int,
+                                missing: UnsafeBufferPointer<Int>, vecSize: Int, parallelism: Int) {
+        var isMissing = [Bool](repeating: false, count: count)
+        for j in missing { isMissing[j] = true }
+        var byMember: [Int: (keys: [Int64], vectors: [Float])] = [:]
+        for j in 0..<count where !isMissing[j] {
+            byMember[members[j], default: ([], [])].keys.append(keys[j])
+            byMember[members[j], default: ([], [])].vectors.append(contentsOf: vectors[(j * vecSize)..<((j + 1) * vecSize)])
+        }
+        for (member, rows) in byMember {
+            rows.keys.withUnsafeBufferPointer { k in
+                rows.vectors.withUnsafeBufferPointer { v in
+                    // A failure here only costs a later miss; the lookup itself has its answer.
+                    _ = try? top.insert(member: member, keys: k, vectors: v, parallelism: parallelism)
+                }
             }
         }
     }
