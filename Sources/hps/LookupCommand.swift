@@ -55,11 +55,12 @@ struct LookupCommand: ParsableCommand {
                     })),
                 ]
                 if stats {
-                    fields.append(("stats", .object(JSONObject([
-                        ("keys", .integer(Int64(counts.keys))),
-                        ("volatile_hits", .integer(Int64(counts.tierHits.first ?? 0))),
-                        ("defaults", .integer(Int64(counts.defaults))),
-                    ]))))
+                    var statFields: [(String, JSONValue)] = [("keys", .integer(Int64(counts.keys)))]
+                    for (tier, hits) in zip(tierNames(server), counts.tierHits) {
+                        statFields.append(("\(tier)_hits", .integer(Int64(hits))))
+                    }
+                    statFields.append(("defaults", .integer(Int64(counts.defaults))))
+                    fields.append(("stats", .object(JSONObject(statFields))))
                 }
                 print(JSONValue.object(JSONObject(fields)).serialized())
             } else {
@@ -68,10 +69,16 @@ struct LookupCommand: ParsableCommand {
                     print("\(key): \(row)")
                 }
                 if stats {
-                    print("keys \(counts.keys), found in the volatile store \(counts.tierHits.first ?? 0), default value \(counts.defaults)")
+                    let tiers = zip(tierNames(server), counts.tierHits).map { "\($0) \($1)" }.joined(separator: ", ")
+                    print("keys \(counts.keys); answered by \(tiers); default value \(counts.defaults)")
                 }
             }
         }
+    }
+
+    /// The tiers' kinds, top first (e.g. hash_map, rocks_db).
+    func tierNames(_ server: HierarchicalParameterServer) -> [String] {
+        [server.volatileStore?.kind, server.persistentStore?.kind].compactMap { $0 }
     }
 
     /// Parses `1,2,3`.
