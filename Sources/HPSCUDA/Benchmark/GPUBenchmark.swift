@@ -98,6 +98,8 @@ public enum GPUBenchmark {
         for dim in [128, 64] {
             rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: 4_000_000, lookups: 1_000_000, dim: dim, runs: 50))
         }
+        // HPS_BENCH_LOOKUPS_ONLY skips the uvm and cache rows (for tuning runs).
+        if getenvString("HPS_BENCH_LOOKUPS_ONLY") != nil { return (device.name, rows) }
         rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: 4_000_000, lookups: 1_000_000, dim: 128,
                                       runs: 20, placement: .mappedHost))
         for row in try GPUCacheBenchmark.run(kernels: kernels) {

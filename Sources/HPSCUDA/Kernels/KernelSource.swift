@@ -17,9 +17,20 @@ enum KernelSource {
         #define DIM \(dim)
         #define LANES \(lanes(dim: dim))
         #define KEY_T \(int64Keys ? "long long" : "unsigned int")
-        \(body)
+        \(tuning)\(body)
         """
     }
+
+    /// Compile-time choices under test, from `HPS_GPU_TUNING` (for example
+    /// `-DSTORE_STREAMING -DMAX_UNROLL=8`), empty in normal use.
+    static let tuning: String = {
+        guard let text = getenvString("HPS_GPU_TUNING") else { return "" }
+        return text.split(separator: " ").compactMap { flag -> String? in
+            guard flag.hasPrefix("-D") else { return nil }
+            let parts = flag.dropFirst(2).split(separator: "=", maxSplits: 1)
+            return "#define \(parts[0]) \(parts.count > 1 ? String(parts[1]) : "1")\n"
+        }.joined()
+    }()
 
     static let body = #"""
     typedef unsigned long long u64;
@@ -51,7 +62,17 @@ enum KernelSource {
     __device__ __forceinline__ float hps_fill(float v) { return v; }
     #endif
     #define KPS (32 / LANES)                           // keys copied at once by one warp
-    #define UNROLL ((32 / KPS) < 4 ? (32 / KPS) : 4)   // steps whose loads go out before their stores
+    #ifndef MAX_UNROLL
+    #define MAX_UNROLL 8
+    #endif
+    #define UNROLL ((32 / KPS) < MAX_UNROLL ? (32 / KPS) : MAX_UNROLL)   // steps whose loads go out before their stores
+    // Output rows are written once and read by the next stage at most:
+    // streaming stores (evict first) keep them from pushing table rows out of L2.
+    #ifdef STORE_CACHED
+    #define HPS_STORE(p, v) (*(p) = (v))
+    #else
+    #define HPS_STORE(p, v) __stcs((p), (v))
+    #endif
     #define PER_LANE ((UNITS + LANES - 1) / LANES)     // units of one vector per lane
 
     // Looks up n keys, keysPerWarp (a power of two up to 32) per warp. Keys come as `runs` runs (one per table of
@@ -148,7 +169,7 @@ enum KernelSource {
                 #pragma unroll
                 for (int p = 0; p < PER_LANE; p++) {
                     const int e = sl + p * LANES;
-                    if (valid[u] && e < UNITS) dst[e] = buffer[u][p];
+                    if (valid[u] && e < UNITS) HPS_STORE(dst + e, buffer[u][p]);
                 }
             }
         }
