@@ -85,3 +85,35 @@ struct GPUHostTests {
         #expect(source.contains("0xC4CEB9FE1A85EC53ull"))
     }
 }
+
+/// The on-disk cache of compiled kernels, which needs no GPU to check.
+struct KernelCacheTests {
+    @Test("the cache key changes with the source, the options and the card")
+    func keys() {
+        let base = KernelCache.key(source: "a", options: ["-x"], card: "H200")
+        #expect(base.hasSuffix(".cubin") && base.count == 22)
+        #expect(base == KernelCache.key(source: "a", options: ["-x"], card: "H200"))
+        #expect(base != KernelCache.key(source: "b", options: ["-x"], card: "H200"))
+        #expect(base != KernelCache.key(source: "a", options: ["-y"], card: "H200"))
+        #expect(base != KernelCache.key(source: "a", options: ["-x"], card: "H100"))
+        #expect(KernelCache.key(source: "ab", options: [], card: "") != KernelCache.key(source: "a", options: ["b"], card: ""))
+    }
+
+    @Test("a stored cubin loads back byte for byte, from a folder it creates")
+    func roundTrip() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-kernels")
+        defer { directory.remove() }
+        let cache = KernelCache(folder: directory.path + "/nested/kernels")
+        #expect(cache.load("x.cubin") == nil)
+        let bytes = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        cache.store("x.cubin", bytes)
+        #expect(cache.load("x.cubin") == bytes)
+    }
+
+    @Test("a cache turned off stores and loads nothing")
+    func off() {
+        let cache = KernelCache(folder: nil)
+        cache.store("x.cubin", [1, 2, 3])
+        #expect(cache.load("x.cubin") == nil)
+    }
+}

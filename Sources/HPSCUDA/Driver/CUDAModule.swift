@@ -12,10 +12,19 @@ public final class CUDAModule: @unchecked Sendable {
         self.handle = handle
     }
 
-    /// Compiles CUDA C for `device` with NVRTC and loads it.
+    /// Compiles CUDA C for `device` with NVRTC and loads it, or loads the
+    /// cubin an earlier process compiled for the same source, options and card.
     public convenience init(device: CUDADevice, source: String, name: String, options: [String] = []) throws(CUDAError) {
-        let cubin = try NVRTC.shared().compile(source, name: name,
-                                                options: [device.architectureOption, "--std=c++17"] + options)
+        let allOptions = [device.architectureOption, "--std=c++17"] + options
+        let cache = KernelCache.fromEnvironment()
+        let key = KernelCache.key(source: source, options: allOptions, card: device.name)
+        // A cached cubin is an ELF file; anything else is recompiled and replaced.
+        if let cubin = cache.load(key), cubin.starts(with: [0x7F, 0x45, 0x4C, 0x46]) {
+            try self.init(device: device, cubin: cubin)
+            return
+        }
+        let cubin = try NVRTC.shared().compile(source, name: name, options: allOptions)
+        cache.store(key, cubin)
         try self.init(device: device, cubin: cubin)
     }
 
