@@ -45,7 +45,9 @@ struct KServeEndpointTests {
                 let inputs = json["inputs"]?.arrayValue ?? []
                 #expect(inputs.map { $0["name"] } == ["KEYS", "NUMKEYS"])
                 #expect(inputs.map { $0["datatype"] } == ["INT64", "INT32"])
+                #expect(inputs.map { $0["shape"] } == [[-1], [-1]])
                 #expect(json["outputs"]?.arrayValue?.first?["name"] == "OUTPUT0")
+                #expect(json["outputs"]?.arrayValue?.first?["shape"] == [-1])
                 #expect(json["outputs"]?.arrayValue?.first?["datatype"] == "FP32")
             }
             try await client.execute(uri: "/v2/models/\(model)/ready", method: .get) { #expect($0.status == .ok) }
@@ -136,6 +138,72 @@ struct KServeEndpointTests {
                 #expect(text.contains("hps_tier_hits_total{"))
                 #expect(text.contains("hps_tier_hit_ratio{"))
                 #expect(text.contains("hps_inference_request_duration_seconds_bucket{"))
+            }
+        }
+    }
+
+    @Test("with supportlonglong false, INT32 keys are served and a key beyond 32 bits is a 400")
+    func int32Deployment() async throws {
+        let directory = try TemporaryDirectory(prefix: "hps-server")
+        var seed = SeedModel()
+        seed.tables = 2
+        seed.vocab = 10
+        seed.dim = 4
+        seed.keyType = .int32
+        let path = try seed.write(to: directory.path)
+        let parameterServer = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path), parallelism: 1)
+        let server = try HPSServer(parameterServer: parameterServer)
+        let session = try parameterServer.session(model: seed.modelName)
+        let expected = try session.lookup(table: 0, keys: [3]) + session.lookup(table: 1, keys: [12])
+        let model = seed.modelName
+        try await Application(router: server.router()).test(.router) { client in
+            let good = ByteBuffer(json: inferRequest(keys: [3, 12], numKeys: [1, 1], keysType: "INT32"))
+            try await client.execute(uri: "/v2/models/\(model)/infer", method: .post, body: good) { response in
+                #expect(response.status == .ok)
+                let json = try response.json
+                #expect(floats(json["outputs"]?.arrayValue?.first?["data"]) == expected)
+            }
+            let wide = ByteBuffer(json: inferRequest(keys: [1 << 40], numKeys: [1, 0]))
+            try await client.execute(uri: "/v2/models/\(model)/infer", method: .post, body: wide) { response in
+                #expect(response.status == .badRequest)
+                #expect(response.errorMessage?.contains("32 bits") == true)
+            }
+        }
+    }
+
+    @Test("tables of different vec sizes give OUTPUT0 of shape [floats], table after table")
+    func mixedVecSizes() async throws {
+        let directory = try TemporaryDirectory(prefix: "hps-server")
+        var wide = SeedModel()
+        wide.tables = 1
+        wide.vocab = 10
+        wide.dim = 8
+        wide.keyType = .int64
+        try wide.write(to: directory.path + "/wide")
+        var narrow = wide
+        narrow.dim = 3
+        narrow.seed = 7
+        try narrow.write(to: directory.path + "/narrow")
+        let json = """
+            {"supportlonglong": true, "models": [{"model": "mixed", "max_batch_size": 16,
+              "sparse_files": ["wide/embeddings/table0", "narrow/embeddings/table0"],
+              "embedding_table_names": ["wide", "narrow"], "embedding_vecsize_per_table": [8, 3],
+              "maxnum_catfeature_query_per_table_per_sample": [4, 4], "default_value_for_each_table": [0.0, 0.0],
+              "deployed_device_list": [0]}]}
+            """
+        let configuration = try HPSConfiguration.parse(json: json, baseDirectory: directory.path)
+        let parameterServer = try HierarchicalParameterServer(configuration: configuration, parallelism: 1)
+        let server = try HPSServer(parameterServer: parameterServer)
+        let session = try parameterServer.session(model: "mixed")
+        let expected = try session.lookup(table: 0, keys: [1, 2]) + session.lookup(table: 1, keys: [5])
+        #expect(expected.count == 19)
+        try await Application(router: server.router()).test(.router) { client in
+            let body = ByteBuffer(json: inferRequest(keys: [1, 2, 5], numKeys: [2, 1]))
+            try await client.execute(uri: "/v2/models/mixed/infer", method: .post, body: body) { response in
+                #expect(response.status == .ok)
+                let output = try response.json["outputs"]?.arrayValue?.first
+                #expect(output?["shape"] == [19])
+                #expect(floats(output?["data"]) == expected)
             }
         }
     }

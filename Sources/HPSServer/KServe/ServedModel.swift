@@ -40,9 +40,9 @@ public struct ServedModel: Sendable {
             ("name", .string(name)),
             ("versions", .array([.string(Self.version)])),
             ("platform", .string("hps")),
-            ("inputs", .array([tensor(Self.keysInput, session.keyType == .int32 ? .int32 : .int64, [-1]),
-                               tensor(Self.numKeysInput, .int32, [-1])])),
-            ("outputs", .array([tensor(Self.output, .fp32, commonVecSize.map { [-1, Int64($0)] } ?? [-1])])),
+            // As Triton's HPS backend declares them; INT32 keys are accepted too.
+            ("inputs", .array([tensor(Self.keysInput, .int64, [-1]), tensor(Self.numKeysInput, .int32, [-1])])),
+            ("outputs", .array([tensor(Self.output, .fp32, [-1])])),
         ]))
     }
 
