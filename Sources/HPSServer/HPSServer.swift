@@ -2,6 +2,7 @@ import HTTPTypes
 public import HPS
 public import Hummingbird
 public import Logging
+import Glibc
 import NIOCore
 import ServiceLifecycle
 import UnixSignals
@@ -55,6 +56,7 @@ public struct HPSServer: Sendable {
     /// The router of the KServe v2 endpoints, with the token check when a token is set.
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: ProtocolErrorMiddleware())
         if let token = options.token { router.add(middleware: BearerTokenMiddleware(token: token)) }
         routes.add(to: router)
         return router
@@ -90,6 +92,24 @@ public struct HPSServer: Sendable {
                                      onServerRunning: listening("metrics"), logger: logger)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [http, metricsApp], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw ServerError.addressInUse(host: host, ports: [options.httpPort, options.metricsPort])
+        }
+    }
+}
+
+/// Why the server could not start.
+public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Another process listens on one of the ports.
+    case addressInUse(host: String, ports: [Int])
+
+    /// One sentence a user can act on.
+    public var description: String {
+        switch self {
+        case let .addressInUse(host, ports):
+            "cannot listen on \(host) port \(ports.map(String.init).joined(separator: " or ")): another process uses it; choose free ports with --http-port and --metrics-port"
+        }
     }
 }

@@ -135,3 +135,16 @@ struct ErrorAndAuthTests {
         #expect(metadata == .unauthorized)
     }
 }
+
+/// The router's own errors in the protocol's format.
+struct RouteErrorTests {
+    @Test("an unknown endpoint is a 404 with an error body listing the endpoints")
+    func unknownEndpoint() async throws {
+        let fixture = try ServerFixture()
+        let (status, message) = try await fixture.test { client in
+            try await client.execute(uri: "/v2/nothing", method: .get) { ($0.status, $0.errorMessage) }
+        }
+        #expect(status == .notFound)
+        #expect(message?.contains("/v2/models/<model>/infer") == true)
+    }
+}

@@ -17,8 +17,13 @@ extension Response {
 
     /// The protocol's error body, `{"error": "..."}`.
     static func error(_ error: InferenceError) -> Response {
-        var response = json(.object(JSONObject([("error", .string(error.description))])), status: error.status)
+        var response = self.error(error.description, status: error.status)
         if case .unauthorized = error { response.headers[.wwwAuthenticate] = "Bearer" }
         return response
+    }
+
+    /// The protocol's error body, `{"error": "<message>"}`.
+    static func error(_ message: String, status: HTTPResponse.Status) -> Response {
+        json(.object(JSONObject([("error", .string(message))])), status: status)
     }
 }
