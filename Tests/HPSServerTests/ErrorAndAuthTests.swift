@@ -148,3 +148,15 @@ struct RouteErrorTests {
         #expect(message?.contains("/v2/models/<model>/infer") == true)
     }
 }
+
+/// Request compression, which tritonclient offers, is refused by name.
+struct CompressionTests {
+    @Test("a compressed request body is a 400 that says to send it uncompressed")
+    func compressedBody() async throws {
+        let fixture = try ServerFixture()
+        let (status, message) = try await ErrorAndAuthTests.post(fixture, ByteBuffer(json: inferRequest(keys: [1], numKeys: [1, 0])),
+                                                                 headers: [.contentEncoding: "gzip"])
+        #expect(status == .badRequest)
+        #expect(message?.contains("uncompressed") == true)
+    }
+}

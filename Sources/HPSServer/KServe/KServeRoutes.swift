@@ -88,6 +88,9 @@ public struct KServeRoutes: Sendable {
     }
 
     private func infer(_ request: Request, model: ServedModel) async throws(InferenceError) -> Response {
+        if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
+            throw .malformed("request compression (Content-Encoding: \(encoding)) is not supported; send the request uncompressed")
+        }
         let body = try await collectBody(request)
         var headerLength: Int? = nil
         if let field = request.headers[.inferenceHeaderContentLength] {
@@ -111,7 +114,7 @@ public struct KServeRoutes: Sendable {
         }
         do {
             let buffer = try await request.body.collect(upTo: maxBodyBytes)
-            return Array(buffer.readableBytesView)
+            return buffer.withUnsafeReadableBytes { Array($0) }
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
             throw .bodyTooLarge(limit: maxBodyBytes)
         } catch {
@@ -148,7 +151,11 @@ public struct KServeRoutes: Sendable {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(header.utf8.count + vectors.count * 4)
         let headerBytes = buffer.writeString(header)
+        #if _endian(little)
+        vectors.withUnsafeBytes { _ = buffer.writeBytes($0) }
+        #else
         for value in vectors { buffer.writeInteger(value.bitPattern, endianness: .little) }
+        #endif
         return Response(status: .ok,
                         headers: [.contentType: "application/octet-stream",
                                   .inferenceHeaderContentLength: String(headerBytes)],
