@@ -145,6 +145,7 @@ struct KServeEndpointTests {
     @Test("with supportlonglong false, INT32 keys are served and a key beyond 32 bits is a 400")
     func int32Deployment() async throws {
         let directory = try TemporaryDirectory(prefix: "hps-server")
+        defer { directory.remove() }
         var seed = SeedModel()
         seed.tables = 2
         seed.vocab = 10
@@ -174,6 +175,7 @@ struct KServeEndpointTests {
     @Test("tables of different vec sizes give OUTPUT0 of shape [floats], table after table")
     func mixedVecSizes() async throws {
         let directory = try TemporaryDirectory(prefix: "hps-server")
+        defer { directory.remove() }
         var wide = SeedModel()
         wide.tables = 1
         wide.vocab = 10

@@ -25,6 +25,8 @@ struct ServerFixture {
         let parameterServer = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path), parallelism: 2)
         server = try HPSServer(parameterServer: parameterServer, options: options)
         session = try parameterServer.session(model: seed.modelName)
+        // The tables are in the in-memory store now; the files are no longer read.
+        directory.remove()
     }
 
     /// The model's name.
