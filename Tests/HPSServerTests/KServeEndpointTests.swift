@@ -210,3 +210,23 @@ struct KServeEndpointTests {
         }
     }
 }
+
+/// The same endpoints through a real HTTP server on a loopback port.
+struct LiveServerTests {
+    @Test("infer over real HTTP on a loopback port")
+    func live() async throws {
+        let fixture = try ServerFixture()
+        let model = fixture.model
+        let expected = try fixture.expected([[42], [142]])
+        let app = Application(router: fixture.server.router(),
+                              configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let body = ByteBuffer(json: inferRequest(keys: [42, 142], numKeys: [1, 1]))
+            try await client.execute(uri: "/v2/models/\(model)/infer", method: .post, body: body) { response in
+                #expect(response.status == .ok)
+                let json = try response.json
+                #expect(floats(json["outputs"]?.arrayValue?.first?["data"]) == expected)
+            }
+        }
+    }
+}
