@@ -55,6 +55,26 @@ struct KServeEndpointTests {
         }
     }
 
+    @Test("model config as Triton's HPS backend declares it, and the repository index")
+    func modelConfigAndIndex() async throws {
+        let fixture = try ServerFixture()
+        let model = fixture.model
+        try await fixture.test { client in
+            try await client.execute(uri: "/v2/models/\(model)/config", method: .get) { response in
+                #expect(response.status == .ok)
+                let json = try response.json
+                #expect(json["input"]?.arrayValue?.map { $0["data_type"] } == ["TYPE_INT64", "TYPE_INT32"])
+                #expect(json["output"]?.arrayValue?.first?["name"] == "OUTPUT0")
+                #expect(json["parameters"]?["embedding_vecsize_per_table"] == "8,8")
+            }
+            try await client.execute(uri: "/v2/repository/index", method: .post) { response in
+                #expect(response.status == .ok)
+                let json = try response.json
+                #expect(json == [["name": .string(model), "version": "1", "state": "READY"]])
+            }
+        }
+    }
+
     @Test("infer with JSON tensors returns the vectors of each table's keys in order")
     func inferJSON() async throws {
         let fixture = try ServerFixture()

@@ -124,6 +124,16 @@ def test_model_metadata(server):
     assert [(o["name"], o["datatype"]) for o in metadata["outputs"]] == [("OUTPUT0", "FP32")]
 
 
+def test_model_config_and_repository_index(server):
+    client = httpclient.InferenceServerClient(server.url)
+    config = client.get_model_config(MODEL)
+    assert config["name"] == MODEL
+    assert [(i["name"], i["data_type"]) for i in config["input"]] == [("KEYS", "TYPE_INT64"), ("NUMKEYS", "TYPE_INT32")]
+    assert [o["name"] for o in config["output"]] == ["OUTPUT0"]
+    index = client.get_model_repository_index()
+    assert index == [{"name": MODEL, "version": "1", "state": "READY"}]
+
+
 @pytest.mark.parametrize("binary_in,binary_out", [(False, False), (True, True), (False, True), (True, False)])
 def test_infer_matches_model_files(server, tables, binary_in, binary_out):
     client = httpclient.InferenceServerClient(server.url)

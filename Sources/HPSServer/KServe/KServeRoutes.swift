@@ -38,9 +38,18 @@ public struct KServeRoutes: Sendable {
         // Every model is loaded before the server listens, so live means ready.
         router.get("/v2/health/live") { _, _ in Response(status: .ok) }
         router.get("/v2/health/ready") { _, _ in Response(status: .ok) }
+        // Triton's repository index: every model, loaded before the server listens.
+        router.post("/v2/repository/index") { _, _ in
+            Response.json(.array(self.models.keys.sorted().map { name in
+                .object(JSONObject([("name", .string(name)), ("version", .string(ServedModel.version)), ("state", "READY")]))
+            }))
+        }
         for prefix in ["/v2/models/:model", "/v2/models/:model/versions/:version"] {
             router.get(RouterPath(prefix)) { _, context in
                 self.respond { () throws(InferenceError) in try self.model(context).metadata() }
+            }
+            router.get(RouterPath(prefix + "/config")) { _, context in
+                self.respond { () throws(InferenceError) in try self.model(context).tritonConfiguration() }
             }
             router.get(RouterPath(prefix + "/ready")) { _, context in
                 do throws(InferenceError) {

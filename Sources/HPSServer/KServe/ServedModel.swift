@@ -46,6 +46,28 @@ public struct ServedModel: Sendable {
         ]))
     }
 
+    /// The model configuration in the form Triton returns for
+    /// `/v2/models/<model>/config`, as Triton's HPS backend's `config.pbtxt` declares it.
+    public func tritonConfiguration() -> JSONValue {
+        func tensor(_ name: String, _ type: String) -> JSONValue {
+            .object(JSONObject([("name", .string(name)), ("data_type", .string(type)), ("dims", [-1])]))
+        }
+        return .object(JSONObject([
+            ("name", .string(name)),
+            ("platform", "hps"),
+            ("backend", "hps"),
+            ("max_batch_size", 0),
+            ("input", .array([tensor(Self.keysInput, "TYPE_INT64"), tensor(Self.numKeysInput, "TYPE_INT32")])),
+            ("output", .array([tensor(Self.output, "TYPE_FP32")])),
+            ("parameters", .object(JSONObject([
+                ("embedding_table_names", .string(session.model.tableNames.joined(separator: ","))),
+                ("embedding_vecsize_per_table", .string(session.model.vecSizes.map(String.init).joined(separator: ","))),
+                ("max_keys_per_table", .string((0..<session.model.tableNames.count)
+                    .map { String(session.model.maxKeysPerLookup(table: $0)) }.joined(separator: ","))),
+            ]))),
+        ]))
+    }
+
     /// The checked inputs of one request: keys split per table.
     public struct Batch: Sendable, Equatable {
         /// For each table in model order, its keys.
