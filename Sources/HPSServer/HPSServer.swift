@@ -4,7 +4,7 @@ public import Hummingbird
 public import Logging
 import Glibc
 import NIOCore
-import ServiceLifecycle
+public import ServiceLifecycle
 import UnixSignals
 
 /// Serves the models of a `HierarchicalParameterServer` over the KServe v2
@@ -75,9 +75,12 @@ public struct HPSServer: Sendable {
         return router
     }
 
-    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    /// The KServe v2 and the metrics HTTP servers, as services of a `ServiceGroup`;
+    /// a graceful shutdown of the group closes the listeners and answers the
+    /// requests in flight.
     /// - Parameter onListening: called with ("http" or "metrics", host, port) once each port listens.
-    public func run(logger: Logger, onListening: @escaping @Sendable (String, String, Int) -> Void = { _, _, _ in }) async throws {
+    public func services(logger: Logger,
+                         onListening: @escaping @Sendable (String, String, Int) -> Void = { _, _, _ in }) -> [any Service] {
         let host = options.host
         func listening(_ what: String) -> @Sendable (any Channel) async -> Void {
             { channel in onListening(what, host, channel.localAddress?.port ?? 0) }
@@ -90,12 +93,20 @@ public struct HPSServer: Sendable {
                                      configuration: ApplicationConfiguration(address: .hostname(host, port: options.metricsPort),
                                                                              serverName: KServeRoutes.serverName),
                                      onServerRunning: listening("metrics"), logger: logger)
+        return [http, metricsApp]
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    /// - Parameter onListening: called with ("http" or "metrics", host, port) once each port listens.
+    /// - Throws: `ServerError.addressInUse` when a port is taken.
+    public func run(logger: Logger, onListening: @escaping @Sendable (String, String, Int) -> Void = { _, _, _ in }) async throws {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [http, metricsApp], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: services(logger: logger, onListening: onListening),
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
-            throw ServerError.addressInUse(host: host, ports: [options.httpPort, options.metricsPort])
+            throw ServerError.addressInUse(host: options.host, ports: [options.httpPort, options.metricsPort])
         }
     }
 }
