@@ -99,4 +99,20 @@ struct BinaryTensorTests {
             }
         }
     }
+
+    @Test("binary data longer than the inputs declare is a 400 naming both sizes")
+    func extraBinary() async throws {
+        let fixture = try ServerFixture()
+        let model = fixture.model
+        let (headers, full) = Self.binaryRequest(keys: [1, 2], numKeys: [2, 0], binaryOutput: true)
+        var longer = full
+        longer.writeInteger(UInt32(7))
+        let body = longer
+        try await fixture.test { client in
+            try await client.execute(uri: "/v2/models/\(model)/infer", method: .post, headers: headers, body: body) { response in
+                #expect(response.status == .badRequest)
+                #expect(response.errorMessage?.contains("add up to 24") == true)
+            }
+        }
+    }
 }

@@ -73,7 +73,7 @@ public struct InferenceRequest: Sendable, Equatable {
             inputs.append(try parseInput(value, index: index, body: body, binaryOffset: &binaryOffset))
         }
         if binaryOffset != body.count {
-            throw .malformed("\(body.count - binaryOffset) bytes of binary data follow the inputs' binary_data_size; the body has \(body.count - jsonEnd) bytes after the JSON header")
+            throw .malformed("the body has \(body.count - jsonEnd) bytes after the JSON header (Inference-Header-Content-Length \(jsonEnd)) but the inputs' binary_data_size add up to \(binaryOffset - jsonEnd)")
         }
         var outputs: [Output] = []
         if let outputValues = object["outputs"] {
