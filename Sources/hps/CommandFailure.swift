@@ -16,6 +16,21 @@ func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+/// `reportingErrors` for an async body.
+func reportingErrorsAsync(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        var text = String(describing: error)
+        if let first = text.first, first.isLowercase { text = first.uppercased() + text.dropFirst() }
+        if !text.hasSuffix(".") { text += "." }
+        note("hps: \(text)")
+        throw ExitCode(1)
+    }
+}
+
 /// Writes a line to stderr.
 func note(_ line: String) {
     let bytes = Array((line + "\n").utf8)

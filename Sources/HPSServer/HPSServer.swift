@@ -1,0 +1,126 @@
+import HTTPTypes
+public import HPS
+public import Hummingbird
+public import Logging
+import Glibc
+import NIOCore
+public import ServiceLifecycle
+import UnixSignals
+
+/// Serves the models of a `HierarchicalParameterServer` over the KServe v2
+/// HTTP protocol (as Triton does, with its binary tensor data extension) and
+/// Prometheus metrics on a second port.
+///
+/// `run()` shuts down gracefully on SIGTERM and SIGINT: the listeners close,
+/// so new connections are refused, and requests in flight are answered.
+public struct HPSServer: Sendable {
+    /// Where and how the server listens.
+    public struct Options: Sendable {
+        /// The address to bind; loopback unless given.
+        public var host = "127.0.0.1"
+        /// The KServe v2 HTTP port (Triton's default, 8000; 0 picks a free one).
+        public var httpPort = 8000
+        /// The Prometheus metrics port (Triton's default, 8002; 0 picks a free one).
+        public var metricsPort = 8002
+        /// When set, every endpoint but health needs `Authorization: Bearer <token>`.
+        public var token: String?
+        /// The largest request body accepted.
+        public var maxBodyBytes = 64 << 20
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// The models' tiers and sessions.
+    public let parameterServer: HierarchicalParameterServer
+    /// Where and how the server listens.
+    public let options: Options
+    /// The KServe v2 endpoints.
+    public let routes: KServeRoutes
+    /// The metrics.
+    public let metrics: ServerMetrics
+
+    /// A server for every model of `parameterServer`.
+    public init(parameterServer: HierarchicalParameterServer, options: Options = Options()) throws(LookupError) {
+        self.parameterServer = parameterServer
+        self.options = options
+        var sessions: [LookupSession] = []
+        for model in parameterServer.configuration.models {
+            sessions.append(try parameterServer.session(model: model.name))
+        }
+        let tierNames = [parameterServer.volatileStore?.kind, parameterServer.persistentStore?.kind].compactMap { $0 }
+        metrics = ServerMetrics(sessions: sessions, tierNames: tierNames)
+        routes = KServeRoutes(models: sessions.map(ServedModel.init), metrics: metrics, maxBodyBytes: options.maxBodyBytes)
+    }
+
+    /// The router of the KServe v2 endpoints, with the token check when a token is set.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: ProtocolErrorMiddleware())
+        if let token = options.token { router.add(middleware: BearerTokenMiddleware(token: token)) }
+        routes.add(to: router)
+        return router
+    }
+
+    /// The router of the metrics port: `GET /metrics`.
+    public func metricsRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        let metrics = self.metrics
+        router.get("/metrics") { _, _ in
+            var buffer = ByteBuffer()
+            buffer.writeBytes(metrics.exposition())
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: ResponseBody(byteBuffer: buffer))
+        }
+        return router
+    }
+
+    /// The KServe v2 and the metrics HTTP servers, as services of a `ServiceGroup`;
+    /// a graceful shutdown of the group closes the listeners and answers the
+    /// requests in flight.
+    /// - Parameter onListening: called with ("http" or "metrics", host, port) once each port listens.
+    public func services(logger: Logger,
+                         onListening: @escaping @Sendable (String, String, Int) -> Void = { _, _, _ in }) -> [any Service] {
+        let host = options.host
+        func listening(_ what: String) -> @Sendable (any Channel) async -> Void {
+            { channel in onListening(what, host, channel.localAddress?.port ?? 0) }
+        }
+        let http = Application(router: router(),
+                               configuration: ApplicationConfiguration(address: .hostname(host, port: options.httpPort),
+                                                                       serverName: KServeRoutes.serverName),
+                               onServerRunning: listening("http"), logger: logger)
+        let metricsApp = Application(router: metricsRouter(),
+                                     configuration: ApplicationConfiguration(address: .hostname(host, port: options.metricsPort),
+                                                                             serverName: KServeRoutes.serverName),
+                                     onServerRunning: listening("metrics"), logger: logger)
+        return [http, metricsApp]
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    /// - Parameter onListening: called with ("http" or "metrics", host, port) once each port listens.
+    /// - Throws: `ServerError.addressInUse` when a port is taken.
+    public func run(logger: Logger, onListening: @escaping @Sendable (String, String, Int) -> Void = { _, _, _ in }) async throws {
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services(logger: logger, onListening: onListening),
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw ServerError.addressInUse(host: options.host, ports: [options.httpPort, options.metricsPort])
+        }
+    }
+}
+
+/// Why the server could not start.
+public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Another process listens on one of the ports.
+    case addressInUse(host: String, ports: [Int])
+
+    /// One sentence a user can act on.
+    public var description: String {
+        switch self {
+        case let .addressInUse(host, ports):
+            "cannot listen on \(host) port \(ports.map(String.init).joined(separator: " or ")): another process uses it; choose free ports with --http-port and --metrics-port"
+        }
+    }
+}

@@ -1,0 +1,54 @@
+public import HPS
+public import HTTPTypes
+
+/// A request the server refuses, with the HTTP status of the KServe v2
+/// protocol and one sentence the client can act on.
+///
+/// It is sent as `{"error": "<description>"}`, which Triton's clients raise as
+/// `InferenceServerException` with that message.
+public enum InferenceError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// No model of that name is served (404).
+    case unknownModel(String, available: [String])
+    /// A version other than the one served ("1") (404).
+    case unknownVersion(model: String, version: String)
+    /// The body is not valid JSON, or the JSON is not an inference request (400).
+    case malformed(String)
+    /// An input's name, datatype, shape or data is wrong (400).
+    case invalidInput(String)
+    /// The lookup refused the keys, e.g. more than the model's limit (400).
+    case lookup(LookupError)
+    /// The body is larger than the server accepts (413).
+    case bodyTooLarge(limit: Int)
+    /// No or a wrong bearer token (401).
+    case unauthorized(String)
+
+    /// The HTTP status the protocol gives this error.
+    public var status: HTTPResponse.Status {
+        switch self {
+        case .unknownModel, .unknownVersion: .notFound
+        case .malformed, .invalidInput, .lookup: .badRequest
+        case .bodyTooLarge: .contentTooLarge
+        case .unauthorized: .unauthorized
+        }
+    }
+
+    /// One sentence a user can act on.
+    public var description: String {
+        switch self {
+        case let .unknownModel(name, available):
+            "no model named \"\(name)\" is served; the models are \(available.joined(separator: ", "))"
+        case let .unknownVersion(model, version):
+            "model \(model) has no version \"\(version)\"; the only version served is \"1\""
+        case let .malformed(reason):
+            reason
+        case let .invalidInput(reason):
+            reason
+        case let .lookup(error):
+            error.description
+        case let .bodyTooLarge(limit):
+            "the request body is larger than the server's limit of \(limit) bytes (hps serve --max-body-bytes)"
+        case let .unauthorized(reason):
+            reason
+        }
+    }
+}

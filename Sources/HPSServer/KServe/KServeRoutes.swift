@@ -1,0 +1,173 @@
+import HTTPTypes
+import HPS
+public import Hummingbird
+import NIOCore
+
+/// The KServe v2 REST endpoints that Triton's HTTP clients use: server and
+/// model metadata, health, and inference with JSON tensors or Triton's
+/// binary tensor data extension.
+public struct KServeRoutes: Sendable {
+    /// The models, by name.
+    public let models: [String: ServedModel]
+    /// Where requests are counted.
+    public let metrics: ServerMetrics
+    /// The largest request body accepted (larger: 413).
+    public let maxBodyBytes: Int
+
+    /// The server's name in the server metadata.
+    public static let serverName = "swift-hps"
+    /// The server's version in the server metadata.
+    public static let serverVersion = "0.1.0"
+
+    /// Routes for `models`.
+    public init(models: [ServedModel], metrics: ServerMetrics, maxBodyBytes: Int) {
+        self.models = Dictionary(models.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        self.metrics = metrics
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Adds the endpoints to `router`.
+    public func add<Context: RequestContext>(to router: Router<Context>) {
+        router.get("/v2") { _, _ in
+            Response.json(.object(JSONObject([
+                ("name", .string(Self.serverName)),
+                ("version", .string(Self.serverVersion)),
+                ("extensions", .array([.string("binary_tensor_data")])),
+            ])))
+        }
+        // Every model is loaded before the server listens, so live means ready.
+        router.get("/v2/health/live") { _, _ in Response(status: .ok) }
+        router.get("/v2/health/ready") { _, _ in Response(status: .ok) }
+        // Triton's repository index: every model, loaded before the server listens.
+        router.post("/v2/repository/index") { _, _ in
+            Response.json(.array(self.models.keys.sorted().map { name in
+                .object(JSONObject([("name", .string(name)), ("version", .string(ServedModel.version)), ("state", "READY")]))
+            }))
+        }
+        for prefix in ["/v2/models/:model", "/v2/models/:model/versions/:version"] {
+            router.get(RouterPath(prefix)) { _, context in
+                self.respond { () throws(InferenceError) in try self.model(context).metadata() }
+            }
+            router.get(RouterPath(prefix + "/config")) { _, context in
+                self.respond { () throws(InferenceError) in try self.model(context).tritonConfiguration() }
+            }
+            router.get(RouterPath(prefix + "/ready")) { _, context in
+                do throws(InferenceError) {
+                    _ = try self.model(context)
+                    return Response(status: .ok)
+                } catch {
+                    return .error(error)
+                }
+            }
+            router.post(RouterPath(prefix + "/infer")) { request, context in
+                await self.infer(request, context: context)
+            }
+        }
+    }
+
+    private func respond(_ body: () throws(InferenceError) -> JSONValue) -> Response {
+        do throws(InferenceError) { return .json(try body()) } catch { return .error(error) }
+    }
+
+    /// The model and version named in the path.
+    private func model(_ context: some RequestContext) throws(InferenceError) -> ServedModel {
+        let name = context.parameters.get("model") ?? ""
+        guard let model = models[name] else {
+            throw .unknownModel(name, available: models.keys.sorted())
+        }
+        if let version = context.parameters.get("version"), version != ServedModel.version {
+            throw .unknownVersion(model: name, version: version)
+        }
+        return model
+    }
+
+    private func infer(_ request: Request, context: some RequestContext) async -> Response {
+        let start = ContinuousClock.now
+        let response: Response
+        var label = "unknown"
+        do throws(InferenceError) {
+            let model = try self.model(context)
+            label = model.name
+            response = try await infer(request, model: model)
+        } catch {
+            response = .error(error)
+        }
+        metrics.recordRequest(model: label, status: response.status.code, duration: ContinuousClock.now - start)
+        return response
+    }
+
+    private func infer(_ request: Request, model: ServedModel) async throws(InferenceError) -> Response {
+        if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
+            throw .malformed("request compression (Content-Encoding: \(encoding)) is not supported; send the request uncompressed")
+        }
+        let body = try await collectBody(request)
+        var headerLength: Int? = nil
+        if let field = request.headers[.inferenceHeaderContentLength] {
+            guard let length = Int(field) else {
+                throw .malformed("Inference-Header-Content-Length must be a byte count, not \"\(field)\"")
+            }
+            headerLength = length
+        }
+        let inference = try InferenceRequest.parse(body: body, headerLength: headerLength)
+        let batch = try model.batch(of: inference)
+        let lookupStart = ContinuousClock.now
+        let (vectors, counts) = try await BlockingWork.run { () throws(InferenceError) in try model.lookup(batch) }
+        metrics.recordLookup(session: model.session, batch: batch, counts: counts, duration: ContinuousClock.now - lookupStart)
+        return Self.response(model: model, request: inference, shape: model.outputShape(batch, floats: vectors.count),
+                             vectors: vectors)
+    }
+
+    private func collectBody(_ request: Request) async throws(InferenceError) -> [UInt8] {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
+            throw .bodyTooLarge(limit: maxBodyBytes)
+        }
+        do {
+            let buffer = try await request.body.collect(upTo: maxBodyBytes)
+            return buffer.withUnsafeReadableBytes { Array($0) }
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw .bodyTooLarge(limit: maxBodyBytes)
+        } catch {
+            throw .malformed("the request body could not be read: \(error)")
+        }
+    }
+
+    /// The response: JSON, or a JSON header followed by the raw little-endian
+    /// FP32 vectors when the output is asked for as binary data.
+    static func response(model: ServedModel, request: InferenceRequest, shape: [Int], vectors: [Float]) -> Response {
+        let binary = request.wantsBinary(ServedModel.output)
+        var output: [(String, JSONValue)] = [
+            ("name", .string(ServedModel.output)),
+            ("datatype", .string(TensorDatatype.fp32.rawValue)),
+            ("shape", .array(shape.map { .integer(Int64($0)) })),
+        ]
+        if binary {
+            output.append(("parameters", .object(JSONObject([("binary_data_size", .integer(Int64(vectors.count * 4)))]))))
+        } else {
+            output.append(("data", .array(vectors.map { .double(Double($0)) })))
+        }
+        var fields: [(String, JSONValue)] = []
+        if let id = request.id { fields.append(("id", .string(id))) }
+        fields += [
+            ("model_name", .string(model.name)),
+            ("model_version", .string(ServedModel.version)),
+            ("outputs", .array([.object(JSONObject(output))])),
+        ]
+        let header = JSONValue.object(JSONObject(fields)).serialized()
+        guard binary else {
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: header)))
+        }
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(header.utf8.count + vectors.count * 4)
+        let headerBytes = buffer.writeString(header)
+        #if _endian(little)
+        vectors.withUnsafeBytes { _ = buffer.writeBytes($0) }
+        #else
+        for value in vectors { buffer.writeInteger(value.bitPattern, endianness: .little) }
+        #endif
+        return Response(status: .ok,
+                        headers: [.contentType: "application/octet-stream",
+                                  .inferenceHeaderContentLength: String(headerBytes)],
+                        body: ResponseBody(byteBuffer: buffer))
+    }
+}

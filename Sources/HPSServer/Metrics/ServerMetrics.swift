@@ -1,0 +1,80 @@
+public import HPS
+public import Prometheus
+
+/// The server's Prometheus metrics, served on the metrics port at `/metrics`.
+///
+/// Per model: inference requests and failures (by HTTP status), request and
+/// lookup latency histograms, keys looked up per table, keys answered per
+/// tier and with the default value, and the hit rate of each tier since start.
+/// (Tier hits are counted per model; the sessions do not split them per table.)
+public final class ServerMetrics: Sendable {
+    /// The registry the metrics live in.
+    public let registry = PrometheusCollectorRegistry()
+    private let sessions: [LookupSession]
+    private let tierNames: [String]
+    private static let latencyBuckets: [Duration] = [
+        .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+        .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
+    ]
+
+    private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "hps", metricName: metric, unitName: unit, helpText: help)
+    }
+    private static var requests: MetricNameDescriptor { name("inference_requests", "total", "Inference requests received") }
+    private static var failures: MetricNameDescriptor { name("inference_failures", "total", "Inference requests refused, by HTTP status") }
+    private static var requestDuration: MetricNameDescriptor { name("inference_request_duration", "seconds",
+                                              "Time from request to response, parsing and encoding included") }
+    private static var lookupDuration: MetricNameDescriptor { name("lookup_duration", "seconds", "Time of the embedding lookup alone") }
+    private static var keys: MetricNameDescriptor { name("keys_looked_up", "total", "Keys looked up, per table") }
+    private static var tierHits: MetricNameDescriptor { name("tier_hits", "total", "Keys answered by each tier") }
+    private static var defaults: MetricNameDescriptor { name("default_value_keys", "total", "Keys found in no tier, answered with the table's default value") }
+    private static var hitRatio: MetricNameDescriptor { name("tier_hit", "ratio", "Share of all keys looked up since start that each tier answered") }
+
+    /// Metrics for the sessions served.
+    /// - Parameter tierNames: the tiers' names, top first (e.g. the stores' kinds).
+    public init(sessions: [LookupSession], tierNames: [String]) {
+        self.sessions = sessions
+        self.tierNames = tierNames
+    }
+
+    /// Counts one inference request and its latency.
+    func recordRequest(model: String, status: Int, duration: Duration) {
+        registry.makeCounter(descriptor: Self.requests, labels: [("model", model)]).increment()
+        if status >= 400 {
+            registry.makeCounter(descriptor: Self.failures, labels: [("model", model), ("status", String(status))]).increment()
+        }
+        registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("model", model)], buckets: Self.latencyBuckets).record(duration)
+    }
+
+    /// Counts one lookup.
+    func recordLookup(session: LookupSession, batch: ServedModel.Batch, counts: LookupCounts, duration: Duration) {
+        let model = session.model.name
+        registry.makeDurationHistogram(descriptor: Self.lookupDuration, labels: [("model", model)], buckets: Self.latencyBuckets).record(duration)
+        for (table, keys) in batch.keysPerTable.enumerated() where !keys.isEmpty {
+            registry.makeCounter(descriptor: Self.keys, labels: [("model", model), ("table", session.model.tableNames[table])]).increment(by: Int64(keys.count))
+        }
+        for (tier, hits) in counts.tierHits.enumerated() {
+            registry.makeCounter(descriptor: Self.tierHits, labels: [("model", model), ("tier", tierName(tier))]).increment(by: Int64(hits))
+        }
+        registry.makeCounter(descriptor: Self.defaults, labels: [("model", model)]).increment(by: Int64(counts.defaults))
+    }
+
+    /// The Prometheus text exposition, with the hit rates brought up to date.
+    public func exposition() -> [UInt8] {
+        for session in sessions {
+            let totals = session.statistics.totals
+            guard totals.keys > 0 else { continue }
+            for (tier, hits) in totals.tierHits.enumerated() {
+                registry.makeGauge(descriptor: Self.hitRatio, labels: [("model", session.model.name), ("tier", tierName(tier))])
+                    .set(Double(hits) / Double(totals.keys))
+            }
+        }
+        return registry.emitToBuffer()
+    }
+
+    /// The tier's name, or its level from the top.
+    func tierName(_ tier: Int) -> String {
+        tier < tierNames.count ? tierNames[tier] : "tier\(tier)"
+    }
+}
