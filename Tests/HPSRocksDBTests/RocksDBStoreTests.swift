@@ -1,0 +1,272 @@
+import Foundation
+import HPS
+import HPSRocksDB
+import Testing
+
+#if RocksDB
+struct RocksDBStoreTests {
+    /// A fresh database folder (not yet created) inside a temporary folder.
+    private static func databasePath() throws -> (TemporaryDirectory, String) {
+        let directory = try TemporaryDirectory(prefix: "hps-rocksdb")
+        return (directory, directory.path + "/db")
+    }
+
+    /// The error of opening the database at `path`, or nil if it opened.
+    private static func openError(_ path: String) -> RocksDBError? {
+        do {
+            _ = try RocksDBStore(path: path)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("random keys round-trip: every element equals a dictionary's")
+    func roundTrip() throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        let store = try RocksDBStore(path: path, maxBatchSize: 100)
+        let table = try store.createTable("hps_et.m.t", vecSize: 5, members: 1, expectedKeys: 1000)
+        let rows = RandomRows(count: 1000, vecSize: 5, seed: 1)
+        let counts = try insert(table, keys: rows.keys, vectors: rows.vectors)
+        #expect(counts == InsertCounts(inserted: 1000, replaced: 0))
+        #expect(table.count == 1000)
+        let reference = rows.reference
+        let shuffled = rows.keys.shuffled()
+        let (out, missed) = lookup(table, keys: shuffled)
+        #expect(missed.isEmpty)
+        for (i, key) in shuffled.enumerated() {
+            #expect(bitwiseEqual(Array(out[(i * 5)..<((i + 1) * 5)]), reference[key]!))
+        }
+    }
+
+    @Test("misses get their member's default and their flat indices, ascending, across runs")
+    func missesAndDefaults() throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        let store = try RocksDBStore(path: path, maxBatchSize: 3)
+        let table = try store.createTable("hps_et.m.f", vecSize: 2, members: 2, expectedKeys: 10)
+        try insert(table, member: 0, keys: [1, 2], vectors: [1, 1, 2, 2])
+        try insert(table, member: 1, keys: [7], vectors: [7, 7])
+        var out = [Float](repeating: .nan, count: 7 * 2)
+        var missed = [Int](repeating: -1, count: 7)
+        let keys0: [Int64] = [1, 9, 2, 7], keys1: [Int64] = [7, 1, 8]
+        let defaults: [Float] = [-1, -2]
+        let misses = keys0.withUnsafeBufferPointer { k0 in
+            keys1.withUnsafeBufferPointer { k1 in
+                out.withUnsafeMutableBufferPointer { o in
+                    defaults.withUnsafeBufferPointer { d in
+                        let runs = [LookupRun(member: 0, keys: k0.baseAddress!, count: 4, output: o.baseAddress!),
+                                    LookupRun(member: 1, keys: k1.baseAddress!, count: 3, output: o.baseAddress! + 8)]
+                        return runs.withUnsafeBufferPointer { table.lookup($0, defaults: d, missed: &missed, parallelism: 2) }
+                    }
+                }
+            }
+        }
+        #expect(misses == 4)
+        #expect(Array(missed[0..<4]) == [1, 3, 5, 6])
+        #expect(out == [1, 1, -1, -1, 2, 2, -1, -1, 7, 7, -2, -2, -2, -2])
+    }
+
+    @Test("fused members keep the same key apart")
+    func fusedMembersApart() throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        let store = try RocksDBStore(path: path)
+        let table = try store.createTable("hps_et.m.fused", vecSize: 3, members: 3, expectedKeys: 10)
+        try insert(table, member: 0, keys: [5, 6], vectors: [0, 0, 0, 0, 0, 6])
+        try insert(table, member: 2, keys: [5], vectors: [2, 2, 2])
+        #expect(table.count == 3)
+        #expect(lookup(table, member: 0, keys: [5]).vectors == [0, 0, 0])
+        #expect(lookup(table, member: 2, keys: [5]).vectors == [2, 2, 2])
+        #expect(lookup(table, member: 1, keys: [5, 6]).missed == [0, 1])
+        #expect(erase(table, member: 0, keys: [5, 5, 99]) == 1)
+        #expect(table.count == 2)
+        #expect(lookup(table, member: 2, keys: [5]).vectors == [2, 2, 2])
+        #expect(lookup(table, member: 0, keys: [5]).missed == [0])
+    }
+
+    @Test("a key repeated in a batch keeps its last vector and counts as replaced")
+    func repeatedKeys() throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        let store = try RocksDBStore(path: path, maxBatchSize: 2)
+        let table = try store.createTable("t", vecSize: 1, members: 1, expectedKeys: 10)
+        let counts = try insert(table, keys: [1, 2, 1, 3, 1], vectors: [1, 2, 3, 4, 5])
+        #expect(counts == InsertCounts(inserted: 3, replaced: 2))
+        #expect(table.count == 3)
+        #expect(lookup(table, keys: [1, 2, 3]).vectors == [5, 2, 4])
+        #expect(try insert(table, keys: [3, 4], vectors: [0, 0]) == InsertCounts(inserted: 1, replaced: 1))
+        #expect(table.count == 4)
+    }
+
+    @Test("reopening after close keeps the tables, their layout, vectors and count")
+    func reopenKeepsData() throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        let rows = RandomRows(count: 300, vecSize: 4, seed: 2)
+        do {
+            let store = try RocksDBStore(path: path)
+            let table = try store.createTable("hps_et.m.a", vecSize: 4, members: 2, expectedKeys: 300)
+            try insert(table, member: 1, keys: rows.keys, vectors: rows.vectors)
+        }
+        let store = try RocksDBStore(path: path, readOnly: true)
+        #expect(store.tableTags == ["hps_et.m.a"])
+        let table = try #require(store.table("hps_et.m.a"))
+        #expect(table.vecSize == 4 && table.memberCount == 2 && table.count == 300)
+        let (out, missed) = lookup(table, member: 1, keys: rows.keys)
+        #expect(missed.isEmpty)
+        #expect(bitwiseEqual(out, rows.vectors))
+        #expect(lookup(table, member: 0, keys: rows.keys).missed.count == 300)
+        // Read-only: changes are refused with the path in the message.
+        #expect(throws: StoreError.self) { try insert(table, keys: [1], vectors: [1, 2, 3, 4]) }
+        #expect(erase(table, member: 1, keys: rows.keys) == 0)
+        #expect(throws: StoreError.self) { try store.createTable("hps_et.m.b", vecSize: 4, members: 1, expectedKeys: 1) }
+    }
+
+    @Test("a table reopened with another vec size or member count is refused")
+    func layoutMismatch() throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        do {
+            let store = try RocksDBStore(path: path)
+            _ = try store.createTable("t", vecSize: 4, members: 1, expectedKeys: 1)
+        }
+        let store = try RocksDBStore(path: path)
+        #expect(throws: StoreError.layoutMismatch(table: "t", vecSize: 4, members: 1, requestedVecSize: 8, requestedMembers: 1)) {
+            try store.createTable("t", vecSize: 8, members: 1, expectedKeys: 1)
+        }
+    }
+
+    @Test("read_only with no database says the database is missing")
+    func readOnlyMissing() throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        #expect(throws: RocksDBError.missing(path: path)) { try RocksDBStore(path: path, readOnly: true) }
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test("a second open while the first holds the database says it is locked")
+    func secondOpenIsLocked() throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        let first = try RocksDBStore(path: path)
+        let error = Self.openError(path)
+        var lockedPath: String? = nil
+        if case let .locked(p, _)? = error { lockedPath = p }
+        #expect(lockedPath == path, "\(String(describing: error))")
+        #expect(error?.description.contains(path) == true && error?.description.contains("locked") == true)
+        _ = first
+    }
+
+    @Test("a garbled MANIFEST or CURRENT says the database is corrupt", arguments: ["MANIFEST", "CURRENT"])
+    func corruptDatabase(file: String) throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        do {
+            let store = try RocksDBStore(path: path)
+            let table = try store.createTable("t", vecSize: 2, members: 1, expectedKeys: 1)
+            try insert(table, keys: [1], vectors: [1, 2])
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: path)
+        let name = try #require(names.first { $0.hasPrefix(file) })
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path + "/" + name))
+        try handle.truncate(atOffset: 0)
+        try handle.write(contentsOf: Data("garbage, not RocksDB".utf8))
+        try handle.close()
+        let error = Self.openError(path)
+        var corruptPath: String? = nil
+        if case let .corrupt(p, _)? = error { corruptPath = p }
+        #expect(corruptPath == path, "\(String(describing: error))")
+    }
+
+    @Test("writes acknowledged before SIGKILL are all there after reopening")
+    func durableAfterKill() throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        let me = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let writer = URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("hps-rocksdb-writer")
+        try #require(FileManager.default.isExecutableFile(atPath: writer.path),
+                     "hps-rocksdb-writer was not found at \(writer.path); build it with the tests (swift build --build-tests --traits RocksDB)")
+        let batchSize = 500, vecSize = 8
+        let process = Process()
+        process.executableURL = writer
+        process.arguments = [path, "\(batchSize)", "\(vecSize)"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        // Read acknowledgements until a few batches are in, then kill mid-write.
+        var text = ""
+        let reader = pipe.fileHandleForReading
+        while text.split(separator: "\n").count < 5 {
+            let data = reader.availableData
+            if data.isEmpty { break }
+            text += String(decoding: data, as: UTF8.self)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal)
+        text += String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+        // Only whole lines are acknowledgements.
+        let lines = text.hasSuffix("\n") ? text.split(separator: "\n") : text.split(separator: "\n").dropLast()
+        let acknowledged = lines.compactMap { Int($0) }
+        #expect(acknowledged.count >= 5)
+        #expect(acknowledged == Array(0..<acknowledged.count))
+
+        let store = try RocksDBStore(path: path, readOnly: true)
+        let table = try #require(store.table("hps_et.m.t"))
+        #expect(table.count >= acknowledged.count * batchSize)
+        let keys = (0..<(acknowledged.count * batchSize)).map(Int64.init)
+        let (out, missed) = lookup(table, keys: keys)
+        #expect(missed.isEmpty)
+        #expect(out == keys.flatMap { [Float](repeating: Float($0), count: vecSize) })
+    }
+
+    @Test("a server with hash_map over rocks_db answers every key exactly, from both tiers")
+    func serverTiers() throws {
+        HPSRocksDB.registerBackends()
+        let directory = try TemporaryDirectory(prefix: "hps-rocksdb-server")
+        defer { directory.remove() }
+        let rows = RandomRows(count: 400, vecSize: 4, seed: 3)
+        try rows.keys.withUnsafeBufferPointer { k in
+            try rows.vectors.withUnsafeBufferPointer { v in
+                _ = try SparseModelFolder.write(path: directory.path + "/embeddings/t0", table: "t0", keys: k, vectors: v, vecSize: 4)
+            }
+        }
+        let json = """
+        {
+          "supportlonglong": true,
+          "volatile_db": {"type": "hash_map", "initial_cache_rate": 0.5},
+          "persistent_db": {"type": "rocks_db", "path": "\(directory.path)/db"},
+          "models": [{
+            "model": "m", "sparse_files": ["embeddings/t0"], "embedding_table_names": ["t0"],
+            "embedding_vecsize_per_table": [4], "maxnum_catfeature_query_per_table_per_sample": [8],
+            "default_value_for_each_table": [0.5], "deployed_device_list": [0], "max_batch_size": 512
+          }]
+        }
+        """
+        let configPath = directory.path + "/hps.json"
+        try json.write(toFile: configPath, atomically: false, encoding: .utf8)
+        let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: configPath), parallelism: 1)
+        #expect(server.persistentStore?.kind == "rocks_db")
+        #expect(server.persistentStore?.table("hps_et.m.t0")?.count == 400)
+        let session = try server.session(model: "m")
+        let out = try session.lookup(table: 0, keys: rows.keys + [Int64.min])
+        #expect(bitwiseEqual(Array(out[0..<(400 * 4)]), rows.vectors))
+        #expect(Array(out[(400 * 4)...]) == [0.5, 0.5, 0.5, 0.5])
+        let totals = session.statistics.totals
+        #expect(totals.keys == 401)
+        #expect(totals.tierHits == [200, 200])
+        #expect(totals.defaults == 1)
+    }
+}
+#else
+struct RocksDBAbsentTests {
+    @Test("without the RocksDB trait, registerBackends registers no rocks_db tier")
+    func notBuilt() {
+        HPSRocksDB.registerBackends()
+        #expect(StoreBackends.factory(persistent: .rocksDB) == nil)
+        #expect(!isRocksDBBuilt)
+    }
+}
+#endif
