@@ -149,3 +149,17 @@ struct MappedStoreTests {
         #expect(totals.defaults == 1)
     }
 }
+
+struct MappedBenchmarkTests {
+    @Test("the benchmark times a first open and a restart that reuses the index")
+    func benchmarkTimes() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-mapped-bench")
+        defer { directory.remove() }
+        let path = directory.path + "/t"
+        try LoadBenchmark.writeTable(path: path, keys: 20_000, vecSize: 8)
+        let first = try MappedBenchmark.firstOpen(folder: path)
+        let restart = try MappedBenchmark.restart(folder: path)
+        #expect(first > 0 && restart > 0)
+        #expect(FileManager.default.fileExists(atPath: path + "/hps_index"))
+    }
+}
