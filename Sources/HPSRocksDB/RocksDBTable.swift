@@ -1,5 +1,6 @@
 #if RocksDB
 import CRocksDB
+import Dispatch
 public import HPS
 import Synchronization
 
@@ -98,12 +99,63 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
 
     // MARK: Lookup
 
+    /// Keys below which a lookup is not split across threads.
+    static let parallelMinimum = 8192
+
     public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
         var total = 0
         for run in runs { total += run.count }
         guard total > 0 else { return 0 }
-        let chunk = min(context.maxBatchSize, total)
+        let pieces = min(max(1, parallelism), total / Self.parallelMinimum)
+        if pieces <= 1 {
+            return lookupRange(runs, run: 0, offset: 0, count: total, flatStart: 0, defaults: defaults, missed: missed)
+        }
+        // Contiguous pieces of the flat key range, one MultiGet stream each.
+        var starts = [Int](repeating: 0, count: runs.count + 1)
+        for (i, run) in runs.enumerated() { starts[i + 1] = starts[i] + run.count }
+        let totalKeys = total
+        let size = (total + pieces - 1) / pieces
+        let misses = UnsafeMutableBufferPointer<Int>.allocate(capacity: pieces)
+        misses.initialize(repeating: 0)
+        defer { misses.deallocate() }
+        let work = LookupWork(runs: runs, starts: starts, defaults: defaults, missed: missed, misses: misses)
+        DispatchQueue.concurrentPerform(iterations: pieces) { piece in
+            let start = piece * size, end = min(totalKeys, start + size)
+            guard start < end else { return }
+            var lo = 0, hi = work.runs.count - 1
+            while lo < hi {
+                let mid = (lo + hi + 1) / 2
+                if work.starts[mid] <= start { lo = mid } else { hi = mid - 1 }
+            }
+            work.misses[piece] = lookupRange(work.runs, run: lo, offset: start - work.starts[lo], count: end - start,
+                                             flatStart: start, defaults: work.defaults, missed: work.missed.map { $0 + start })
+        }
+        // Each piece wrote its misses at its own start; close the gaps, keeping them ascending.
+        var missCount = 0
+        for piece in 0..<pieces {
+            if let missed, missCount != piece * size, misses[piece] > 0 {
+                (missed + missCount).update(from: missed + piece * size, count: misses[piece])
+            }
+            missCount += misses[piece]
+        }
+        return missCount
+    }
+
+    /// What the threads of one lookup share; they touch disjoint parts of its buffers.
+    private struct LookupWork: @unchecked Sendable {
+        let runs: UnsafeBufferPointer<LookupRun>
+        let starts: [Int]
+        let defaults: UnsafeBufferPointer<Float>?
+        let missed: UnsafeMutablePointer<Int>?
+        let misses: UnsafeMutableBufferPointer<Int>
+    }
+
+    /// Looks up `count` keys starting at key `offset` of run `run` (flat index
+    /// `flatStart`), `max_batch_size` keys per MultiGet, writing misses at `missed`.
+    private func lookupRange(_ runs: UnsafeBufferPointer<LookupRun>, run firstRun: Int, offset firstOffset: Int, count: Int,
+                             flatStart: Int, defaults: UnsafeBufferPointer<Float>?, missed: UnsafeMutablePointer<Int>?) -> Int {
+        let chunk = min(context.maxBatchSize, count)
         let scratch = MultiGetScratch(capacity: chunk, family: family.handle)
         defer { scratch.deallocate() }
         let outputs = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: chunk)
@@ -111,7 +163,7 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
         defer { outputs.deallocate(); members.deallocate() }
         let bytes = vecSize * 4
         var misses = 0
-        var filled = 0, flatBase = 0
+        var filled = 0, flatBase = flatStart
 
         func flush() {
             scratch.multiGet(context, count: filled)
@@ -121,7 +173,9 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
                     rocksdb_free(value)
                 } else {
                     if let value = scratch.values[i] { rocksdb_free(value) }
-                    if let defaults { outputs[i].update(repeating: defaults[members[i]], count: vecSize) }
+                    if let defaults, members[i] >= 0 && members[i] < defaults.count {
+                        outputs[i].update(repeating: defaults[members[i]], count: vecSize)
+                    }
                     missed?[misses] = flatBase + i
                     misses += 1
                 }
@@ -130,14 +184,20 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
             filled = 0
         }
 
-        for run in runs {
-            for j in 0..<run.count {
-                Self.encode(run.keys[j], member: run.member, into: scratch.keys + filled * Self.keyBytes)
-                outputs[filled] = run.output + j * vecSize
-                members[filled] = run.member
+        var run = firstRun, offset = firstOffset, remaining = count
+        while remaining > 0 {
+            let current = runs[run]
+            let n = min(current.count - offset, remaining)
+            for j in offset..<(offset + n) {
+                Self.encode(current.keys[j], member: current.member, into: scratch.keys + filled * Self.keyBytes)
+                outputs[filled] = current.output + j * vecSize
+                members[filled] = current.member
                 filled += 1
                 if filled == chunk { flush() }
             }
+            remaining -= n
+            run += 1
+            offset = 0
         }
         if filled > 0 { flush() }
         return misses

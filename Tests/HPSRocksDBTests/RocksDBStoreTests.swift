@@ -68,6 +68,50 @@ struct RocksDBStoreTests {
         #expect(out == [1, 1, -1, -1, 2, 2, -1, -1, 7, 7, -2, -2, -2, -2])
     }
 
+    @Test("a lookup split across threads answers like a sequential one, misses ascending")
+    func parallelLookup() throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        let store = try RocksDBStore(path: path, maxBatchSize: 1000)
+        let table = try store.createTable("t", vecSize: 2, members: 2, expectedKeys: 20_000)
+        // Even keys of member 0 are present, with vector (k, −k).
+        let present = (0..<15_000).map { Int64($0 * 2) }
+        try insert(table, keys: present, vectors: present.flatMap { [Float($0), -Float($0)] })
+        // Three runs: 0..<20 000 of member 0, 5 000 keys of member 1 (all missing), 0..<12 345 of member 0.
+        let keys0 = (0..<20_000).map(Int64.init), keys1 = (0..<5_000).map(Int64.init), keys2 = (0..<12_345).map(Int64.init)
+        let total = keys0.count + keys1.count + keys2.count
+        var out = [Float](repeating: .nan, count: total * 2)
+        var missed = [Int](repeating: -1, count: total)
+        let defaults: [Float] = [0.5, -0.5]
+        let misses = keys0.withUnsafeBufferPointer { k0 in
+            keys1.withUnsafeBufferPointer { k1 in
+                keys2.withUnsafeBufferPointer { k2 in
+                    out.withUnsafeMutableBufferPointer { o in
+                        defaults.withUnsafeBufferPointer { d in
+                            let runs = [LookupRun(member: 0, keys: k0.baseAddress!, count: k0.count, output: o.baseAddress!),
+                                        LookupRun(member: 1, keys: k1.baseAddress!, count: k1.count, output: o.baseAddress! + 40_000),
+                                        LookupRun(member: 0, keys: k2.baseAddress!, count: k2.count, output: o.baseAddress! + 50_000)]
+                            return runs.withUnsafeBufferPointer { table.lookup($0, defaults: d, missed: &missed, parallelism: 4) }
+                        }
+                    }
+                }
+            }
+        }
+        let flat = keys0.map { (0, $0) } + keys1.map { (1, $0) } + keys2.map { (0, $0) }
+        var expectedOut: [Float] = [], expectedMissed: [Int] = []
+        for (i, (member, key)) in flat.enumerated() {
+            if member == 0 && key % 2 == 0 {
+                expectedOut += [Float(key), -Float(key)]
+            } else {
+                expectedOut += [defaults[member], defaults[member]]
+                expectedMissed.append(i)
+            }
+        }
+        #expect(misses == expectedMissed.count)
+        #expect(Array(missed[0..<misses]) == expectedMissed)
+        #expect(out == expectedOut)
+    }
+
     @Test("fused members keep the same key apart")
     func fusedMembersApart() throws {
         let (directory, path) = try Self.databasePath()
