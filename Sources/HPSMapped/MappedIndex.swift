@@ -14,7 +14,8 @@ import HPS
 ///  32  vec size (UInt64)     40  capacity (UInt64)
 ///  48  key file: size, mtime seconds, mtime nanoseconds (3 × 8)
 ///  72  emb_vector file: size, mtime seconds, mtime nanoseconds (3 × 8)
-///  96  reserved (32 bytes, 0)
+///  96  flags (UInt64): bit 0 set when every key fits 32-bit keys
+/// 104  reserved (24 bytes, 0)
 /// ```
 /// The index is written to a temporary file, synced, and renamed into place,
 /// so a reader sees either a whole index or none. An index whose header does
@@ -32,12 +33,15 @@ struct MappedIndexHeader: Equatable {
     var capacity: UInt64
     var keyFile: FileStamp
     var vectorFile: FileStamp
+    /// Whether every key fits `KeyType.int32`, so a 32-bit deployment can reuse the index without a scan.
+    var keysFit32: Bool
 
     func write(to raw: UnsafeMutableRawPointer) {
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: Self.size)
         let words: [UInt64] = [0, UInt64(Self.version), rows, distinct, vecSize, capacity,
                                keyFile.size, UInt64(bitPattern: keyFile.seconds), UInt64(bitPattern: keyFile.nanoseconds),
-                               vectorFile.size, UInt64(bitPattern: vectorFile.seconds), UInt64(bitPattern: vectorFile.nanoseconds)]
+                               vectorFile.size, UInt64(bitPattern: vectorFile.seconds), UInt64(bitPattern: vectorFile.nanoseconds),
+                               keysFit32 ? 1 : 0]
         for (i, word) in words.enumerated() { raw.storeBytes(of: word, toByteOffset: 8 * i, as: UInt64.self) }
         // The magic goes last, so a partly written header never reads as valid.
         raw.storeBytes(of: Self.magic, as: UInt64.self)
@@ -50,7 +54,8 @@ struct MappedIndexHeader: Equatable {
         guard word(0) == magic, word(1) == UInt64(version) else { return nil }
         return MappedIndexHeader(rows: word(2), distinct: word(3), vecSize: word(4), capacity: word(5),
                                  keyFile: FileStamp(size: word(6), seconds: Int64(bitPattern: word(7)), nanoseconds: Int64(bitPattern: word(8))),
-                                 vectorFile: FileStamp(size: word(9), seconds: Int64(bitPattern: word(10)), nanoseconds: Int64(bitPattern: word(11))))
+                                 vectorFile: FileStamp(size: word(9), seconds: Int64(bitPattern: word(10)), nanoseconds: Int64(bitPattern: word(11))),
+                                 keysFit32: word(12) & 1 != 0)
     }
 }
 
@@ -90,6 +95,10 @@ final class MappedMember: @unchecked Sendable {
             existing = (file, header)
         }
         if let (file, header) = existing {
+            if keyType == .int32 && !header.keysFit32 {
+                // Some key does not fit: find it, for the error.
+                try Self.checkKeys(keys, rows: rows, keyType: keyType, path: folder.keyPath)
+            }
             index = file
             distinct = Int(header.distinct)
             mask = Int(header.capacity) - 1
@@ -101,11 +110,6 @@ final class MappedMember: @unchecked Sendable {
             distinct = Int(header.distinct)
             mask = Int(header.capacity) - 1
             rebuilt = true
-        }
-        if keyType == .int32 && !rebuilt {
-            // Checked when the index was built with 32-bit keys; a reused index
-            // may have been built for 64-bit keys, so check again (a sequential read).
-            try Self.checkKeys(keys, rows: rows, keyType: keyType, path: folder.keyPath)
         }
     }
 
@@ -152,10 +156,12 @@ final class MappedMember: @unchecked Sendable {
         let slots = (address + MappedIndexHeader.size).bindMemory(to: Int64.self, capacity: capacity * 2)
         let mask = capacity - 1
         var distinct = 0
+        var fit32 = true
         if let keyBase = keys.base {
             let k = keyBase.assumingMemoryBound(to: Int64.self)
             for row in 0..<rows {
                 let key = k[row]
+                if key < 0 || key > Int64(UInt32.max) { fit32 = false }
                 var slot = hash(key) & mask
                 while true {
                     let stored = slots[2 &* slot &+ 1]
@@ -174,7 +180,8 @@ final class MappedMember: @unchecked Sendable {
             }
         }
         let header = MappedIndexHeader(rows: UInt64(rows), distinct: UInt64(distinct), vecSize: UInt64(folder.vecSize),
-                                       capacity: UInt64(capacity), keyFile: keyStamp, vectorFile: vectorStamp)
+                                       capacity: UInt64(capacity), keyFile: keyStamp, vectorFile: vectorStamp,
+                                       keysFit32: fit32)
         header.write(to: address)
         munmap(address, length)
         guard fsync(fd) == 0 else {

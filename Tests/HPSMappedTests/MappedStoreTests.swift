@@ -104,6 +104,25 @@ struct MappedStoreTests {
         #expect(bitwiseEqual(lookup(table, keys: rows.keys).vectors, rows.vectors))
     }
 
+    @Test("32-bit keys: a key that does not fit is refused, whether the index is built or reused")
+    func keysOutOfRange32() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-mapped")
+        defer { directory.remove() }
+        let wide = try Self.write([1, 1 << 40], [1, 2], vecSize: 1, to: directory.path + "/wide")
+        #expect(throws: MappedError.keyOutOfRange(path: wide.keyPath, key: 1 << 40, index: 1)) {
+            try MappedStore().attachTable("t", folders: [wide], keyType: .int32)
+        }
+        _ = try MappedStore().attachTable("t", folders: [wide], keyType: .int64)
+        #expect(throws: MappedError.keyOutOfRange(path: wide.keyPath, key: 1 << 40, index: 1)) {
+            try MappedStore().attachTable("t", folders: [wide], keyType: .int32)
+        }
+        let narrow = try Self.write([1, 7], [1, 7], vecSize: 1, to: directory.path + "/narrow")
+        _ = try MappedStore().attachTable("t", folders: [narrow], keyType: .int64)
+        let table = try MappedStore().attachTable("t", folders: [narrow], keyType: .int32)
+        #expect(table.rebuiltIndexes == [false])
+        #expect(lookup(table, keys: [7, 1]).vectors == [7, 1])
+    }
+
     @Test("the tier refuses inserts and creating empty tables, and erases nothing")
     func readOnlyTier() throws {
         let directory = try TemporaryDirectory(prefix: "hps-mapped")
