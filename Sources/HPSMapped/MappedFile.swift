@@ -29,6 +29,12 @@ final class MappedFile: @unchecked Sendable {
     deinit {
         if let base { munmap(base, length) }
     }
+
+    /// Tells the kernel how the mapping will be read (`MADV_WILLNEED`: start
+    /// reading it in now, in the background; `MADV_RANDOM`: no readahead).
+    func advise(_ advice: Int32) {
+        if let base { _ = madvise(base, length, advice) }
+    }
 }
 
 /// The size and modification time of a file, which an index records so that

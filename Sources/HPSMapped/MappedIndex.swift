@@ -111,6 +111,12 @@ final class MappedMember: @unchecked Sendable {
             mask = Int(header.capacity) - 1
             rebuilt = true
         }
+        // After a restart with a cold page cache every probe would be a read
+        // from disk: have the index read in, in the background. (MADV_RANDOM on
+        // the vectors made the first 10 000 cold lookups of a 10M × 128 table
+        // 3.6× faster, but warm lookups 2× slower, as each page then faults
+        // alone; a restart usually finds the files in the page cache.)
+        index.advise(MADV_WILLNEED)
     }
 
     /// The slot of a key's hash (murmur3's 64-bit finalizer).
