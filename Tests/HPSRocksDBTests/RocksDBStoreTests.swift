@@ -224,7 +224,7 @@ struct RocksDBStoreTests {
         #expect(corruptPath == path, "\(String(describing: error))")
     }
 
-    @Test("writes acknowledged before SIGKILL are all there after reopening")
+    @Test("a writer process holds the lock; writes it acknowledged before SIGKILL are all there after reopening")
     func durableAfterKill() throws {
         let (directory, path) = try Self.databasePath()
         defer { directory.remove() }
@@ -247,6 +247,11 @@ struct RocksDBStoreTests {
             if data.isEmpty { break }
             text += String(decoding: data, as: UTF8.self)
         }
+        // While the writer holds the database, this process cannot open it.
+        let whileHeld = Self.openError(path)
+        var heldPath: String? = nil
+        if case let .locked(p, _)? = whileHeld { heldPath = p }
+        #expect(heldPath == path, "\(String(describing: whileHeld))")
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         #expect(process.terminationReason == .uncaughtSignal)
