@@ -1,11 +1,12 @@
 import CHPSSupport
+import Dispatch
 public import HPS
 
 /// A table of the mapped tier: one mapped folder per member.
 ///
-/// Lookups are pipelined like `HashMapTable`'s: the index slot of key
-/// i + d is prefetched while key i is probed and its row copied from the
-/// mapped `emb_vector`.
+/// Lookups prefetch the index slot of key i + d while key i is probed and
+/// its row copied from the mapped `emb_vector`; a lookup of many keys is
+/// split across up to `parallelism` threads.
 ///
 /// Thread safety: immutable after `attach`; lookups run concurrently.
 public final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
@@ -36,41 +37,102 @@ public final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
     /// Per member, the path of its index file.
     public var indexPaths: [String] { members.map { MappedMember.indexPath($0.folder) } }
 
+    /// Keys below which a lookup is not split across threads.
+    static let parallelMinimum = 16_384
+
     public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
+        var total = 0
+        for run in runs { total += run.count }
+        guard total > 0 else { return 0 }
+        let pieces = min(max(1, parallelism), total / Self.parallelMinimum)
+        if pieces <= 1 {
+            return lookupRange(runs, run: 0, offset: 0, count: total, flatStart: 0, defaults: defaults, missed: missed)
+        }
+        // Contiguous pieces of the flat key range, one thread each.
+        var starts = [Int](repeating: 0, count: runs.count + 1)
+        for (i, run) in runs.enumerated() { starts[i + 1] = starts[i] + run.count }
+        let totalKeys = total
+        let size = (total + pieces - 1) / pieces
+        let misses = UnsafeMutableBufferPointer<Int>.allocate(capacity: pieces)
+        misses.initialize(repeating: 0)
+        defer { misses.deallocate() }
+        let work = LookupWork(runs: runs, starts: starts, defaults: defaults, missed: missed, misses: misses)
+        DispatchQueue.concurrentPerform(iterations: pieces) { piece in
+            let start = piece * size, end = min(totalKeys, start + size)
+            guard start < end else { return }
+            var lo = 0, hi = work.runs.count - 1
+            while lo < hi {
+                let mid = (lo + hi + 1) / 2
+                if work.starts[mid] <= start { lo = mid } else { hi = mid - 1 }
+            }
+            work.misses[piece] = lookupRange(work.runs, run: lo, offset: start - work.starts[lo], count: end - start,
+                                             flatStart: start, defaults: work.defaults, missed: work.missed.map { $0 + start })
+        }
+        // Each piece wrote its misses at its own start; close the gaps, keeping them ascending.
+        var missCount = 0
+        for piece in 0..<pieces {
+            if let missed, missCount != piece * size, misses[piece] > 0 {
+                (missed + missCount).update(from: missed + piece * size, count: misses[piece])
+            }
+            missCount += misses[piece]
+        }
+        return missCount
+    }
+
+    /// What the threads of one lookup share; they touch disjoint parts of its buffers.
+    private struct LookupWork: @unchecked Sendable {
+        let runs: UnsafeBufferPointer<LookupRun>
+        let starts: [Int]
+        let defaults: UnsafeBufferPointer<Float>?
+        let missed: UnsafeMutablePointer<Int>?
+        let misses: UnsafeMutableBufferPointer<Int>
+    }
+
+    /// Looks up `count` keys starting at key `offset` of run `run` (flat index
+    /// `flatStart`), writing misses at `missed`.
+    private func lookupRange(_ runs: UnsafeBufferPointer<LookupRun>, run firstRun: Int, offset firstOffset: Int, count: Int,
+                             flatStart: Int, defaults: UnsafeBufferPointer<Float>?, missed: UnsafeMutablePointer<Int>?) -> Int {
         let bytes = vecSize &* 4
         let d = Self.distance
         var misses = 0
-        var flat = 0
-        for run in runs {
-            guard run.member >= 0 && run.member < members.count else {
+        var flat = flatStart
+        var run = firstRun, offset = firstOffset, remaining = count
+        while remaining > 0 {
+            let current = runs[run]
+            let end = min(current.count, offset &+ remaining)
+            defer {
+                remaining &-= end &- offset
+                flat &+= end &- offset
+                run &+= 1
+                offset = 0
+            }
+            let memberIndex = current.member
+            let memberDefault: Float? = defaults.flatMap { memberIndex >= 0 && memberIndex < $0.count ? $0[memberIndex] : nil }
+            guard memberIndex >= 0 && memberIndex < members.count else {
                 // No such member: every key misses.
-                for i in 0..<run.count {
-                    if let defaults, run.member >= 0 && run.member < defaults.count {
-                        (run.output + i &* vecSize).update(repeating: defaults[run.member], count: vecSize)
-                    }
-                    missed?[misses] = flat &+ i
+                for i in offset..<end {
+                    if let memberDefault { (current.output + i &* vecSize).update(repeating: memberDefault, count: vecSize) }
+                    missed?[misses] = flat &+ (i &- offset)
                     misses &+= 1
                 }
-                flat &+= run.count
                 continue
             }
-            let member = members[run.member]
-            for i in 0..<min(d, run.count) {
-                if let slot = member.homeSlot(run.keys[i]) { hps_prefetch(slot) }
+            let member = members[memberIndex]
+            for i in offset..<min(offset &+ d, end) {
+                if let slot = member.homeSlot(current.keys[i]) { hps_prefetch(slot) }
             }
-            for i in 0..<run.count {
-                if i &+ d < run.count, let slot = member.homeSlot(run.keys[i &+ d]) { hps_prefetch(slot) }
-                let output = run.output + i &* vecSize
-                if let source = member.find(run.keys[i]) {
+            for i in offset..<end {
+                if i &+ d < end, let slot = member.homeSlot(current.keys[i &+ d]) { hps_prefetch(slot) }
+                let output = current.output + i &* vecSize
+                if let source = member.find(current.keys[i]) {
                     UnsafeMutableRawPointer(output).copyMemory(from: source, byteCount: bytes)
                 } else {
-                    if let defaults { output.update(repeating: defaults[run.member], count: vecSize) }
-                    missed?[misses] = flat &+ i
+                    if let memberDefault { output.update(repeating: memberDefault, count: vecSize) }
+                    missed?[misses] = flat &+ (i &- offset)
                     misses &+= 1
                 }
             }
-            flat &+= run.count
         }
         return misses
     }

@@ -42,6 +42,54 @@ struct MappedStoreTests {
         #expect(Array(outMiss[6..<12]) == [Float](repeating: -7, count: 6))
     }
 
+    @Test("a lookup split across threads answers exactly like a sequential one")
+    func parallelLookup() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-mapped")
+        defer { directory.remove() }
+        // Member 0 holds the even keys below 100 000, member 1 the multiples of 3.
+        let even = (0..<50_000).map { Int64($0 * 2) }, third = (0..<20_000).map { Int64($0 * 3) }
+        let folders = [try Self.write(even, even.map { Float($0) }, vecSize: 1, to: directory.path + "/a"),
+                       try Self.write(third, third.map { -Float($0) }, vecSize: 1, to: directory.path + "/b")]
+        let table = try MappedStore().attachTable("t", folders: folders)
+        let runKeys: [[Int64]] = [(0..<40_000).map(Int64.init), [], (0..<30_001).map(Int64.init), (5..<9).map(Int64.init)]
+        let runMembers = [0, 1, 1, 0]
+        let total = runKeys.reduce(0) { $0 + $1.count }
+        func run(parallelism: Int) -> ([Float], [Int]) {
+            var out = [Float](repeating: .nan, count: total)
+            var missed = [Int](repeating: -1, count: total)
+            let flatKeys = runKeys.flatMap { $0 }
+            let defaults: [Float] = [0.25, 0.75]
+            let misses = flatKeys.withUnsafeBufferPointer { k in
+                out.withUnsafeMutableBufferPointer { o in
+                    defaults.withUnsafeBufferPointer { d in
+                        var runs: [LookupRun] = [], start = 0
+                        for (keys, member) in zip(runKeys, runMembers) {
+                            runs.append(LookupRun(member: member, keys: k.baseAddress! + start, count: keys.count, output: o.baseAddress! + start))
+                            start += keys.count
+                        }
+                        return runs.withUnsafeBufferPointer { table.lookup($0, defaults: d, missed: &missed, parallelism: parallelism) }
+                    }
+                }
+            }
+            return (out, Array(missed[0..<misses]))
+        }
+        let (sequentialOut, sequentialMissed) = run(parallelism: 1)
+        let (parallelOut, parallelMissed) = run(parallelism: 4)
+        #expect(parallelOut == sequentialOut)
+        #expect(parallelMissed == sequentialMissed)
+        // And both are right.
+        var expected: [Float] = [], expectedMissed: [Int] = []
+        for (keys, member) in zip(runKeys, runMembers) {
+            for key in keys {
+                if member == 0 && key % 2 == 0 && key < 100_000 { expected.append(Float(key)) }
+                else if member == 1 && key % 3 == 0 && key < 60_000 { expected.append(-Float(key)) }
+                else { expectedMissed.append(expected.count); expected.append(member == 0 ? 0.25 : 0.75) }
+            }
+        }
+        #expect(sequentialOut == expected)
+        #expect(sequentialMissed == expectedMissed)
+    }
+
     @Test("a key repeated in the files answers with its last row")
     func duplicatesLastRowWins() throws {
         let directory = try TemporaryDirectory(prefix: "hps-mapped")
