@@ -34,6 +34,34 @@ final class RocksOptions: @unchecked Sendable {
     deinit { rocksdb_options_destroy(handle) }
 }
 
+/// Block-based table options for point lookups of incompressible vectors:
+/// a full bloom filter of 10 bits per key (a missing key costs no block read,
+/// nor does checking which keys an insert replaces), and an LRU block cache.
+final class RocksTableOptions: @unchecked Sendable {
+    let handle: OpaquePointer
+    private let cache: OpaquePointer
+
+    init(blockCacheBytes: Int) {
+        handle = rocksdb_block_based_options_create()
+        cache = rocksdb_cache_create_lru(blockCacheBytes)
+        // The options take the filter policy over; the cache they share.
+        rocksdb_block_based_options_set_filter_policy(handle, rocksdb_filterpolicy_create_bloom_full(10))
+        rocksdb_block_based_options_set_block_cache(handle, cache)
+    }
+
+    /// Makes `options` use these table options and no compression (random
+    /// floats do not compress; decompressing would cost every read).
+    func apply(to options: RocksOptions) {
+        rocksdb_options_set_block_based_table_factory(options.handle, handle)
+        rocksdb_options_set_compression(options.handle, Int32(rocksdb_no_compression))
+    }
+
+    deinit {
+        rocksdb_block_based_options_destroy(handle)
+        rocksdb_cache_destroy(cache)
+    }
+}
+
 /// Read options (defaults: checksums verified, no snapshot).
 final class RocksReadOptions: @unchecked Sendable {
     let handle: OpaquePointer

@@ -38,6 +38,10 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
     private let state: Mutex<[String: RocksDBTable]>
     private let families: Mutex<[String: RocksColumnFamily]>
 
+    /// The block cache shared by the tables of one store. The page cache holds
+    /// the rest of the files; this only saves copying hot blocks out of it.
+    static let blockCacheBytes = 256 << 20
+
     /// Opens (or creates) the database of a `persistent_db` section.
     /// - Throws: `RocksDBError.missing` (read_only and no database),
     ///   `.locked` (the LOCK is held), `.corrupt`, or `.operation`.
@@ -60,6 +64,12 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
         rocksdb_options_set_create_missing_column_families(options.handle, readOnly ? 0 : 1)
         // Fail on a damaged database rather than open a part of it.
         rocksdb_options_set_paranoid_checks(options.handle, 1)
+        let tableOptions = RocksTableOptions(blockCacheBytes: Self.blockCacheBytes)
+        tableOptions.apply(to: options)
+        tableOptions.apply(to: familyOptions)
+        // Read table files through mmap: a lookup of a block in the page cache
+        // then costs no pread and no copy.
+        rocksdb_options_set_allow_mmap_reads(options.handle, 1)
 
         let exists = access(path + "/CURRENT", F_OK) == 0
         if readOnly && !exists { throw .missing(path: path) }
