@@ -1,5 +1,5 @@
 import Glibc
-public import HPS
+import HPS
 
 /// Measures how soon the mapped tier serves a sparse model folder: on the
 /// first open (the index is built) and on a restart (the index is mapped),

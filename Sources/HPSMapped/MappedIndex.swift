@@ -73,40 +73,72 @@ final class MappedMember: @unchecked Sendable {
     /// Whether attaching built the index (false: an existing index was reused).
     let rebuilt: Bool
 
-    /// The path of a folder's index.
-    static func indexPath(_ folder: SparseModelFolder) -> String { folder.path + "/hps_index" }
+    /// The index file in use.
+    let indexPath: String
 
-    init(folder: SparseModelFolder, keyType: KeyType) throws(MappedError) {
+    /// The index beside a folder's files.
+    static func besidePath(_ folder: SparseModelFolder) -> String { folder.path + "/hps_index" }
+
+    /// The index of a folder kept in `indexFolder` instead: named by the
+    /// folder's last component and a hash (FNV-1a) of its absolute path.
+    static func fallbackPath(_ folder: SparseModelFolder, in indexFolder: String) -> String {
+        var absolute = folder.path
+        if let resolved = realpath(folder.path, nil) {
+            absolute = String(cString: resolved)
+            free(resolved)
+        }
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in absolute.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        let name = absolute.split(separator: "/").last.map(String.init) ?? "root"
+        let hex = String(hash, radix: 16)
+        return indexFolder + "/" + name + "-" + String(repeating: "0", count: 16 - hex.count) + hex + ".hps_index"
+    }
+
+    /// Maps a folder's files and its index, building the index if none matches.
+    /// - Parameter indexFolder: where to keep the index when the folder itself
+    ///   cannot hold one (it is read-only); nil to require the folder.
+    init(folder: SparseModelFolder, keyType: KeyType, indexFolder: String? = nil) throws(MappedError) {
         self.folder = folder
-        let indexPath = Self.indexPath(folder)
         let keyStamp = try FileStamp(path: folder.keyPath), vectorStamp = try FileStamp(path: folder.vectorPath)
         keys = try MappedFile(readOnly: folder.keyPath)
         vectors = try MappedFile(readOnly: folder.vectorPath)
         rows = keys.length / 8
         vecSize = folder.vecSize
-        var existing: (MappedFile, MappedIndexHeader)? = nil
-        if access(indexPath, F_OK) == 0, let file = try? MappedFile(readOnly: indexPath), let base = file.base,
-           let header = MappedIndexHeader.read(from: base, length: file.length),
-           header.rows == UInt64(rows), header.vecSize == UInt64(vecSize),
-           header.keyFile == keyStamp, header.vectorFile == vectorStamp,
-           header.capacity > 0, header.capacity & (header.capacity - 1) == 0,
-           header.capacity >= 2 * header.rows,
-           UInt64(file.length) == UInt64(MappedIndexHeader.size) + header.capacity * UInt64(MappedIndexHeader.slotBytes) {
-            existing = (file, header)
+        let candidates = [Self.besidePath(folder)] + (indexFolder.map { [Self.fallbackPath(folder, in: $0)] } ?? [])
+        var existing: (MappedFile, MappedIndexHeader, String)? = nil
+        for path in candidates {
+            if let (file, header) = Self.matchingIndex(path, rows: rows, vecSize: vecSize, keyStamp: keyStamp, vectorStamp: vectorStamp) {
+                existing = (file, header, path)
+                break
+            }
         }
-        if let (file, header) = existing {
+        if let (file, header, path) = existing {
             if keyType == .int32 && !header.keysFit32 {
                 // Some key does not fit: find it, for the error.
                 try Self.checkKeys(keys, rows: rows, keyType: keyType, path: folder.keyPath)
             }
             index = file
+            indexPath = path
             distinct = Int(header.distinct)
             mask = Int(header.capacity) - 1
             rebuilt = false
         } else {
-            let header = try Self.build(folder: folder, keys: keys, rows: rows, keyType: keyType, path: indexPath,
-                                        keyStamp: keyStamp, vectorStamp: vectorStamp)
-            index = try MappedFile(readOnly: indexPath)
+            var built: (MappedIndexHeader, String)? = nil
+            var failure: MappedError? = nil
+            for path in candidates {
+                do {
+                    if path != candidates[0], let indexFolder { try Self.makeFolder(indexFolder) }
+                    built = (try Self.build(folder: folder, keys: keys, rows: rows, keyType: keyType, path: path,
+                                            keyStamp: keyStamp, vectorStamp: vectorStamp), path)
+                    break
+                } catch {
+                    if case .io = error { failure = failure ?? error; continue }
+                    throw error
+                }
+            }
+            guard let (header, path) = built else { throw failure! }
+            index = try MappedFile(readOnly: path)
+            indexPath = path
             distinct = Int(header.distinct)
             mask = Int(header.capacity) - 1
             rebuilt = true
@@ -117,6 +149,31 @@ final class MappedMember: @unchecked Sendable {
         // 3.6× faster, but warm lookups 2× slower, as each page then faults
         // alone; a restart usually finds the files in the page cache.)
         index.advise(MADV_WILLNEED)
+    }
+
+    /// The index at `path` if it exists and matches the files.
+    static func matchingIndex(_ path: String, rows: Int, vecSize: Int, keyStamp: FileStamp,
+                              vectorStamp: FileStamp) -> (MappedFile, MappedIndexHeader)? {
+        guard access(path, F_OK) == 0, let file = try? MappedFile(readOnly: path), let base = file.base,
+              let header = MappedIndexHeader.read(from: base, length: file.length),
+              header.rows == UInt64(rows), header.vecSize == UInt64(vecSize),
+              header.keyFile == keyStamp, header.vectorFile == vectorStamp,
+              header.capacity > 0, header.capacity & (header.capacity - 1) == 0,
+              header.capacity >= 2 * header.rows,
+              UInt64(file.length) == UInt64(MappedIndexHeader.size) + header.capacity * UInt64(MappedIndexHeader.slotBytes)
+        else { return nil }
+        return (file, header)
+    }
+
+    /// Creates a folder and its parents.
+    static func makeFolder(_ path: String) throws(MappedError) {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw .io(path: prefix, operation: "create the index folder", reason: MappedError.lastError())
+            }
+        }
     }
 
     /// The slot of a key's hash (murmur3's 64-bit finalizer).

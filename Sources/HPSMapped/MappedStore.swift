@@ -9,22 +9,30 @@ import Synchronization
 /// loading the table, so it is ready to serve at once; the page cache holds
 /// the files for every process serving them.
 ///
-/// `persistent_db.path`, `num_threads` and `max_batch_size` are not used: the
-/// index lives beside the files it indexes, and lookups are plain memory reads.
+/// `persistent_db.path` is where the index of a model folder that cannot hold
+/// its own (a read-only folder) is kept, named by the folder's path;
+/// `num_threads` and `max_batch_size` are not used: lookups are memory reads.
 /// The tier is read-only: inserts are refused and erases erase nothing.
 ///
 /// Thread safety: every method may be called concurrently.
 public final class MappedStore: FileBackedStore, @unchecked Sendable {
     /// `mapped`.
     public let kind = "mapped"
+    /// Where indexes go for model folders that cannot hold their own, or nil.
+    public let indexFolder: String?
     private let tables = Mutex<[String: MappedTable]>([:])
 
     /// Creates an empty store; tables come from `attach`.
-    public init() {}
+    /// - Parameter indexFolder: where to keep the index of a folder that cannot
+    ///   hold its own (a read-only folder); nil to require every folder to.
+    public init(indexFolder: String? = nil) {
+        self.indexFolder = indexFolder
+    }
 
-    /// Creates the store of a `persistent_db` section (whose settings it does not use).
+    /// Creates the store of a `persistent_db` section: its `path` is the
+    /// index folder for read-only model folders.
     public convenience init(configuration: PersistentDatabaseConfiguration) {
-        self.init()
+        self.init(indexFolder: configuration.path)
     }
 
     /// Serves `folders` (one per member) as table `tag`, reusing each folder's
@@ -43,7 +51,7 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
             guard folder.vecSize == first.vecSize else {
                 throw .vecSizeMismatch(table: tag, path: folder.vectorPath, vecSize: folder.vecSize, expected: first.vecSize)
             }
-            members.append(try MappedMember(folder: folder, keyType: keyType))
+            members.append(try MappedMember(folder: folder, keyType: keyType, indexFolder: indexFolder))
         }
         let table = MappedTable(tag: tag, vecSize: first.vecSize, members: members)
         tables.withLock { $0[tag] = table }

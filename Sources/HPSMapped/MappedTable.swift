@@ -35,7 +35,7 @@ public final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
     public var rebuiltIndexes: [Bool] { members.map(\.rebuilt) }
 
     /// Per member, the path of its index file.
-    public var indexPaths: [String] { members.map { MappedMember.indexPath($0.folder) } }
+    public var indexPaths: [String] { members.map(\.indexPath) }
 
     /// Keys below which a lookup is not split across threads.
     static let parallelMinimum = 16_384

@@ -1,4 +1,4 @@
-public import HPS
+import HPS
 
 /// Registers the `rocks_db` persistent tier with `StoreBackends`, so that a
 /// configuration naming it can be served. Without the RocksDB package trait

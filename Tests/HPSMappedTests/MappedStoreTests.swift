@@ -171,6 +171,27 @@ struct MappedStoreTests {
         #expect(lookup(table, keys: [7, 1]).vectors == [7, 1])
     }
 
+    @Test("a folder that cannot hold its index has it kept in the index folder (persistent_db.path)")
+    func indexFolderFallback() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-mapped")
+        defer { directory.remove() }
+        let rows = RandomRows(count: 300, vecSize: 2, seed: 6)
+        let folder = try Self.write(rows.keys, rows.vectors, vecSize: 2, to: directory.path + "/model/t")
+        // Tests run as root, which writes anywhere: block the index's name with a folder instead.
+        try FileManager.default.createDirectory(atPath: folder.path + "/hps_index/blocked", withIntermediateDirectories: true)
+        #expect(throws: MappedError.self) { try MappedStore().attachTable("t", folders: [folder]) }
+        let indexFolder = directory.path + "/indexes/hps"
+        let first = try MappedStore(indexFolder: indexFolder).attachTable("t", folders: [folder])
+        #expect(first.rebuiltIndexes == [true])
+        #expect(first.indexPaths[0].hasPrefix(indexFolder + "/t-") && first.indexPaths[0].hasSuffix(".hps_index"))
+        let second = try MappedStore(indexFolder: indexFolder).attachTable("t", folders: [folder])
+        #expect(second.rebuiltIndexes == [false])
+        #expect(second.indexPaths == first.indexPaths)
+        #expect(bitwiseEqual(lookup(second, keys: rows.keys).vectors, rows.vectors))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.contains(".tmp-") }
+        #expect(leftovers.isEmpty)
+    }
+
     @Test("the tier refuses inserts and creating empty tables, and erases nothing")
     func readOnlyTier() throws {
         let directory = try TemporaryDirectory(prefix: "hps-mapped")
