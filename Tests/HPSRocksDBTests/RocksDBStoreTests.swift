@@ -308,6 +308,44 @@ struct RocksDBStoreTests {
         #expect(totals.tierHits == [200, 200])
         #expect(totals.defaults == 1)
     }
+
+    @Test("a read_only server serves a database an earlier server loaded, loading nothing")
+    func readOnlyServer() throws {
+        HPSRocksDB.registerBackends()
+        let directory = try TemporaryDirectory(prefix: "hps-rocksdb-server")
+        defer { directory.remove() }
+        let rows = RandomRows(count: 300, vecSize: 3, seed: 8)
+        try rows.keys.withUnsafeBufferPointer { k in
+            try rows.vectors.withUnsafeBufferPointer { v in
+                _ = try SparseModelFolder.write(path: directory.path + "/embeddings/t0", table: "t0", keys: k, vectors: v, vecSize: 3)
+            }
+        }
+        func start(readOnly: Bool, volatile: String) throws -> HierarchicalParameterServer {
+            let json = """
+            {
+              "supportlonglong": true,
+              "volatile_db": {"type": "\(volatile)"},
+              "persistent_db": {"type": "rocks_db", "path": "\(directory.path)/db", "read_only": \(readOnly)},
+              "models": [{
+                "model": "m", "sparse_files": ["embeddings/t0"], "embedding_table_names": ["t0"],
+                "embedding_vecsize_per_table": [3], "maxnum_catfeature_query_per_table_per_sample": [8],
+                "default_value_for_each_table": [0], "deployed_device_list": [0], "max_batch_size": 512
+              }]
+            }
+            """
+            let configPath = directory.path + "/hps.json"
+            try json.write(toFile: configPath, atomically: false, encoding: .utf8)
+            return try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: configPath), parallelism: 1)
+        }
+        do { _ = try start(readOnly: false, volatile: "hash_map") }
+        // The model files change; a read_only server must not load them.
+        try FileManager.default.removeItem(atPath: directory.path + "/embeddings/t0/emb_vector")
+        try Data(count: 300 * 3 * 4).write(to: URL(fileURLWithPath: directory.path + "/embeddings/t0/emb_vector"))
+        let server = try start(readOnly: true, volatile: "disabled")
+        let session = try server.session(model: "m")
+        #expect(bitwiseEqual(try session.lookup(table: 0, keys: rows.keys), rows.vectors))
+        #expect(session.statistics.totals.tierHits == [300])
+    }
 }
 #else
 struct RocksDBAbsentTests {
