@@ -112,6 +112,43 @@ struct RocksDBStoreTests {
         #expect(out == expectedOut)
     }
 
+    @Test("concurrent inserts and lookups: every answer is whole, the count exact")
+    func concurrentInsertsAndLookups() async throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        let store = try RocksDBStore(path: path, maxBatchSize: 64)
+        let table = try store.createTable("t", vecSize: 4, members: 2, expectedKeys: 4000)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<2 {
+                group.addTask {
+                    for batch in 0..<10 {
+                        let keys = (0..<100).map { Int64(batch * 100 + $0) }
+                        // Member `writer`, vector all (key + 1) × (writer + 1).
+                        try insert(table, member: writer, keys: keys,
+                                   vectors: keys.flatMap { [Float](repeating: Float(($0 + 1) * Int64(writer + 1)), count: 4) })
+                    }
+                }
+            }
+            for _ in 0..<2 {
+                group.addTask {
+                    for _ in 0..<20 {
+                        let keys = (0..<1000).map(Int64.init)
+                        let (out, missed) = lookup(table, member: 1, keys: keys, defaults: [-1, -1])
+                        for (i, key) in keys.enumerated() {
+                            let row = Array(out[(i * 4)..<((i + 1) * 4)])
+                            let whole = row == [Float](repeating: -1, count: 4) || row == [Float](repeating: Float((key + 1) * 2), count: 4)
+                            #expect(whole, "key \(key): \(row)")
+                            if !whole { return }
+                        }
+                        #expect(missed.allSatisfy { out[$0 * 4] == -1 })
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(table.count == 2000)
+    }
+
     @Test("fused members keep the same key apart")
     func fusedMembersApart() throws {
         let (directory, path) = try Self.databasePath()
