@@ -249,8 +249,10 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
         defer { scratch.deallocate() }
         let countKey = RocksDBStore.countKey(tag)
         return try writeLock.withWriteLock { () throws(StoreError) -> Result in
-            // Keys of this call already written (or erased) by it: MultiGet saw the state before.
+            // Keys of this chunk already changed by it, since its MultiGet saw the
+            // state before; earlier chunks are written before the next MultiGet.
             var changedHere: [Int64: Bool] = [:]
+            changedHere.reserveCapacity(chunk)
             var delta = 0
             var start = 0
             while start < keys.count {
@@ -261,6 +263,7 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
                 scratch.multiGet(context, count: n)
                 let batch = RocksWriteBatch()
                 var chunkDelta = 0
+                changedHere.removeAll(keepingCapacity: true)
                 for i in 0..<n {
                     var existed = scratch.values[i] != nil
                     if let value = scratch.values[i] { rocksdb_free(value) }
