@@ -14,7 +14,13 @@ let package = Package(
         .library(name: "HPS", targets: ["HPS"]),
         .library(name: "HPSCUDA", targets: ["HPSCUDA"]),
         .library(name: "HPSServer", targets: ["HPSServer"]),
+        .library(name: "HPSRocksDB", targets: ["HPSRocksDB"]),
+        .library(name: "HPSMapped", targets: ["HPSMapped"]),
         .executable(name: "hps", targets: ["hps"]),
+    ],
+    traits: [
+        .trait(name: "RocksDB", description: "The RocksDB persistent tier (HPSRocksDB), linking the system librocksdb (Debian librocksdb-dev)."),
+        .default(enabledTraits: []),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -53,12 +59,35 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // RocksDB's C API, from the system (Debian librocksdb-dev); used only with the RocksDB trait.
+        .systemLibrary(
+            name: "CRocksDB",
+            path: "Sources/CRocksDB",
+            pkgConfig: "rocksdb",
+            providers: [.apt(["librocksdb-dev"])]
+        ),
+        // The RocksDB tier; without the RocksDB trait an empty module whose registerBackends() registers nothing.
+        .target(
+            name: "HPSRocksDB",
+            dependencies: ["HPS", .target(name: "CRocksDB", condition: .when(traits: ["RocksDB"]))],
+            swiftSettings: swiftSettings
+        ),
+        // The memory-mapped tier: serves straight from HugeCTR sparse files through an index beside them.
+        .target(name: "HPSMapped", dependencies: ["HPS", "CHPSSupport"], swiftSettings: swiftSettings),
+        // A child process for the SIGKILL durability test: writes batches and prints each acknowledged one.
+        .executableTarget(
+            name: "hps-rocksdb-writer",
+            dependencies: ["HPS", "HPSRocksDB"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "hps",
             dependencies: [
                 "HPS",
                 "HPSCUDA",
                 "HPSServer",
+                "HPSRocksDB",
+                "HPSMapped",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -83,5 +112,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "HPSRocksDBTests",
+            // The durability test runs the built writer and kills it.
+            dependencies: ["HPS", "HPSRocksDB", "hps-rocksdb-writer"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "HPSMappedTests", dependencies: ["HPS", "HPSMapped"], swiftSettings: swiftSettings),
     ]
 )

@@ -29,9 +29,25 @@ struct BackendAvailabilityTests {
         #expect(text.contains(type))
     }
 
-    @Test("persistent backends not built yet are refused with their JSON path", arguments: ["rocks_db", "mapped"])
+    @Test("persistent backends not registered are refused with their JSON path", arguments: ["rocks_db", "mapped"])
     func persistentBackends(type: String) throws {
-        let error = try startError("persistent_db", [("type", .string(type))])
+        // The RocksDB and mapped tests of this test process register their
+        // backends, at any moment: registration only ever adds a factory, so a
+        // factory present after the attempt means the attempt proves nothing.
+        let directory = try TemporaryDirectory(prefix: "hps-backend")
+        defer { directory.remove() }
+        try RandomTable(count: 10, vecSize: 2, seed: 1).write(to: joinPath(directory.path, "t0"))
+        let json = TestConfiguration.json(tables: [TableSpec(name: "t0", folder: "t0", vecSize: 2)],
+                                          extra: [("persistent_db", .object(JSONObject([
+                                              ("type", .string(type)), ("path", .string(joinPath(directory.path, "db"))),
+                                          ])))])
+        var error: StoreError? = nil
+        do {
+            _ = try TestConfiguration.server(json, in: directory.path)
+        } catch let caught as StoreError {
+            error = caught
+        }
+        if StoreBackends.factory(persistent: PersistentDatabaseType(rawValue: type)!) != nil { return }
         guard case let .backendUnavailable(path, found, _) = error else {
             Issue.record("expected backendUnavailable, got \(String(describing: error))")
             return
@@ -77,5 +93,13 @@ struct BackendAvailabilityTests {
         let server = try TestConfiguration.server(json, in: directory.path)
         #expect(server.volatileStore?.kind == "hash_map")
         #expect(try server.session(model: "m").lookup(table: 0, keys: table.keys) == table.vectors)
+    }
+}
+
+struct StoreErrorTests {
+    @Test("a backend's error reads as the backend's own sentence")
+    func backendErrorDescription() {
+        let error = StoreError.backend(kind: "rocks_db", message: "RocksDB failed to open the database at /x: IO error")
+        #expect(error.description == "RocksDB failed to open the database at /x: IO error")
     }
 }

@@ -10,6 +10,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case partitionFull(table: String, rows: Int)
     /// The backend named in the configuration is not part of this build.
     case backendUnavailable(path: String, type: String, reason: String)
+    /// A store outside this module (RocksDB, the mapped tier) failed or refused
+    /// an operation; `message` is its own one-sentence description.
+    case backend(kind: String, message: String)
 
     /// One sentence a user can act on.
     public var description: String {
@@ -24,6 +27,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return "a partition of \(table) cannot hold more than \(rows) rows; raise volatile_db.num_partitions"
         case let .backendUnavailable(path, type, reason):
             return "\(path) \"\(type)\" is not available in this build: \(reason)"
+        case let .backend(_, message):
+            return message
         }
     }
 }

@@ -1,0 +1,148 @@
+import CHPSSupport
+import Dispatch
+public import HPS
+
+/// A table of the mapped tier: one mapped folder per member.
+///
+/// Lookups prefetch the index slot of key i + d while key i is probed and
+/// its row copied from the mapped `emb_vector`; a lookup of many keys is
+/// split across up to `parallelism` threads.
+///
+/// Thread safety: immutable after `attach`; lookups run concurrently.
+public final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
+    /// The table's tag.
+    public let tag: String
+    /// Floats per vector.
+    public let vecSize: Int
+    let members: [MappedMember]
+
+    /// How many keys ahead the index slot is prefetched.
+    static let distance = 8
+
+    init(tag: String, vecSize: Int, members: [MappedMember]) {
+        self.tag = tag
+        self.vecSize = vecSize
+        self.members = members
+    }
+
+    /// The number of member tables.
+    public var memberCount: Int { members.count }
+
+    /// Distinct keys, all members together.
+    public var count: Int { members.reduce(0) { $0 + $1.distinct } }
+
+    /// Per member, whether attaching built its index (false: an existing index was mapped).
+    public var rebuiltIndexes: [Bool] { members.map(\.rebuilt) }
+
+    /// Per member, the path of its index file.
+    public var indexPaths: [String] { members.map(\.indexPath) }
+
+    /// Keys below which a lookup is not split across threads.
+    static let parallelMinimum = 16_384
+
+    public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
+                       missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
+        var total = 0
+        for run in runs { total += run.count }
+        guard total > 0 else { return 0 }
+        let pieces = min(max(1, parallelism), total / Self.parallelMinimum)
+        if pieces <= 1 {
+            return lookupRange(runs, run: 0, offset: 0, count: total, flatStart: 0, defaults: defaults, missed: missed)
+        }
+        // Contiguous pieces of the flat key range, one thread each.
+        var starts = [Int](repeating: 0, count: runs.count + 1)
+        for (i, run) in runs.enumerated() { starts[i + 1] = starts[i] + run.count }
+        let totalKeys = total
+        let size = (total + pieces - 1) / pieces
+        let misses = UnsafeMutableBufferPointer<Int>.allocate(capacity: pieces)
+        misses.initialize(repeating: 0)
+        defer { misses.deallocate() }
+        let work = LookupWork(runs: runs, starts: starts, defaults: defaults, missed: missed, misses: misses)
+        DispatchQueue.concurrentPerform(iterations: pieces) { piece in
+            let start = piece * size, end = min(totalKeys, start + size)
+            guard start < end else { return }
+            var lo = 0, hi = work.runs.count - 1
+            while lo < hi {
+                let mid = (lo + hi + 1) / 2
+                if work.starts[mid] <= start { lo = mid } else { hi = mid - 1 }
+            }
+            work.misses[piece] = lookupRange(work.runs, run: lo, offset: start - work.starts[lo], count: end - start,
+                                             flatStart: start, defaults: work.defaults, missed: work.missed.map { $0 + start })
+        }
+        // Each piece wrote its misses at its own start; close the gaps, keeping them ascending.
+        var missCount = 0
+        for piece in 0..<pieces {
+            if let missed, missCount != piece * size, misses[piece] > 0 {
+                (missed + missCount).update(from: missed + piece * size, count: misses[piece])
+            }
+            missCount += misses[piece]
+        }
+        return missCount
+    }
+
+    /// What the threads of one lookup share; they touch disjoint parts of its buffers.
+    private struct LookupWork: @unchecked Sendable {
+        let runs: UnsafeBufferPointer<LookupRun>
+        let starts: [Int]
+        let defaults: UnsafeBufferPointer<Float>?
+        let missed: UnsafeMutablePointer<Int>?
+        let misses: UnsafeMutableBufferPointer<Int>
+    }
+
+    /// Looks up `count` keys starting at key `offset` of run `run` (flat index
+    /// `flatStart`), writing misses at `missed`.
+    private func lookupRange(_ runs: UnsafeBufferPointer<LookupRun>, run firstRun: Int, offset firstOffset: Int, count: Int,
+                             flatStart: Int, defaults: UnsafeBufferPointer<Float>?, missed: UnsafeMutablePointer<Int>?) -> Int {
+        let bytes = vecSize &* 4
+        let d = Self.distance
+        var misses = 0
+        var flat = flatStart
+        var run = firstRun, offset = firstOffset, remaining = count
+        while remaining > 0 {
+            let current = runs[run]
+            let end = min(current.count, offset &+ remaining)
+            defer {
+                remaining &-= end &- offset
+                flat &+= end &- offset
+                run &+= 1
+                offset = 0
+            }
+            let memberIndex = current.member
+            let memberDefault: Float? = defaults.flatMap { memberIndex >= 0 && memberIndex < $0.count ? $0[memberIndex] : nil }
+            guard memberIndex >= 0 && memberIndex < members.count else {
+                // No such member: every key misses.
+                for i in offset..<end {
+                    if let memberDefault { (current.output + i &* vecSize).update(repeating: memberDefault, count: vecSize) }
+                    missed?[misses] = flat &+ (i &- offset)
+                    misses &+= 1
+                }
+                continue
+            }
+            let member = members[memberIndex]
+            for i in offset..<min(offset &+ d, end) {
+                if let slot = member.homeSlot(current.keys[i]) { hps_prefetch(slot) }
+            }
+            for i in offset..<end {
+                if i &+ d < end, let slot = member.homeSlot(current.keys[i &+ d]) { hps_prefetch(slot) }
+                let output = current.output + i &* vecSize
+                if let source = member.find(current.keys[i]) {
+                    UnsafeMutableRawPointer(output).copyMemory(from: source, byteCount: bytes)
+                } else {
+                    if let memberDefault { output.update(repeating: memberDefault, count: vecSize) }
+                    missed?[misses] = flat &+ (i &- offset)
+                    misses &+= 1
+                }
+            }
+        }
+        return misses
+    }
+
+    /// Refused: the tier serves its model files read-only.
+    public func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+                       parallelism: Int) throws(StoreError) -> InsertCounts {
+        throw .backend(kind: "mapped", message: MappedError.readOnly(table: tag, operation: "insert into").description)
+    }
+
+    /// Erases nothing: the tier serves its model files read-only.
+    public func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int { 0 }
+}

@@ -1,0 +1,258 @@
+#if RocksDB
+import CRocksDB
+import Glibc
+public import HPS
+import Synchronization
+
+/// The `rocks_db` persistent tier: one RocksDB database at `persistent_db.path`
+/// holding one column family per table.
+///
+/// Layout, per table `tag` (column family `tag`):
+/// - key: 12 bytes, the member as a big-endian UInt32 then the key as a
+///   big-endian UInt64 bit pattern, so that fused members never share a key;
+/// - value: `vecSize` float32s, native (little-endian) byte order.
+/// In the `default` column family, `hps/layout/<tag>` holds "vecSize,members"
+/// and `hps/count/<tag>` the exact number of keys (an Int64, little-endian),
+/// updated in the same write batch as the keys it counts.
+///
+/// Writes use `sync = true`: an insert or erase returns only after RocksDB's
+/// write-ahead log is on disk, so an acknowledged write survives a killed
+/// process and a power loss. Loading pays one fsync per `max_batch_size` keys.
+///
+/// Thread safety: every method may be called concurrently; the writes of one
+/// table are serialized (they read and update its key count).
+public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
+    /// `rocks_db`.
+    public let kind = "rocks_db"
+    /// The database folder.
+    public let path: String
+    /// Whether the database was opened read-only.
+    public let readOnly: Bool
+    /// The most keys read or written per RocksDB call.
+    public let maxBatchSize: Int
+    let context: RocksContext
+    private var database: RocksDatabase { context.database }
+    private var defaultFamily: RocksColumnFamily { context.defaultFamily }
+    private var readOptions: RocksReadOptions { context.readOptions }
+    private let familyOptions = RocksOptions()
+    private let state: Mutex<[String: RocksDBTable]>
+    private let families: Mutex<[String: RocksColumnFamily]>
+
+    /// The block cache shared by the tables of one store. The page cache holds
+    /// the rest of the files; this only saves copying hot blocks out of it.
+    static let blockCacheBytes = 256 << 20
+
+    /// Opens (or creates) the database of a `persistent_db` section.
+    /// - Throws: `RocksDBError.missing` (read_only and no database),
+    ///   `.locked` (the LOCK is held), `.corrupt`, or `.operation`.
+    public convenience init(configuration: PersistentDatabaseConfiguration) throws(RocksDBError) {
+        try self.init(path: configuration.path, readOnly: configuration.readOnly,
+                      numThreads: configuration.numThreads, maxBatchSize: configuration.maxBatchSize)
+    }
+
+    /// Opens (or, unless `readOnly`, creates) the database at `path`.
+    /// - Parameters:
+    ///   - numThreads: RocksDB's background threads (`rocksdb_options_increase_parallelism`).
+    ///   - maxBatchSize: the most keys per MultiGet or write batch.
+    public init(path: String, readOnly: Bool = false, numThreads: Int = 16, maxBatchSize: Int = 65536) throws(RocksDBError) {
+        self.path = path
+        self.readOnly = readOnly
+        self.maxBatchSize = max(1, maxBatchSize)
+        let options = RocksOptions()
+        rocksdb_options_increase_parallelism(options.handle, Int32(clamping: max(1, numThreads)))
+        rocksdb_options_set_create_if_missing(options.handle, readOnly ? 0 : 1)
+        rocksdb_options_set_create_missing_column_families(options.handle, readOnly ? 0 : 1)
+        // Fail on a damaged database rather than open a part of it.
+        rocksdb_options_set_paranoid_checks(options.handle, 1)
+        let tableOptions = RocksTableOptions(blockCacheBytes: Self.blockCacheBytes)
+        tableOptions.apply(to: options)
+        tableOptions.apply(to: familyOptions)
+        // Read table files through mmap: a lookup of a block in the page cache
+        // then costs no pread and no copy.
+        rocksdb_options_set_allow_mmap_reads(options.handle, 1)
+
+        let exists = access(path + "/CURRENT", F_OK) == 0
+        if readOnly && !exists { throw .missing(path: path) }
+        var names = ["default"]
+        if exists {
+            var count = 0
+            let (list, message) = withErrorPointer { rocksdb_list_column_families(options.handle, path, &count, $0) }
+            if let message { throw Self.classify(path: path, operation: "list the column families", message: message) }
+            if let list {
+                names = (0..<count).map { String(cString: list[$0]!) }
+                rocksdb_list_column_families_destroy(list, count)
+            }
+        }
+        let cNames = names.map { strdup($0) }
+        defer { for name in cNames { free(name) } }
+        let optionList = [OpaquePointer?](repeating: familyOptions.handle, count: names.count)
+        var handles = [OpaquePointer?](repeating: nil, count: names.count)
+        let (db, message) = withErrorPointer { error in
+            cNames.map { UnsafePointer($0) }.withUnsafeBufferPointer { namePointers in
+                optionList.withUnsafeBufferPointer { opts in
+                    handles.withUnsafeMutableBufferPointer { out in
+                        readOnly
+                            ? rocksdb_open_for_read_only_column_families(options.handle, path, Int32(names.count), namePointers.baseAddress,
+                                                                         opts.baseAddress, out.baseAddress, 0, error)
+                            : rocksdb_open_column_families(options.handle, path, Int32(names.count), namePointers.baseAddress,
+                                                           opts.baseAddress, out.baseAddress, error)
+                    }
+                }
+            }
+        }
+        if let message { throw Self.classify(path: path, operation: "open the database", message: message) }
+        guard let db else { throw .operation(path: path, operation: "open the database", message: "no handle returned") }
+        let database = RocksDatabase(handle: db, path: path)
+        var opened: [String: RocksColumnFamily] = [:]
+        for (name, handle) in zip(names, handles) {
+            guard let handle else { continue }
+            opened[name] = RocksColumnFamily(handle: handle, database: database)
+        }
+        guard let defaultFamily = opened.removeValue(forKey: "default") else {
+            throw .corrupt(path: path, message: "the default column family is missing")
+        }
+        context = RocksContext(database: database, defaultFamily: defaultFamily, readOnly: readOnly, maxBatchSize: self.maxBatchSize)
+        families = Mutex(opened)
+        state = Mutex([:])
+        // Tables written by an earlier run.
+        var tables: [String: RocksDBTable] = [:]
+        for (tag, family) in opened {
+            guard let layout = try readLayout(tag) else { continue }
+            let count = try readCount(tag)
+            tables[tag] = RocksDBTable(context: context, family: family, tag: tag, vecSize: layout.vecSize,
+                                       members: layout.members, count: count)
+        }
+        state.withLock { $0 = tables }
+    }
+
+    static func classify(path: String, operation: String, message: String) -> RocksDBError {
+        RocksContext.classify(path: path, operation: operation, message: message)
+    }
+
+    // MARK: Metadata
+
+    static func layoutKey(_ tag: String) -> String { "hps/layout/" + tag }
+    static func countKey(_ tag: String) -> String { "hps/count/" + tag }
+
+    /// Reads a value of the default column family.
+    func readMetadata(_ key: String) throws(RocksDBError) -> [UInt8]? {
+        var length = 0
+        let (value, message) = withErrorPointer { error in
+            rocksdb_get_cf(database.handle, readOptions.handle, defaultFamily.handle, key, key.utf8.count, &length, error)
+        }
+        if let message { throw Self.classify(path: path, operation: "read \(key)", message: message) }
+        guard let value else { return nil }
+        defer { rocksdb_free(value) }
+        return Array(UnsafeRawBufferPointer(start: value, count: length))
+    }
+
+    private func readLayout(_ tag: String) throws(RocksDBError) -> (vecSize: Int, members: Int)? {
+        guard let bytes = try readMetadata(Self.layoutKey(tag)) else { return nil }
+        let parts = String(decoding: bytes, as: UTF8.self).split(separator: ",").compactMap { Int($0) }
+        guard parts.count == 2, parts[0] > 0, parts[1] > 0 else {
+            throw .corrupt(path: path, message: "the layout entry of table \(tag) is \"\(String(decoding: bytes, as: UTF8.self))\", not \"vecSize,members\"")
+        }
+        return (parts[0], parts[1])
+    }
+
+    private func readCount(_ tag: String) throws(RocksDBError) -> Int {
+        guard let bytes = try readMetadata(Self.countKey(tag)) else { return 0 }
+        guard bytes.count == 8 else {
+            throw .corrupt(path: path, message: "the key count of table \(tag) is \(bytes.count) bytes, not 8")
+        }
+        return Int(Int64(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(as: Int64.self) }))
+    }
+
+    // MARK: EmbeddingStore
+
+    public func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable {
+        do {
+            return try createOrOpen(tag, vecSize: vecSize, members: members)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .backend(kind: kind, message: "\(error)")
+        }
+    }
+
+    private func createOrOpen(_ tag: String, vecSize: Int, members: Int) throws -> RocksDBTable {
+        if let table = state.withLock({ $0[tag] }) {
+            guard table.vecSize == vecSize && table.memberCount == members else {
+                throw StoreError.layoutMismatch(table: tag, vecSize: table.vecSize, members: table.memberCount,
+                                                requestedVecSize: vecSize, requestedMembers: members)
+            }
+            return table
+        }
+        if readOnly { throw RocksDBError.readOnly(path: path, table: tag, operation: "create") }
+        let family: RocksColumnFamily
+        if let existing = families.withLock({ $0[tag] }) {
+            family = existing
+        } else {
+            let (handle, message) = withErrorPointer { rocksdb_create_column_family(database.handle, familyOptions.handle, tag, $0) }
+            if let message { throw Self.classify(path: path, operation: "create column family \(tag)", message: message) }
+            guard let handle else { throw RocksDBError.operation(path: path, operation: "create column family \(tag)", message: "no handle returned") }
+            family = RocksColumnFamily(handle: handle, database: database)
+            families.withLock { $0[tag] = family }
+        }
+        let layout = "\(vecSize),\(members)"
+        let batch = RocksWriteBatch()
+        let key = Self.layoutKey(tag)
+        rocksdb_writebatch_put_cf(batch.handle, defaultFamily.handle, key, key.utf8.count, layout, layout.utf8.count)
+        try context.write(batch, operation: "record the layout of \(tag)")
+        let table = RocksDBTable(context: context, family: family, tag: tag, vecSize: vecSize, members: members, count: 0)
+        return state.withLock { tables in
+            if let raced = tables[tag] { return raced }
+            tables[tag] = table
+            return table
+        }
+    }
+
+    public func table(_ tag: String) -> (any EmbeddingStoreTable)? {
+        state.withLock { $0[tag] }
+    }
+
+    public var tableTags: [String] {
+        state.withLock { $0.keys.sorted() }
+    }
+}
+#endif
+
+#if RocksDB
+/// What the tables of one store share: the open database and its options.
+/// Tables hold this rather than the store, so that the database closes when
+/// the store and its tables are gone.
+final class RocksContext: Sendable {
+    let database: RocksDatabase
+    let defaultFamily: RocksColumnFamily
+    let readOptions = RocksReadOptions()
+    /// Synchronous: a write returns once the write-ahead log is on disk.
+    let writeOptions = RocksWriteOptions(sync: true)
+    let readOnly: Bool
+    let maxBatchSize: Int
+    var path: String { database.path }
+
+    init(database: RocksDatabase, defaultFamily: RocksColumnFamily, readOnly: Bool, maxBatchSize: Int) {
+        self.database = database
+        self.defaultFamily = defaultFamily
+        self.readOnly = readOnly
+        self.maxBatchSize = maxBatchSize
+    }
+
+    /// Applies a write batch with the synchronous write options.
+    func write(_ batch: RocksWriteBatch, operation: String) throws(RocksDBError) {
+        let (_, message) = withErrorPointer { rocksdb_write(database.handle, writeOptions.handle, batch.handle, $0) }
+        if let message { throw Self.classify(path: path, operation: operation, message: message) }
+    }
+
+    /// Sorts a RocksDB message into the error a user can act on.
+    static func classify(path: String, operation: String, message: String) -> RocksDBError {
+        if message.contains("/LOCK") || message.contains("lock hold by current process") {
+            return .locked(path: path, message: message)
+        }
+        if message.hasPrefix("Corruption") || message.contains("CURRENT") || message.contains("MANIFEST") {
+            return .corrupt(path: path, message: message)
+        }
+        return .operation(path: path, operation: operation, message: message)
+    }
+}
+#endif

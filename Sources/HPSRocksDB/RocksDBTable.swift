@@ -1,0 +1,294 @@
+#if RocksDB
+import CRocksDB
+import Dispatch
+public import HPS
+import Synchronization
+
+/// One table of a `RocksDBStore`: a column family (see the store for the key
+/// and value layout).
+///
+/// `lookup` reads with `rocksdb_multi_get_cf`, `max_batch_size` keys per call,
+/// in order, so the missed indices come out ascending. A stored value that is
+/// not `vecSize` floats long (it cannot be written by this store) counts as a miss.
+///
+/// `count` is exact: a counter in the default column family, changed in the
+/// same atomic write batch as the keys. To keep it exact, `insert` and `erase`
+/// first read which keys exist (one MultiGet per batch) and are serialized per
+/// table.
+///
+/// Thread safety: lookups run concurrently with everything; inserts and
+/// erases of one table take turns.
+public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
+    /// The table's tag, also its column family's name.
+    public let tag: String
+    /// Floats per vector.
+    public let vecSize: Int
+    /// The number of member tables.
+    public let memberCount: Int
+    let context: RocksContext
+    let family: RocksColumnFamily
+    private let keyCount: Atomic<Int>
+    private let writeLock = ReadWriteLock()
+
+    /// Bytes of an encoded key: a UInt32 member and a UInt64 key, big-endian.
+    static let keyBytes = 12
+
+    init(context: RocksContext, family: RocksColumnFamily, tag: String, vecSize: Int, members: Int, count: Int) {
+        self.context = context
+        self.family = family
+        self.tag = tag
+        self.vecSize = vecSize
+        self.memberCount = members
+        self.keyCount = Atomic(count)
+    }
+
+    /// The number of keys held, all members together (exact).
+    public var count: Int { keyCount.load(ordering: .relaxed) }
+
+    @inline(__always)
+    static func encode(_ key: Int64, member: Int, into buffer: UnsafeMutableRawPointer) {
+        buffer.storeBytes(of: UInt32(truncatingIfNeeded: member).bigEndian, as: UInt32.self)
+        (buffer + 4).storeBytes(of: UInt64(bitPattern: key).bigEndian, as: UInt64.self)
+    }
+
+    /// Scratch for one MultiGet of up to `capacity` keys, allocated once per call.
+    struct MultiGetScratch {
+        let capacity: Int
+        let keys: UnsafeMutableRawPointer
+        let keyPointers: UnsafeMutablePointer<UnsafePointer<CChar>?>
+        let keySizes: UnsafeMutablePointer<Int>
+        let families: UnsafeMutablePointer<OpaquePointer?>
+        let values: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+        let valueSizes: UnsafeMutablePointer<Int>
+        let errors: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+
+        init(capacity: Int, family: OpaquePointer) {
+            self.capacity = capacity
+            keys = .allocate(byteCount: capacity * RocksDBTable.keyBytes, alignment: 8)
+            keyPointers = .allocate(capacity: capacity)
+            keySizes = .allocate(capacity: capacity)
+            families = .allocate(capacity: capacity)
+            values = .allocate(capacity: capacity)
+            valueSizes = .allocate(capacity: capacity)
+            errors = .allocate(capacity: capacity)
+            for i in 0..<capacity {
+                keyPointers[i] = UnsafePointer((keys + i * RocksDBTable.keyBytes).assumingMemoryBound(to: CChar.self))
+                keySizes[i] = RocksDBTable.keyBytes
+            }
+            families.initialize(repeating: family, count: capacity)
+        }
+
+        func deallocate() {
+            keys.deallocate(); keyPointers.deallocate(); keySizes.deallocate(); families.deallocate()
+            values.deallocate(); valueSizes.deallocate(); errors.deallocate()
+        }
+
+        /// Reads the first `n` encoded keys; afterwards each value is either
+        /// present (to be freed by the caller with `rocksdb_free`) or nil.
+        func multiGet(_ context: RocksContext, count n: Int) {
+            rocksdb_multi_get_cf(context.database.handle, context.readOptions.handle, families, n,
+                                 keyPointers, keySizes, values, valueSizes, errors)
+            for i in 0..<n where errors[i] != nil {
+                // A failed read of one key is answered as a miss.
+                rocksdb_free(errors[i])
+                if let value = values[i] { rocksdb_free(value) }
+                values[i] = nil
+            }
+        }
+    }
+
+    // MARK: Lookup
+
+    /// Keys below which a lookup is not split across threads.
+    static let parallelMinimum = 8192
+
+    public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
+                       missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
+        var total = 0
+        for run in runs { total += run.count }
+        guard total > 0 else { return 0 }
+        let pieces = min(max(1, parallelism), total / Self.parallelMinimum)
+        if pieces <= 1 {
+            return lookupRange(runs, run: 0, offset: 0, count: total, flatStart: 0, defaults: defaults, missed: missed)
+        }
+        // Contiguous pieces of the flat key range, one MultiGet stream each.
+        var starts = [Int](repeating: 0, count: runs.count + 1)
+        for (i, run) in runs.enumerated() { starts[i + 1] = starts[i] + run.count }
+        let totalKeys = total
+        let size = (total + pieces - 1) / pieces
+        let misses = UnsafeMutableBufferPointer<Int>.allocate(capacity: pieces)
+        misses.initialize(repeating: 0)
+        defer { misses.deallocate() }
+        let work = LookupWork(runs: runs, starts: starts, defaults: defaults, missed: missed, misses: misses)
+        DispatchQueue.concurrentPerform(iterations: pieces) { piece in
+            let start = piece * size, end = min(totalKeys, start + size)
+            guard start < end else { return }
+            var lo = 0, hi = work.runs.count - 1
+            while lo < hi {
+                let mid = (lo + hi + 1) / 2
+                if work.starts[mid] <= start { lo = mid } else { hi = mid - 1 }
+            }
+            work.misses[piece] = lookupRange(work.runs, run: lo, offset: start - work.starts[lo], count: end - start,
+                                             flatStart: start, defaults: work.defaults, missed: work.missed.map { $0 + start })
+        }
+        // Each piece wrote its misses at its own start; close the gaps, keeping them ascending.
+        var missCount = 0
+        for piece in 0..<pieces {
+            if let missed, missCount != piece * size, misses[piece] > 0 {
+                (missed + missCount).update(from: missed + piece * size, count: misses[piece])
+            }
+            missCount += misses[piece]
+        }
+        return missCount
+    }
+
+    /// What the threads of one lookup share; they touch disjoint parts of its buffers.
+    private struct LookupWork: @unchecked Sendable {
+        let runs: UnsafeBufferPointer<LookupRun>
+        let starts: [Int]
+        let defaults: UnsafeBufferPointer<Float>?
+        let missed: UnsafeMutablePointer<Int>?
+        let misses: UnsafeMutableBufferPointer<Int>
+    }
+
+    /// Looks up `count` keys starting at key `offset` of run `run` (flat index
+    /// `flatStart`), `max_batch_size` keys per MultiGet, writing misses at `missed`.
+    private func lookupRange(_ runs: UnsafeBufferPointer<LookupRun>, run firstRun: Int, offset firstOffset: Int, count: Int,
+                             flatStart: Int, defaults: UnsafeBufferPointer<Float>?, missed: UnsafeMutablePointer<Int>?) -> Int {
+        let chunk = min(context.maxBatchSize, count)
+        let scratch = MultiGetScratch(capacity: chunk, family: family.handle)
+        defer { scratch.deallocate() }
+        let outputs = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: chunk)
+        let members = UnsafeMutablePointer<Int>.allocate(capacity: chunk)
+        defer { outputs.deallocate(); members.deallocate() }
+        let bytes = vecSize * 4
+        var misses = 0
+        var filled = 0, flatBase = flatStart
+
+        func flush() {
+            scratch.multiGet(context, count: filled)
+            for i in 0..<filled {
+                if let value = scratch.values[i], scratch.valueSizes[i] == bytes {
+                    UnsafeMutableRawPointer(outputs[i]).copyMemory(from: value, byteCount: bytes)
+                    rocksdb_free(value)
+                } else {
+                    if let value = scratch.values[i] { rocksdb_free(value) }
+                    if let defaults, members[i] >= 0 && members[i] < defaults.count {
+                        outputs[i].update(repeating: defaults[members[i]], count: vecSize)
+                    }
+                    missed?[misses] = flatBase + i
+                    misses += 1
+                }
+            }
+            flatBase += filled
+            filled = 0
+        }
+
+        var run = firstRun, offset = firstOffset, remaining = count
+        while remaining > 0 {
+            let current = runs[run]
+            let n = min(current.count - offset, remaining)
+            for j in offset..<(offset + n) {
+                Self.encode(current.keys[j], member: current.member, into: scratch.keys + filled * Self.keyBytes)
+                outputs[filled] = current.output + j * vecSize
+                members[filled] = current.member
+                filled += 1
+                if filled == chunk { flush() }
+            }
+            remaining -= n
+            run += 1
+            offset = 0
+        }
+        if filled > 0 { flush() }
+        return misses
+    }
+
+    // MARK: Changes
+
+    public func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+                       parallelism: Int) throws(StoreError) -> InsertCounts {
+        guard member >= 0 && member < memberCount else {
+            throw .noSuchMember(table: tag, member: member, members: memberCount)
+        }
+        guard vectors.count == keys.count * vecSize else {
+            throw .vectorCount(table: tag, keys: keys.count, vecSize: vecSize, floats: vectors.count)
+        }
+        guard context.readOnly == false else {
+            throw .backend(kind: "rocks_db", message: RocksDBError.readOnly(path: context.path, table: tag, operation: "insert into").description)
+        }
+        guard let vectorBase = vectors.baseAddress, !keys.isEmpty else { return InsertCounts() }
+        return try change(member: member, keys: keys) { (batch, i, existed, keyPointer) in
+            rocksdb_writebatch_put_cf(batch.handle, family.handle, keyPointer, Self.keyBytes,
+                                      UnsafeRawPointer(vectorBase + i * vecSize).assumingMemoryBound(to: CChar.self), vecSize * 4)
+            return existed ? 0 : 1
+        } counts: { changed, total in
+            InsertCounts(inserted: changed, replaced: total - changed)
+        }
+    }
+
+    public func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int {
+        guard !context.readOnly, member >= 0 && member < memberCount, !keys.isEmpty else { return 0 }
+        // The protocol's erase cannot throw; a failed write erases nothing.
+        let erased = try? change(member: member, keys: keys) { (batch, _, existed, keyPointer) in
+            guard existed else { return 0 }
+            rocksdb_writebatch_delete_cf(batch.handle, family.handle, keyPointer, Self.keyBytes)
+            return -1
+        } counts: { changed, _ in changed }
+        return erased ?? 0
+    }
+
+    /// Applies a change to `keys` in write batches of `max_batch_size`, each
+    /// with the updated key count. `apply(batch, i, existed, key)` adds key i's
+    /// change and returns its change to the count, where `existed` says
+    /// whether the key was held before (counting earlier keys of this call).
+    private func change<Result>(member: Int, keys: UnsafeBufferPointer<Int64>,
+                                apply: (RocksWriteBatch, Int, Bool, UnsafePointer<CChar>) -> Int,
+                                counts: (Int, Int) -> Result) throws(StoreError) -> Result {
+        let chunk = min(context.maxBatchSize, keys.count)
+        let scratch = MultiGetScratch(capacity: chunk, family: family.handle)
+        defer { scratch.deallocate() }
+        let countKey = RocksDBStore.countKey(tag)
+        return try writeLock.withWriteLock { () throws(StoreError) -> Result in
+            // Keys of this chunk already changed by it, since its MultiGet saw the
+            // state before; earlier chunks are written before the next MultiGet.
+            var changedHere: [Int64: Bool] = [:]
+            changedHere.reserveCapacity(chunk)
+            var delta = 0
+            var start = 0
+            while start < keys.count {
+                let n = min(chunk, keys.count - start)
+                for i in 0..<n {
+                    Self.encode(keys[start + i], member: member, into: scratch.keys + i * Self.keyBytes)
+                }
+                scratch.multiGet(context, count: n)
+                let batch = RocksWriteBatch()
+                var chunkDelta = 0
+                changedHere.removeAll(keepingCapacity: true)
+                for i in 0..<n {
+                    var existed = scratch.values[i] != nil
+                    if let value = scratch.values[i] { rocksdb_free(value) }
+                    let key = keys[start + i]
+                    if let now = changedHere[key] { existed = now }
+                    let d = apply(batch, start + i, existed, scratch.keyPointers[i]!)
+                    chunkDelta += d
+                    changedHere[key] = d > 0 ? true : (d < 0 ? false : existed)
+                }
+                var newCount = Int64(keyCount.load(ordering: .relaxed) + chunkDelta).littleEndian
+                withUnsafeBytes(of: &newCount) { raw in
+                    rocksdb_writebatch_put_cf(batch.handle, context.defaultFamily.handle, countKey, countKey.utf8.count,
+                                              raw.baseAddress!.assumingMemoryBound(to: CChar.self), 8)
+                }
+                do {
+                    try context.write(batch, operation: "write \(n) keys of table \(tag)")
+                } catch {
+                    throw .backend(kind: "rocks_db", message: "\(error)")
+                }
+                keyCount.add(chunkDelta, ordering: .relaxed)
+                delta += chunkDelta
+                start += n
+            }
+            return counts(abs(delta), keys.count)
+        }
+    }
+}
+#endif

@@ -1,0 +1,72 @@
+import HPS
+
+/// Distinct random keys and vectors, to write and to check lookups against.
+struct RandomRows {
+    var keys: [Int64]
+    var vectors: [Float]
+    var vecSize: Int
+
+    init(count: Int, vecSize: Int, seed: UInt64, keyRange: ClosedRange<Int64>? = nil) {
+        var random = SplitMix64(seed: seed)
+        var seen = Set<Int64>()
+        var keys: [Int64] = []
+        while keys.count < count {
+            let key: Int64
+            if let keyRange {
+                key = keyRange.lowerBound + Int64(random.next() % UInt64(keyRange.upperBound - keyRange.lowerBound + 1))
+            } else {
+                key = Int64(bitPattern: random.next())
+            }
+            if seen.insert(key).inserted { keys.append(key) }
+        }
+        self.keys = keys
+        self.vectors = (0..<(count * vecSize)).map { _ in random.nextFloat(-1, 1) }
+        self.vecSize = vecSize
+    }
+
+    func row(_ i: Int) -> [Float] { Array(vectors[(i * vecSize)..<((i + 1) * vecSize)]) }
+
+    var reference: [Int64: [Float]] {
+        var result: [Int64: [Float]] = [:]
+        for (i, key) in keys.enumerated() { result[key] = row(i) }
+        return result
+    }
+}
+
+/// Looks up `keys` of `member` into an output poisoned with NaN.
+/// - Returns: (n × vecSize) floats and the flat indices of the misses.
+func lookup(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], defaults: [Float]? = nil) -> (vectors: [Float], missed: [Int]) {
+    let memberDefaults = defaults ?? [Float](repeating: 0, count: table.memberCount)
+    var output = [Float](repeating: .nan, count: keys.count * table.vecSize)
+    var missed = [Int](repeating: -1, count: max(1, keys.count))
+    let misses = keys.withUnsafeBufferPointer { k in
+        output.withUnsafeMutableBufferPointer { out in
+            missed.withUnsafeMutableBufferPointer { m in
+                memberDefaults.withUnsafeBufferPointer { d in
+                    let runs = [LookupRun(member: member, keys: k.baseAddress ?? UnsafePointer(bitPattern: 8)!,
+                                          count: keys.count, output: out.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)!)]
+                    return runs.withUnsafeBufferPointer { table.lookup($0, defaults: d, missed: m.baseAddress, parallelism: 1) }
+                }
+            }
+        }
+    }
+    return (output, Array(missed[0..<misses]))
+}
+
+/// Inserts rows into `member` of a table.
+@discardableResult
+func insert(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], vectors: [Float]) throws -> InsertCounts {
+    try keys.withUnsafeBufferPointer { k in
+        try vectors.withUnsafeBufferPointer { v in try table.insert(member: member, keys: k, vectors: v, parallelism: 1) }
+    }
+}
+
+/// Whether two float arrays hold the same bits in every element.
+func bitwiseEqual(_ a: [Float], _ b: [Float]) -> Bool {
+    a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
+}
+
+/// Erases keys of `member` from a table.
+func erase(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64]) -> Int {
+    keys.withUnsafeBufferPointer { table.erase(member: member, keys: $0) }
+}
