@@ -30,9 +30,26 @@ struct BenchCommand: ParsableCommand {
     var probeLoad: String?
     @Option(help: .hidden)
     var probeThreads = 1
+    @Option(help: .hidden)
+    var probeMappedRestart: String?
+    @Option(help: .hidden)
+    var probeTierLookups: String?
+    @Flag(help: "Also compare the memory-mapped tier's restart with loading the hash map.")
+    var tiers = false
+    @Option(help: "Keys of the table of the tier comparison (vec size 128).")
+    var tierKeys = 10_000_000
 
     func run() throws {
         try reportingErrors {
+            if let probeMappedRestart {
+                print(try TierBenchmark.probeRestart(path: probeMappedRestart))
+                return
+            }
+            if let probeTierLookups {
+                let (hashMap, mapped) = try TierBenchmark.probeLookups(path: probeTierLookups, lookups: lookups)
+                print("\(hashMap) \(mapped)")
+                return
+            }
             if let probeLoad {
                 let result = try LoadBenchmark.load(path: probeLoad, threads: probeThreads)
                 print("\(result.keys) \(result.vecSize) \(result.fileBytes) \(result.seconds) \(result.overheadBytesPerKey)")
@@ -64,6 +81,7 @@ struct BenchCommand: ParsableCommand {
                 }
             }
             if !skipLoad { try loadAndMemory(cores: cores) }
+            if tiers { try TierBenchmark.run(keys: tierKeys, lookups: lookups, markdown: markdown) }
         }
     }
 

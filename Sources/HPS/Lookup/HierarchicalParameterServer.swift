@@ -149,8 +149,8 @@ public final class HierarchicalParameterServer: Sendable {
         return path
     }
 
-    /// Loads one member table from its folder.
-    static func load(_ folder: SparseModelFolder, into table: any EmbeddingStoreTable, member: Int, model: String,
+    /// Loads one member table from its folder into a store table, `rate` of its rows.
+    public static func load(_ folder: SparseModelFolder, into table: any EmbeddingStoreTable, member: Int, model: String,
                      rate: Double, keyType: KeyType, parallelism: Int) throws -> TableLoadReport {
         let start = MonotonicClock.nanoseconds()
         let limit = Int((Double(folder.keyCount) * rate).rounded(.up))
