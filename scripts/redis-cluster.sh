@@ -29,7 +29,7 @@ start_node() {
         --cluster-enabled yes --cluster-config-file "$dir/nodes-$port.conf" \
         --cluster-node-timeout 2000 --cluster-require-full-coverage no \
         --dir "$dir" --daemonize yes --pidfile "$dir/redis-$port.pid" \
-        --logfile "$dir/redis-$port.log" --save '' --appendonly no
+        --logfile "$dir/redis-$port.log" --save '' --appendonly no </dev/null >/dev/null 2>&1
 }
 
 wait_until() {  # wait_until SECONDS COMMAND...
