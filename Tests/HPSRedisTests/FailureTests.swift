@@ -64,4 +64,42 @@ struct RedisFailureTests {
             #expect(store.errorCount == errors)
         }
     }
+
+    @Test("a hung master (SIGSTOP) costs a lookup at most the command timeout; its keys answer again after SIGCONT")
+    func masterHung() throws {
+        try withCluster { cluster in
+            var options = RedisCluster.Options()
+            options.connectTimeout = .milliseconds(300)
+            options.commandTimeout = .milliseconds(500)
+            let store = try RedisClusterStore(configuration: redisConfiguration(cluster, partitions: 6), options: options)
+            let table = try store.redisTable("hps_et.m.hung", vecSize: 4, members: 1)
+            let rows = TestRows(count: 600, vecSize: 4, seed: 15)
+            try rows.insert(into: table)
+            let victim = try #require(store.cluster.node(forSlot: table.slots[0])).port
+            let onVictim = rows.keys.indices.filter { i in
+                store.cluster.node(forSlot: table.slots[table.partition(rows.keys[i], member: 0)])?.port == victim
+            }
+            let pid = try String(contentsOfFile: cluster.directory + "/redis-\(victim).pid", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(TestCluster.run("/bin/kill", ["-STOP", pid]).status == 0)
+            var slowest = 0.0
+            for _ in 0..<6 {
+                let result = lookup(table, keys: rows.keys, defaults: [-3])
+                slowest = max(slowest, result.seconds)
+                #expect(result.missed == onVictim)
+            }
+            #expect(TestCluster.run("/bin/kill", ["-CONT", pid]).status == 0)
+            #expect(slowest < 2, "the slowest lookup took \(slowest) s")
+            #expect(store.errorCount > 0)
+            // The node kept its data: once it runs again, its keys answer.
+            let deadline = Date().addingTimeInterval(10)
+            var result = lookup(table, keys: rows.keys)
+            while !result.missed.isEmpty && Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.1)
+                result = lookup(table, keys: rows.keys)
+            }
+            #expect(result.missed.isEmpty)
+            #expect(bitwiseEqual(result.vectors, rows.vectors))
+        }
+    }
 }

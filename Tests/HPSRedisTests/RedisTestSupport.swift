@@ -29,30 +29,31 @@ final class TestCluster: Sendable {
     /// Starts a cluster; fails (never skips) when redis-server is not installed.
     init() throws {
         for tool in ["redis-server", "redis-cli"] {
-            guard (try? Self.run("/bin/sh", ["-c", "command -v \(tool)"]))?.status == 0 else {
+            guard Self.run("/bin/sh", ["-c", "command -v \(tool)"]).status == 0 else {
                 throw RedisSetupError(description: "\(tool) not found: the HPSRedis tests need a real Redis Cluster; install it with `apt-get install redis-server`")
             }
         }
         basePort = Self.nextBase.add(10, ordering: .relaxed).oldValue
         directory = NSTemporaryDirectory() + "hps-redis-\(getpid())-\(basePort)"
         // A cluster left over from an interrupted run on these ports goes first.
-        _ = try? Self.run(Self.script, ["stop", directory, String(basePort)])
-        let started = try Self.run(Self.script, ["start", directory, String(basePort)])
+        _ = Self.run(Self.script, ["stop", directory, String(basePort)])
+        let started = Self.run(Self.script, ["start", directory, String(basePort)])
         guard started.status == 0 else {
-            _ = try? Self.run(Self.script, ["stop", directory, String(basePort)])
+            _ = Self.run(Self.script, ["stop", directory, String(basePort)])
             throw RedisSetupError(description: "scripts/redis-cluster.sh start failed: \(started.output)")
         }
     }
 
     /// Shuts the nodes down and removes the folder.
     func stop() {
-        _ = try? Self.run(Self.script, ["stop", directory, String(basePort)])
+        _ = Self.run(Self.script, ["stop", directory, String(basePort)])
+        try? FileManager.default.removeItem(atPath: directory)
     }
 
     /// Runs `redis-cli -p port args…` and returns its output.
     @discardableResult
     func cli(_ port: Int, _ arguments: [String]) throws -> String {
-        try Self.run("/usr/bin/env", ["redis-cli", "-h", "127.0.0.1", "-p", String(port)] + arguments).output
+        Self.run("/usr/bin/env", ["redis-cli", "-h", "127.0.0.1", "-p", String(port)] + arguments).output
     }
 
     /// Kills one node without saving.
@@ -62,7 +63,7 @@ final class TestCluster: Sendable {
 
     /// Starts a stopped node again from its nodes.conf.
     func restart(_ port: Int) throws {
-        let result = try Self.run(Self.script, ["node", directory, String(port)])
+        let result = Self.run(Self.script, ["node", directory, String(port)])
         guard result.status == 0 else { throw RedisSetupError(description: "restart failed: \(result.output)") }
     }
 
@@ -84,7 +85,7 @@ final class TestCluster: Sendable {
     /// Runs a command to its end with `system` (Foundation's `Process` was
     /// seen to miss the exit of short commands here); its output goes through a
     /// file, because the daemons it starts could hold a pipe open.
-    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    static func run(_ executable: String, _ arguments: [String]) -> (status: Int32, output: String) {
         let path = NSTemporaryDirectory() + "hps-redis-run-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: path) }
         let quoted = ([executable] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
