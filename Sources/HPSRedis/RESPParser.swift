@@ -26,6 +26,47 @@ public enum RESPParser {
         return value
     }
 
+    /// Whether `buffer` starts with a whole value, found by walking its headers
+    /// without building anything: a large reply arriving in many reads is
+    /// checked cheaply at each read and parsed once, when complete. Malformed
+    /// bytes count as complete, so that `parse` reports them.
+    public static func hasCompleteValue(_ buffer: ByteBuffer) -> Bool {
+        buffer.withUnsafeReadableBytes { valueEnd($0, 0) != nil }
+    }
+
+    private static func valueEnd(_ bytes: UnsafeRawBufferPointer, _ start: Int) -> Int? {
+        guard start < bytes.count else { return nil }
+        var cr = start + 1
+        while cr + 1 < bytes.count && !(bytes[cr] == 0x0D && bytes[cr + 1] == 0x0A) { cr += 1 }
+        guard cr + 1 < bytes.count else { return nil }
+        let next = cr + 2
+        switch bytes[start] {
+        case UInt8(ascii: "$"), UInt8(ascii: "*"):
+            var value = 0, negative = false, i = start + 1
+            if i < cr && bytes[i] == UInt8(ascii: "-") { negative = true; i += 1 }
+            guard i < cr else { return next }
+            while i < cr {
+                let digit = Int(bytes[i]) - 48
+                guard digit >= 0 && digit <= 9 && value < Int(Int32.max) else { return next }
+                value = value * 10 + digit
+                i += 1
+            }
+            if negative { return next }
+            if bytes[start] == UInt8(ascii: "$") {
+                let end = next + value + 2
+                return end <= bytes.count ? end : nil
+            }
+            var position = next
+            for _ in 0..<value {
+                guard let end = valueEnd(bytes, position) else { return nil }
+                position = end
+            }
+            return position
+        default:
+            return next
+        }
+    }
+
     private static func parseValue(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> RESPValue? {
         guard let type = buffer.readInteger(as: UInt8.self) else { return nil }
         switch type {

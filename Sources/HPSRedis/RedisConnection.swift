@@ -122,7 +122,7 @@ final class RESPReplyHandler: ChannelInboundHandler, @unchecked Sendable {
             received!.writeBuffer(&bytes)
         }
         do {
-            while let value = try RESPParser.parse(&received!) {
+            while RESPParser.hasCompleteValue(received!), let value = try RESPParser.parse(&received!) {
                 guard !requests.isEmpty else { continue }  // a reply nobody waits for (after a timeout)
                 requests[requests.startIndex].replies.append(value)
                 if requests[requests.startIndex].replies.count == requests[requests.startIndex].expected {

@@ -72,3 +72,15 @@ struct RESPTests {
         #expect(try RESPParser.parse(&bytes) == .array([bulk(Array("HMGET".utf8)), bulk([107]), bulk(binary)]))
     }
 }
+
+struct RESPCompletenessTests {
+    @Test("a value is complete only once its last byte arrived")
+    func completeness() {
+        let frame = Array("*3\r\n$4\r\n\r\n\r\n$-1\r\n*1\r\n:7\r\n".utf8)
+        for cut in 0..<frame.count {
+            #expect(!RESPParser.hasCompleteValue(ByteBuffer(bytes: frame[0..<cut])), "cut at \(cut)")
+        }
+        #expect(RESPParser.hasCompleteValue(ByteBuffer(bytes: frame)))
+        #expect(RESPParser.hasCompleteValue(ByteBuffer(string: "?junk\r\n")))
+    }
+}
