@@ -49,6 +49,7 @@ let package = Package(
             dependencies: [
                 "HPS",
                 "HPSCUDA",
+                "HPSRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -63,7 +64,8 @@ let package = Package(
         // Needs redis-server and redis-cli: the tests start their own cluster on ports 7100-7102.
         .testTarget(
             name: "HPSRedisTests",
-            dependencies: ["HPS", "HPSRedis"],
+            // The CLI test runs the built `hps` binary against the cluster.
+            dependencies: ["HPS", "HPSRedis", "hps"],
             swiftSettings: swiftSettings
         ),
     ]
