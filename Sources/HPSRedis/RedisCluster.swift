@@ -152,7 +152,7 @@ public final class RedisCluster: Sendable {
                 }
                 return
             } catch {
-                reasons.append("\(address): \(error)")
+                reasons.append("\(error)")
             }
         }
         map.withLock { $0.refreshedAt = .now() }

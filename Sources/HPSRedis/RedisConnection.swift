@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 public import NIOCore
 import NIOPosix
 
@@ -40,7 +45,7 @@ public final class RedisConnection: Sendable {
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
             }
             .connect(host: host, port: port)
-            .flatMapErrorThrowing { error in throw RedisError.connectFailed(address: address, reason: "\(error)") }
+            .flatMapErrorThrowing { error in throw RedisError.connectFailed(address: address, reason: reason(error)) }
             .map { RedisConnection(address: address, channel: $0, handler: handler, timeout: timeout) }
         guard !password.isEmpty else { return connected }
         return connected.flatMap { connection in
@@ -76,6 +81,20 @@ public final class RedisConnection: Sendable {
     public func close() {
         channel.close(promise: nil)
     }
+}
+
+/// Why a connect failed, in a few words: "Connection refused", not NIO's whole story.
+private func reason(_ error: any Error) -> String {
+    if let error = error as? NIOConnectionError, let first = error.connectionErrors.first {
+        return reason(first.error)
+    }
+    if let error = error as? IOError {
+        return String(cString: strerror(error.errnoCode))
+    }
+    if case let ChannelError.connectTimeout(amount) = error {
+        return "no answer within \(amount.nanoseconds / 1_000_000) ms"
+    }
+    return "\(error)"
 }
 
 /// Parses replies and hands them to the requests waiting, in order.
