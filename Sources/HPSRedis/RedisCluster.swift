@@ -244,7 +244,8 @@ public final class RedisCluster: Sendable {
                         if asking { commands.append(RedisCommand(["ASKING"])) }
                         commands.append(requests[index].command)
                     }
-                    sent.append((node, part, pool.connection().flatMap { $0.send(commands) }))
+                    let batch = commands
+                    sent.append((node, part, pool.connection().flatMap { $0.send(batch) }))
                     start += size
                 }
             }

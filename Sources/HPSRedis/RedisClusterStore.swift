@@ -1,5 +1,4 @@
 public import HPS
-public import NIOCore
 import Synchronization
 
 /// The `redis_cluster` volatile store: tables kept in a Redis Cluster in

@@ -14,7 +14,7 @@ struct RedisServerTests {
             let b = TestRows(count: 300, vecSize: 8, seed: 13)
             let c = TestRows(count: 200, vecSize: 4, seed: 14)
             for (name, rows) in [("a", a), ("b", b), ("c", c)] {
-                try rows.keys.withUnsafeBufferPointer { k in
+                _ = try rows.keys.withUnsafeBufferPointer { k in
                     try rows.vectors.withUnsafeBufferPointer { v in
                         try SparseModelFolder.write(path: directory + "/" + name, table: name, keys: k, vectors: v,
                                                     vecSize: rows.vecSize)
