@@ -74,6 +74,7 @@ public final class RedisCluster: Sendable {
     private let map = Mutex(SlotMap())
     private let pools = Mutex<[NodeAddress: NodePool]>([:])
     private let failures = Atomic<Int>(0)
+    private let redirections = Atomic<Int>(0)
 
     /// Opens the cluster: reads the slot map from the first of `seeds` that answers.
     /// - Throws: `RedisError.clusterUnreachable` naming every address tried, when none answers.
@@ -101,6 +102,9 @@ public final class RedisCluster: Sendable {
     /// Requests that failed at the connection level (refused, closed, timed out,
     /// skipped during a back-off) since the cluster was opened.
     public var failureCount: Int { failures.load(ordering: .relaxed) }
+
+    /// `MOVED` and `ASK` replies followed since the cluster was opened.
+    public var redirectionCount: Int { redirections.load(ordering: .relaxed) }
 
     /// The nodes that serve at least one slot, as last read.
     public var masters: [NodeAddress] {
@@ -268,6 +272,7 @@ public final class RedisCluster: Sendable {
                     let reply = replies[r]
                     r += 1
                     if case let .error(message) = reply, let redirect = Self.redirection(message, from: node) {
+                        if redirect != .retry { redirections.add(1, ordering: .relaxed) }
                         switch redirect {
                         case let .moved(slot, target):
                             map.withLock { map in

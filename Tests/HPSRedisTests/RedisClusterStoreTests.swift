@@ -153,6 +153,7 @@ struct RedisClusterStoreTests {
             #expect(asked.missed.isEmpty)
             #expect(bitwiseEqual(asked.vectors, rows.vectors))
             #expect(store.cluster.node(forSlot: slot) == source)
+            #expect(store.cluster.redirectionCount == 1, "one ASK for the one HMGET")
             for port in cluster.ports {
                 try cluster.cli(port, ["cluster", "setslot", String(slot), "node", targetID])
             }
@@ -161,6 +162,9 @@ struct RedisClusterStoreTests {
             #expect(after.missed.isEmpty)
             #expect(bitwiseEqual(after.vectors, rows.vectors))
             #expect(store.cluster.node(forSlot: slot)?.port == target)
+            #expect(store.cluster.redirectionCount == 2, "then one MOVED")
+            #expect(bitwiseEqual(lookup(table, keys: rows.keys).vectors, rows.vectors))
+            #expect(store.cluster.redirectionCount == 2, "and none once the map is refreshed")
             #expect(store.errorCount == 0)
         }
     }
