@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "HPSServer", targets: ["HPSServer"]),
         .library(name: "HPSRocksDB", targets: ["HPSRocksDB"]),
         .library(name: "HPSMapped", targets: ["HPSMapped"]),
+        .library(name: "HPSRedis", targets: ["HPSRedis"]),
         .executable(name: "hps", targets: ["hps"]),
     ],
     traits: [
@@ -80,6 +81,16 @@ let package = Package(
             dependencies: ["HPS", "HPSRocksDB"],
             swiftSettings: swiftSettings
         ),
+        // The Redis Cluster volatile tier: RESP, the slot map and the store, on SwiftNIO.
+        .target(
+            name: "HPSRedis",
+            dependencies: [
+                "HPS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "hps",
             dependencies: [
@@ -88,6 +99,7 @@ let package = Package(
                 "HPSServer",
                 "HPSRocksDB",
                 "HPSMapped",
+                "HPSRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -119,5 +131,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "HPSMappedTests", dependencies: ["HPS", "HPSMapped"], swiftSettings: swiftSettings),
+        // Needs redis-server and redis-cli: the tests start their own cluster on ports 7100-7102.
+        .testTarget(
+            name: "HPSRedisTests",
+            // The CLI test runs the built `hps` binary against the cluster.
+            dependencies: ["HPS", "HPSRedis", "hps"],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

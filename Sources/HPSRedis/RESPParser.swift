@@ -1,0 +1,129 @@
+public import NIOCore
+
+/// A reply that breaks the protocol; the connection cannot go on after it.
+public struct RESPProtocolError: Error, Sendable, CustomStringConvertible {
+    /// What was wrong.
+    public var reason: String
+    /// One sentence.
+    public var description: String { "malformed Redis reply: \(reason)" }
+}
+
+/// Reads RESP2 values from the front of a buffer of received bytes.
+///
+/// `parse` either consumes one whole value or, when the buffer ends inside a
+/// value (a frame split across reads), consumes nothing and returns nil, so the
+/// caller appends the next read and calls again.
+public enum RESPParser {
+    /// Parses one value from the front of `buffer`.
+    /// - Returns: the value, or nil when `buffer` holds only part of one (nothing is consumed then).
+    /// - Throws: `RESPProtocolError` when the bytes are not RESP.
+    public static func parse(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> RESPValue? {
+        let start = buffer.readerIndex
+        guard let value = try parseValue(&buffer) else {
+            buffer.moveReaderIndex(to: start)
+            return nil
+        }
+        return value
+    }
+
+    /// Whether `buffer` starts with a whole value, found by walking its headers
+    /// without building anything: a large reply arriving in many reads is
+    /// checked cheaply at each read and parsed once, when complete. Malformed
+    /// bytes count as complete, so that `parse` reports them.
+    public static func hasCompleteValue(_ buffer: ByteBuffer) -> Bool {
+        buffer.withUnsafeReadableBytes { valueEnd($0, 0) != nil }
+    }
+
+    private static func valueEnd(_ bytes: UnsafeRawBufferPointer, _ start: Int) -> Int? {
+        guard start < bytes.count else { return nil }
+        var cr = start + 1
+        while cr + 1 < bytes.count && !(bytes[cr] == 0x0D && bytes[cr + 1] == 0x0A) { cr += 1 }
+        guard cr + 1 < bytes.count else { return nil }
+        let next = cr + 2
+        switch bytes[start] {
+        case UInt8(ascii: "$"), UInt8(ascii: "*"):
+            var value = 0, negative = false, i = start + 1
+            if i < cr && bytes[i] == UInt8(ascii: "-") { negative = true; i += 1 }
+            guard i < cr else { return next }
+            while i < cr {
+                let digit = Int(bytes[i]) - 48
+                guard digit >= 0 && digit <= 9 && value < Int(Int32.max) else { return next }
+                value = value * 10 + digit
+                i += 1
+            }
+            if negative { return next }
+            if bytes[start] == UInt8(ascii: "$") {
+                let end = next + value + 2
+                return end <= bytes.count ? end : nil
+            }
+            var position = next
+            for _ in 0..<value {
+                guard let end = valueEnd(bytes, position) else { return nil }
+                position = end
+            }
+            return position
+        default:
+            return next
+        }
+    }
+
+    private static func parseValue(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> RESPValue? {
+        guard let type = buffer.readInteger(as: UInt8.self) else { return nil }
+        switch type {
+        case UInt8(ascii: "+"):
+            return readLine(&buffer).map { .simpleString(String(buffer: $0)) }
+        case UInt8(ascii: "-"):
+            return readLine(&buffer).map { .error(String(buffer: $0)) }
+        case UInt8(ascii: ":"):
+            guard let line = readLine(&buffer) else { return nil }
+            return .integer(try integer(line))
+        case UInt8(ascii: "$"):
+            guard let line = readLine(&buffer) else { return nil }
+            let length = try integer(line)
+            if length == -1 { return .bulkString(nil) }
+            guard length >= 0 && length < Int64(Int32.max) else {
+                throw RESPProtocolError(reason: "bulk string length \(length)")
+            }
+            guard buffer.readableBytes >= Int(length) + 2, let bytes = buffer.readSlice(length: Int(length)) else { return nil }
+            guard buffer.readInteger(as: UInt16.self) == 0x0D0A else {
+                throw RESPProtocolError(reason: "bulk string of \(length) bytes not followed by CRLF")
+            }
+            return .bulkString(bytes)
+        case UInt8(ascii: "*"):
+            guard let line = readLine(&buffer) else { return nil }
+            let count = try integer(line)
+            if count == -1 { return .array(nil) }
+            guard count >= 0 && count < Int64(Int32.max) else {
+                throw RESPProtocolError(reason: "array length \(count)")
+            }
+            // Each element takes at least 3 bytes: give up early on a partial frame.
+            guard buffer.readableBytes >= Int(count) * 3 else { return nil }
+            var elements: [RESPValue] = []
+            elements.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                guard let element = try parseValue(&buffer) else { return nil }
+                elements.append(element)
+            }
+            return .array(elements)
+        default:
+            throw RESPProtocolError(reason: "unknown type byte \(type)")
+        }
+    }
+
+    /// The bytes up to the next CRLF (consumed with it), or nil if there is none yet.
+    private static func readLine(_ buffer: inout ByteBuffer) -> ByteBuffer? {
+        let view = buffer.readableBytesView
+        guard let cr = view.firstIndex(of: 0x0D), view.index(after: cr) < view.endIndex,
+              view[view.index(after: cr)] == 0x0A else { return nil }
+        let line = buffer.readSlice(length: cr - view.startIndex)
+        buffer.moveReaderIndex(forwardBy: 2)
+        return line
+    }
+
+    private static func integer(_ line: ByteBuffer) throws(RESPProtocolError) -> Int64 {
+        guard let value = Int64(String(buffer: line)) else {
+            throw RESPProtocolError(reason: "\"\(String(buffer: line))\" is not an integer")
+        }
+        return value
+    }
+}

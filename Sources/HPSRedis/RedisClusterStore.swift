@@ -1,0 +1,95 @@
+public import HPS
+import Synchronization
+
+/// The `redis_cluster` volatile store: tables kept in a Redis Cluster in
+/// HugeCTR's layout (see `RedisClusterTable`).
+///
+/// The store protocol is synchronous, Redis is reached through SwiftNIO: each
+/// call writes its commands from the caller's thread and blocks it with
+/// `EventLoopFuture.wait()` on the event loops the store's `RedisCluster`
+/// owns. Calls must therefore not be made from those event loops (the
+/// lookup path never is: sessions call stores from their own threads).
+///
+/// Thread safety: all methods may be called concurrently.
+public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
+    /// `redis_cluster`.
+    public let kind = "redis_cluster"
+    /// The cluster client.
+    public let cluster: RedisCluster
+    /// The `volatile_db` section the store was made from.
+    public let configuration: VolatileDatabaseConfiguration
+    let errors = ErrorCounter()
+    private let tables = Mutex<[String: RedisClusterTable]>([:])
+
+    /// Opens the cluster named by `configuration.address` (comma-separated
+    /// `host:port`), authenticating with `user_name` and `password` when a
+    /// password is set, with `num_node_connections` connections per node.
+    /// - Parameter options: timeouts and back-off; the connection settings of
+    ///   `configuration` override theirs.
+    /// - Throws: `StoreError.backendUnavailable` for an address that does not parse,
+    ///   `RedisError.clusterUnreachable` (naming every address tried) when no node answers.
+    public init(configuration: VolatileDatabaseConfiguration, options: RedisCluster.Options = .init()) throws {
+        guard let seeds = NodeAddress.list(configuration.address) else {
+            throw StoreError.backendUnavailable(
+                path: "volatile_db.address", type: "redis_cluster",
+                reason: "\"\(configuration.address)\" is not a comma-separated list of host:port")
+        }
+        if configuration.enableTLS {
+            throw StoreError.backendUnavailable(path: "volatile_db.enable_tls", type: "redis_cluster",
+                                                reason: "TLS to Redis is not implemented; set enable_tls to false")
+        }
+        var options = options
+        options.connectionsPerNode = configuration.numNodeConnections
+        options.userName = configuration.userName
+        options.password = configuration.password
+        self.configuration = configuration
+        cluster = try RedisCluster(seeds: seeds, options: options)
+    }
+
+    /// Requests of lookups, inserts and erases that got no usable reply (a node
+    /// refused, closed, timed out, was skipped after a failure, or answered with
+    /// an error): their keys were reported as misses.
+    public var errorCount: Int { errors.value }
+
+    public func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable {
+        try redisTable(tag, vecSize: vecSize, members: members)
+    }
+
+    /// `createTable` with the concrete type.
+    public func redisTable(_ tag: String, vecSize: Int, members: Int) throws(StoreError) -> RedisClusterTable {
+        let result: Result<RedisClusterTable, StoreError> = tables.withLock { tables in
+            if let existing = tables[tag] {
+                guard existing.vecSize == vecSize && existing.memberCount == members else {
+                    return .failure(.layoutMismatch(table: tag, vecSize: existing.vecSize, members: existing.memberCount,
+                                                    requestedVecSize: vecSize, requestedMembers: members))
+                }
+                return .success(existing)
+            }
+            let table = RedisClusterTable(tag: tag, vecSize: vecSize, members: members, store: self)
+            tables[tag] = table
+            return .success(table)
+        }
+        return try result.get()
+    }
+
+    public func table(_ tag: String) -> (any EmbeddingStoreTable)? {
+        tables.withLock { $0[tag] }
+    }
+
+    public var tableTags: [String] {
+        tables.withLock { $0.keys.sorted() }
+    }
+}
+
+/// Registers the `redis_cluster` volatile store with `StoreBackends`, so that
+/// `HierarchicalParameterServer` builds it for `"volatile_db": {"type": "redis_cluster"}`.
+public func registerBackends() {
+    StoreBackends.register(volatile: .redisCluster) { try RedisClusterStore(configuration: $0) }
+}
+
+/// A count of failed requests shared by a store and its tables.
+final class ErrorCounter: Sendable {
+    private let count = Atomic<Int>(0)
+    func add() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
+}

@@ -1,0 +1,49 @@
+public import NIOCore
+
+/// One command, encoded as a RESP array of bulk strings, ready to be written.
+///
+/// Built argument by argument straight into one buffer, so a command of many
+/// fields (an `HMGET` of a whole chunk of keys) costs no allocation per field.
+public struct RedisCommand: Sendable {
+    /// The encoded bytes.
+    public private(set) var bytes: ByteBuffer
+    /// The arguments appended so far.
+    public private(set) var argumentCount = 0
+    private let declaredCount: Int
+
+    /// Starts a command of exactly `arguments` arguments (the name counts as one).
+    public init(arguments: Int, capacity: Int = 64) {
+        declaredCount = arguments
+        bytes = ByteBuffer()
+        bytes.reserveCapacity(capacity + 16)
+        bytes.writeStaticString("*")
+        bytes.writeString(String(arguments))
+        bytes.writeStaticString("\r\n")
+    }
+
+    /// A command of text arguments, such as `["CLUSTER", "SLOTS"]`.
+    public init(_ arguments: [String]) {
+        self.init(arguments: arguments.count)
+        for argument in arguments { append(argument) }
+    }
+
+    /// Appends a text argument.
+    public mutating func append(_ text: String) {
+        var text = text
+        text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Appends a binary argument.
+    public mutating func append(_ raw: UnsafeRawBufferPointer) {
+        precondition(argumentCount < declaredCount, "more arguments than declared")
+        bytes.writeStaticString("$")
+        bytes.writeString(String(raw.count))
+        bytes.writeStaticString("\r\n")
+        bytes.writeBytes(raw)
+        bytes.writeStaticString("\r\n")
+        argumentCount += 1
+    }
+
+    /// Whether every declared argument was appended.
+    public var isComplete: Bool { argumentCount == declaredCount }
+}
