@@ -30,7 +30,6 @@ struct LookupCommand: ParsableCommand {
         try reportingErrors {
             let keys = try Self.parseKeys(self.keys)
             let configuration = try HPSConfiguration.load(path: config)
-            StoreModules.register()
             let server = try HierarchicalParameterServer(configuration: configuration)
             for warning in server.warnings { note("hps: warning: \(warning)") }
             let session = try server.session(model: model)
