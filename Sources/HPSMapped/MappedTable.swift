@@ -1,5 +1,4 @@
 import CHPSSupport
-import Dispatch
 public import HPS
 
 /// A table of the mapped tier: one mapped folder per member.
@@ -42,51 +41,10 @@ public final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
 
     public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
-        var total = 0
-        for run in runs { total += run.count }
-        guard total > 0 else { return 0 }
-        let pieces = min(max(1, parallelism), total / Self.parallelMinimum)
-        if pieces <= 1 {
-            return lookupRange(runs, run: 0, offset: 0, count: total, flatStart: 0, defaults: defaults, missed: missed)
+        LookupSplit.run(runs, parallelism: parallelism, minimumPerPiece: Self.parallelMinimum, missed: missed) {
+            run, offset, count, flatStart, missed in
+            lookupRange(runs, run: run, offset: offset, count: count, flatStart: flatStart, defaults: defaults, missed: missed)
         }
-        // Contiguous pieces of the flat key range, one thread each.
-        var starts = [Int](repeating: 0, count: runs.count + 1)
-        for (i, run) in runs.enumerated() { starts[i + 1] = starts[i] + run.count }
-        let totalKeys = total
-        let size = (total + pieces - 1) / pieces
-        let misses = UnsafeMutableBufferPointer<Int>.allocate(capacity: pieces)
-        misses.initialize(repeating: 0)
-        defer { misses.deallocate() }
-        let work = LookupWork(runs: runs, starts: starts, defaults: defaults, missed: missed, misses: misses)
-        DispatchQueue.concurrentPerform(iterations: pieces) { piece in
-            let start = piece * size, end = min(totalKeys, start + size)
-            guard start < end else { return }
-            var lo = 0, hi = work.runs.count - 1
-            while lo < hi {
-                let mid = (lo + hi + 1) / 2
-                if work.starts[mid] <= start { lo = mid } else { hi = mid - 1 }
-            }
-            work.misses[piece] = lookupRange(work.runs, run: lo, offset: start - work.starts[lo], count: end - start,
-                                             flatStart: start, defaults: work.defaults, missed: work.missed.map { $0 + start })
-        }
-        // Each piece wrote its misses at its own start; close the gaps, keeping them ascending.
-        var missCount = 0
-        for piece in 0..<pieces {
-            if let missed, missCount != piece * size, misses[piece] > 0 {
-                (missed + missCount).update(from: missed + piece * size, count: misses[piece])
-            }
-            missCount += misses[piece]
-        }
-        return missCount
-    }
-
-    /// What the threads of one lookup share; they touch disjoint parts of its buffers.
-    private struct LookupWork: @unchecked Sendable {
-        let runs: UnsafeBufferPointer<LookupRun>
-        let starts: [Int]
-        let defaults: UnsafeBufferPointer<Float>?
-        let missed: UnsafeMutablePointer<Int>?
-        let misses: UnsafeMutableBufferPointer<Int>
     }
 
     /// Looks up `count` keys starting at key `offset` of run `run` (flat index

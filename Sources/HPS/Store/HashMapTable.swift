@@ -85,57 +85,21 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
 
     public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
-        var total = 0
-        for run in runs { total += run.count }
-        guard total > 0 else { return 0 }
         let stamp = overflow.policy == .evictLeastUsed ? 0 : epoch.add(1, ordering: .relaxed).newValue
-        if parallelism <= 1 || total < 2 * Self.lockChunk {
-            return lookupRange(runs, start: 0, end: total, defaults: defaults, missed: missed, stamp: stamp)
+        return LookupSplit.run(runs, parallelism: parallelism, minimumPerPiece: Self.lockChunk, missed: missed) {
+            run, offset, count, flatStart, missed in
+            lookupRange(runs, run: run, offset: offset, count: count, flatStart: flatStart, defaults: defaults,
+                        missed: missed, stamp: stamp)
         }
-        // Flat index → run, for splitting the work into chunks.
-        var starts = [Int](repeating: 0, count: runs.count + 1)
-        for (i, run) in runs.enumerated() { starts[i + 1] = starts[i] + run.count }
-        let chunks = min(parallelism, total / Self.lockChunk)
-        let size = (total + chunks - 1) / chunks
-        let misses = UnsafeMutableBufferPointer<Int>.allocate(capacity: chunks)
-        defer { misses.deallocate() }
-        parallelChunks(count: chunks, parallelism: chunks, minimumChunk: 1) { range in
-            for chunk in range {
-                let start = chunk * size, end = min(total, start + size)
-                misses[chunk] = start < end
-                    ? lookupRange(runs, start: start, end: end, defaults: defaults,
-                                  missed: missed.map { $0 + start }, stamp: stamp, runStarts: starts)
-                    : 0
-            }
-        }
-        // Each chunk wrote its misses at its own start; close the gaps.
-        var missCount = 0
-        for chunk in 0..<chunks {
-            if let missed, missCount != chunk * size, misses[chunk] > 0 {
-                (missed + missCount).update(from: missed + chunk * size, count: misses[chunk])
-            }
-            missCount += misses[chunk]
-        }
-        return missCount
     }
 
-    /// Looks up the flat key range [start, end), taking the locks per chunk.
-    private func lookupRange(_ runs: UnsafeBufferPointer<LookupRun>, start: Int, end: Int,
-                             defaults: UnsafeBufferPointer<Float>?, missed: UnsafeMutablePointer<Int>?,
-                             stamp: UInt32, runStarts: [Int]? = nil) -> Int {
-        // Find the run holding `start`.
-        var run = 0, offset = start
-        if let runStarts {
-            var lo = 0, hi = runs.count - 1
-            while lo < hi {
-                let mid = (lo + hi + 1) / 2
-                if runStarts[mid] <= start { lo = mid } else { hi = mid - 1 }
-            }
-            run = lo
-            offset = start - runStarts[lo]
-        } else {
-            while run < runs.count && offset >= runs[run].count { offset -= runs[run].count; run += 1 }
-        }
+    /// Looks up `count` keys from key `offset` of run `run` (flat index
+    /// `flatStart`), taking the partition locks per chunk.
+    private func lookupRange(_ runs: UnsafeBufferPointer<LookupRun>, run firstRun: Int, offset firstOffset: Int, count: Int,
+                             flatStart start: Int, defaults: UnsafeBufferPointer<Float>?, missed: UnsafeMutablePointer<Int>?,
+                             stamp: UInt32) -> Int {
+        var run = firstRun, offset = firstOffset
+        let end = start + count
         var misses = 0
         var position = start
         return withUnsafeTemporaryAllocation(of: PartitionView.self, capacity: partitions.count) { views in
