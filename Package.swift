@@ -124,13 +124,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Random rows and lookup helpers shared by the store tiers' tests.
+        .target(name: "HPSStoreTestSupport", dependencies: ["HPS"], path: "Tests/HPSStoreTestSupport",
+                swiftSettings: swiftSettings),
         .testTarget(
             name: "HPSRocksDBTests",
             // The durability test runs the built writer and kills it.
-            dependencies: ["HPS", "HPSRocksDB", "hps-rocksdb-writer"],
+            dependencies: ["HPS", "HPSRocksDB", "HPSStoreTestSupport", "hps-rocksdb-writer"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "HPSMappedTests", dependencies: ["HPS", "HPSMapped"], swiftSettings: swiftSettings),
+        .testTarget(name: "HPSMappedTests", dependencies: ["HPS", "HPSMapped", "HPSStoreTestSupport"],
+                    swiftSettings: swiftSettings),
         // Needs redis-server and redis-cli: the tests start their own cluster on ports 7100-7102.
         .testTarget(
             name: "HPSRedisTests",

@@ -1,6 +1,7 @@
 import Foundation
 import HPS
 import HPSMapped
+import HPSStoreTestSupport
 import Testing
 
 struct MappedStoreTests {

@@ -1,6 +1,7 @@
 import Foundation
 import HPS
 import HPSRocksDB
+import HPSStoreTestSupport
 import Testing
 
 #if RocksDB

@@ -1,12 +1,14 @@
-import HPS
+public import HPS
+
+// Shared by the test targets of the store tiers (mapped, RocksDB).
 
 /// Distinct random keys and vectors, to write and to check lookups against.
-struct RandomRows {
-    var keys: [Int64]
-    var vectors: [Float]
-    var vecSize: Int
+public struct RandomRows {
+    public var keys: [Int64]
+    public var vectors: [Float]
+    public var vecSize: Int
 
-    init(count: Int, vecSize: Int, seed: UInt64, keyRange: ClosedRange<Int64>? = nil) {
+    public init(count: Int, vecSize: Int, seed: UInt64, keyRange: ClosedRange<Int64>? = nil) {
         var random = SplitMix64(seed: seed)
         var seen = Set<Int64>()
         var keys: [Int64] = []
@@ -24,9 +26,9 @@ struct RandomRows {
         self.vecSize = vecSize
     }
 
-    func row(_ i: Int) -> [Float] { Array(vectors[(i * vecSize)..<((i + 1) * vecSize)]) }
+    public func row(_ i: Int) -> [Float] { Array(vectors[(i * vecSize)..<((i + 1) * vecSize)]) }
 
-    var reference: [Int64: [Float]] {
+    public var reference: [Int64: [Float]] {
         var result: [Int64: [Float]] = [:]
         for (i, key) in keys.enumerated() { result[key] = row(i) }
         return result
@@ -35,7 +37,7 @@ struct RandomRows {
 
 /// Looks up `keys` of `member` into an output poisoned with NaN.
 /// - Returns: (n × vecSize) floats and the flat indices of the misses.
-func lookup(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], defaults: [Float]? = nil) -> (vectors: [Float], missed: [Int]) {
+public func lookup(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], defaults: [Float]? = nil) -> (vectors: [Float], missed: [Int]) {
     let memberDefaults = defaults ?? [Float](repeating: 0, count: table.memberCount)
     var output = [Float](repeating: .nan, count: keys.count * table.vecSize)
     var missed = [Int](repeating: -1, count: max(1, keys.count))
@@ -55,18 +57,18 @@ func lookup(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], de
 
 /// Inserts rows into `member` of a table.
 @discardableResult
-func insert(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], vectors: [Float]) throws -> InsertCounts {
+public func insert(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], vectors: [Float]) throws -> InsertCounts {
     try keys.withUnsafeBufferPointer { k in
         try vectors.withUnsafeBufferPointer { v in try table.insert(member: member, keys: k, vectors: v, parallelism: 1) }
     }
 }
 
 /// Whether two float arrays hold the same bits in every element.
-func bitwiseEqual(_ a: [Float], _ b: [Float]) -> Bool {
+public func bitwiseEqual(_ a: [Float], _ b: [Float]) -> Bool {
     a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
 }
 
 /// Erases keys of `member` from a table.
-func erase(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64]) -> Int {
+public func erase(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64]) -> Int {
     keys.withUnsafeBufferPointer { table.erase(member: member, keys: $0) }
 }
