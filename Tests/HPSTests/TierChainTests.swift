@@ -63,4 +63,19 @@ struct TierChainTests {
         _ = try session.lookup(tables: [(0, [1, 3, 5])])
         #expect(top.count == 200)
     }
+
+    @Test("as one table, the chain lists the keys no tier holds, ascending, and fills only those with the default")
+    func chainAsTable() throws {
+        let (session, _, rows) = try chain(cacheMissed: false)
+        let chain = try #require(session.tierChain(group: 0))
+        #expect(chain.tiers.count == 2)
+        // Member 1: a top-tier key, a lower-tier key, an absent key, another lower-tier key.
+        let keys: [Int64] = [4, 5, 900, 7]
+        let (vectors, missed) = lookup(chain, member: 1, keys: keys, defaults: [7, -7])
+        #expect(missed == [2])
+        #expect(Array(vectors[0..<4]) == rows[1][4]!)
+        #expect(Array(vectors[4..<8]) == rows[1][5]!)
+        #expect(Array(vectors[8..<12]) == [-7, -7, -7, -7])
+        #expect(Array(vectors[12..<16]) == rows[1][7]!)
+    }
 }

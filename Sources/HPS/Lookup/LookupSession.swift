@@ -23,6 +23,8 @@ public final class LookupSession: Sendable {
     public let statistics: LookupStatistics
     /// Whether keys found only below the top tier are copied into it (`cache_missed_embeddings`).
     public let cacheMissedEmbeddings: Bool
+    /// For each group: its tiers as one table.
+    let chains: [TierChain?]
 
     /// Creates a session over tiers that already hold the model's tables.
     /// - Parameter tiers: for each group of `plan`, its table in each tier, top first.
@@ -30,6 +32,7 @@ public final class LookupSession: Sendable {
                 tiers: [[any EmbeddingStoreTable]], parallelism: Int, cacheMissedEmbeddings: Bool = false) {
         self.model = model
         self.cacheMissedEmbeddings = cacheMissedEmbeddings
+        chains = tiers.map { $0.isEmpty ? nil : TierChain(tiers: $0, cacheMissedEmbeddings: cacheMissedEmbeddings) }
         self.plan = plan
         self.keyType = keyType
         self.tiers = tiers
@@ -38,9 +41,15 @@ public final class LookupSession: Sendable {
         statistics = LookupStatistics(tiers: tiers.first?.map(\.tag).count ?? 0)
     }
 
-    /// A fusion group's table in each tier, top first (for a cache in front of them).
+    /// A fusion group's table in each tier, top first.
     public func tierTables(group: Int) -> [any EmbeddingStoreTable] {
         tiers[group]
+    }
+
+    /// A fusion group's tiers as one table, for a cache in front of them
+    /// (nil for a group that no tier holds).
+    public func tierChain(group: Int) -> TierChain? {
+        chains[group]
     }
 
     /// The index of a table given by name or by index.
@@ -133,106 +142,14 @@ public final class LookupSession: Sendable {
     private func lookupGroup(_ group: Int, runs: UnsafeBufferPointer<LookupRun>, parallelism: Int, counts: inout LookupCounts) {
         let total = runs.reduce(0) { $0 + $1.count }
         counts.keys += total
-        let tierTables = tiers[group]
         defaults[group].withUnsafeBufferPointer { defaults in
-            guard let first = tierTables.first else {
+            guard let chain = chains[group] else {
                 fillDefaults(runs, defaults: defaults, vecSize: plan.groups[group].vecSize)
                 counts.defaults += total
                 return
             }
-            if tierTables.count == 1 {
-                let misses = first.lookup(runs, defaults: defaults, missed: nil, parallelism: parallelism)
-                counts.tierHits[0] += total - misses
-                counts.defaults += misses
-                return
-            }
-            let missed = UnsafeMutableBufferPointer<Int>.allocate(capacity: total)
-            defer { missed.deallocate() }
-            var missCount = first.lookup(runs, defaults: nil, missed: missed.baseAddress, parallelism: parallelism)
-            counts.tierHits[0] += total - missCount
-            // Gather the missed keys into one batch per lower tier.
-            let vecSize = plan.groups[group].vecSize
-            var starts = [Int](repeating: 0, count: runs.count + 1)
-            for (i, run) in runs.enumerated() { starts[i + 1] = starts[i] + run.count }
-            var keys = [Int64](repeating: 0, count: missCount)
-            var members = [Int](repeating: 0, count: missCount)
-            var outputs = [UnsafeMutablePointer<Float>](repeating: runs[0].output, count: missCount)
-            var r = 0
-            for j in 0..<missCount {
-                let flat = missed[j]
-                while starts[r + 1] <= flat { r += 1 }
-                let run = runs[r]
-                keys[j] = run.keys[flat - starts[r]]
-                members[j] = run.member
-                outputs[j] = run.output + (flat - starts[r]) * vecSize
-            }
-            for (level, tier) in tierTables.enumerated().dropFirst() where missCount > 0 {
-                let isLast = level == tierTables.count - 1
-                var found = [Float](repeating: 0, count: missCount * vecSize)
-                let stillMissing = UnsafeMutableBufferPointer<Int>.allocate(capacity: missCount)
-                defer { stillMissing.deallocate() }
-                let misses: Int = keys.withUnsafeBufferPointer { keys in
-                    found.withUnsafeMutableBufferPointer { found in
-                        var sub: [LookupRun] = []
-                        var j = 0
-                        while j < missCount {
-                            var end = j + 1
-                            while end < missCount && members[end] == members[j] { end += 1 }
-                            sub.append(LookupRun(member: members[j], keys: keys.baseAddress! + j, count: end - j,
-                                                 output: found.baseAddress! + j * vecSize))
-                            j = end
-                        }
-                        return sub.withUnsafeBufferPointer {
-                            tier.lookup($0, defaults: isLast ? defaults : nil, missed: stillMissing.baseAddress,
-                                        parallelism: parallelism)
-                        }
-                    }
-                }
-                counts.tierHits[level] += missCount - misses
-                if isLast { counts.defaults += misses }
-                if cacheMissedEmbeddings && missCount > misses {
-                    cacheInTopTier(first, keys: keys, members: members, vectors: found, count: missCount,
-                                   missing: UnsafeBufferPointer(start: stillMissing.baseAddress, count: misses), vecSize: vecSize,
-                                   parallelism: parallelism)
-                }
-                // Write back what this tier answered (all of it, defaults included, at the last tier).
-                var m = 0
-                var next = 0
-                for j in 0..<missCount {
-                    let missedHere = m < misses && stillMissing[m] == j
-                    if missedHere { m += 1 }
-                    if !missedHere || isLast {
-                        found.withUnsafeBufferPointer { found in
-                            outputs[j].update(from: found.baseAddress! + j * vecSize, count: vecSize)
-                        }
-                    }
-                    if missedHere && !isLast {
-                        keys[next] = keys[j]; members[next] = members[j]; outputs[next] = outputs[j]
-                        next += 1
-                    }
-                }
-                missCount = isLast ? 0 : next
-            }
-        }
-    }
-
-    /// Copies what a lower tier answered into the top tier, member by member.
-    private func cacheInTopTier(_ top: any EmbeddingStoreTable, keys: [Int64], members: [Int], vectors: [Float], count: Int,
-                                missing: UnsafeBufferPointer<Int>, vecSize: Int, parallelism: Int) {
-        var isMissing = [Bool](repeating: false, count: count)
-        for j in missing { isMissing[j] = true }
-        var byMember: [Int: (keys: [Int64], vectors: [Float])] = [:]
-        for j in 0..<count where !isMissing[j] {
-            byMember[members[j], default: ([], [])].keys.append(keys[j])
-            byMember[members[j], default: ([], [])].vectors.append(contentsOf: vectors[(j * vecSize)..<((j + 1) * vecSize)])
-        }
-        for (member, rows) in byMember {
-            rows.keys.withUnsafeBufferPointer { k in
-                rows.vectors.withUnsafeBufferPointer { v in
-                    // A failure here only costs a later miss; the lookup itself has its answer.
-                    _ = try? top.insert(member: member, keys: k, vectors: v, parallelism: parallelism)
-                }
-            }
+            counts.defaults += chain.lookup(runs, defaults: defaults, missed: nil, parallelism: parallelism,
+                                            tierHits: &counts.tierHits)
         }
     }
 

@@ -53,7 +53,9 @@ final class GPUSeedModel {
             let prefill = config.initEmbeddingCache && config.cacheRefreshPercentagePerIteration > 0
             func cache(_ server: HierarchicalParameterServer, group: Int, keys: [[Int64]], defaults: [Float]) throws -> GPUDynamicCache {
                 let session = try server.session(model: model.modelName)
-                let lower = session.tierTables(group: group)[0]
+                guard let lower = session.tierChain(group: group) else {
+                    throw CUDAError.unsupported("the seed model has no CPU tier behind its dynamic GPU cache")
+                }
                 let capacity = Int((Double(keys.reduce(0) { $0 + $1.count }) * config.gpuCachePercentage).rounded(.up))
                 let cache = try GPUDynamicCache(kernels: kernels, dim: model.dim, capacity: capacity, members: keys.count,
                                                 lower: lower, defaults: defaults, hitRateThreshold: config.hitRateThreshold,

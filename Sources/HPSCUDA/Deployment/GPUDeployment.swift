@@ -42,8 +42,12 @@ public final class GPUDeployment: @unchecked Sendable {
                     case .dynamic:
                         let keys = rows[g].reduce(0) { $0 + $1.keys.count }
                         let capacity = max(1, Int((Double(keys) * model.gpuCachePercentage).rounded(.up)))
+                        guard let lower = cpu.tierChain(group: g) else {
+                            throw CUDAError.unsupported("model \(model.name) has no CPU tier behind its dynamic GPU cache; enable volatile_db or persistent_db")
+                        }
+                        // Misses are filled through every CPU tier (volatile, then persistent, then the default).
                         let cache = try GPUDynamicCache(kernels: kernels, dim: group.vecSize, capacity: capacity,
-                                                        members: group.tables.count, lower: cpu.tierTables(group: g)[0],
+                                                        members: group.tables.count, lower: lower,
                                                         defaults: defaults, hitRateThreshold: model.hitRateThreshold,
                                                         int64Keys: keyType == .int64)
                         if model.initEmbeddingCache && model.cacheRefreshPercentagePerIteration > 0 {
