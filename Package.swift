@@ -21,7 +21,8 @@ let package = Package(
     ],
     traits: [
         .trait(name: "RocksDB", description: "The RocksDB persistent tier (HPSRocksDB), linking the system librocksdb (Debian librocksdb-dev)."),
-        .default(enabledTraits: []),
+        .trait(name: "Serving", description: "hps serve: KServe v2 over HTTP (HPSServer, Hummingbird). Off for the GPU machine's binary, which must stay small and free of Foundation's internationalization."),
+        .default(enabledTraits: ["Serving"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -96,7 +97,7 @@ let package = Package(
             dependencies: [
                 "HPS",
                 "HPSCUDA",
-                "HPSServer",
+                .target(name: "HPSServer", condition: .when(traits: ["Serving"])),
                 "HPSRocksDB",
                 "HPSMapped",
                 "HPSRedis",

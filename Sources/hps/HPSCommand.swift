@@ -6,6 +6,17 @@ struct HPSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hps",
         abstract: "A hierarchical parameter server for embedding lookups, compatible with HugeCTR HPS.",
-        subcommands: [DemoCommand.self, GenerateCommand.self, LookupCommand.self, InspectCommand.self, BenchCommand.self, ServeCommand.self, SelfTestCommand.self]
+        subcommands: commands
     )
+}
+
+/// The subcommands of this build (`serve` with the Serving trait, on by default).
+private var commands: [any ParsableCommand.Type] {
+    var list: [any ParsableCommand.Type] = [DemoCommand.self, GenerateCommand.self, LookupCommand.self, InspectCommand.self,
+                                            BenchCommand.self]
+    #if Serving
+    list.append(ServeCommand.self)
+    #endif
+    list.append(SelfTestCommand.self)
+    return list
 }

@@ -1,3 +1,4 @@
+#if Serving
 import ArgumentParser
 import HPS
 import HPSServer
@@ -78,3 +79,4 @@ struct ServeCommand: AsyncParsableCommand {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
+#endif
