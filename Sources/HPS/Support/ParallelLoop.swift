@@ -26,10 +26,13 @@ func parallelChunks(count: Int, parallelism: Int, minimumChunk: Int, _ body: (Ra
     }
 }
 
-/// A value handed to other threads whose safety the compiler cannot see.
-struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
+/// A value handed to other threads whose safety the compiler cannot see
+/// (disjoint ranges of one buffer, or state a lock guards).
+public struct UncheckedSendable<Value>: @unchecked Sendable {
+    /// The value.
+    public let value: Value
+    /// Wraps a value.
+    public init(_ value: Value) { self.value = value }
 }
 
 /// The number of cores this process may use.

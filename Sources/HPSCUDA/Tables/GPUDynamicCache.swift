@@ -278,7 +278,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
         // Defaults now; the insert runs after this call returns, holding the lock.
         statistics.asynchronousInserts += 1
         unlocked = true
-        let work = UncheckedBox((uniqueKeys, uniqueMembers, fetched, found))
+        let work = UncheckedSendable((uniqueKeys, uniqueMembers, fetched, found))
         lock.unlock()
         insertQueue.async { [self] in
             // Driver calls need the device's context current on this thread.
@@ -480,10 +480,4 @@ public final class GPUDynamicCache: @unchecked Sendable {
         timer.resume()
         refreshTimer = timer
     }
-}
-
-/// A value handed to another thread whose safety the lock guarantees.
-struct UncheckedBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
 }
