@@ -38,6 +38,10 @@ struct BenchCommand: ParsableCommand {
     var tiers = false
     @Option(help: "Keys of the table of the tier comparison (vec size 128).")
     var tierKeys = 10_000_000
+    @Flag(help: "Also serve the seed batch entirely from each tier this build has.")
+    var seedTiers = false
+    @Option(help: "A Redis Cluster's address (host:port,…) for --seed-tiers; without it Redis is left out.")
+    var redis: String?
 
     func run() throws {
         try reportingErrors {
@@ -82,6 +86,10 @@ struct BenchCommand: ParsableCommand {
             }
             if !skipLoad { try loadAndMemory(cores: cores) }
             if tiers { try TierBenchmark.run(keys: tierKeys, lookups: lookups, markdown: markdown) }
+            if seedTiers {
+                try SeedTierBenchmark.run(redisAddress: redis, rocksDB: StoreBackends.factory(persistent: .rocksDB) != nil,
+                                          runs: runs, markdown: markdown)
+            }
         }
     }
 

@@ -102,3 +102,73 @@ extension Substring {
         return s
     }
 }
+
+/// `hps bench --seed-tiers`: the seed batch (fused, one call) served
+/// entirely from each tier this build has, against the memcpy of the same
+/// bytes, each tier's output checked against the hash map's.
+enum SeedTierBenchmark {
+    static func run(redisAddress: String?, rocksDB: Bool, runs: Int, markdown: Bool) throws {
+        let model = SeedModel()
+        let directory = try TemporaryDirectory(prefix: "hps-bench-seed-tiers")
+        defer { directory.remove() }
+        try model.write(to: directory.path)
+        let base = try HPSConfiguration.load(path: directory.path + "/hps.json")
+        var variants: [(String, HPSConfiguration)] = [("hash_map", base)]
+        if let redisAddress {
+            var configuration = base
+            configuration.volatileDatabase.type = VolatileDatabaseType.redisCluster
+            configuration.volatileDatabase.address = redisAddress
+            variants.append(("redis_cluster", configuration))
+        }
+        for (type, enabled) in [(PersistentDatabaseType.rocksDB, rocksDB), (.mapped, true)] where enabled {
+            var configuration = base
+            configuration.volatileDatabase.type = VolatileDatabaseType.disabled
+            configuration.persistentDatabase.type = type
+            configuration.persistentDatabase.path = directory.path + "/db-\(type.rawValue)"
+            variants.append((type.rawValue, configuration))
+        }
+        var random = SplitMix64(seed: 7)
+        let batch = model.batch(&random)
+        let t = model.tables, k = model.keysPerSample, dim = model.dim, b = model.batchSize
+        let bytes = t * b * k * dim * 4
+        let copy = LookupBenchmark.memcpySeconds(bytes: bytes, threads: 1, runs: runs)
+        var reference: [Float]? = nil
+        if markdown {
+            print("\n| seed batch (8 × 6,656 keys, vec 128, fused, one call, 1 thread) served from | median | × memcpy of the same bytes (\(format(copy * 1e3, 3)) ms) | lookups/s | same vectors as the hash map |")
+            print("| --- | --- | --- | --- | --- |")
+        }
+        for (name, configuration) in variants {
+            let session = try HierarchicalParameterServer(configuration: configuration, parallelism: 1).session(model: model.modelName)
+            var output = [Float](repeating: .nan, count: bytes / 4)
+            let timedRuns = runsCount(name)
+            let seconds: Double = try output.withUnsafeMutableBufferPointer { out in
+                try withKeyPointers(batch) { pointers in
+                    var runs: [LookupRun] = []
+                    runs.reserveCapacity(b * t)
+                    for s in 0..<b {
+                        for table in 0..<t {
+                            runs.append(LookupRun(member: table, keys: pointers[table] + s * k, count: k,
+                                                  output: out.baseAddress! + (s * t + table) * k * dim))
+                        }
+                    }
+                    return try runs.withUnsafeBufferPointer { (runs) throws -> Double in
+                        try LookupBenchmark.median(runs: timedRuns) { _ = try session.lookup(runs, parallelism: 1) }
+                    }
+                }
+            }
+            let same = reference.map { $0.elementsEqual(output) { $0.bitPattern == $1.bitPattern } } ?? true
+            if reference == nil { reference = output }
+            let rate = format(Double(t * b * k) / seconds / 1e6, 2) + " M"
+            if markdown {
+                print("| \(name) | \(format(seconds * 1e3, 3)) ms | \(format(seconds / copy, 2)) | \(rate) | \(same) |")
+            } else {
+                print("seed batch from \(name): \(format(seconds * 1e3, 3)) ms, \(format(seconds / copy, 2))× memcpy, \(rate) lookups/s, same vectors as the hash map: \(same)")
+            }
+        }
+    }
+
+    /// Fewer timed runs for the slow tiers.
+    static func runsCount(_ tier: String) -> Int {
+        tier == "hash_map" || tier == "mapped" ? 21 : 5
+    }
+}

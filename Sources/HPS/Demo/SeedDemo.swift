@@ -230,7 +230,7 @@ public struct SeedDemo: Sendable {
 }
 
 /// Runs `body` with a base pointer for each table's key array.
-func withKeyPointers<R>(_ keys: [[Int64]], _ body: ([UnsafePointer<Int64>]) throws -> R) rethrows -> R {
+public func withKeyPointers<R>(_ keys: [[Int64]], _ body: ([UnsafePointer<Int64>]) throws -> R) rethrows -> R {
     var pointers: [UnsafePointer<Int64>] = []
     func nest(_ i: Int) throws -> R {
         if i == keys.count { return try body(pointers) }
