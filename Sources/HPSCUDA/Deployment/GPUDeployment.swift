@@ -83,12 +83,15 @@ public final class GPULookupSession: @unchecked Sendable {
     let tables: [GPUTable]
     let stream: CUDAStream
     let lock = ReadWriteLock()
+    /// Keys, run arrays and outputs of a request, reused so requests allocate no device memory.
+    let scratch: DeviceScratch
 
     init(cpu: LookupSession, kernels: GPUKernels, tables: [GPUTable]) throws {
         self.cpu = cpu
         self.kernels = kernels
         self.tables = tables
         stream = try CUDAStream(device: kernels.device)
+        scratch = DeviceScratch(device: kernels.device)
     }
 
     /// The device.
@@ -122,8 +125,9 @@ public final class GPULookupSession: @unchecked Sendable {
             guard !members.isEmpty else { continue }
             let keys = members.flatMap { requests[$0].keys }
             let runs = members.map { (member: plan.memberOfTable[requests[$0].table], count: requests[$0].keys.count) }
-            let output = try DeviceBuffer<Float>(device: device, count: keys.count * group.vecSize)
-            let keyBuffer = try DeviceBuffer<UInt8>(device: device, count: keys.count * (cpu.keyType == .int64 ? 8 : 4))
+            // The previous group's download waited for the stream, so the buffers are free.
+            let output = try scratch.buffer("output", bytes: keys.count * group.vecSize * 4)
+            let keyBuffer = try scratch.buffer("keys", bytes: keys.count * (cpu.keyType == .int64 ? 8 : 4))
             if cpu.keyType == .int64 {
                 try stream.upload(keys, to: keyBuffer.address)
             } else {
@@ -131,7 +135,7 @@ public final class GPULookupSession: @unchecked Sendable {
             }
             var starts: [Int32] = [0]
             for run in runs { starts.append(starts[starts.count - 1] + Int32(run.count)) }
-            let runArrays = try DeviceBuffer<Int32>(device: device, count: 2 * runs.count + 1)
+            let runArrays = try scratch.buffer("runs", bytes: (2 * runs.count + 1) * 4)
             try stream.upload(starts + runs.map { Int32($0.member) }, to: runArrays.address)
             switch tables[g] {
             case .staticTable(let table):

@@ -55,7 +55,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
     var rowOwner: [(key: Int64, member: Int)?]
     var freeRows: [Int32]
     var epoch: UInt32 = 1
-    var scratch: [String: DeviceBuffer<UInt8>] = [:]
+    let scratch: DeviceScratch
     var refreshTimer: (any DispatchSourceTimer)?
 
     /// Counters since the cache was made.
@@ -104,6 +104,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
         }
         rowOwner = Array(repeating: nil, count: self.capacity)
         freeRows = (0..<Int32(self.capacity)).reversed()
+        scratch = DeviceScratch(device: device)
         stream = try CUDAStream(device: device)
         insertStream = try CUDAStream(device: device)
         slots = try DeviceBuffer(device: device, count: index.capacity * 2)
@@ -132,10 +133,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
 
     /// A device scratch buffer of at least `bytes` bytes, kept between calls.
     func scratchBuffer(_ name: String, bytes: Int) throws(CUDAError) -> DeviceBuffer<UInt8> {
-        if let buffer = scratch[name], buffer.count >= bytes { return buffer }
-        let buffer = try DeviceBuffer<UInt8>(device: device, count: max(bytes, 1 << 16))
-        scratch[name] = buffer
-        return buffer
+        try scratch.buffer(name, bytes: bytes)
     }
 
     /// What one lookup did.
