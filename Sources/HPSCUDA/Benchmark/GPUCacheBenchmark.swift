@@ -1,11 +1,12 @@
 import Glibc
 import HPS
 
-/// The dynamic cache's figures for `hps bench --device gpu`: with capacity
-/// equal to the table, after a pre-fill (every key must hit), and at 20% of
-/// the table with Zipf(1.2) keys (hit rate and rate in steady state). Keys
-/// start on the device; each call's time is host wall clock, since a call
-/// waits for its miss count.
+/// The GPU caches' figures for `hps bench --device gpu`, for the dynamic
+/// cache (misses from the CPU hash map) and the uvm cache (misses from the
+/// table in mapped host memory): with capacity equal to the table, after a
+/// pre-fill (every key must hit), and at 20% of the table with Zipf(1.2)
+/// keys (hit rate and rate in steady state). Keys start on the device; each
+/// call's time is host wall clock, since a call waits for its miss count.
 enum GPUCacheBenchmark {
     /// One measured line.
     struct Row {
@@ -27,13 +28,19 @@ enum GPUCacheBenchmark {
         }
         let output = try DeviceBuffer<Float>(device: device, count: batch * dim)
         var rows: [Row] = []
+        let mapped = try GPUStaticTable(kernels: kernels, dim: dim, members: [(keys, vectors)], defaults: [0],
+                                        int64Keys: true, placement: .mappedHost)
+        let sources: [(name: String, source: GPUDynamicCache.MissSource)] = [
+            ("dynamic cache", .tier(lower)), ("uvm cache (table in mapped host memory)", .mappedTable(mapped)),
+        ]
 
         // Capacity = table, pre-filled: uniform random keys, all hits.
-        let full = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: tableKeys, members: 1, lower: lower,
-                                       defaults: [0], hitRateThreshold: 0.9, int64Keys: true)
-        try full.prefill(keys: [keys], fraction: 1)
         let sets = 4
         let uniform = try DeviceBuffer(device: device, copying: (0..<(sets * batch)).map { _ in keys[Int(random.next() % UInt64(tableKeys))] })
+        for (name, source) in sources {
+        let full = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: tableKeys, members: 1, source: source,
+                                       defaults: [0], hitRateThreshold: 0.9, int64Keys: true)
+        try full.prefill(keys: [keys], fraction: 1)
         var times: [Double] = [], hits = 0, looked = 0
         for i in 0..<40 {
             let start = MonotonicClock.nanoseconds()
@@ -42,8 +49,9 @@ enum GPUCacheBenchmark {
             let us = Double(MonotonicClock.nanoseconds() - start) / 1000
             if i >= 5 { times.append(us); hits += report.hits; looked += report.keys }
         }
-        rows.append(Row(name: "dynamic cache, capacity = table (\(tableKeys) keys), pre-filled, \(batch) uniform keys, vec \(dim)",
+        rows.append(Row(name: "\(name), capacity = table (\(tableKeys) keys), pre-filled, \(batch) uniform keys, vec \(dim)",
                         microseconds: percentile(times, 0.5), keys: batch, hitRate: Double(hits) / Double(looked)))
+        }
 
         // 20% capacity, Zipf(1.2) keys (rank r drawn with weight r^-1.2), hit-rate threshold 0.9.
         var cumulative = [Double](repeating: 0, count: tableKeys)
@@ -59,9 +67,10 @@ enum GPUCacheBenchmark {
         let zipfBatch = batch / 4
         let zipfSets = 8
         let zipf = try DeviceBuffer(device: device, copying: (0..<(zipfSets * zipfBatch)).map { _ in zipfKey() })
-        let partial = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: tableKeys / 5, members: 1, lower: lower,
+        for (name, source) in sources {
+        let partial = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: tableKeys / 5, members: 1, source: source,
                                           defaults: [0], hitRateThreshold: 0.9, int64Keys: true)
-        times = []; hits = 0; looked = 0
+        var times: [Double] = [], hits = 0, looked = 0
         for i in 0..<60 {
             let start = MonotonicClock.nanoseconds()
             let report = try partial.lookup(deviceKeys: zipf.address + UInt64((i % zipfSets) * zipfBatch * 8), count: zipfBatch,
@@ -70,8 +79,12 @@ enum GPUCacheBenchmark {
             if i >= 20 { times.append(us); hits += report.hits; looked += report.keys }
         }
         partial.waitForInserts()
-        rows.append(Row(name: "dynamic cache, capacity 20% of \(tableKeys) keys, \(zipfBatch) Zipf(1.2) keys per call, vec \(dim), steady state",
+        if partial.statistics.failedInserts > 0 {
+            throw CUDAError.unsupported("\(name): \(partial.statistics.failedInserts) inserts failed, the last with \(partial.statistics.lastInsertError ?? "no message")")
+        }
+        rows.append(Row(name: "\(name), capacity 20% of \(tableKeys) keys, \(zipfBatch) Zipf(1.2) keys per call, vec \(dim), steady state (of all \(partial.statistics.synchronousFills + partial.statistics.asynchronousInserts) calls: \(partial.statistics.synchronousFills) filled before returning, \(partial.statistics.asynchronousInserts) inserted after; \(partial.statistics.evictions) evictions)",
                         microseconds: percentile(times, 0.5), keys: zipfBatch, hitRate: Double(hits) / Double(looked)))
+        }
         return rows
     }
 

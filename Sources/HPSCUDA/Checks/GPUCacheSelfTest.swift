@@ -24,8 +24,10 @@ enum GPUCacheSelfTest {
         let defaults: [Float] = [0.25, -1]
         let store = HashMapStore(partitions: 2)
         let cpu = try store.createTable("hps_et.selftest.cache", vecSize: dim, members: 2, expectedKeys: 2 * perMember)
+        var memberVectors: [[Float]] = []
         for (m, keys) in memberKeys.enumerated() {
             let vectors = (0..<(keys.count * dim)).map { _ in random.nextFloat(-1, 1) }
+            memberVectors.append(vectors)
             try keys.withUnsafeBufferPointer { k in
                 try vectors.withUnsafeBufferPointer { v in _ = try cpu.insert(member: m, keys: k, vectors: v, parallelism: 1) }
             }
@@ -98,6 +100,31 @@ enum GPUCacheSelfTest {
         cases.append(.init(name: "\(label), misses answered with defaults, then inserted", passed: problem == nil,
                            detail: problem ?? "defaults first, every element equal after the insert"))
 
+        // 2b. Asynchronous inserts with evictions: after the inserts, the last
+        // query's present keys all hit, and no insert failed.
+        let evicting = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember * 3 / 10, members: 2, lower: cpu,
+                                           defaults: defaults, hitRateThreshold: 0, int64Keys: int64Keys)
+        var last: [Int64] = []
+        for _ in 0..<3 {
+            last = query()
+            _ = try evicting.lookup(keys: last, runs: runs, output: output.address)
+            evicting.waitForInserts()
+        }
+        try output.fill32(0xFFFF_FFFF)
+        let again = try evicting.lookup(keys: last, runs: runs, output: output.address)
+        var presentCount = 0
+        for (r, run) in runs.enumerated() {
+            let start = runs[..<r].reduce(0) { $0 + $1.count }
+            let known = Set(memberKeys[run.member])
+            presentCount += last[start..<(start + run.count)].filter { known.contains($0) }.count
+        }
+        problem = evicting.statistics.failedInserts > 0 ? "\(evicting.statistics.failedInserts) inserts failed: \(evicting.statistics.lastInsertError ?? "")"
+            : evicting.statistics.evictions == 0 ? "no eviction happened"
+            : again.hits != presentCount ? "\(again.hits) of \(presentCount) present keys hit after their inserts" : nil
+        cases.append(.init(name: "\(label), 30% capacity, inserts after the lookup with evictions: the inserted keys hit",
+                           passed: problem == nil,
+                           detail: problem ?? "\(presentCount) of \(presentCount) present keys hit, \(evicting.statistics.evictions) evictions"))
+
         // 3. Capacity ≥ table: one pass, then every present key hits; the dense-input layout too.
         let full = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember, members: 2, lower: cpu,
                                        defaults: defaults, hitRateThreshold: 1.01, int64Keys: int64Keys)
@@ -120,6 +147,37 @@ enum GPUCacheSelfTest {
         }
         cases.append(.init(name: "\(label), capacity = table, pre-filled: every key hits", passed: problem == nil,
                            detail: problem ?? "hit rate 1.0, every element equal"))
+
+        // 4. uvm: the same rows in mapped host memory behind a cache of 30% of
+        // the keys; misses are copied by the GPU from the mapped rows. Keys
+        // from the host and from the device (then the misses' keys are
+        // gathered on the device), with evictions, against the CPU store.
+        let mapped = try GPUStaticTable(kernels: kernels, dim: dim, members: Array(zip(memberKeys, memberVectors)),
+                                        defaults: defaults, int64Keys: int64Keys, placement: .mappedHost)
+        let uvm = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember * 3 / 10, members: 2,
+                                      source: .mappedTable(mapped), defaults: defaults, hitRateThreshold: 0.9, int64Keys: int64Keys)
+        problem = nil
+        for round in 0..<6 where problem == nil {
+            let keys = query()
+            try output.fill32(0xFFFF_FFFF)
+            if round % 2 == 0 {
+                _ = try uvm.lookup(keys: keys, runs: runs, output: output.address)
+            } else {
+                // The keys stay alive on the device until the lookup returns.
+                let wide = int64Keys ? try DeviceBuffer(device: device, copying: keys) : nil
+                let narrow = int64Keys ? nil : try DeviceBuffer(device: device, copying: keys.map { UInt32(truncatingIfNeeded: $0) })
+                let address = wide?.address ?? narrow!.address
+                _ = try uvm.lookup(deviceKeys: address, count: n, runs: runs, output: output.address)
+                withExtendedLifetime((wide, narrow)) {}
+            }
+            problem = firstDifference(try output.download(), expected(keys), keys)
+            if problem == nil && uvm.count > uvm.capacity { problem = "holds \(uvm.count) keys, capacity \(uvm.capacity)" }
+        }
+        if problem == nil && uvm.statistics.evictions == 0 { problem = "no eviction happened at 30% capacity" }
+        if problem == nil && uvm.statistics.hits == 0 { problem = "no key hit the cache in 6 rounds" }
+        cases.append(.init(name: "uvm cache (table in mapped host memory), vec \(dim), \(int64Keys ? "int64" : "int32") keys, 30% capacity, 6 rounds",
+                           passed: problem == nil,
+                           detail: problem ?? "every element equal; hit rate \(String(uvm.statistics.hitRate).prefix(5)), \(uvm.statistics.evictions) evictions"))
         return cases
     }
 }

@@ -2,8 +2,9 @@ import HPS
 
 /// The seed model's tables on one GPU, in the cache type the configuration
 /// asks for (`embedding_cache_type`, `use_static_table`): for each variant
-/// (one table per lookup layer, or one fused table) either static tables or
-/// dynamic caches in front of the CPU hash map.
+/// (one table per lookup layer, or one fused table) either static tables,
+/// dynamic caches in front of the CPU hash map, or uvm caches in front of
+/// the tables in mapped host memory.
 final class GPUSeedModel {
     let model: SeedModel
     let kernels: GPUKernels
@@ -26,48 +27,30 @@ final class GPUSeedModel {
         let keyType: KeyType = configuration.supportLongLong ? .int64 : .int32
         let int64Keys = keyType == .int64
         self.int64Keys = int64Keys
-        switch cacheType {
-        case .static, .uvm:
-            let placement: GPUStaticTable.Placement = cacheType == .uvm ? .mappedHost : .device
-            let folders = try (0..<config.tableCount).map { table in
-                try SparseModelFolder(path: HierarchicalParameterServer.resolve(config.sparseFiles[table], base: configuration.baseDirectory),
-                                      table: config.tableNames[table], vecSize: config.vecSizes[table]).readAll(keyType: keyType)
-            }
-            fused = .staticTable(try GPUStaticTable(kernels: kernels, dim: model.dim, members: folders,
-                                                    defaults: config.defaultValues, int64Keys: int64Keys, placement: placement))
-            unfused = try folders.enumerated().map { table, rows in
-                .staticTable(try GPUStaticTable(kernels: kernels, dim: model.dim, members: [rows],
-                                                defaults: [config.defaultValues[table]], int64Keys: int64Keys, placement: placement))
-            }
-            servers = []
-        case .dynamic:
-            // The CPU hash map is the tier below; the caches pre-fill from it as init_ec asks.
+        let folders = try (0..<config.tableCount).map { table in
+            try SparseModelFolder(path: HierarchicalParameterServer.resolve(config.sparseFiles[table], base: configuration.baseDirectory),
+                                  table: config.tableNames[table], vecSize: config.vecSizes[table]).readAll(keyType: keyType)
+        }
+        // A dynamic cache's tier below is the CPU hash map, fused and unfused.
+        var lowerFused: (any EmbeddingStoreTable)? = nil
+        var lowerUnfused: [(any EmbeddingStoreTable)?] = Array(repeating: nil, count: config.tableCount)
+        if cacheType == .dynamic {
             let fusedServer = try HierarchicalParameterServer(configuration: configuration)
             configuration.fuseEmbeddingTable = false
             let unfusedServer = try HierarchicalParameterServer(configuration: configuration)
             servers = [fusedServer, unfusedServer]
-            let tableKeys = try (0..<config.tableCount).map { table in
-                try SparseModelFolder(path: HierarchicalParameterServer.resolve(config.sparseFiles[table], base: configuration.baseDirectory),
-                                      table: config.tableNames[table], vecSize: config.vecSizes[table]).readAll(keyType: keyType).keys
-            }
-            let prefill = config.initEmbeddingCache && config.cacheRefreshPercentagePerIteration > 0
-            func cache(_ server: HierarchicalParameterServer, group: Int, keys: [[Int64]], defaults: [Float]) throws -> GPUDynamicCache {
-                let session = try server.session(model: model.modelName)
-                guard let lower = session.tierChain(group: group) else {
-                    throw CUDAError.unsupported("the seed model has no CPU tier behind its dynamic GPU cache")
-                }
-                let capacity = Int((Double(keys.reduce(0) { $0 + $1.count }) * config.gpuCachePercentage).rounded(.up))
-                let cache = try GPUDynamicCache(kernels: kernels, dim: model.dim, capacity: capacity, members: keys.count,
-                                                lower: lower, defaults: defaults, hitRateThreshold: config.hitRateThreshold,
-                                                int64Keys: int64Keys)
-                if prefill { try cache.prefill(keys: keys, fraction: config.cacheRefreshPercentagePerIteration) }
-                cache.startRefreshing(interval: config.refreshInterval, delay: config.refreshDelay)
-                return cache
-            }
-            fused = .dynamicCache(try cache(fusedServer, group: 0, keys: tableKeys, defaults: config.defaultValues))
-            unfused = try (0..<config.tableCount).map { table in
-                .dynamicCache(try cache(unfusedServer, group: table, keys: [tableKeys[table]], defaults: [config.defaultValues[table]]))
-            }
+            lowerFused = try fusedServer.session(model: model.modelName).tierChain(group: 0)
+            let unfusedSession = try unfusedServer.session(model: model.modelName)
+            lowerUnfused = (0..<config.tableCount).map { unfusedSession.tierChain(group: $0) }
+        } else {
+            servers = []
+        }
+        fused = try GPUTable.make(cacheType: cacheType, model: config, kernels: kernels, dim: model.dim, rows: folders,
+                                  defaults: config.defaultValues, int64Keys: int64Keys, lower: lowerFused, what: "the seed model")
+        unfused = try folders.enumerated().map { table, rows in
+            try GPUTable.make(cacheType: cacheType, model: config, kernels: kernels, dim: model.dim, rows: [rows],
+                              defaults: [config.defaultValues[table]], int64Keys: int64Keys, lower: lowerUnfused[table],
+                              what: "the seed model")
         }
     }
 

@@ -2,7 +2,8 @@ public import HPS
 
 /// A configuration served from GPUs: for each model and each device of its
 /// `deployed_device_list`, one GPU table per fusion group, of the model's
-/// cache type (`static`, `dynamic` in front of the CPU tiers, or `uvm`),
+/// cache type (`static`; `dynamic` in front of the CPU tiers; or `uvm`, the
+/// table in mapped host memory with the cache in front),
 /// and one session per (model, device).
 ///
 /// Thread safety: sessions may be used from any thread.
@@ -33,29 +34,10 @@ public final class GPUDeployment: @unchecked Sendable {
                 kernelsByDevice[deviceIndex] = kernels
                 var tables: [GPUTable] = []
                 for (g, group) in plan.groups.enumerated() {
-                    let defaults = group.tables.map { model.defaultValues[$0] }
-                    switch model.effectiveCacheType {
-                    case .static, .uvm:
-                        tables.append(.staticTable(try GPUStaticTable(
-                            kernels: kernels, dim: group.vecSize, members: rows[g], defaults: defaults,
-                            int64Keys: keyType == .int64, placement: model.effectiveCacheType == .uvm ? .mappedHost : .device)))
-                    case .dynamic:
-                        let keys = rows[g].reduce(0) { $0 + $1.keys.count }
-                        let capacity = max(1, Int((Double(keys) * model.gpuCachePercentage).rounded(.up)))
-                        guard let lower = cpu.tierChain(group: g) else {
-                            throw CUDAError.unsupported("model \(model.name) has no CPU tier behind its dynamic GPU cache; enable volatile_db or persistent_db")
-                        }
-                        // Misses are filled through every CPU tier (volatile, then persistent, then the default).
-                        let cache = try GPUDynamicCache(kernels: kernels, dim: group.vecSize, capacity: capacity,
-                                                        members: group.tables.count, lower: lower,
-                                                        defaults: defaults, hitRateThreshold: model.hitRateThreshold,
-                                                        int64Keys: keyType == .int64)
-                        if model.initEmbeddingCache && model.cacheRefreshPercentagePerIteration > 0 {
-                            try cache.prefill(keys: rows[g].map(\.keys), fraction: model.cacheRefreshPercentagePerIteration)
-                        }
-                        cache.startRefreshing(interval: model.refreshInterval, delay: model.refreshDelay)
-                        tables.append(.dynamicCache(cache))
-                    }
+                    tables.append(try GPUTable.make(
+                        cacheType: model.effectiveCacheType, model: model, kernels: kernels, dim: group.vecSize, rows: rows[g],
+                        defaults: group.tables.map { model.defaultValues[$0] }, int64Keys: keyType == .int64,
+                        lower: cpu.tierChain(group: g), what: "model \(model.name)"))
                 }
                 sessions[model.name, default: [:]][deviceIndex] = try GPULookupSession(cpu: cpu, kernels: kernels, tables: tables)
             }

@@ -74,6 +74,30 @@ enum KernelSource {
     #define HPS_STORE(p, v) __stcs((p), (v))
     #endif
     #define PER_LANE ((UNITS + LANES - 1) / LANES)     // units of one vector per lane
+    // Table rows are read once per key: LOAD_L2_256B asks L2 to fetch 256 bytes
+    // per miss (whole 512-byte rows in two DRAM bursts), LOAD_NO_L1 skips L1.
+    #if defined(LOAD_L2_256B) && defined(LOAD_NO_L1)
+    #define HPS_LOAD_HINT "ld.global.nc.L1::no_allocate.L2::256B"
+    #elif defined(LOAD_L2_256B)
+    #define HPS_LOAD_HINT "ld.global.nc.L2::256B"
+    #elif defined(LOAD_NO_L1)
+    #define HPS_LOAD_HINT "ld.global.nc.L1::no_allocate"
+    #endif
+    #ifdef HPS_LOAD_HINT
+    __device__ __forceinline__ float4 hps_load(const float4* p) {
+        float4 v;
+        asm(HPS_LOAD_HINT ".v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
+        return v;
+    }
+    __device__ __forceinline__ float hps_load(const float* p) {
+        float v;
+        asm(HPS_LOAD_HINT ".f32 %0, [%1];" : "=f"(v) : "l"(p));
+        return v;
+    }
+    #define HPS_LOAD(p) hps_load(p)
+    #else
+    #define HPS_LOAD(p) __ldg(p)
+    #endif
 
     // Looks up n keys, keysPerWarp (a power of two up to 32) per warp. Keys come as `runs` runs (one per table of
     // the request, runStart[runs] == n), run r being member runMember[r] of
@@ -160,7 +184,7 @@ enum KernelSource {
                 #pragma unroll
                 for (int p = 0; p < PER_LANE; p++) {
                     const int e = sl + p * LANES;
-                    if (valid[u] && e < UNITS) buffer[u][p] = r >= 0 ? __ldg(src + e) : hps_fill(d);
+                    if (valid[u] && e < UNITS) buffer[u][p] = r >= 0 ? HPS_LOAD(src + e) : hps_fill(d);
                 }
             }
             #pragma unroll
@@ -184,6 +208,20 @@ enum KernelSource {
         if (i >= count) return;
         const int e = (int)(t - i * DIM);
         target[(long long)rows[i] * DIM + e] = source[i * DIM + e];
+    }
+
+    // Copies count rows, one element per thread, by a plan of (source row, target row, member) triples:
+    // target[plan[3i+1]] = source[plan[3i]], or the member's default where the source row is -1.
+    // The uvm cache uses it to answer misses from the mapped host table and to fill its rows.
+    extern "C" __global__ void hps_copy_rows(const long long* __restrict__ plan, int count, const float* __restrict__ source,
+                                             const float* __restrict__ defaults, float* __restrict__ target)
+    {
+        const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+        const long long i = t / DIM;
+        if (i >= count) return;
+        const int e = (int)(t - i * DIM);
+        const long long from = plan[3 * i], to = plan[3 * i + 1];
+        target[to * DIM + e] = from >= 0 ? source[from * DIM + e] : defaults[plan[3 * i + 2]];
     }
 
     // out[k] = keys[index[k]] for k < count: the keys of a lookup's misses.

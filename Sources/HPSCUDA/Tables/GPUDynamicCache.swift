@@ -2,14 +2,18 @@ import Dispatch
 public import HPS
 
 /// HugeCTR's dynamic embedding cache on the GPU: `capacity` rows of a
-/// (possibly fused) table in GPU memory, in front of a tier below (the CPU
-/// store), least recently used rows evicted first.
+/// (possibly fused) table in GPU memory, in front of a source of misses,
+/// least recently used rows evicted first. The source is the tier below
+/// (the CPU store: the `dynamic` cache type), or the whole table in mapped
+/// host memory (`uvm`), whose rows the GPU copies over the bus itself, so
+/// that a miss never moves a vector through host code.
 ///
 /// A lookup reports its misses. When the hit rate is under
 /// `hitRateThreshold`, the missing vectors are fetched from the tier below,
 /// written into the output and inserted before the call returns; otherwise
-/// they are answered with the default value now and inserted afterwards, on
-/// a background queue (HPS's semantics). Unlike HugeCTR's set-associative
+/// they are answered with the default value now, and read from the tier
+/// below and inserted afterwards (HPS's semantics), by a background queue or
+/// by the next lookup before its own, whichever comes first. Unlike HugeCTR's set-associative
 /// cache, a cache whose capacity is at least the table's key count holds
 /// every key once it has been seen: the index is open addressing over twice
 /// as many slots as rows, so no key is turned away by a full set.
@@ -27,8 +31,18 @@ public final class GPUDynamicCache: @unchecked Sendable {
     public let int64Keys: Bool
     /// Below this hit rate, misses are filled before the lookup returns.
     public let hitRateThreshold: Double
-    /// The tier the misses are read from.
-    public let lower: any EmbeddingStoreTable
+    /// Where the misses are read from.
+    public let source: MissSource
+
+    /// Where a cache's misses are read from.
+    public enum MissSource: @unchecked Sendable {
+        /// The tier below on the CPU (`dynamic`), with the same member numbering.
+        case tier(any EmbeddingStoreTable)
+        /// The whole table in mapped host memory (`uvm`): misses are copied
+        /// by the GPU from its rows, always before the lookup returns, since
+        /// that costs no host round trip for the vectors.
+        case mappedTable(GPUStaticTable)
+    }
 
     let kernels: GPUKernels
     let device: CUDADevice
@@ -49,12 +63,17 @@ public final class GPUDynamicCache: @unchecked Sendable {
     let scatterSlots: CUDAKernel
     let stampRows: CUDAKernel
     let gatherKeys: CUDAKernel
+    let copyRows: CUDAKernel
 
     // The host's mirror of the index, and the owner of each row.
     var index: GPUTableIndex
     var rowOwner: [(key: Int64, member: Int)?]
     var freeRows: [Int32]
     var epoch: UInt32 = 1
+    /// Misses answered with the default value whose insert has not run yet:
+    /// the background queue applies them, or the next lookup first if it
+    /// takes the lock sooner (so that a busy caller cannot starve them).
+    var pendingInserts: [(keys: [Int64], members: [Int])] = []
     let scratch: DeviceScratch
     var refreshTimer: (any DispatchSourceTimer)?
 
@@ -75,6 +94,11 @@ public final class GPUDynamicCache: @unchecked Sendable {
         public var evictions = 0
         /// Refreshes from the tier below.
         public var refreshes = 0
+        /// Inserts after a lookup that failed (the keys stay missing; the
+        /// next lookup of them tries again).
+        public var failedInserts = 0
+        /// The last failed insert's error.
+        public var lastInsertError: String?
 
         /// hits / keys.
         public var hitRate: Double { keys == 0 ? 0 : Double(hits) / Double(keys) }
@@ -85,10 +109,28 @@ public final class GPUDynamicCache: @unchecked Sendable {
     ///   - capacity: rows; `gpucacheper` × the table's keys.
     ///   - lower: the tier misses are read from (the same member numbering).
     ///   - defaults: per member, the value of a key found nowhere.
-    public init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, lower: any EmbeddingStoreTable,
+    public convenience init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, lower: any EmbeddingStoreTable,
+                            defaults: [Float], hitRateThreshold: Double, int64Keys: Bool) throws(CUDAError) {
+        try self.init(kernels: kernels, dim: dim, capacity: capacity, members: members, source: .tier(lower),
+                      defaults: defaults, hitRateThreshold: hitRateThreshold, int64Keys: int64Keys)
+    }
+
+    /// An empty cache in front of `source`.
+    /// - Parameters:
+    ///   - capacity: rows; `gpucacheper` × the table's keys.
+    ///   - source: the tier below, or the table in mapped host memory (same members, vec size and key type).
+    ///   - defaults: per member, the value of a key found nowhere.
+    public init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, source: MissSource,
                 defaults: [Float], hitRateThreshold: Double, int64Keys: Bool) throws(CUDAError) {
-        guard lower.vecSize == dim, lower.memberCount == members else {
-            throw .unsupported("the tier below \(lower.tag) has vec size \(lower.vecSize) and \(lower.memberCount) member(s), not \(dim) and \(members)")
+        switch source {
+        case .tier(let lower):
+            guard lower.vecSize == dim, lower.memberCount == members else {
+                throw .unsupported("the tier below \(lower.tag) has vec size \(lower.vecSize) and \(lower.memberCount) member(s), not \(dim) and \(members)")
+            }
+        case .mappedTable(let table):
+            guard table.dim == dim, table.memberCount == members, table.int64Keys == int64Keys, table.hostIndex != nil else {
+                throw .unsupported("a uvm cache needs a table in mapped host memory of vec size \(dim), \(members) member(s) and \(int64Keys ? "int64" : "int32") keys; this one has vec size \(table.dim) and \(table.memberCount) member(s)\(table.hostIndex == nil ? ", in device memory" : "")")
+            }
         }
         self.kernels = kernels
         self.device = kernels.device
@@ -97,7 +139,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
         self.memberCount = members
         self.int64Keys = int64Keys
         self.hitRateThreshold = hitRateThreshold
-        self.lower = lower
+        self.source = source
         index = GPUTableIndex(emptyWithCapacity: 2 * self.capacity + 16, members: members)
         guard self.capacity < (1 << index.rowBits) - 1 else {
             throw .unsupported("a GPU cache of \(members) members holds at most \((1 << index.rowBits) - 2) rows")
@@ -121,6 +163,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
         scatterSlots = try module.kernel("hps_scatter_slots")
         stampRows = try module.kernel("hps_stamp_rows")
         gatherKeys = try module.kernel("hps_gather_keys")
+        copyRows = try module.kernel("hps_copy_rows")
     }
 
     deinit {
@@ -187,6 +230,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
         var unlocked = false
         defer { if !unlocked { lock.unlock() } }
         guard n > 0 else { return LookupReport(keys: 0, hits: 0, filled: true) }
+        applyPendingInserts(stream: stream)
         var starts = [Int32](repeating: 0, count: runs.count + 1)
         for (r, run) in runs.enumerated() { starts[r + 1] = starts[r] + Int32(run.count) }
         guard Int(starts[runs.count]) == n else {
@@ -259,9 +303,27 @@ public final class GPUDynamicCache: @unchecked Sendable {
             }
             missOutput.append(Int32(o))
         }
-        let (fetched, found) = try fetch(keys: uniqueKeys, members: uniqueMembers)
+        if case .mappedTable(let table) = source {
+            // uvm: every miss is answered from the mapped table now (or its default) and inserted.
+            let sourceRows = uniqueKeys.indices.map { Int64(table.hostRow(of: uniqueKeys[$0], member: uniqueMembers[$0]) ?? -1) }
+            var plan = [Int64](repeating: 0, count: 3 * missUnique.count)
+            for (k, u) in missUnique.enumerated() {
+                plan[3 * k] = sourceRows[u]
+                plan[3 * k + 1] = Int64(missOutput[k])
+                plan[3 * k + 2] = Int64(uniqueMembers[u])
+            }
+            try copy(plan: plan, from: table.vectorsAddress, into: output, stream: stream)
+            try insert(keys: uniqueKeys, members: uniqueMembers, found: sourceRows.map { $0 >= 0 }, stream: stream) { rows, items in
+                try copy(rows: rows, of: items, from: table, sourceRows: sourceRows, stream: stream)
+            }
+            try stream.synchronize()
+            statistics.synchronousFills += 1
+            return LookupReport(keys: n, hits: n - Int(misses), filled: true)
+        }
+        guard case .tier(let lower) = source else { fatalError("unreachable: the sources are a tier or a mapped table") }
         let hitRate = 1 - Double(misses) / Double(n)
         if hitRate < hitRateThreshold {
+            let (fetched, found) = try fetch(keys: uniqueKeys, members: uniqueMembers, from: lower)
             // Fill the output now: each miss gets its key's vector (or the default).
             var rows = [Float](repeating: 0, count: missed.count * dim)
             for (k, u) in missUnique.enumerated() {
@@ -273,21 +335,38 @@ public final class GPUDynamicCache: @unchecked Sendable {
             statistics.synchronousFills += 1
             return LookupReport(keys: n, hits: n - Int(misses), filled: true)
         }
-        // Defaults now; the insert runs after this call returns, holding the lock.
+        // Defaults now (the kernel wrote them); reading the misses from the
+        // tier below and inserting them runs after this call returns.
         statistics.asynchronousInserts += 1
+        pendingInserts.append((uniqueKeys, uniqueMembers))
         unlocked = true
-        let work = UncheckedSendable((uniqueKeys, uniqueMembers, fetched, found))
         lock.unlock()
         insertQueue.async { [self] in
             // Driver calls need the device's context current on this thread.
             try? device.makeCurrent()
             lock.lockWrite()
             defer { lock.unlock() }
-            let (k, m, v, f) = work.value
-            try? insert(keys: k, members: m, vectors: v, found: f, stream: insertStream)
-            try? insertStream.synchronize()
+            applyPendingInserts(stream: insertStream)
         }
         return LookupReport(keys: n, hits: n - Int(misses), filled: false)
+    }
+
+    /// Reads the pending misses from the tier below and inserts them; entered
+    /// holding the lock. A failure is counted, and the keys stay missing.
+    private func applyPendingInserts(stream: CUDAStream) {
+        guard !pendingInserts.isEmpty, case .tier(let lower) = source else { return }
+        let work = pendingInserts
+        pendingInserts = []
+        do {
+            for (keys, members) in work {
+                let (vectors, found) = try fetch(keys: keys, members: members, from: lower)
+                try insert(keys: keys, members: members, vectors: vectors, found: found, stream: stream)
+            }
+            try stream.synchronize()
+        } catch {
+            statistics.failedInserts += 1
+            statistics.lastInsertError = "\(error)"
+        }
     }
 
     /// Waits for inserts started by earlier lookups.
@@ -300,7 +379,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
     }
 
     /// Reads keys from the tier below: their vectors (the default where absent) and which were found.
-    func fetch(keys: [Int64], members: [Int]) throws -> (vectors: [Float], found: [Bool]) {
+    func fetch(keys: [Int64], members: [Int], from lower: any EmbeddingStoreTable) throws -> (vectors: [Float], found: [Bool]) {
         var vectors = [Float](repeating: 0, count: keys.count * dim)
         var found = [Bool](repeating: true, count: keys.count)
         try keys.withUnsafeBufferPointer { k in
@@ -317,7 +396,9 @@ public final class GPUDynamicCache: @unchecked Sendable {
                 var missed = [Int](repeating: 0, count: keys.count)
                 let misses = hostDefaults.withUnsafeBufferPointer { d in
                     missed.withUnsafeMutableBufferPointer { m in
-                        runs.withUnsafeBufferPointer { lower.lookup($0, defaults: d, missed: m.baseAddress, parallelism: 1) }
+                        runs.withUnsafeBufferPointer {
+                            lower.lookup($0, defaults: d, missed: m.baseAddress, parallelism: Self.fetchParallelism(keys.count))
+                        }
                     }
                 }
                 for i in 0..<misses { found[missed[i]] = false }
@@ -327,8 +408,45 @@ public final class GPUDynamicCache: @unchecked Sendable {
         return (vectors, found)
     }
 
-    /// Inserts found keys, evicting the least recently used rows when full.
+    /// Threads for reading `count` misses from the tier below: one per 4,096 keys, at most every core.
+    static func fetchParallelism(_ count: Int) -> Int {
+        max(1, min(availableCores, count / 4096))
+    }
+
+    /// Inserts found keys with their vectors from the host.
     func insert(keys: [Int64], members: [Int], vectors: [Float], found: [Bool], stream: CUDAStream) throws {
+        try insert(keys: keys, members: members, found: found, stream: stream) { rows, items in
+            var rowVectors: [Float] = []
+            rowVectors.reserveCapacity(items.count * dim)
+            for i in items { rowVectors.append(contentsOf: vectors[(i * dim)..<((i + 1) * dim)]) }
+            try scatter(rows: rows, vectors: rowVectors, into: self.vectors.address, stream: stream)
+        }
+    }
+
+    /// Copies the mapped table's rows of keys `items` into the cache's `rows`.
+    func copy(rows: [Int32], of items: [Int], from table: GPUStaticTable, sourceRows: [Int64], stream: CUDAStream) throws(CUDAError) {
+        var plan = [Int64](repeating: 0, count: 3 * rows.count)
+        for (k, i) in items.enumerated() {
+            plan[3 * k] = sourceRows[i]
+            plan[3 * k + 1] = Int64(rows[k])
+        }
+        try copy(plan: plan, from: table.vectorsAddress, into: vectors.address, stream: stream)
+    }
+
+    /// Runs `hps_copy_rows` over (source row, target row, member) triples.
+    func copy(plan: [Int64], from source: UInt64, into target: UInt64, stream: CUDAStream) throws(CUDAError) {
+        let count = plan.count / 3
+        guard count > 0 else { return }
+        let buffer = try upload(plan, name: "copyPlan", stream: stream)
+        let threads = count * dim
+        try copyRows.launch(grid: (threads + 255) / 256, block: 256, stream: stream,
+                            [buffer, Int32(count), source, defaults.address, target])
+    }
+
+    /// Inserts found keys, evicting the least recently used rows when full;
+    /// `write(rows, items)` puts the vectors of keys `items` into cache rows `rows`.
+    func insert(keys: [Int64], members: [Int], found: [Bool], stream: CUDAStream,
+                write: (_ rows: [Int32], _ items: [Int]) throws -> Void) throws {
         var newKeys: [Int] = []
         for i in keys.indices where found[i] && index.row(of: keys[i], member: members[i]) == nil {
             newKeys.append(i)
@@ -338,16 +456,14 @@ public final class GPUDynamicCache: @unchecked Sendable {
         let shortfall = newKeys.count - freeRows.count
         if shortfall > 0 { try evict(shortfall, stream: stream) }
         var rows: [Int32] = []
-        var rowVectors: [Float] = []
-        rowVectors.reserveCapacity(newKeys.count * dim)
+        rows.reserveCapacity(newKeys.count)
         for i in newKeys {
             let row = freeRows.removeLast()
             index.insert(keys[i], member: members[i], row: Int(row))
             rowOwner[Int(row)] = (keys[i], members[i])
             rows.append(row)
-            rowVectors.append(contentsOf: vectors[(i * dim)..<((i + 1) * dim)])
         }
-        try scatter(rows: rows, vectors: rowVectors, into: self.vectors.address, stream: stream)
+        try write(rows, newKeys)
         let rowBuffer = try upload(rows, name: "stampRows", stream: stream)
         try stampRows.launch(grid: (rows.count + 255) / 256, block: 256, stream: stream,
                              [rowBuffer, Int32(rows.count), stamps.address, epoch])
@@ -434,16 +550,29 @@ public final class GPUDynamicCache: @unchecked Sendable {
         // Grouped by member, as the tier below takes runs.
         let order = chosen.indices.sorted { members[$0] < members[$1] }
         let sortedKeys = order.map { chosen[$0] }, sortedMembers = order.map { members[$0] }
-        let (vectors, found) = try fetch(keys: sortedKeys, members: sortedMembers)
-        try lock.withWriteLock {
-            try insert(keys: sortedKeys, members: sortedMembers, vectors: vectors, found: found, stream: stream)
-            try stream.synchronize()
+        switch source {
+        case .tier(let lower):
+            let (vectors, found) = try fetch(keys: sortedKeys, members: sortedMembers, from: lower)
+            try lock.withWriteLock {
+                try insert(keys: sortedKeys, members: sortedMembers, vectors: vectors, found: found, stream: stream)
+                try stream.synchronize()
+            }
+        case .mappedTable(let table):
+            let sourceRows = sortedKeys.indices.map { Int64(table.hostRow(of: sortedKeys[$0], member: sortedMembers[$0]) ?? -1) }
+            try lock.withWriteLock {
+                try insert(keys: sortedKeys, members: sortedMembers, found: sourceRows.map { $0 >= 0 }, stream: stream) { rows, items in
+                    try copy(rows: rows, of: items, from: table, sourceRows: sourceRows, stream: stream)
+                }
+                try stream.synchronize()
+            }
         }
     }
 
     /// Re-reads every cached key from the tier below (online updates reach
     /// the GPU this way).
     public func refresh() throws {
+        // The mapped table is read-only: a uvm cache's rows are always current.
+        guard case .tier(let lower) = source else { return }
         try lock.withWriteLock {
             var keys: [Int64] = [], members: [Int] = [], rows: [Int32] = []
             for member in 0..<memberCount {
@@ -455,7 +584,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
                     }
                 }
             }
-            let (vectors, found) = try fetch(keys: keys, members: members)
+            let (vectors, found) = try fetch(keys: keys, members: members, from: lower)
             // A key gone from the tier below keeps its cached vector until evicted.
             let keep = keys.indices.filter { found[$0] }
             try scatter(rows: keep.map { rows[$0] },

@@ -27,6 +27,9 @@ public final class GPUStaticTable: @unchecked Sendable {
     let defaults: DeviceBuffer<Float>
     let kernel: CUDAKernel
     let kernels: GPUKernels
+    /// The index on the host too, for a table in mapped host memory: a GPU
+    /// cache in front of it (`uvm`) finds a missing key's row here.
+    let hostIndex: GPUTableIndex?
 
     /// Where a table's vectors live.
     public enum Placement: Sendable {
@@ -78,12 +81,26 @@ public final class GPUStaticTable: @unchecked Sendable {
         let device = kernels.device
         slots = try DeviceBuffer(device: device, copying: index.slotWords)
         switch placement {
-        case .device: vectors = .device(try DeviceBuffer(device: device, copying: index.vectors))
-        case .mappedHost: vectors = .mappedHost(try MappedHostBuffer(device: device, copying: index.vectors))
+        case .device:
+            vectors = .device(try DeviceBuffer(device: device, copying: index.vectors))
+            hostIndex = nil
+        case .mappedHost:
+            vectors = .mappedHost(try MappedHostBuffer(device: device, copying: index.vectors))
+            var kept = index
+            kept.vectors = []
+            hostIndex = kept
         }
         self.defaults = try DeviceBuffer(device: device, copying: defaults)
         kernel = try kernels.lookup(dim: dim, int64Keys: int64Keys)
     }
+
+    /// The row of a (member, key) pair in `vectors`, for a table in mapped host memory.
+    func hostRow(of key: Int64, member: Int) -> Int? {
+        hostIndex?.row(of: key, member: member)
+    }
+
+    /// Device address of the vectors (rows of `dim` floats).
+    var vectorsAddress: UInt64 { vectors.address }
 
     /// Bytes of device memory held.
     public var deviceBytes: Int { slots.byteCount + vectors.deviceBytes + defaults.byteCount }
