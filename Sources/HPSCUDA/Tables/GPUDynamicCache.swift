@@ -99,6 +99,14 @@ public final class GPUDynamicCache: @unchecked Sendable {
         public var failedInserts = 0
         /// The last failed insert's error.
         public var lastInsertError: String?
+        /// Where the time of misses goes, in nanoseconds: handling them in
+        /// the lookup (after the kernel), of which reading the tier below
+        /// and choosing evictions (also when inserting afterwards).
+        public var missNanoseconds: UInt64 = 0
+        /// Reading misses from the tier below.
+        public var fetchNanoseconds: UInt64 = 0
+        /// Choosing and removing the rows to evict.
+        public var evictNanoseconds: UInt64 = 0
 
         /// hits / keys.
         public var hitRate: Double { keys == 0 ? 0 : Double(hits) / Double(keys) }
@@ -253,6 +261,8 @@ public final class GPUDynamicCache: @unchecked Sendable {
         statistics.keys += n
         statistics.hits += n - Int(misses)
         guard misses > 0 else { return LookupReport(keys: n, hits: n, filled: true) }
+        let missStart = MonotonicClock.nanoseconds()
+        defer { statistics.missNanoseconds += MonotonicClock.nanoseconds() - missStart }
 
         var unsorted = [Int32](repeating: 0, count: Int(misses))
         try stream.download(into: &unsorted, from: missBuffer.address)
@@ -380,6 +390,8 @@ public final class GPUDynamicCache: @unchecked Sendable {
 
     /// Reads keys from the tier below: their vectors (the default where absent) and which were found.
     func fetch(keys: [Int64], members: [Int], from lower: any EmbeddingStoreTable) throws -> (vectors: [Float], found: [Bool]) {
+        let start = MonotonicClock.nanoseconds()
+        defer { statistics.fetchNanoseconds += MonotonicClock.nanoseconds() - start }
         var vectors = [Float](repeating: 0, count: keys.count * dim)
         var found = [Bool](repeating: true, count: keys.count)
         try keys.withUnsafeBufferPointer { k in
@@ -472,6 +484,8 @@ public final class GPUDynamicCache: @unchecked Sendable {
 
     /// Frees `count` rows: those with the oldest stamps.
     func evict(_ count: Int, stream: CUDAStream) throws {
+        let start = MonotonicClock.nanoseconds()
+        defer { statistics.evictNanoseconds += MonotonicClock.nanoseconds() - start }
         var stamp = [UInt32](repeating: 0, count: capacity)
         try stream.download(into: &stamp, from: stamps.address)
         // Stamps are lookup epochs: the oldest epochs go first, found by
