@@ -239,6 +239,55 @@ enum KernelSource {
         if (i < count) stamps[rows[i]] = epoch;
     }
 
+    // A dynamic cache's stamps: the lookup epoch of each row's last use, or
+    // HPS_FREE_ROW for a row that holds no key.
+    #define HPS_FREE_ROW 0xFFFFFFFFu
+
+    __device__ __forceinline__ int hps_stamp_bin(u32 s, u32 lo, int bins) {
+        return s < lo ? 0 : (int)min((u32)(bins - 1), s - lo);
+    }
+
+    // Counts the held rows by the epoch of their last use: bin s - lo (older
+    // stamps in bin 0, newer in the last). Lanes with the same bin add once.
+    extern "C" __global__ void hps_stamp_histogram(const u32* __restrict__ stamps, int capacity, u32 lo, int bins,
+                                                   u32* __restrict__ histogram)
+    {
+        const int row = blockIdx.x * blockDim.x + threadIdx.x;
+        const u32 s = row < capacity ? stamps[row] : HPS_FREE_ROW;
+        const bool held = s != HPS_FREE_ROW;
+        const unsigned active = __ballot_sync(0xFFFFFFFFu, held);
+        if (!held) return;
+        const int bin = hps_stamp_bin(s, lo, bins);
+        const unsigned same = __match_any_sync(active, bin);
+        if (__ffs(same) - 1 == (int)(threadIdx.x & 31)) atomicAdd(&histogram[bin], (u32)__popc(same));
+    }
+
+    // Frees the least recently used rows: every held row of a bin under
+    // cutoff, and atCutoff rows of bin cutoff. Their numbers go to list
+    // (*listed of them) and their stamps become free.
+    extern "C" __global__ void hps_stamp_select(u32* __restrict__ stamps, int capacity, u32 lo, int bins, int cutoff,
+                                                u32 atCutoff, u32* __restrict__ counters, int* __restrict__ list)
+    {
+        const int row = blockIdx.x * blockDim.x + threadIdx.x;
+        if (row >= capacity) return;
+        const u32 s = stamps[row];
+        if (s == HPS_FREE_ROW) return;
+        const int bin = hps_stamp_bin(s, lo, bins);
+        bool evict = bin < cutoff;
+        if (bin == cutoff) evict = atomicAdd(&counters[0], 1u) < atCutoff;
+        if (!evict) return;
+        stamps[row] = HPS_FREE_ROW;
+        list[atomicAdd(&counters[1], 1u)] = row;
+    }
+
+    // Before the epochs wrap: every held row's stamp becomes 1 (the order of
+    // use is forgotten once per four billion lookups).
+    extern "C" __global__ void hps_stamp_restart(u32* __restrict__ stamps, int capacity)
+    {
+        const int row = blockIdx.x * blockDim.x + threadIdx.x;
+        if (row < capacity && stamps[row] != HPS_FREE_ROW) stamps[row] = 1;
+    }
+
     // Writes count index slots: slots[words[3k]] = (key words[3k+1], ref words[3k+2]).
     extern "C" __global__ void hps_scatter_slots(const u64* __restrict__ words, int count, Slot* __restrict__ slots)
     {

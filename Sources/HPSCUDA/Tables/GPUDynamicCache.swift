@@ -64,12 +64,17 @@ public final class GPUDynamicCache: @unchecked Sendable {
     let stampRows: CUDAKernel
     let gatherKeys: CUDAKernel
     let copyRows: CUDAKernel
+    let stampHistogram: CUDAKernel
+    let stampSelect: CUDAKernel
+    let stampRestart: CUDAKernel
 
     // The host's mirror of the index, and the owner of each row.
     var index: GPUTableIndex
     var rowOwner: [(key: Int64, member: Int)?]
     var freeRows: [Int32]
     var epoch: UInt32 = 1
+    /// No held row's stamp is older than this epoch (rows older were evicted).
+    var stampFloor: UInt32 = 0
     /// Misses answered with the default value whose insert has not run yet:
     /// the background queue applies them, or the next lookup first if it
     /// takes the lock sooner (so that a busy caller cannot starve them).
@@ -161,7 +166,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
         try slots.fill32(0)
         vectors = try DeviceBuffer(device: device, count: self.capacity * dim)
         stamps = try DeviceBuffer(device: device, count: self.capacity)
-        try stamps.fill32(0)
+        try stamps.fill32(UInt32.max)  // every row free (HPS_FREE_ROW)
         self.defaults = try DeviceBuffer(device: device, copying: defaults)
         hostDefaults = defaults
         missCount = try DeviceBuffer(device: device, count: 1)
@@ -172,6 +177,9 @@ public final class GPUDynamicCache: @unchecked Sendable {
         stampRows = try module.kernel("hps_stamp_rows")
         gatherKeys = try module.kernel("hps_gather_keys")
         copyRows = try module.kernel("hps_copy_rows")
+        stampHistogram = try module.kernel("hps_stamp_histogram")
+        stampSelect = try module.kernel("hps_stamp_select")
+        stampRestart = try module.kernel("hps_stamp_restart")
     }
 
     deinit {
@@ -245,6 +253,12 @@ public final class GPUDynamicCache: @unchecked Sendable {
             throw CUDAError.unsupported("the runs hold \(starts[runs.count]) keys but \(n) keys were given")
         }
         epoch &+= 1
+        if epoch >= UInt32.max - 1 {
+            // Four billion lookups: start the epochs again (UInt32.max marks a free row).
+            try stampRestart.launch(grid: (capacity + 255) / 256, block: 256, stream: stream, [stamps.address, Int32(capacity)])
+            epoch = 2
+            stampFloor = 0
+        }
         let runBuffer = try scratchBuffer("runs", bytes: (2 * runs.count + 1) * 4)
         let missBuffer = try scratchBuffer("missIndex", bytes: n * 4)
         try stream.upload(starts + runs.map { Int32($0.member) }, to: runBuffer.address)
@@ -482,39 +496,46 @@ public final class GPUDynamicCache: @unchecked Sendable {
         try uploadDirtySlots(stream: stream)
     }
 
-    /// Frees `count` rows: those with the oldest stamps.
+    /// Frees `count` rows: those with the oldest stamps. The GPU counts the
+    /// rows per epoch of last use and picks them, so the host touches only
+    /// the rows it frees, not every row of the cache.
     func evict(_ count: Int, stream: CUDAStream) throws {
         let start = MonotonicClock.nanoseconds()
         defer { statistics.evictNanoseconds += MonotonicClock.nanoseconds() - start }
-        var stamp = [UInt32](repeating: 0, count: capacity)
-        try stream.download(into: &stamp, from: stamps.address)
-        // Stamps are lookup epochs: the oldest epochs go first, found by
-        // counting rows per epoch rather than sorting every row.
-        var oldest = UInt32.max, newest: UInt32 = 0
-        for row in 0..<capacity where rowOwner[row] != nil {
-            oldest = min(oldest, stamp[row])
-            newest = max(newest, stamp[row])
+        // One bin per epoch since the floor, at most 65,536 (older ones share bin 0).
+        let lo = max(stampFloor, epoch > 65_535 ? epoch - 65_535 : 0)
+        let bins = Int(epoch - lo) + 1
+        let grid = (capacity + 255) / 256
+        let histogram = try scratchBuffer("evictHistogram", bytes: bins * 4)
+        try device.driver.check(device.driver.cuMemsetD32Async(histogram.address, 0, bins, stream.handle), "cuMemsetD32Async")
+        try stampHistogram.launch(grid: grid, block: 256, stream: stream,
+                                  [stamps.address, Int32(capacity), lo, Int32(bins), histogram.address])
+        var perBin = [UInt32](repeating: 0, count: bins)
+        try stream.download(into: &perBin, from: histogram.address)
+        var cutoff = bins - 1, below = 0
+        for bin in 0..<bins {
+            if bin == bins - 1 || below + Int(perBin[bin]) >= count { cutoff = bin; break }
+            below += Int(perBin[bin])
         }
-        guard oldest <= newest else { return }
-        var perEpoch = [Int](repeating: 0, count: Int(newest - oldest) + 1)
-        for row in 0..<capacity where rowOwner[row] != nil { perEpoch[Int(stamp[row] - oldest)] += 1 }
-        var cutoff = newest, below = 0
-        for (offset, rows) in perEpoch.enumerated() {
-            if below + rows >= count { cutoff = oldest + UInt32(offset); break }
-            below += rows
-        }
-        var atCutoff = count - below, evicted = 0
-        for row in 0..<capacity {
-            guard let owner = rowOwner[row] else { continue }
-            let s = stamp[row]
-            guard s < cutoff || (s == cutoff && atCutoff > 0) else { continue }
-            if s == cutoff { atCutoff -= 1 }
+        let atCutoff = min(count - below, Int(perBin[cutoff]))
+        let counters = try scratchBuffer("evictCounters", bytes: 8)
+        let list = try scratchBuffer("evictList", bytes: count * 4)
+        try device.driver.check(device.driver.cuMemsetD32Async(counters.address, 0, 2, stream.handle), "cuMemsetD32Async")
+        try stampSelect.launch(grid: grid, block: 256, stream: stream,
+                               [stamps.address, Int32(capacity), lo, Int32(bins), Int32(cutoff), UInt32(atCutoff),
+                                counters.address, list.address])
+        var listed: [UInt32] = [0, 0]
+        try stream.download(into: &listed, from: counters.address)
+        var rows = [Int32](repeating: 0, count: Int(listed[1]))
+        if !rows.isEmpty { try stream.download(into: &rows, from: list.address) }
+        for row in rows {
+            guard let owner = rowOwner[Int(row)] else { continue }
             index.remove(owner.key, member: owner.member)
-            rowOwner[row] = nil
-            freeRows.append(Int32(row))
-            evicted += 1
+            rowOwner[Int(row)] = nil
+            freeRows.append(row)
         }
-        statistics.evictions += evicted
+        if cutoff > 0 { stampFloor = lo + UInt32(cutoff) }
+        statistics.evictions += rows.count
     }
 
     /// Copies rows of vectors to `rows` of the table at `target`.
