@@ -78,8 +78,9 @@ enum GPUCacheSelfTest {
             if problem == nil && small.count > small.capacity { problem = "holds \(small.count) keys, capacity \(small.capacity)" }
         }
         if problem == nil && small.statistics.evictions == 0 { problem = "no eviction happened at 30% capacity" }
+        if problem == nil && small.statistics.rebuilds == 0 { problem = "the index was never rebuilt after evictions" }
         cases.append(.init(name: "\(label), 30% capacity, misses filled before returning, 6 rounds", passed: problem == nil,
-                           detail: problem ?? "every element equal; hit rate \(String(small.statistics.hitRate).prefix(5)), \(small.statistics.evictions) evictions"))
+                           detail: problem ?? "every element equal; hit rate \(String(small.statistics.hitRate).prefix(5)), \(small.statistics.evictions) evictions, \(small.statistics.rebuilds) index rebuilds"))
 
         // 2. Asynchronous inserts: defaults first, the vectors after the insert.
         let lazy = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember, members: 2, lower: cpu,

@@ -37,7 +37,11 @@ enum KernelSource {
     typedef unsigned int u32;
 
     // One slot of a GPU table's index: the key, then ((member << rowBits) | row) + 1, 0 when empty.
+    // A dynamic cache also leaves HPS_TOMB where it evicted a key (probes go
+    // on past it) and HPS_BUSY while a thread writes a new key into the slot.
     struct __align__(16) Slot { long long key; u32 ref; u32 pad; };
+    #define HPS_TOMB 0xFFFFFFFFu
+    #define HPS_BUSY 0xFFFFFFFEu
 
     // The same hash as the CPU's KeyHash (murmur3's finalizer over key + member × golden ratio).
     __device__ __forceinline__ u64 hps_hash(long long key, int member) {
@@ -143,7 +147,7 @@ enum KernelSource {
                 const Slot slot = slots[s];
                 if (slot.ref == 0) break;
                 const u32 stored = slot.ref - 1u;
-                if (slot.key == key && (rowBits == 32 || (int)(stored >> rowBits) == member)) {
+                if (slot.key == key && slot.ref != HPS_TOMB && (rowBits == 32 || (int)(stored >> rowBits) == member)) {
                     row = (long long)(stored & rowMask);
                     break;
                 }
@@ -210,35 +214,6 @@ enum KernelSource {
         target[(long long)rows[i] * DIM + e] = source[i * DIM + e];
     }
 
-    // Copies count rows, one element per thread, by a plan of (source row, target row, member) triples:
-    // target[plan[3i+1]] = source[plan[3i]], or the member's default where the source row is -1.
-    // The uvm cache uses it to answer misses from the mapped host table and to fill its rows.
-    extern "C" __global__ void hps_copy_rows(const long long* __restrict__ plan, int count, const float* __restrict__ source,
-                                             const float* __restrict__ defaults, float* __restrict__ target)
-    {
-        const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-        const long long i = t / DIM;
-        if (i >= count) return;
-        const int e = (int)(t - i * DIM);
-        const long long from = plan[3 * i], to = plan[3 * i + 1];
-        target[to * DIM + e] = from >= 0 ? source[from * DIM + e] : defaults[plan[3 * i + 2]];
-    }
-
-    // out[k] = keys[index[k]] for k < count: the keys of a lookup's misses.
-    extern "C" __global__ void hps_gather_keys(const KEY_T* __restrict__ keys, const int* __restrict__ index,
-                                               int count, KEY_T* __restrict__ out)
-    {
-        const int k = blockIdx.x * blockDim.x + threadIdx.x;
-        if (k < count) out[k] = keys[index[k]];
-    }
-
-    // Sets the stamps of count rows to epoch.
-    extern "C" __global__ void hps_stamp_rows(const int* __restrict__ rows, int count, u32* __restrict__ stamps, u32 epoch)
-    {
-        const int i = blockIdx.x * blockDim.x + threadIdx.x;
-        if (i < count) stamps[rows[i]] = epoch;
-    }
-
     // A dynamic cache's stamps: the lookup epoch of each row's last use, or
     // HPS_FREE_ROW for a row that holds no key.
     #define HPS_FREE_ROW 0xFFFFFFFFu
@@ -263,10 +238,14 @@ enum KernelSource {
     }
 
     // Frees the least recently used rows: every held row of a bin under
-    // cutoff, and atCutoff rows of bin cutoff. Their numbers go to list
-    // (*listed of them) and their stamps become free.
+    // cutoff, and atCutoff rows of bin cutoff. Each one's stamp becomes free,
+    // its index slot a tombstone, and its number goes on the free stack
+    // (freeRows[0 ..< *freeCount]); counters[0] counts the rows of bin cutoff
+    // taken, counters[1] all rows freed.
     extern "C" __global__ void hps_stamp_select(u32* __restrict__ stamps, int capacity, u32 lo, int bins, int cutoff,
-                                                u32 atCutoff, u32* __restrict__ counters, int* __restrict__ list)
+                                                u32 atCutoff, u32* __restrict__ counters, Slot* __restrict__ slots,
+                                                const u32* __restrict__ rowSlots, int* __restrict__ freeRows,
+                                                int* __restrict__ freeCount)
     {
         const int row = blockIdx.x * blockDim.x + threadIdx.x;
         if (row >= capacity) return;
@@ -277,7 +256,172 @@ enum KernelSource {
         if (bin == cutoff) evict = atomicAdd(&counters[0], 1u) < atCutoff;
         if (!evict) return;
         stamps[row] = HPS_FREE_ROW;
-        list[atomicAdd(&counters[1], 1u)] = row;
+        slots[rowSlots[row]].ref = HPS_TOMB;
+        freeRows[atomicAdd(freeCount, 1)] = row;
+        atomicAdd(&counters[1], 1u);
+    }
+
+    // The misses of a lookup as a plan: for k < *misses, the key, member and
+    // output row of key missIndex[k] (runs and layout as in hps_lookup).
+    extern "C" __global__ void hps_miss_plan(const KEY_T* __restrict__ keys, const int* __restrict__ missIndex,
+                                             const u32* __restrict__ misses,
+                                             const int* __restrict__ runStart, const int* __restrict__ runMember, int runs,
+                                             int layout, int keysPerSample, long long* __restrict__ planKeys,
+                                             int* __restrict__ planMembers, long long* __restrict__ planOut)
+    {
+        const int k = blockIdx.x * blockDim.x + threadIdx.x;
+        if (k >= (int)*misses) return;
+        const long long i = missIndex[k];
+        int r = 0;
+        while (r + 1 < runs && runStart[r + 1] <= i) r++;
+        long long o = i;
+        if (layout == 1) {
+            const long long j = i - runStart[r];
+            const long long sample = j / keysPerSample;
+            o = (sample * runs + r) * keysPerSample + (j - sample * keysPerSample);
+        }
+        planKeys[k] = (long long)keys[i];
+        planMembers[k] = runMember[r];
+        planOut[k] = o;
+    }
+
+    // For k < *count: the row of (keys[k], members[k]) in a table's index, or -1.
+    extern "C" __global__ void hps_probe_rows(const long long* __restrict__ keys, const int* __restrict__ members,
+                                              const u32* __restrict__ count, const Slot* __restrict__ slots, u32 capacity,
+                                              u32 rowBits, long long* __restrict__ rows)
+    {
+        const int k = blockIdx.x * blockDim.x + threadIdx.x;
+        if (k >= (int)*count) return;
+        const long long key = keys[k];
+        const int member = members[k];
+        const u32 rowMask = rowBits == 32 ? 0xFFFFFFFFu : ((1u << rowBits) - 1u);
+        u32 s = hps_slot(hps_hash(key, member), capacity);
+        long long row = -1;
+        while (true) {
+            const Slot slot = slots[s];
+            if (slot.ref == 0) break;
+            const u32 stored = slot.ref - 1u;
+            if (slot.key == key && slot.ref != HPS_TOMB && (rowBits == 32 || (int)(stored >> rowBits) == member)) {
+                row = (long long)(stored & rowMask);
+                break;
+            }
+            s = (s + 1 == capacity) ? 0 : s + 1;
+        }
+        rows[k] = row;
+    }
+
+    // For k < *count, one warp each: target row dstRows[k] = source row
+    // srcRows[k], or the member's default where that is -1.
+    extern "C" __global__ void hps_fill_rows(const long long* __restrict__ srcRows, const long long* __restrict__ dstRows,
+                                             const int* __restrict__ members, const u32* __restrict__ count,
+                                             const float* __restrict__ source, const float* __restrict__ defaults,
+                                             float* __restrict__ target)
+    {
+        const long long k = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+        const int lane = threadIdx.x & 31;
+        if (k >= (long long)*count) return;
+        const long long from = srcRows[k];
+        float* dst = target + dstRows[k] * DIM;
+        if (from >= 0) {
+            const float* src = source + from * DIM;
+            for (int e = lane; e < DIM; e += 32) HPS_STORE(dst + e, src[e]);
+        } else {
+            const float d = defaults[members[k]];
+            for (int e = lane; e < DIM; e += 32) HPS_STORE(dst + e, d);
+        }
+    }
+
+    // Finds (key, member) in a dynamic cache's index, or claims the first
+    // empty slot of its probe for it: the slot is left HPS_BUSY with the key
+    // written, for the caller to point at a row or to empty again. Returns
+    // the claimed slot, or -1 when the key is held already. A thread never
+    // probes past a busy slot, so emptying one again breaks no probe.
+    __device__ int hps_find_or_claim(Slot* slots, u32 capacity, u32 rowBits, long long key, int member) {
+        u32 s = hps_slot(hps_hash(key, member), capacity);
+        while (true) {
+            Slot* slot = &slots[s];
+            const u32 ref = atomicAdd(&slot->ref, 0u);
+            if (ref == 0u) {
+                if (atomicCAS(&slot->ref, 0u, HPS_BUSY) != 0u) continue;   // lost the slot: look again
+                slot->key = key;
+                return (int)s;
+            }
+            if (ref == HPS_BUSY) continue;                                  // being written: look again
+            if (ref != HPS_TOMB) {
+                __threadfence();
+                const long long held = *((volatile long long*)&slot->key);
+                if (held == key && (rowBits == 32 || (int)((ref - 1u) >> rowBits) == member)) return -1;
+            }
+            s = (s + 1 == capacity) ? 0 : s + 1;
+        }
+    }
+
+    // Points a claimed slot at row.
+    __device__ __forceinline__ void hps_publish(Slot* slots, int s, u32 rowBits, int member, int row) {
+        __threadfence();
+        atomicExch(&slots[s].ref, (((u32)member << rowBits) | (u32)row) + 1u);
+    }
+
+    // Inserts the keys of a plan, one warp each (k < *count): a key whose
+    // srcRows[k] is -1 (found nowhere) or that is held already is skipped;
+    // otherwise it takes a row off the free stack, its vector is copied from
+    // source row srcRows[k], and its stamp is epoch. With no row left, the
+    // key is skipped and counted in *lacking. *inserted counts the inserted.
+    extern "C" __global__ void hps_cache_insert(const long long* __restrict__ keys, const int* __restrict__ members,
+                                                const long long* __restrict__ srcRows, const u32* __restrict__ count,
+                                                const float* __restrict__ source, Slot* slots, u32 capacity, u32 rowBits,
+                                                float* __restrict__ vectors, u32* __restrict__ stamps, u32 epoch,
+                                                long long* __restrict__ rowKeys, int* __restrict__ rowMembers,
+                                                u32* __restrict__ rowSlots, int* __restrict__ freeRows,
+                                                int* __restrict__ freeCount, u32* __restrict__ inserted,
+                                                u32* __restrict__ lacking)
+    {
+        const long long k = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+        const int lane = threadIdx.x & 31;
+        if (k >= (long long)*count) return;
+        const long long from = srcRows[k];
+        if (from < 0) return;
+        int row = -1;
+        if (lane == 0) {
+            const long long key = keys[k];
+            const int member = members[k];
+            const int slot = hps_find_or_claim(slots, capacity, rowBits, key, member);
+            if (slot >= 0) {
+                const int left = atomicSub(freeCount, 1);
+                if (left > 0) {
+                    row = freeRows[left - 1];
+                    rowKeys[row] = key;
+                    rowMembers[row] = member;
+                    rowSlots[row] = (u32)slot;
+                    stamps[row] = epoch;
+                    hps_publish(slots, slot, rowBits, member, row);
+                    atomicAdd(inserted, 1u);
+                } else {
+                    atomicAdd(freeCount, 1);
+                    atomicExch(&slots[slot].ref, 0u);                    // no row: the slot is empty again
+                    atomicAdd(lacking, 1u);
+                }
+            }
+        }
+        row = __shfl_sync(0xFFFFFFFFu, row, 0);
+        if (row < 0) return;
+        const float* src = source + from * DIM;
+        float* dst = vectors + (long long)row * DIM;
+        for (int e = lane; e < DIM; e += 32) dst[e] = src[e];
+    }
+
+    // Rebuilds a dynamic cache's index from its rows (after the slots were
+    // cleared), dropping the tombstones: one thread per held row.
+    extern "C" __global__ void hps_cache_rehash(const u32* __restrict__ stamps, int rows, const long long* __restrict__ rowKeys,
+                                                const int* __restrict__ rowMembers, u32* __restrict__ rowSlots,
+                                                Slot* slots, u32 capacity, u32 rowBits)
+    {
+        const int row = blockIdx.x * blockDim.x + threadIdx.x;
+        if (row >= rows || stamps[row] == HPS_FREE_ROW) return;
+        const int slot = hps_find_or_claim(slots, capacity, rowBits, rowKeys[row], rowMembers[row]);
+        if (slot < 0) return;   // not reached: a key is held by one row
+        rowSlots[row] = (u32)slot;
+        hps_publish(slots, slot, rowBits, rowMembers[row], row);
     }
 
     // Before the epochs wrap: every held row's stamp becomes 1 (the order of
@@ -286,18 +430,6 @@ enum KernelSource {
     {
         const int row = blockIdx.x * blockDim.x + threadIdx.x;
         if (row < capacity && stamps[row] != HPS_FREE_ROW) stamps[row] = 1;
-    }
-
-    // Writes count index slots: slots[words[3k]] = (key words[3k+1], ref words[3k+2]).
-    extern "C" __global__ void hps_scatter_slots(const u64* __restrict__ words, int count, Slot* __restrict__ slots)
-    {
-        const int k = blockIdx.x * blockDim.x + threadIdx.x;
-        if (k >= count) return;
-        Slot slot;
-        slot.key = (long long)words[3 * k + 1];
-        slot.ref = (u32)words[3 * k + 2];
-        slot.pad = 0;
-        slots[words[3 * k]] = slot;
     }
 
     // prediction[s] = bias + dot(input[s], weights): one block per sample.

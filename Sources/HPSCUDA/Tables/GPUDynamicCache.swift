@@ -13,10 +13,17 @@ public import HPS
 /// written into the output and inserted before the call returns; otherwise
 /// they are answered with the default value now, and read from the tier
 /// below and inserted afterwards (HPS's semantics), by a background queue or
-/// by the next lookup before its own, whichever comes first. Unlike HugeCTR's set-associative
-/// cache, a cache whose capacity is at least the table's key count holds
-/// every key once it has been seen: the index is open addressing over twice
-/// as many slots as rows, so no key is turned away by a full set.
+/// by the next lookup before its own, whichever comes first. A uvm cache
+/// always answers its misses before returning: the GPU reads them itself.
+///
+/// Everything about the rows lives on the GPU: the index (open addressing
+/// over twice as many slots as rows, evicted keys left as tombstones until
+/// the index is rebuilt), each row's key, member, slot and last use, and
+/// the stack of free rows. Kernels plan the misses, insert them (a key
+/// missed twice in one batch is inserted once), and pick the least recently
+/// used rows to evict; the host only reads the tier below for a `dynamic`
+/// cache. Unlike HugeCTR's set-associative cache, a cache whose capacity is
+/// at least the table's key count holds every key once it has been seen.
 ///
 /// Thread safety: lookups, inserts and refreshes may be called from any
 /// thread; they take turns on one lock.
@@ -51,34 +58,42 @@ public final class GPUDynamicCache: @unchecked Sendable {
     let lock = ReadWriteLock()
     let insertQueue = DispatchQueue(label: "swift-hps.gpu-cache.insert")
 
-    // Device state.
+    // Device state: the index, the rows and what the kernels know of them.
+    let slotCapacity: Int
+    let rowBits: Int
     let slots: DeviceBuffer<UInt64>
     let vectors: DeviceBuffer<Float>
     let stamps: DeviceBuffer<UInt32>
+    let rowKeys: DeviceBuffer<Int64>
+    let rowMembers: DeviceBuffer<Int32>
+    let rowSlots: DeviceBuffer<UInt32>
+    let freeRows: DeviceBuffer<Int32>
+    /// [0] misses of the last lookup, [1] free rows, [2] keys inserted,
+    /// [3], [4] the eviction's counters, [5] the count of a host-made plan,
+    /// [6] keys an insert found no free row for.
+    let counters: DeviceBuffer<UInt32>
     let defaults: DeviceBuffer<Float>
     let hostDefaults: [Float]
-    let missCount: DeviceBuffer<UInt32>
     let lookupKernel: CUDAKernel
+    let missPlan: CUDAKernel
+    let probeRows: CUDAKernel
+    let fillRows: CUDAKernel
+    let cacheInsert: CUDAKernel
+    let cacheRehash: CUDAKernel
     let scatterRows: CUDAKernel
-    let scatterSlots: CUDAKernel
-    let stampRows: CUDAKernel
-    let gatherKeys: CUDAKernel
-    let copyRows: CUDAKernel
     let stampHistogram: CUDAKernel
     let stampSelect: CUDAKernel
     let stampRestart: CUDAKernel
 
-    // The host's mirror of the index, and the owner of each row.
-    var index: GPUTableIndex
-    var rowOwner: [(key: Int64, member: Int)?]
-    var freeRows: [Int32]
     var epoch: UInt32 = 1
     /// No held row's stamp is older than this epoch (rows older were evicted).
     var stampFloor: UInt32 = 0
+    /// Evicted keys' slots since the index was last rebuilt.
+    var tombstones = 0
     /// Misses answered with the default value whose insert has not run yet:
     /// the background queue applies them, or the next lookup first if it
     /// takes the lock sooner (so that a busy caller cannot starve them).
-    var pendingInserts: [(keys: [Int64], members: [Int])] = []
+    var pendingInserts: [(keys: [Int64], members: [Int32])] = []
     let scratch: DeviceScratch
     var refreshTimer: (any DispatchSourceTimer)?
 
@@ -97,6 +112,8 @@ public final class GPUDynamicCache: @unchecked Sendable {
         public var asynchronousInserts = 0
         /// Rows evicted to make room.
         public var evictions = 0
+        /// Times the index was rebuilt to drop the evicted keys' tombstones.
+        public var rebuilds = 0
         /// Refreshes from the tier below.
         public var refreshes = 0
         /// Inserts after a lookup that failed (the keys stay missing; the
@@ -110,7 +127,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
         public var missNanoseconds: UInt64 = 0
         /// Reading misses from the tier below.
         public var fetchNanoseconds: UInt64 = 0
-        /// Choosing and removing the rows to evict.
+        /// Choosing and freeing the rows to evict.
         public var evictNanoseconds: UInt64 = 0
 
         /// hits / keys.
@@ -141,8 +158,8 @@ public final class GPUDynamicCache: @unchecked Sendable {
                 throw .unsupported("the tier below \(lower.tag) has vec size \(lower.vecSize) and \(lower.memberCount) member(s), not \(dim) and \(members)")
             }
         case .mappedTable(let table):
-            guard table.dim == dim, table.memberCount == members, table.int64Keys == int64Keys, table.hostIndex != nil else {
-                throw .unsupported("a uvm cache needs a table in mapped host memory of vec size \(dim), \(members) member(s) and \(int64Keys ? "int64" : "int32") keys; this one has vec size \(table.dim) and \(table.memberCount) member(s)\(table.hostIndex == nil ? ", in device memory" : "")")
+            guard table.dim == dim, table.memberCount == members, table.int64Keys == int64Keys, table.placement == .mappedHost else {
+                throw .unsupported("a uvm cache needs a table in mapped host memory of vec size \(dim), \(members) member(s) and \(int64Keys ? "int64" : "int32") keys; this one has vec size \(table.dim) and \(table.memberCount) member(s)\(table.placement == .device ? ", in device memory" : "")")
             }
         }
         self.kernels = kernels
@@ -153,30 +170,36 @@ public final class GPUDynamicCache: @unchecked Sendable {
         self.int64Keys = int64Keys
         self.hitRateThreshold = hitRateThreshold
         self.source = source
-        index = GPUTableIndex(emptyWithCapacity: 2 * self.capacity + 16, members: members)
-        guard self.capacity < (1 << index.rowBits) - 1 else {
-            throw .unsupported("a GPU cache of \(members) members holds at most \((1 << index.rowBits) - 2) rows")
+        let memberBits = members <= 1 ? 0 : (Int.bitWidth - (members - 1).leadingZeroBitCount)
+        rowBits = 32 - memberBits
+        // Refs are row + 1 in rowBits bits; the top two values of a 32-bit ref mark busy and deleted slots.
+        guard self.capacity < (1 << rowBits) - 3 else {
+            throw .unsupported("a GPU cache of \(members) members holds at most \((1 << rowBits) - 4) rows")
         }
-        rowOwner = Array(repeating: nil, count: self.capacity)
-        freeRows = (0..<Int32(self.capacity)).reversed()
+        slotCapacity = 2 * self.capacity + 16
         scratch = DeviceScratch(device: device)
         stream = try CUDAStream(device: device)
         insertStream = try CUDAStream(device: device)
-        slots = try DeviceBuffer(device: device, count: index.capacity * 2)
+        slots = try DeviceBuffer(device: device, count: slotCapacity * 2)
         try slots.fill32(0)
         vectors = try DeviceBuffer(device: device, count: self.capacity * dim)
         stamps = try DeviceBuffer(device: device, count: self.capacity)
         try stamps.fill32(UInt32.max)  // every row free (HPS_FREE_ROW)
+        rowKeys = try DeviceBuffer(device: device, count: self.capacity)
+        rowMembers = try DeviceBuffer(device: device, count: self.capacity)
+        rowSlots = try DeviceBuffer(device: device, count: self.capacity)
+        freeRows = try DeviceBuffer(device: device, copying: (0..<Int32(self.capacity)).map { $0 })
+        counters = try DeviceBuffer(device: device, copying: [0, UInt32(self.capacity), 0, 0, 0, 0, 0, 0])
         self.defaults = try DeviceBuffer(device: device, copying: defaults)
         hostDefaults = defaults
-        missCount = try DeviceBuffer(device: device, count: 1)
         let module = try kernels.module(dim: dim, int64Keys: int64Keys)
         lookupKernel = try module.kernel("hps_lookup")
+        missPlan = try module.kernel("hps_miss_plan")
+        probeRows = try module.kernel("hps_probe_rows")
+        fillRows = try module.kernel("hps_fill_rows")
+        cacheInsert = try module.kernel("hps_cache_insert")
+        cacheRehash = try module.kernel("hps_cache_rehash")
         scatterRows = try module.kernel("hps_scatter_rows")
-        scatterSlots = try module.kernel("hps_scatter_slots")
-        stampRows = try module.kernel("hps_stamp_rows")
-        gatherKeys = try module.kernel("hps_gather_keys")
-        copyRows = try module.kernel("hps_copy_rows")
         stampHistogram = try module.kernel("hps_stamp_histogram")
         stampSelect = try module.kernel("hps_stamp_select")
         stampRestart = try module.kernel("hps_stamp_restart")
@@ -187,8 +210,10 @@ public final class GPUDynamicCache: @unchecked Sendable {
         insertQueue.sync {}
     }
 
-    /// Keys held.
-    public var count: Int { lock.withReadLock { index.count } }
+    /// Keys held (read from the device; 0 if it cannot be read).
+    public var count: Int {
+        lock.withWriteLock { (try? freeRowCount(stream: stream)).map { capacity - $0 } ?? 0 }
+    }
 
     /// A device scratch buffer of at least `bytes` bytes, kept between calls.
     func scratchBuffer(_ name: String, bytes: Int) throws(CUDAError) -> DeviceBuffer<UInt8> {
@@ -216,6 +241,8 @@ public final class GPUDynamicCache: @unchecked Sendable {
         lock.lockWrite()
         let buffer: DeviceBuffer<UInt8>
         do {
+            // Earlier work on the stream may still read this buffer.
+            try stream.synchronize()
             buffer = try scratchBuffer("hostKeys", bytes: keys.count * (int64Keys ? 8 : 4))
             if int64Keys {
                 try stream.upload(keys, to: buffer.address)
@@ -227,22 +254,23 @@ public final class GPUDynamicCache: @unchecked Sendable {
             throw error
         }
         return try lookupLocked(deviceKeys: buffer.address, count: keys.count, runs: runs, output: output, layout: layout,
-                                keysPerSample: keysPerSample, hostKeys: keys)
+                                keysPerSample: keysPerSample)
     }
 
     /// Looks up keys already on the device (int64 or uint32, as the cache was
-    /// made) into a device output; the keys are read back only when some miss.
+    /// made) into a device output. `hostKeys` is accepted for callers that
+    /// have them; the misses' keys are gathered on the device either way.
     public func lookup(deviceKeys: UInt64, count n: Int, runs: [(member: Int, count: Int)], output: UInt64,
                        layout: GPUStaticTable.Layout = .keyOrder, keysPerSample: Int = 1,
                        hostKeys: [Int64]? = nil) throws -> LookupReport {
         lock.lockWrite()
         return try lookupLocked(deviceKeys: deviceKeys, count: n, runs: runs, output: output, layout: layout,
-                                keysPerSample: keysPerSample, hostKeys: hostKeys)
+                                keysPerSample: keysPerSample)
     }
 
     /// The lookup, entered holding the lock, which it releases before returning.
     private func lookupLocked(deviceKeys: UInt64, count n: Int, runs: [(member: Int, count: Int)], output: UInt64,
-                              layout: GPUStaticTable.Layout, keysPerSample: Int, hostKeys: [Int64]?) throws -> LookupReport {
+                              layout: GPUStaticTable.Layout, keysPerSample: Int) throws -> LookupReport {
         var unlocked = false
         defer { if !unlocked { lock.unlock() } }
         guard n > 0 else { return LookupReport(keys: 0, hits: 0, filled: true) }
@@ -252,127 +280,186 @@ public final class GPUDynamicCache: @unchecked Sendable {
         guard Int(starts[runs.count]) == n else {
             throw CUDAError.unsupported("the runs hold \(starts[runs.count]) keys but \(n) keys were given")
         }
-        epoch &+= 1
-        if epoch >= UInt32.max - 1 {
-            // Four billion lookups: start the epochs again (UInt32.max marks a free row).
-            try stampRestart.launch(grid: (capacity + 255) / 256, block: 256, stream: stream, [stamps.address, Int32(capacity)])
-            epoch = 2
-            stampFloor = 0
-        }
+        try nextEpoch()
+        try stream.synchronize()
         let runBuffer = try scratchBuffer("runs", bytes: (2 * runs.count + 1) * 4)
         let missBuffer = try scratchBuffer("missIndex", bytes: n * 4)
         try stream.upload(starts + runs.map { Int32($0.member) }, to: runBuffer.address)
-        try device.driver.check(device.driver.cuMemsetD32Async(missCount.address, 0, 1, stream.handle), "cuMemsetD32Async")
+        try setCounter(0, to: 0, stream: stream)
+        let runMembers = runBuffer.address + UInt64(4 * (runs.count + 1))
         try LookupLaunch(keys: deviceKeys, count: n, runStarts: runBuffer.address,
-                         runMembers: runBuffer.address + UInt64(4 * (runs.count + 1)), runs: runs.count,
-                         slots: slots.address, capacity: index.capacity, rowBits: index.rowBits, vectors: vectors.address,
+                         runMembers: runMembers, runs: runs.count,
+                         slots: slots.address, capacity: slotCapacity, rowBits: rowBits, vectors: vectors.address,
                          defaults: defaults.address, output: output, layout: layout, keysPerSample: keysPerSample,
-                         misses: missCount.address, stamps: stamps.address, epoch: epoch,
+                         misses: counters.address, stamps: stamps.address, epoch: epoch,
                          missIndex: missBuffer.address).launch(lookupKernel, device: device, stream: stream)
-        var missHolder: [UInt32] = [0]
-        try stream.download(into: &missHolder, from: missCount.address)
-        let misses = missHolder[0]
+        var head: [UInt32] = [0, 0]
+        try stream.download(into: &head, from: counters.address)
+        let misses = Int(head[0]), free = Int(Int32(bitPattern: head[1]))
         statistics.keys += n
-        statistics.hits += n - Int(misses)
+        statistics.hits += n - misses
         guard misses > 0 else { return LookupReport(keys: n, hits: n, filled: true) }
         let missStart = MonotonicClock.nanoseconds()
         defer { statistics.missNanoseconds += MonotonicClock.nanoseconds() - missStart }
 
-        var unsorted = [Int32](repeating: 0, count: Int(misses))
-        try stream.download(into: &unsorted, from: missBuffer.address)
-        // The missing keys: from the caller's array, or gathered on the device
-        // so that only they come back.
-        var missKeys = [Int64](repeating: 0, count: unsorted.count)
-        if let hostKeys {
-            for (k, i) in unsorted.enumerated() { missKeys[k] = hostKeys[Int(i)] }
-        } else {
-            let gathered = try scratchBuffer("missKeys", bytes: unsorted.count * 8)
-            try gatherKeys.launch(grid: (unsorted.count + 255) / 256, block: 256, stream: stream,
-                                  [deviceKeys, missBuffer.address, Int32(unsorted.count), gathered.address])
-            if int64Keys {
-                try stream.download(into: &missKeys, from: gathered.address)
-            } else {
-                var narrow = [UInt32](repeating: 0, count: unsorted.count)
-                try stream.download(into: &narrow, from: gathered.address)
-                missKeys = narrow.map { Int64($0) }
-            }
-        }
-        let order = unsorted.indices.sorted { unsorted[$0] < unsorted[$1] }
-        let missed = order.map { unsorted[$0] }
-        let missedKeys = order.map { missKeys[$0] }
-        // The distinct missing (member, key) pairs, and where each miss goes.
-        var position: [Int: Int] = [:]
-        var uniqueKeys: [Int64] = [], uniqueMembers: [Int] = []
-        var missUnique: [Int] = [], missOutput: [Int32] = []
-        var r = 0
-        for (k, i32) in missed.enumerated() {
-            let i = Int(i32)
-            while Int(starts[r + 1]) <= i { r += 1 }
-            let member = runs[r].member, key = missedKeys[k]
-            let id = Self.pairID(key, member)
-            let u: Int
-            if let known = position[id], uniqueKeys[known] == key, uniqueMembers[known] == member {
-                u = known
-            } else {
-                u = uniqueKeys.count
-                position[id] = u
-                uniqueKeys.append(key)
-                uniqueMembers.append(member)
-            }
-            missUnique.append(u)
-            var o = i
-            if layout == .samplesByRun {
-                let j = i - Int(starts[r]), s = j / keysPerSample
-                o = (s * runs.count + r) * keysPerSample + j % keysPerSample
-            }
-            missOutput.append(Int32(o))
-        }
-        if case .mappedTable(let table) = source {
-            // uvm: every miss is answered from the mapped table now (or its default) and inserted.
-            let sourceRows = uniqueKeys.indices.map { Int64(table.hostRow(of: uniqueKeys[$0], member: uniqueMembers[$0]) ?? -1) }
-            var plan = [Int64](repeating: 0, count: 3 * missUnique.count)
-            for (k, u) in missUnique.enumerated() {
-                plan[3 * k] = sourceRows[u]
-                plan[3 * k + 1] = Int64(missOutput[k])
-                plan[3 * k + 2] = Int64(uniqueMembers[u])
-            }
-            try copy(plan: plan, from: table.vectorsAddress, into: output, stream: stream)
-            try insert(keys: uniqueKeys, members: uniqueMembers, found: sourceRows.map { $0 >= 0 }, stream: stream) { rows, items in
-                try copy(rows: rows, of: items, from: table, sourceRows: sourceRows, stream: stream)
-            }
+        // The misses' keys, members and output rows, planned on the device.
+        let plan = try planBuffers(misses)
+        try missPlan.launch(grid: (misses + 255) / 256, block: 256, stream: stream, [
+            deviceKeys, missBuffer.address, counters.address, runBuffer.address, runMembers, Int32(runs.count),
+            layout.rawValue, Int32(keysPerSample), plan.keys, plan.members, plan.output,
+        ])
+        switch source {
+        case .mappedTable(let table):
+            // uvm: the mapped rows answer every miss now, and go into the cache.
+            try probe(table, plan: plan, count: counters.address, n: misses, stream: stream)
+            try fill(plan: plan, count: counters.address, n: misses, from: table.vectorsAddress, into: output, stream: stream)
+            try insert(plan: plan, count: counters.address, n: misses, from: table.vectorsAddress, free: free, stream: stream)
             try stream.synchronize()
             statistics.synchronousFills += 1
-            return LookupReport(keys: n, hits: n - Int(misses), filled: true)
-        }
-        guard case .tier(let lower) = source else { fatalError("unreachable: the sources are a tier or a mapped table") }
-        let hitRate = 1 - Double(misses) / Double(n)
-        if hitRate < hitRateThreshold {
-            let (fetched, found) = try fetch(keys: uniqueKeys, members: uniqueMembers, from: lower)
-            // Fill the output now: each miss gets its key's vector (or the default).
-            var rows = [Float](repeating: 0, count: missed.count * dim)
-            for (k, u) in missUnique.enumerated() {
-                rows.replaceSubrange((k * dim)..<((k + 1) * dim), with: fetched[(u * dim)..<((u + 1) * dim)])
+            return LookupReport(keys: n, hits: n - misses, filled: true)
+        case .tier(let lower):
+            var keys = [Int64](repeating: 0, count: misses)
+            var members = [Int32](repeating: 0, count: misses)
+            try stream.download(into: &keys, from: plan.keys)
+            try stream.download(into: &members, from: plan.members)
+            let hitRate = 1 - Double(misses) / Double(n)
+            if hitRate < hitRateThreshold {
+                // Fill the output now with each miss's vector (or the default), and insert.
+                let staged = try stage(keys: keys, members: members, from: lower, plan: plan, stream: stream)
+                try fill(plan: plan, count: counters.address, n: misses, from: staged, into: output, stream: stream)
+                try insert(plan: plan, count: counters.address, n: misses, from: staged, free: free, stream: stream)
+                try stream.synchronize()
+                statistics.synchronousFills += 1
+                return LookupReport(keys: n, hits: n - misses, filled: true)
             }
-            try scatter(rows: missOutput, vectors: rows, into: output, stream: stream)
-            try insert(keys: uniqueKeys, members: uniqueMembers, vectors: fetched, found: found, stream: stream)
-            try stream.synchronize()
-            statistics.synchronousFills += 1
-            return LookupReport(keys: n, hits: n - Int(misses), filled: true)
+            // Defaults now (the kernel wrote them); reading the misses from
+            // the tier below and inserting them runs after this call returns.
+            statistics.asynchronousInserts += 1
+            pendingInserts.append((keys, members))
+            unlocked = true
+            lock.unlock()
+            insertQueue.async { [self] in
+                // Driver calls need the device's context current on this thread.
+                try? device.makeCurrent()
+                lock.lockWrite()
+                defer { lock.unlock() }
+                applyPendingInserts(stream: insertStream)
+            }
+            return LookupReport(keys: n, hits: n - misses, filled: false)
         }
-        // Defaults now (the kernel wrote them); reading the misses from the
-        // tier below and inserting them runs after this call returns.
-        statistics.asynchronousInserts += 1
-        pendingInserts.append((uniqueKeys, uniqueMembers))
-        unlocked = true
-        lock.unlock()
-        insertQueue.async { [self] in
-            // Driver calls need the device's context current on this thread.
-            try? device.makeCurrent()
-            lock.lockWrite()
-            defer { lock.unlock() }
-            applyPendingInserts(stream: insertStream)
+    }
+
+    /// Waits for inserts started by earlier lookups.
+    public func waitForInserts() {
+        insertQueue.sync {}
+    }
+
+    /// The device buffers of a plan of `n` keys.
+    struct Plan {
+        /// (n) Int64 keys.
+        var keys: UInt64
+        /// (n) Int32 members.
+        var members: UInt64
+        /// (n) Int64 output rows.
+        var output: UInt64
+        /// (n) Int64 source rows (-1: found nowhere).
+        var source: UInt64
+    }
+
+    func planBuffers(_ n: Int) throws(CUDAError) -> Plan {
+        Plan(keys: try scratchBuffer("planKeys", bytes: n * 8).address,
+             members: try scratchBuffer("planMembers", bytes: n * 4).address,
+             output: try scratchBuffer("planOutput", bytes: n * 8).address,
+             source: try scratchBuffer("planSource", bytes: n * 8).address)
+    }
+
+    /// Sets `counters[index]` on `stream`.
+    func setCounter(_ index: Int, to value: UInt32, stream: CUDAStream) throws(CUDAError) {
+        try device.driver.check(device.driver.cuMemsetD32Async(counters.address + UInt64(4 * index), value, 1, stream.handle),
+                                "cuMemsetD32Async")
+    }
+
+    /// Rows on the free stack, after the stream's work.
+    func freeRowCount(stream: CUDAStream) throws(CUDAError) -> Int {
+        var free: [UInt32] = [0]
+        try stream.download(into: &free, from: counters.address + 4)
+        return Int(Int32(bitPattern: free[0]))
+    }
+
+    /// Advances the lookup epoch, restarting the stamps before they wrap.
+    func nextEpoch() throws(CUDAError) {
+        epoch &+= 1
+        guard epoch >= UInt32.max - 1 else { return }
+        // Four billion lookups: start the epochs again (UInt32.max marks a free row).
+        try stampRestart.launch(grid: (capacity + 255) / 256, block: 256, stream: stream, [stamps.address, Int32(capacity)])
+        epoch = 2
+        stampFloor = 0
+    }
+
+    /// The plan's source rows in a mapped table's index.
+    func probe(_ table: GPUStaticTable, plan: Plan, count: UInt64, n: Int, stream: CUDAStream) throws(CUDAError) {
+        try probeRows.launch(grid: (n + 255) / 256, block: 256, stream: stream, [
+            plan.keys, plan.members, count, table.slots.address, UInt32(table.capacity), UInt32(table.rowBits), plan.source,
+        ])
+    }
+
+    /// Writes each planned key's source row (or its member's default) to its output row.
+    func fill(plan: Plan, count: UInt64, n: Int, from source: UInt64, into output: UInt64, stream: CUDAStream) throws(CUDAError) {
+        try fillRows.launch(grid: (n * 32 + 255) / 256, block: 256, stream: stream, [
+            plan.source, plan.output, plan.members, count, source, defaults.address, output,
+        ])
+    }
+
+    /// Reads planned keys from the tier below into a device staging buffer
+    /// (row k for key k) and sets the plan's source rows (-1 where absent).
+    func stage(keys: [Int64], members: [Int32], from lower: any EmbeddingStoreTable, plan: Plan,
+               stream: CUDAStream) throws -> UInt64 {
+        let (vectors, found) = try fetch(keys: keys, members: members, from: lower)
+        let staged = try scratchBuffer("staged", bytes: vectors.count * 4)
+        try stream.upload(vectors, to: staged.address)
+        try stream.upload(found.enumerated().map { $1 ? Int64($0) : -1 }, to: plan.source)
+        return staged.address
+    }
+
+    /// Inserts the plan's keys whose source row is known. When the free rows
+    /// run out, as many of the least recently used rows as keys were left
+    /// without one are evicted and the insert runs again for those; the index
+    /// is rebuilt first when tombstones would crowd it.
+    func insert(plan: Plan, count: UInt64, n: Int, from source: UInt64, free: Int, stream: CUDAStream) throws {
+        let wanted = min(n, capacity)
+        if capacity - free + tombstones + wanted > slotCapacity * 3 / 4 {
+            try rebuild(stream: stream)
         }
-        return LookupReport(keys: n, hits: n - Int(misses), filled: false)
+        try launchInsert(plan: plan, count: count, n: n, from: source, stream: stream)
+        guard free < wanted else { return }
+        var lacking: [UInt32] = [0]
+        try stream.download(into: &lacking, from: counters.address + 24)
+        guard lacking[0] > 0 else { return }
+        _ = try evict(Int(lacking[0]), stream: stream)
+        // Evicting turns held rows into tombstones: the sum stays, the check holds.
+        try launchInsert(plan: plan, count: count, n: n, from: source, stream: stream)
+    }
+
+    /// One pass of `hps_cache_insert` over a plan (keys already held are skipped).
+    func launchInsert(plan: Plan, count: UInt64, n: Int, from source: UInt64, stream: CUDAStream) throws(CUDAError) {
+        try setCounter(2, to: 0, stream: stream)
+        try setCounter(6, to: 0, stream: stream)
+        try cacheInsert.launch(grid: (n * 32 + 255) / 256, block: 256, stream: stream, [
+            plan.keys, plan.members, plan.source, count, source, slots.address, UInt32(slotCapacity), UInt32(rowBits),
+            vectors.address, stamps.address, epoch, rowKeys.address, rowMembers.address, rowSlots.address,
+            freeRows.address, counters.address + 4, counters.address + 8, counters.address + 24,
+        ])
+    }
+
+    /// Rebuilds the index from the rows, dropping the tombstones.
+    func rebuild(stream: CUDAStream) throws(CUDAError) {
+        try device.driver.check(device.driver.cuMemsetD32Async(slots.address, 0, slotCapacity * 4, stream.handle), "cuMemsetD32Async")
+        try cacheRehash.launch(grid: (capacity + 255) / 256, block: 256, stream: stream, [
+            stamps.address, Int32(capacity), rowKeys.address, rowMembers.address, rowSlots.address,
+            slots.address, UInt32(slotCapacity), UInt32(rowBits),
+        ])
+        tombstones = 0
+        statistics.rebuilds += 1
     }
 
     /// Reads the pending misses from the tier below and inserts them; entered
@@ -383,8 +470,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
         pendingInserts = []
         do {
             for (keys, members) in work {
-                let (vectors, found) = try fetch(keys: keys, members: members, from: lower)
-                try insert(keys: keys, members: members, vectors: vectors, found: found, stream: stream)
+                try insert(keys: keys, members: members, from: lower, stream: stream)
             }
             try stream.synchronize()
         } catch {
@@ -393,42 +479,70 @@ public final class GPUDynamicCache: @unchecked Sendable {
         }
     }
 
-    /// Waits for inserts started by earlier lookups.
-    public func waitForInserts() {
-        insertQueue.sync {}
-    }
-
-    static func pairID(_ key: Int64, _ member: Int) -> Int {
-        Int(truncatingIfNeeded: KeyHash.hash(key, member: member))
+    /// Inserts host keys: their vectors from the tier below, or from the mapped table.
+    func insert(keys: [Int64], members: [Int32], from lower: (any EmbeddingStoreTable)?, stream: CUDAStream) throws {
+        guard !keys.isEmpty else { return }
+        try stream.synchronize()
+        let plan = try planBuffers(keys.count)
+        try stream.upload(keys, to: plan.keys)
+        try stream.upload(members, to: plan.members)
+        try setCounter(5, to: UInt32(keys.count), stream: stream)
+        let count = counters.address + 20
+        let free = try freeRowCount(stream: stream)
+        switch source {
+        case .mappedTable(let table):
+            try probe(table, plan: plan, count: count, n: keys.count, stream: stream)
+            try insert(plan: plan, count: count, n: keys.count, from: table.vectorsAddress, free: free, stream: stream)
+        case .tier(let tier):
+            let staged = try stage(keys: keys, members: members, from: lower ?? tier, plan: plan, stream: stream)
+            try insert(plan: plan, count: count, n: keys.count, from: staged, free: free, stream: stream)
+        }
+        try stream.synchronize()
     }
 
     /// Reads keys from the tier below: their vectors (the default where absent) and which were found.
-    func fetch(keys: [Int64], members: [Int], from lower: any EmbeddingStoreTable) throws -> (vectors: [Float], found: [Bool]) {
+    func fetch(keys: [Int64], members: [Int32], from lower: any EmbeddingStoreTable) throws -> (vectors: [Float], found: [Bool]) {
         let start = MonotonicClock.nanoseconds()
         defer { statistics.fetchNanoseconds += MonotonicClock.nanoseconds() - start }
+        // The tier below takes runs of one member: keys of several members
+        // are read in member order, then put back in place.
+        let grouped = zip(members, members.dropFirst()).allSatisfy { $0 <= $1 }
+        let order = grouped ? Array(keys.indices) : keys.indices.sorted { members[$0] < members[$1] }
+        let sortedKeys = grouped ? keys : order.map { keys[$0] }
         var vectors = [Float](repeating: 0, count: keys.count * dim)
-        var found = [Bool](repeating: true, count: keys.count)
-        try keys.withUnsafeBufferPointer { k in
-            try vectors.withUnsafeMutableBufferPointer { v in
+        var sortedVectors = grouped ? [] : [Float](repeating: 0, count: keys.count * dim)
+        var missed = [Int](repeating: 0, count: keys.count)
+        func read(into v: UnsafeMutableBufferPointer<Float>) -> Int {
+            sortedKeys.withUnsafeBufferPointer { k in
                 var runs: [LookupRun] = []
                 var j = 0
                 while j < keys.count {
                     var end = j + 1
-                    while end < keys.count && members[end] == members[j] { end += 1 }
-                    runs.append(LookupRun(member: members[j], keys: k.baseAddress! + j, count: end - j,
+                    while end < keys.count && members[order[end]] == members[order[j]] { end += 1 }
+                    runs.append(LookupRun(member: Int(members[order[j]]), keys: k.baseAddress! + j, count: end - j,
                                           output: v.baseAddress! + j * dim))
                     j = end
                 }
-                var missed = [Int](repeating: 0, count: keys.count)
-                let misses = hostDefaults.withUnsafeBufferPointer { d in
+                return hostDefaults.withUnsafeBufferPointer { d in
                     missed.withUnsafeMutableBufferPointer { m in
                         runs.withUnsafeBufferPointer {
                             lower.lookup($0, defaults: d, missed: m.baseAddress, parallelism: Self.fetchParallelism(keys.count))
                         }
                     }
                 }
-                for i in 0..<misses { found[missed[i]] = false }
-                _ = v
+            }
+        }
+        let misses = grouped ? vectors.withUnsafeMutableBufferPointer { read(into: $0) }
+                             : sortedVectors.withUnsafeMutableBufferPointer { read(into: $0) }
+        var found = [Bool](repeating: true, count: keys.count)
+        for i in 0..<misses { found[order[missed[i]]] = false }
+        if !grouped {
+            vectors.withUnsafeMutableBufferPointer { target in
+                sortedVectors.withUnsafeBufferPointer { source in
+                    for (j, i) in order.enumerated() {
+                        (target.baseAddress! + i * dim).update(from: source.baseAddress! + j * dim, count: dim)
+                    }
+                }
             }
         }
         return (vectors, found)
@@ -439,67 +553,11 @@ public final class GPUDynamicCache: @unchecked Sendable {
         max(1, min(availableCores, count / 4096))
     }
 
-    /// Inserts found keys with their vectors from the host.
-    func insert(keys: [Int64], members: [Int], vectors: [Float], found: [Bool], stream: CUDAStream) throws {
-        try insert(keys: keys, members: members, found: found, stream: stream) { rows, items in
-            var rowVectors: [Float] = []
-            rowVectors.reserveCapacity(items.count * dim)
-            for i in items { rowVectors.append(contentsOf: vectors[(i * dim)..<((i + 1) * dim)]) }
-            try scatter(rows: rows, vectors: rowVectors, into: self.vectors.address, stream: stream)
-        }
-    }
-
-    /// Copies the mapped table's rows of keys `items` into the cache's `rows`.
-    func copy(rows: [Int32], of items: [Int], from table: GPUStaticTable, sourceRows: [Int64], stream: CUDAStream) throws(CUDAError) {
-        var plan = [Int64](repeating: 0, count: 3 * rows.count)
-        for (k, i) in items.enumerated() {
-            plan[3 * k] = sourceRows[i]
-            plan[3 * k + 1] = Int64(rows[k])
-        }
-        try copy(plan: plan, from: table.vectorsAddress, into: vectors.address, stream: stream)
-    }
-
-    /// Runs `hps_copy_rows` over (source row, target row, member) triples.
-    func copy(plan: [Int64], from source: UInt64, into target: UInt64, stream: CUDAStream) throws(CUDAError) {
-        let count = plan.count / 3
-        guard count > 0 else { return }
-        let buffer = try upload(plan, name: "copyPlan", stream: stream)
-        let threads = count * dim
-        try copyRows.launch(grid: (threads + 255) / 256, block: 256, stream: stream,
-                            [buffer, Int32(count), source, defaults.address, target])
-    }
-
-    /// Inserts found keys, evicting the least recently used rows when full;
-    /// `write(rows, items)` puts the vectors of keys `items` into cache rows `rows`.
-    func insert(keys: [Int64], members: [Int], found: [Bool], stream: CUDAStream,
-                write: (_ rows: [Int32], _ items: [Int]) throws -> Void) throws {
-        var newKeys: [Int] = []
-        for i in keys.indices where found[i] && index.row(of: keys[i], member: members[i]) == nil {
-            newKeys.append(i)
-        }
-        if newKeys.count > capacity { newKeys.removeLast(newKeys.count - capacity) }
-        guard !newKeys.isEmpty else { return }
-        let shortfall = newKeys.count - freeRows.count
-        if shortfall > 0 { try evict(shortfall, stream: stream) }
-        var rows: [Int32] = []
-        rows.reserveCapacity(newKeys.count)
-        for i in newKeys {
-            let row = freeRows.removeLast()
-            index.insert(keys[i], member: members[i], row: Int(row))
-            rowOwner[Int(row)] = (keys[i], members[i])
-            rows.append(row)
-        }
-        try write(rows, newKeys)
-        let rowBuffer = try upload(rows, name: "stampRows", stream: stream)
-        try stampRows.launch(grid: (rows.count + 255) / 256, block: 256, stream: stream,
-                             [rowBuffer, Int32(rows.count), stamps.address, epoch])
-        try uploadDirtySlots(stream: stream)
-    }
-
-    /// Frees `count` rows: those with the oldest stamps. The GPU counts the
-    /// rows per epoch of last use and picks them, so the host touches only
-    /// the rows it frees, not every row of the cache.
-    func evict(_ count: Int, stream: CUDAStream) throws {
+    /// Frees `count` rows, those used least recently: the GPU counts the
+    /// rows per epoch of last use, then frees the oldest (their slots become
+    /// tombstones, their rows go on the free stack).
+    /// - Returns: the rows freed.
+    func evict(_ count: Int, stream: CUDAStream) throws -> Int {
         let start = MonotonicClock.nanoseconds()
         defer { statistics.evictNanoseconds += MonotonicClock.nanoseconds() - start }
         // One bin per epoch since the floor, at most 65,536 (older ones share bin 0).
@@ -518,88 +576,39 @@ public final class GPUDynamicCache: @unchecked Sendable {
             below += Int(perBin[bin])
         }
         let atCutoff = min(count - below, Int(perBin[cutoff]))
-        let counters = try scratchBuffer("evictCounters", bytes: 8)
-        let list = try scratchBuffer("evictList", bytes: count * 4)
-        try device.driver.check(device.driver.cuMemsetD32Async(counters.address, 0, 2, stream.handle), "cuMemsetD32Async")
-        try stampSelect.launch(grid: grid, block: 256, stream: stream,
-                               [stamps.address, Int32(capacity), lo, Int32(bins), Int32(cutoff), UInt32(atCutoff),
-                                counters.address, list.address])
-        var listed: [UInt32] = [0, 0]
-        try stream.download(into: &listed, from: counters.address)
-        var rows = [Int32](repeating: 0, count: Int(listed[1]))
-        if !rows.isEmpty { try stream.download(into: &rows, from: list.address) }
-        for row in rows {
-            guard let owner = rowOwner[Int(row)] else { continue }
-            index.remove(owner.key, member: owner.member)
-            rowOwner[Int(row)] = nil
-            freeRows.append(row)
-        }
+        try setCounter(3, to: 0, stream: stream)
+        try setCounter(4, to: 0, stream: stream)
+        try stampSelect.launch(grid: grid, block: 256, stream: stream, [
+            stamps.address, Int32(capacity), lo, Int32(bins), Int32(cutoff), UInt32(atCutoff), counters.address + 12,
+            slots.address, rowSlots.address, freeRows.address, counters.address + 4,
+        ])
+        var freed: [UInt32] = [0]
+        try stream.download(into: &freed, from: counters.address + 16)
         if cutoff > 0 { stampFloor = lo + UInt32(cutoff) }
-        statistics.evictions += rows.count
-    }
-
-    /// Copies rows of vectors to `rows` of the table at `target`.
-    func scatter(rows: [Int32], vectors rowVectors: [Float], into target: UInt64, stream: CUDAStream) throws(CUDAError) {
-        guard !rows.isEmpty else { return }
-        let rowBuffer = try upload(rows, name: "scatterRows", stream: stream)
-        let vectorBuffer = try upload(rowVectors, name: "scatterVectors", stream: stream)
-        let threads = rows.count * dim
-        try scatterRows.launch(grid: (threads + 255) / 256, block: 256, stream: stream,
-                               [rowBuffer, vectorBuffer, Int32(rows.count), target])
-    }
-
-    /// Writes the slots the host changed into the device index.
-    func uploadDirtySlots(stream: CUDAStream) throws(CUDAError) {
-        let words = index.takeDirtySlots()
-        guard !words.isEmpty else { return }
-        let buffer = try upload(words, name: "slotWords", stream: stream)
-        let count = words.count / 3
-        try scatterSlots.launch(grid: (count + 255) / 256, block: 256, stream: stream, [buffer, Int32(count), slots.address])
-    }
-
-    /// Uploads an array to a named scratch buffer, in order on `stream`.
-    func upload<T>(_ values: [T], name: String, stream: CUDAStream) throws(CUDAError) -> UInt64 {
-        // Earlier work on the stream may still read this scratch buffer (or the one it replaces).
-        try stream.synchronize()
-        let buffer = try scratchBuffer(name, bytes: values.count * MemoryLayout<T>.stride)
-        try stream.upload(values, to: buffer.address)
-        return buffer.address
+        tombstones += Int(freed[0])
+        statistics.evictions += Int(freed[0])
+        return Int(freed[0])
     }
 
     /// Fills the cache at start with up to `fraction` of its capacity from
     /// `keys` (per member), as `init_ec` and `cache_refresh_percentage_per_iteration` ask.
     public func prefill(keys: [[Int64]], fraction: Double) throws {
         let budget = min(capacity, Int((Double(capacity) * fraction).rounded(.up)))
-        var chosen: [Int64] = [], members: [Int] = []
+        var chosen: [Int64] = [], members: [Int32] = []
         var cursor = [Int](repeating: 0, count: keys.count)
         while chosen.count < budget {
             var progressed = false
             for m in keys.indices where cursor[m] < keys[m].count && chosen.count < budget {
                 chosen.append(keys[m][cursor[m]])
-                members.append(m)
+                members.append(Int32(m))
                 cursor[m] += 1
                 progressed = true
             }
             if !progressed { break }
         }
-        // Grouped by member, as the tier below takes runs.
-        let order = chosen.indices.sorted { members[$0] < members[$1] }
-        let sortedKeys = order.map { chosen[$0] }, sortedMembers = order.map { members[$0] }
-        switch source {
-        case .tier(let lower):
-            let (vectors, found) = try fetch(keys: sortedKeys, members: sortedMembers, from: lower)
-            try lock.withWriteLock {
-                try insert(keys: sortedKeys, members: sortedMembers, vectors: vectors, found: found, stream: stream)
-                try stream.synchronize()
-            }
-        case .mappedTable(let table):
-            let sourceRows = sortedKeys.indices.map { Int64(table.hostRow(of: sortedKeys[$0], member: sortedMembers[$0]) ?? -1) }
-            try lock.withWriteLock {
-                try insert(keys: sortedKeys, members: sortedMembers, found: sourceRows.map { $0 >= 0 }, stream: stream) { rows, items in
-                    try copy(rows: rows, of: items, from: table, sourceRows: sourceRows, stream: stream)
-                }
-                try stream.synchronize()
-            }
+        try lock.withWriteLock {
+            try nextEpoch()
+            try insert(keys: chosen, members: members, from: nil, stream: stream)
         }
     }
 
@@ -609,21 +618,24 @@ public final class GPUDynamicCache: @unchecked Sendable {
         // The mapped table is read-only: a uvm cache's rows are always current.
         guard case .tier(let lower) = source else { return }
         try lock.withWriteLock {
-            var keys: [Int64] = [], members: [Int] = [], rows: [Int32] = []
-            for member in 0..<memberCount {
-                for row in 0..<capacity {
-                    if let owner = rowOwner[row], owner.member == member {
-                        keys.append(owner.key)
-                        members.append(member)
-                        rows.append(Int32(row))
-                    }
-                }
-            }
-            let (vectors, found) = try fetch(keys: keys, members: members, from: lower)
+            try stream.synchronize()
+            var stamp = [UInt32](repeating: 0, count: capacity)
+            var keyOfRow = [Int64](repeating: 0, count: capacity)
+            var memberOfRow = [Int32](repeating: 0, count: capacity)
+            try stream.download(into: &stamp, from: stamps.address)
+            try stream.download(into: &keyOfRow, from: rowKeys.address)
+            try stream.download(into: &memberOfRow, from: rowMembers.address)
+            let rows = (0..<capacity).filter { stamp[$0] != UInt32.max }
+            let (vectors, found) = try fetch(keys: rows.map { keyOfRow[$0] }, members: rows.map { memberOfRow[$0] }, from: lower)
             // A key gone from the tier below keeps its cached vector until evicted.
-            let keep = keys.indices.filter { found[$0] }
-            try scatter(rows: keep.map { rows[$0] },
-                        vectors: keep.flatMap { vectors[($0 * dim)..<(($0 + 1) * dim)] }, into: self.vectors.address, stream: stream)
+            let keep = rows.indices.filter { found[$0] }
+            guard !keep.isEmpty else { statistics.refreshes += 1; return }
+            let rowBuffer = try scratchBuffer("refreshRows", bytes: keep.count * 4)
+            let vectorBuffer = try scratchBuffer("refreshVectors", bytes: keep.count * dim * 4)
+            try stream.upload(keep.map { Int32(rows[$0]) }, to: rowBuffer.address)
+            try stream.upload(keep.flatMap { vectors[($0 * dim)..<(($0 + 1) * dim)] }, to: vectorBuffer.address)
+            try scatterRows.launch(grid: (keep.count * dim + 255) / 256, block: 256, stream: stream,
+                                   [rowBuffer.address, vectorBuffer.address, Int32(keep.count), self.vectors.address])
             try stream.synchronize()
             statistics.refreshes += 1
         }

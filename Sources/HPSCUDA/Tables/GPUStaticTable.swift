@@ -27,9 +27,6 @@ public final class GPUStaticTable: @unchecked Sendable {
     let defaults: DeviceBuffer<Float>
     let kernel: CUDAKernel
     let kernels: GPUKernels
-    /// The index on the host too, for a table in mapped host memory: a GPU
-    /// cache in front of it (`uvm`) finds a missing key's row here.
-    let hostIndex: GPUTableIndex?
 
     /// Where a table's vectors live.
     public enum Placement: Sendable {
@@ -81,22 +78,11 @@ public final class GPUStaticTable: @unchecked Sendable {
         let device = kernels.device
         slots = try DeviceBuffer(device: device, copying: index.slotWords)
         switch placement {
-        case .device:
-            vectors = .device(try DeviceBuffer(device: device, copying: index.vectors))
-            hostIndex = nil
-        case .mappedHost:
-            vectors = .mappedHost(try MappedHostBuffer(device: device, copying: index.vectors))
-            var kept = index
-            kept.vectors = []
-            hostIndex = kept
+        case .device: vectors = .device(try DeviceBuffer(device: device, copying: index.vectors))
+        case .mappedHost: vectors = .mappedHost(try MappedHostBuffer(device: device, copying: index.vectors))
         }
         self.defaults = try DeviceBuffer(device: device, copying: defaults)
         kernel = try kernels.lookup(dim: dim, int64Keys: int64Keys)
-    }
-
-    /// The row of a (member, key) pair in `vectors`, for a table in mapped host memory.
-    func hostRow(of key: Int64, member: Int) -> Int? {
-        hostIndex?.row(of: key, member: member)
     }
 
     /// Device address of the vectors (rows of `dim` floats).

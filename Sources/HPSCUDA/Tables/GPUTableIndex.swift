@@ -19,25 +19,6 @@ struct GPUTableIndex {
     let rowBits: Int
     /// Distinct (member, key) pairs.
     private(set) var count = 0
-    /// Slots changed since the last `takeDirtySlots()`, for a table whose
-    /// device copy is updated in place (each once, marked in `isDirty`).
-    private(set) var dirtySlots: [Int] = []
-    private var isDirty: [Bool] = []
-    /// Whether to record dirty slots.
-    var tracksChanges = false
-
-    /// An empty index of `capacity` slots whose rows are assigned by the caller
-    /// (a dynamic cache), addressing rows of `members` member tables.
-    init(emptyWithCapacity capacity: Int, members: Int) {
-        let memberBits = members <= 1 ? 0 : (Int.bitWidth - (members - 1).leadingZeroBitCount)
-        rowBits = 32 - memberBits
-        self.capacity = max(16, capacity)
-        slotWords = [UInt64](repeating: 0, count: self.capacity * 2)
-        vectors = []
-        tracksChanges = true
-        isDirty = [Bool](repeating: false, count: self.capacity)
-    }
-
     /// Builds the index; a key repeated within a member keeps its last row.
     init(members: [(keys: [Int64], vectors: [Float])], dim: Int) throws(CUDAError) {
         let rows = members.reduce(0) { $0 + $1.keys.count }
@@ -74,70 +55,14 @@ struct GPUTableIndex {
                 slotWords[slot * 2] = UInt64(bitPattern: key)
                 slotWords[slot * 2 + 1] = ref
                 count += 1
-                if tracksChanges { markDirty(slot) }
                 return
             }
             if slotWords[slot * 2] == UInt64(bitPattern: key) && self.member(of: stored) == member {
                 slotWords[slot * 2 + 1] = ref  // the last row wins
-                if tracksChanges { markDirty(slot) }
                 return
             }
             slot = slot + 1 == capacity ? 0 : slot + 1
         }
-    }
-
-    /// Removes (member, key), shifting the rest of its cluster back so that
-    /// probes stay correct with no tombstones.
-    /// - Returns: whether it was present.
-    @discardableResult
-    mutating func remove(_ key: Int64, member: Int) -> Bool {
-        var slot = KeyHash.slot(KeyHash.hash(key, member: member), capacity: capacity)
-        while true {
-            let stored = slotWords[slot * 2 + 1]
-            if stored == 0 { return false }
-            if slotWords[slot * 2] == UInt64(bitPattern: key) && self.member(of: stored) == member { break }
-            slot = slot + 1 == capacity ? 0 : slot + 1
-        }
-        var hole = slot, next = slot
-        while true {
-            next = next + 1 == capacity ? 0 : next + 1
-            let stored = slotWords[next * 2 + 1]
-            if stored == 0 { break }
-            let nextKey = Int64(bitPattern: slotWords[next * 2])
-            let home = KeyHash.slot(KeyHash.hash(nextKey, member: self.member(of: stored)), capacity: capacity)
-            let homeInRange = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next)
-            if !homeInRange {
-                slotWords[hole * 2] = slotWords[next * 2]
-                slotWords[hole * 2 + 1] = stored
-                if tracksChanges { markDirty(hole) }
-                hole = next
-            }
-        }
-        slotWords[hole * 2] = 0
-        slotWords[hole * 2 + 1] = 0
-        if tracksChanges { markDirty(hole) }
-        count -= 1
-        return true
-    }
-
-    private mutating func markDirty(_ slot: Int) {
-        if !isDirty[slot] {
-            isDirty[slot] = true
-            dirtySlots.append(slot)
-        }
-    }
-
-    /// The changed slots as (slot, key word, ref word) triples, and forgets them.
-    mutating func takeDirtySlots() -> [UInt64] {
-        var words = [UInt64](repeating: 0, count: dirtySlots.count * 3)
-        for (k, slot) in dirtySlots.enumerated() {
-            words[3 * k] = UInt64(slot)
-            words[3 * k + 1] = slotWords[slot * 2]
-            words[3 * k + 2] = slotWords[slot * 2 + 1]
-            isDirty[slot] = false
-        }
-        dirtySlots.removeAll(keepingCapacity: true)
-        return words
     }
 
     private func member(of ref: UInt64) -> Int {
