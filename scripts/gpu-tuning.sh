@@ -7,19 +7,21 @@
 set -euo pipefail
 out="${OUT:-gpu-out}/tuning"
 mkdir -p "$out"
-variants=(
-    ""
-    "-DLOAD_L2_256B"
-    "-DLOAD_NO_L1"
-    "-DLOAD_L2_256B -DLOAD_NO_L1"
+# Each line: compile-time variant (HPS_GPU_TUNING), warps per multiprocessor
+# before a warp takes fewer keys (HPS_GPU_FILL_WARPS), threads per block (HPS_GPU_BLOCK).
+runs=(
+    "|4|256"
+    "|4|128"
+    "|4|64"
+    "|8|64"
+    "|8|128"
+    "-DLOAD_L2_256B|4|128"
 )
-fills=(4 16)
-for v in "${variants[@]}"; do
-    for f in "${fills[@]}"; do
-        name="$(echo "base $v fill$f" | tr ' =' '_-')"
-        HPS_GPU_TUNING="$v" HPS_GPU_FILL_WARPS="$f" HPS_BENCH_LOOKUPS_ONLY=1 \
-            ./.device/hps bench --device gpu --markdown > "$out/$name.md" 2>&1 || echo "failed: $name"
-    done
+for line in "${runs[@]}"; do
+    IFS='|' read -r v f b <<< "$line"
+    name="$(echo "base $v fill$f block$b" | tr ' =' '_-')"
+    HPS_GPU_TUNING="$v" HPS_GPU_FILL_WARPS="$f" HPS_GPU_BLOCK="$b" HPS_BENCH_LOOKUPS_ONLY=1 \
+        ./.device/hps bench --device gpu --markdown > "$out/$name.md" 2>&1 || echo "failed: $name"
 done
 echo "| variant | seed fused µs | seed unfused µs | 1M vec128 µs | 1M vec64 µs |"
 echo "| --- | --- | --- | --- | --- |"

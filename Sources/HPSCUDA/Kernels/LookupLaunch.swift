@@ -28,6 +28,14 @@ struct LookupLaunch {
         return 4
     }()
 
+    /// Threads per block (`HPS_GPU_BLOCK` overrides it, for tuning).
+    static let blockThreads: Int = {
+        if let text = getenvString("HPS_GPU_BLOCK"), let value = Int(text), value >= 32, value <= 1024, value % 32 == 0 {
+            return value
+        }
+        return 256
+    }()
+
     /// Launches on `stream`.
     func launch(_ kernel: CUDAKernel, device: CUDADevice, stream: CUDAStream) throws(CUDAError) {
         guard count > 0 else { return }
@@ -37,7 +45,7 @@ struct LookupLaunch {
         var keysPerWarp = 32
         while keysPerWarp > 1 && count / keysPerWarp < warpsToFill { keysPerWarp /= 2 }
         let warps = (count + keysPerWarp - 1) / keysPerWarp
-        let block = 256
+        let block = Self.blockThreads
         try kernel.launch(grid: (warps * 32 + block - 1) / block, block: block, stream: stream, [
             keys, Int32(count), runStarts, runMembers, Int32(runs),
             slots, UInt32(capacity), UInt32(rowBits),
