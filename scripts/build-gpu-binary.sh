@@ -6,7 +6,7 @@
 # internationalization and more than the 64 MiB that can travel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --static-swift-stdlib --disable-default-traits --scratch-path .build-static
+swift build -c release --static-swift-stdlib --disable-default-traits --scratch-path .build-static --product hps
 mkdir -p .device
 strip -o .device/hps .build-static/release/hps
 ls -la .device/hps
