@@ -27,15 +27,20 @@ public enum RedisBenchmark {
 
     /// Fills table `hps_et.bench.redis` of the cluster at `address` with
     /// `keys` random keys of `vecSize` floats (a row's floats follow from its
-    /// index, so that answers can be checked), then times `runs` lookups of
-    /// `batchKeys` keys drawn at random from them, one call at a time, after
-    /// two untimed calls.
+    /// index, so that answers can be checked), then, in each of `rounds`
+    /// rounds, times `runs` lookups of `batchKeys` keys drawn at random from
+    /// them, one call at a time, after two untimed calls, and calls `between`
+    /// (where a baseline measured in turn with the tier runs, so that both
+    /// see the same load on a shared machine).
     /// - Parameters:
     ///   - partitions: `num_partitions`, the hashes the table is spread over.
     ///   - connections: `num_node_connections`.
-    /// - Throws: `StoreError` or `RedisError` when the cluster cannot be reached or written.
-    public static func tierRate(address: String, keys: Int, vecSize: Int, batchKeys: Int, runs: Int,
-                                partitions: Int, connections: Int) throws -> TierRate {
+    /// - Returns: one rate per round.
+    /// - Throws: `StoreError` or `RedisError` when the cluster cannot be reached or
+    ///   written, and whatever `between` throws.
+    public static func tierRates(address: String, keys: Int, vecSize: Int, batchKeys: Int, runs: Int,
+                                 partitions: Int, connections: Int, rounds: Int,
+                                 between: () throws -> Void) throws -> [TierRate] {
         var configuration = VolatileDatabaseConfiguration()
         configuration.type = .redisCluster
         configuration.address = address
@@ -89,30 +94,38 @@ public enum RedisBenchmark {
                 }
             }
         }
-        lookUp(counting: false)
-        // The first call's answers, checked against the rows inserted.
-        var expected = [Float](repeating: 0, count: vecSize)
-        var vectorsMatch = true
-        for i in 0..<batchKeys {
-            expected.withUnsafeMutableBufferPointer { row(rows[i], into: $0) }
-            for j in 0..<vecSize where output[i * vecSize + j].bitPattern != expected[j].bitPattern {
-                vectorsMatch = false
-            }
-        }
-        lookUp(counting: false)
-        var times: [Double] = []
-        for _ in 0..<runs {
-            let started = MonotonicClock.nanoseconds()
-            lookUp(counting: true)
-            times.append(Double(MonotonicClock.nanoseconds() - started) / 1e9)
-        }
-        times.sort()
         var perNode: [String: Int] = [:]
         for slot in table.slots {
             perNode[store.cluster.node(forSlot: slot)?.description ?? "unassigned", default: 0] += 1
         }
-        return TierRate(batchKeys: batchKeys, seconds: times[times.count / 2], hits: hits, lookups: lookups,
-                        vectorsMatch: vectorsMatch, partitionsPerNode: perNode)
+        var rates: [TierRate] = []
+        for _ in 0..<max(1, rounds) {
+            hits = 0
+            lookups = 0
+            call = 0
+            lookUp(counting: false)
+            // The first call's answers, checked against the rows inserted.
+            var expected = [Float](repeating: 0, count: vecSize)
+            var vectorsMatch = true
+            for i in 0..<batchKeys {
+                expected.withUnsafeMutableBufferPointer { row(rows[i], into: $0) }
+                for j in 0..<vecSize where output[i * vecSize + j].bitPattern != expected[j].bitPattern {
+                    vectorsMatch = false
+                }
+            }
+            lookUp(counting: false)
+            var times: [Double] = []
+            for _ in 0..<runs {
+                let started = MonotonicClock.nanoseconds()
+                lookUp(counting: true)
+                times.append(Double(MonotonicClock.nanoseconds() - started) / 1e9)
+            }
+            times.sort()
+            rates.append(TierRate(batchKeys: batchKeys, seconds: times[times.count / 2], hits: hits, lookups: lookups,
+                                  vectorsMatch: vectorsMatch, partitionsPerNode: perNode))
+            try between()
+        }
+        return rates
     }
 
     /// The keys of every master whose name matches `pattern` (`SCAN … MATCH`),

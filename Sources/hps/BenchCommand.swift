@@ -52,6 +52,8 @@ struct BenchCommand: ParsableCommand {
     var redisPartitions = 16
     @Option(help: "num_node_connections of the Redis tier in --tier-rates.")
     var redisConnections = 5
+    @Option(help: "Rounds of --tier-rates in which the Redis tier and redis-benchmark take turns.")
+    var redisRounds = 5
     @Flag(help: "Skip the RocksDB and mapped part of --tier-rates.")
     var skipPersistent = false
     @Option(help: .hidden)
@@ -131,7 +133,8 @@ struct BenchCommand: ParsableCommand {
         var rows: [(String, String)] = []
         if let redis {
             rows += try RedisTierBenchmark.run(address: redis, keys: redisKeys, batchKeys: redisBatch, runs: runs,
-                                               partitions: redisPartitions, connections: redisConnections)
+                                               partitions: redisPartitions, connections: redisConnections,
+                                               rounds: redisRounds)
         }
         if !skipPersistent {
             rows += try PersistentTierBenchmark.run(keys: tableKeys, lookups: lookups, runs: runs)
