@@ -26,6 +26,74 @@ public enum RESPParser {
         return value
     }
 
+    /// Parses one whole value from the front of `buffer` (call it only when
+    /// `hasCompleteValue` is true): an array of one element per row of `sink`
+    /// has its values copied into the rows and is answered `.integer(hits)`;
+    /// any other value is parsed as `parse` does.
+    public static func parse(_ buffer: inout ByteBuffer, into sink: VectorSink) throws(RESPProtocolError) -> RESPValue? {
+        let result: (consumed: Int, hits: Int)? = buffer.withUnsafeReadableBytes { sinkArray($0, sink) }
+        guard let result else { return try parse(&buffer) }
+        buffer.moveReaderIndex(forwardBy: result.consumed)
+        return .integer(Int64(result.hits))
+    }
+
+    /// Reads an array of `sink.rows.count` elements at the front of `bytes`
+    /// into the sink; nil if the bytes are something else (nothing is
+    /// consumed then, though rows may have been written).
+    private static func sinkArray(_ bytes: UnsafeRawBufferPointer, _ sink: VectorSink) -> (consumed: Int, hits: Int)? {
+        guard bytes.count > 0, bytes[0] == UInt8(ascii: "*"), let (count, first) = headerNumber(bytes, 0),
+              count == sink.rows.count else { return nil }
+        var position = first, hits = 0
+        for i in 0..<count {
+            guard position < bytes.count else { return nil }
+            let type = bytes[position]
+            if type == UInt8(ascii: "$") {
+                guard let (length, body) = headerNumber(bytes, position) else { return nil }
+                if length < 0 {
+                    sink.miss(i)
+                    position = body
+                    continue
+                }
+                let end = body + length
+                guard end + 2 <= bytes.count, bytes[end] == 0x0D, bytes[end + 1] == 0x0A else { return nil }
+                if sink.take(i, UnsafeRawBufferPointer(rebasing: bytes[body..<end])) { hits += 1 }
+                position = end + 2
+            } else if type == UInt8(ascii: "+") || type == UInt8(ascii: ":") || type == UInt8(ascii: "-") {
+                // Not a value: skip the line.
+                guard let (_, next) = lineEnd(bytes, position) else { return nil }
+                sink.miss(i)
+                position = next
+            } else {
+                return nil
+            }
+        }
+        return (position, hits)
+    }
+
+    /// The CRLF ending the line that starts at `start`: (index of CR, index after LF).
+    @inline(__always)
+    private static func lineEnd(_ bytes: UnsafeRawBufferPointer, _ start: Int) -> (Int, Int)? {
+        var cr = start + 1
+        while cr + 1 < bytes.count && !(bytes[cr] == 0x0D && bytes[cr + 1] == 0x0A) { cr += 1 }
+        return cr + 1 < bytes.count ? (cr, cr + 2) : nil
+    }
+
+    /// The number of a `*n` or `$n` header line at `start` (-1 allowed), and the index after its CRLF.
+    @inline(__always)
+    private static func headerNumber(_ bytes: UnsafeRawBufferPointer, _ start: Int) -> (Int, Int)? {
+        guard let (cr, next) = lineEnd(bytes, start) else { return nil }
+        var i = start + 1, negative = false, value = 0
+        if i < cr && bytes[i] == UInt8(ascii: "-") { negative = true; i += 1 }
+        guard i < cr, cr - i <= 10 else { return nil }
+        while i < cr {
+            let digit = Int(bytes[i]) &- 48
+            guard digit >= 0 && digit <= 9 else { return nil }
+            value = value &* 10 &+ digit
+            i += 1
+        }
+        return (negative ? -value : value, next)
+    }
+
     /// Whether `buffer` starts with a whole value, found by walking its headers
     /// without building anything: a large reply arriving in many reads is
     /// checked cheaply at each read and parsed once, when complete. Malformed

@@ -183,34 +183,35 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
         }
         let (order, starts) = groupByPartition(total) { partition(keys[$0], member: Int(members[$0])) }
         let work = chunks(starts)
+        let bytes = vecSize * 4
         var requests: [RedisCluster.Request] = []
         requests.reserveCapacity(work.count)
         for (p, range) in work {
             var command = RedisCommand(arguments: 2 + range.count, capacity: range.count * (fieldWidth + 6) + 64)
             command.append("HMGET")
             command.append(valueKeys[p])
+            var rows: [UnsafeMutableRawPointer] = []
+            rows.reserveCapacity(range.count)
             for j in range {
                 let f = Int(order[j])
                 appendField(&command, key: keys[f], member: Int(members[f]))
+                rows.append(UnsafeMutableRawPointer(outputs[f]!))
             }
+            // The event loops copy each value straight into its output row.
+            command.sink = VectorSink(rows: rows, valueBytes: bytes)
             requests.append(RedisCluster.Request(slot: slots[p], command: command))
         }
         let replies = cluster.execute(requests)
         var found = [Bool](repeating: false, count: total)
-        let bytes = vecSize * 4
         var hitChunks: [(partition: Int, flat: [Int])] = []
         for (r, (p, range)) in work.enumerated() {
-            guard case let .success(.array(values?)) = replies[r], values.count == range.count else {
+            guard case .success(.integer) = replies[r], let sink = requests[r].command.sink else {
                 errors.add()
                 continue
             }
             var hits: [Int] = []
-            for (k, j) in range.enumerated() {
-                guard case let .bulkString(value?) = values[k], value.readableBytes == bytes else { continue }
+            for (k, j) in range.enumerated() where sink.found[k] {
                 let f = Int(order[j])
-                value.withUnsafeReadableBytes { raw in
-                    UnsafeMutableRawPointer(outputs[f]!).copyMemory(from: raw.baseAddress!, byteCount: bytes)
-                }
                 found[f] = true
                 if tracksUse { hits.append(f) }
             }

@@ -10,6 +10,9 @@ public struct RedisCommand: Sendable {
     /// The arguments appended so far.
     public private(set) var argumentCount = 0
     private let declaredCount: Int
+    /// Where the values of this command's reply go, for an `HMGET` of
+    /// vectors; nil (the default) hands the reply back as a `RESPValue`.
+    public var sink: VectorSink?
 
     /// Starts a command of exactly `arguments` arguments (the name counts as one).
     public init(arguments: Int, capacity: Int = 64) {

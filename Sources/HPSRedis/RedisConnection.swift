@@ -70,7 +70,8 @@ public final class RedisConnection: Sendable {
         let promise = loop.makePromise(of: [RESPValue].self)
         let handler = self.handler, channel = self.channel, timeout = self.timeout
         loop.execute {
-            handler.enqueue(commands.count, promise: promise, channel: channel, timeout: timeout)
+            let sinks = commands.contains { $0.sink != nil } ? commands.map(\.sink) : nil
+            handler.enqueue(commands.count, sinks: sinks, promise: promise, channel: channel, timeout: timeout)
             for command in commands { channel.write(command.bytes, promise: nil) }
             channel.flush()
         }
@@ -105,6 +106,8 @@ final class RESPReplyHandler: ChannelInboundHandler, @unchecked Sendable {
     /// A call of `send`: how many replies it waits for, and those read so far.
     private struct Request {
         var expected: Int
+        /// The sink of each command, or nil when none has one.
+        var sinks: [VectorSink?]?
         var replies: [RESPValue]
         var promise: EventLoopPromise<[RESPValue]>
         var deadline: Scheduled<Void>?
@@ -117,7 +120,8 @@ final class RESPReplyHandler: ChannelInboundHandler, @unchecked Sendable {
 
     init(address: String) { self.address = address }
 
-    func enqueue(_ count: Int, promise: EventLoopPromise<[RESPValue]>, channel: any Channel, timeout: TimeAmount) {
+    func enqueue(_ count: Int, sinks: [VectorSink?]?, promise: EventLoopPromise<[RESPValue]>, channel: any Channel,
+                 timeout: TimeAmount) {
         guard !closed, channel.isActive else {
             promise.fail(RedisError.connectionClosed(address: address))
             return
@@ -130,7 +134,7 @@ final class RESPReplyHandler: ChannelInboundHandler, @unchecked Sendable {
             self?.failAll(RedisError.timeout(address: address, milliseconds: Int(timeout.nanoseconds / 1_000_000)))
             channel.close(promise: nil)
         }
-        requests.append(Request(expected: count, replies: replies, promise: promise, deadline: deadline))
+        requests.append(Request(expected: count, sinks: sinks, replies: replies, promise: promise, deadline: deadline))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -141,7 +145,16 @@ final class RESPReplyHandler: ChannelInboundHandler, @unchecked Sendable {
             received!.writeBuffer(&bytes)
         }
         do {
-            while RESPParser.hasCompleteValue(received!), let value = try RESPParser.parse(&received!) {
+            while RESPParser.hasCompleteValue(received!) {
+                let head = requests.startIndex
+                let sink = requests.isEmpty ? nil : requests[head].sinks?[requests[head].replies.count]
+                let parsed: RESPValue?
+                if let sink {
+                    parsed = try RESPParser.parse(&received!, into: sink)
+                } else {
+                    parsed = try RESPParser.parse(&received!)
+                }
+                guard let value = parsed else { break }
                 guard !requests.isEmpty else { continue }  // a reply nobody waits for (after a timeout)
                 requests[requests.startIndex].replies.append(value)
                 if requests[requests.startIndex].replies.count == requests[requests.startIndex].expected {

@@ -161,6 +161,22 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
         return misses
     }
 
+    // MARK: Compaction
+
+    /// Writes the table's memtable to table files and compacts its whole key
+    /// range into the bottom level, so that a reopened database reads every
+    /// key from one sorted run (benchmarks use it for a layout that does not
+    /// depend on when background compactions ran). Blocks until done.
+    /// - Throws: `RocksDBError.operation` if the flush fails.
+    public func compact() throws(RocksDBError) {
+        let options = rocksdb_flushoptions_create()
+        defer { rocksdb_flushoptions_destroy(options) }
+        rocksdb_flushoptions_set_wait(options, 1)
+        let (_, message) = withErrorPointer { rocksdb_flush_cf(context.database.handle, options, family.handle, $0) }
+        if let message { throw RocksContext.classify(path: context.path, operation: "flush table \(tag)", message: message) }
+        rocksdb_compact_range_cf(context.database.handle, family.handle, nil, 0, nil, 0)
+    }
+
     // MARK: Changes
 
     public func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,

@@ -40,8 +40,28 @@ struct BenchCommand: ParsableCommand {
     var tierKeys = 10_000_000
     @Flag(help: "Also serve the seed batch entirely from each tier this build has.")
     var seedTiers = false
-    @Option(help: "A Redis Cluster's address (host:port,…) for --seed-tiers; without it Redis is left out.")
+    @Option(help: "A Redis Cluster's address (host:port,…) for --seed-tiers and --tier-rates; without it Redis is left out.")
     var redis: String?
+    @Flag(help: "Also measure each tier's lookup rate: Redis against redis-benchmark (with --redis), RocksDB cold and warm, and the mapped tier, against the hash map.")
+    var tierRates = false
+    @Option(help: "Keys of the Redis table of --tier-rates (vec size 128).")
+    var redisKeys = 1_000_000
+    @Option(help: "Keys per Redis lookup call in --tier-rates.")
+    var redisBatch = 10_000
+    @Option(help: "num_partitions of the Redis table of --tier-rates.")
+    var redisPartitions = 16
+    @Option(help: "num_node_connections of the Redis tier in --tier-rates.")
+    var redisConnections = 5
+    @Option(help: "Rounds of --tier-rates in which the Redis tier and redis-benchmark take turns.")
+    var redisRounds = 5
+    @Flag(help: "Skip the RocksDB and mapped part of --tier-rates.")
+    var skipPersistent = false
+    @Option(help: .hidden)
+    var probeRocksdbLoad: String?
+    @Option(help: .hidden)
+    var probePersistentLookups: String?
+    @Option(help: .hidden)
+    var probeDb: String?
 
     func run() throws {
         try reportingErrors {
@@ -54,6 +74,17 @@ struct BenchCommand: ParsableCommand {
                 print("\(hashMap) \(mapped)")
                 return
             }
+            if let probeRocksdbLoad {
+                let (load, compact) = try PersistentTierBenchmark.probeLoad(folder: probeRocksdbLoad, database: probeDb ?? "")
+                print("\(load) \(compact)")
+                return
+            }
+            if let probePersistentLookups {
+                let seconds = try PersistentTierBenchmark.probeLookups(folder: probePersistentLookups, database: probeDb,
+                                                                       lookups: lookups, runs: runs)
+                print(seconds.map { String($0) }.joined(separator: " "))
+                return
+            }
             if let probeLoad {
                 let result = try LoadBenchmark.load(path: probeLoad, threads: probeThreads)
                 print("\(result.keys) \(result.vecSize) \(result.fileBytes) \(result.seconds) \(result.overheadBytesPerKey)")
@@ -64,6 +95,10 @@ struct BenchCommand: ParsableCommand {
                 return
             }
             guard device == "cpu" else { throw ValidationError("--device must be cpu or gpu, not \(device)") }
+            if tierRates {
+                try tierRatesBench()
+                return
+            }
             let cores = availableCores
             let threadCounts = cores > 1 ? [1, cores] : [1]
             var rows: [LookupBenchmark.Row] = []
@@ -90,6 +125,27 @@ struct BenchCommand: ParsableCommand {
                 try SeedTierBenchmark.run(redisAddress: redis, rocksDB: StoreBackends.factory(persistent: .rocksDB) != nil,
                                           runs: runs, markdown: markdown)
             }
+        }
+    }
+
+    /// `--tier-rates`: each tier's lookup rate, printed as one table at the end.
+    func tierRatesBench() throws {
+        var rows: [(String, String)] = []
+        if let redis {
+            rows += try RedisTierBenchmark.run(address: redis, keys: redisKeys, batchKeys: redisBatch, runs: runs,
+                                               partitions: redisPartitions, connections: redisConnections,
+                                               rounds: redisRounds)
+        }
+        if !skipPersistent {
+            rows += try PersistentTierBenchmark.run(keys: tableKeys, lookups: lookups, runs: runs)
+        }
+        if markdown {
+            print("\n| measurement | figure |")
+            print("| --- | --- |")
+            for (name, figure) in rows { print("| \(name) | \(figure) |") }
+        } else {
+            print("tier lookup rates")
+            for (name, figure) in rows { print("  \(name): \(figure)") }
         }
     }
 
@@ -166,19 +222,32 @@ func removeTreeAt(_ folder: String) {
 
 /// Runs this executable with `arguments` and returns what it printed.
 func runSelf(_ arguments: [String]) throws -> String {
+    try runProgram("/proc/self/exe", arguments, name: "hps")
+}
+
+/// Runs `program` (a path, or a name looked up in PATH) with `arguments` and
+/// returns what it printed on standard output; its standard error is
+/// discarded unless `name` is "hps" (a probe's errors are worth seeing).
+/// - Throws: `CheckFailure` naming the program if it cannot start or exits non-zero.
+func runProgram(_ program: String, _ arguments: [String], name: String? = nil) throws -> String {
+    let name = name ?? program
     var pipeEnds: [Int32] = [0, 0]
     guard pipe(&pipeEnds) == 0 else { throw CheckFailure(reason: "cannot create a pipe") }
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
     posix_spawn_file_actions_addclose(&actions, pipeEnds[0])
-    let argv = (["hps"] + arguments).map { strdup($0) } + [nil]
+    if name != "hps" { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
+    let argv = ([name] + arguments).map { strdup($0) } + [nil]
     defer { for p in argv { free(p) } }
     var pid = pid_t()
-    let status = posix_spawn(&pid, "/proc/self/exe", &actions, nil, argv, environ)
+    let status = posix_spawnp(&pid, program, &actions, nil, argv, environ)
     posix_spawn_file_actions_destroy(&actions)
     close(pipeEnds[1])
-    guard status == 0 else { close(pipeEnds[0]); throw CheckFailure(reason: "cannot start a probe process: \(String(cString: strerror(status)))") }
+    guard status == 0 else {
+        close(pipeEnds[0])
+        throw CheckFailure(reason: "cannot start \(name): \(String(cString: strerror(status)))")
+    }
     var output: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
     while true {
@@ -189,6 +258,8 @@ func runSelf(_ arguments: [String]) throws -> String {
     close(pipeEnds[0])
     var exitStatus: Int32 = 0
     waitpid(pid, &exitStatus, 0)
-    guard exitStatus == 0 else { throw CheckFailure(reason: "the probe process failed") }
+    guard exitStatus == 0 else {
+        throw CheckFailure(reason: name == "hps" ? "the probe process failed" : "\(name) \(arguments.prefix(8).joined(separator: " ")) … failed")
+    }
     return String(decoding: output, as: UTF8.self)
 }
