@@ -4,9 +4,9 @@ public import Prometheus
 /// The server's Prometheus metrics, served on the metrics port at `/metrics`.
 ///
 /// Per model: inference requests and failures (by HTTP status), request and
-/// lookup latency histograms, keys looked up per table, keys answered per
-/// tier and with the default value, and the hit rate of each tier since start.
-/// (Tier hits are counted per model; the sessions do not split them per table.)
+/// lookup latency histograms; per model and table: keys looked up, keys
+/// answered by each tier and with the default value, and the hit rate of
+/// each tier since start (a fused lookup split by its member tables' keys).
 public final class ServerMetrics: Sendable {
     /// The registry the metrics live in.
     public let registry = PrometheusCollectorRegistry()
@@ -27,9 +27,9 @@ public final class ServerMetrics: Sendable {
                                               "Time from request to response, parsing and encoding included") }
     private static var lookupDuration: MetricNameDescriptor { name("lookup_duration", "seconds", "Time of the embedding lookup alone") }
     private static var keys: MetricNameDescriptor { name("keys_looked_up", "total", "Keys looked up, per table") }
-    private static var tierHits: MetricNameDescriptor { name("tier_hits", "total", "Keys answered by each tier") }
-    private static var defaults: MetricNameDescriptor { name("default_value_keys", "total", "Keys found in no tier, answered with the table's default value") }
-    private static var hitRatio: MetricNameDescriptor { name("tier_hit", "ratio", "Share of all keys looked up since start that each tier answered") }
+    private static var tierHits: MetricNameDescriptor { name("tier_hits", "total", "Keys answered by each tier, per table") }
+    private static var defaults: MetricNameDescriptor { name("default_value_keys", "total", "Keys found in no tier, answered with the table's default value, per table") }
+    private static var hitRatio: MetricNameDescriptor { name("tier_hit", "ratio", "Share of a table's keys looked up since start that each tier answered") }
 
     /// Metrics for the sessions served.
     /// - Parameter tierNames: the tiers' names, top first (e.g. the stores' kinds).
@@ -51,23 +51,26 @@ public final class ServerMetrics: Sendable {
     func recordLookup(session: LookupSession, batch: ServedModel.Batch, counts: LookupCounts, duration: Duration) {
         let model = session.model.name
         registry.makeDurationHistogram(descriptor: Self.lookupDuration, labels: [("model", model)], buckets: Self.latencyBuckets).record(duration)
-        for (table, keys) in batch.keysPerTable.enumerated() where !keys.isEmpty {
-            registry.makeCounter(descriptor: Self.keys, labels: [("model", model), ("table", session.model.tableNames[table])]).increment(by: Int64(keys.count))
+        for (t, table) in counts.tables.enumerated() where table.keys > 0 {
+            let name = session.model.tableNames[t]
+            registry.makeCounter(descriptor: Self.keys, labels: [("model", model), ("table", name)]).increment(by: Int64(table.keys))
+            for (tier, hits) in table.tierHits.enumerated() {
+                registry.makeCounter(descriptor: Self.tierHits, labels: [("model", model), ("table", name), ("tier", tierName(tier))])
+                    .increment(by: Int64(hits))
+            }
+            registry.makeCounter(descriptor: Self.defaults, labels: [("model", model), ("table", name)]).increment(by: Int64(table.defaults))
         }
-        for (tier, hits) in counts.tierHits.enumerated() {
-            registry.makeCounter(descriptor: Self.tierHits, labels: [("model", model), ("tier", tierName(tier))]).increment(by: Int64(hits))
-        }
-        registry.makeCounter(descriptor: Self.defaults, labels: [("model", model)]).increment(by: Int64(counts.defaults))
     }
 
     /// The Prometheus text exposition, with the hit rates brought up to date.
     public func exposition() -> [UInt8] {
         for session in sessions {
-            let totals = session.statistics.totals
-            guard totals.keys > 0 else { continue }
-            for (tier, hits) in totals.tierHits.enumerated() {
-                registry.makeGauge(descriptor: Self.hitRatio, labels: [("model", session.model.name), ("tier", tierName(tier))])
-                    .set(Double(hits) / Double(totals.keys))
+            for (t, table) in session.statistics.totals.tables.enumerated() where table.keys > 0 {
+                for tier in table.tierHits.indices {
+                    registry.makeGauge(descriptor: Self.hitRatio, labels: [("model", session.model.name),
+                                                                         ("table", session.model.tableNames[t]), ("tier", tierName(tier))])
+                        .set(table.hitRatio(tier: tier))
+                }
             }
         }
         return registry.emitToBuffer()
