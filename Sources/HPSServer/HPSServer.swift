@@ -40,8 +40,10 @@ public struct HPSServer: Sendable {
     /// The metrics.
     public let metrics: ServerMetrics
 
-    /// A server for every model of `parameterServer`.
-    public init(parameterServer: HierarchicalParameterServer, options: Options = Options()) throws(LookupError) {
+    /// A server for every model of `parameterServer`, and for `predictionModels`
+    /// (lookups → dense layer over its sessions) under their names.
+    public init(parameterServer: HierarchicalParameterServer, options: Options = Options(),
+                predictionModels: [(name: String, model: PredictionModel)] = []) throws(LookupError) {
         self.parameterServer = parameterServer
         self.options = options
         var sessions: [LookupSession] = []
@@ -50,7 +52,8 @@ public struct HPSServer: Sendable {
         }
         let tierNames = [parameterServer.volatileStore?.kind, parameterServer.persistentStore?.kind].compactMap { $0 }
         metrics = ServerMetrics(sessions: sessions, tierNames: tierNames)
-        routes = KServeRoutes(models: sessions.map(ServedModel.init), metrics: metrics, maxBodyBytes: options.maxBodyBytes)
+        let served = sessions.map(ServedModel.init) + predictionModels.map { ServedModel(prediction: $0.model, name: $0.name) }
+        routes = KServeRoutes(models: served, metrics: metrics, maxBodyBytes: options.maxBodyBytes)
     }
 
     /// The router of the KServe v2 endpoints, with the token check when a token is set.

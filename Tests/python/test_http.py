@@ -44,7 +44,7 @@ class Server:
     def __init__(self, directory, extra=()):
         self.http_port, self.metrics_port = free_port(), free_port()
         self.process = subprocess.Popen(
-            [hps_bin(), "serve", "--config", os.path.join(directory, "hps.json"),
+            [hps_bin(), "serve", *(["--config", os.path.join(directory, "hps.json")] if directory else []),
              "--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.url = f"127.0.0.1:{self.http_port}"
@@ -239,3 +239,38 @@ def refuses_connections(port, seconds=10):
             return True
         time.sleep(0.1)
     return False
+
+
+def test_demo_prediction_model():
+    """hps serve --demo: the seed model's lookups → Dense(1), one input per table, one prediction per sample."""
+    s = Server(None, ["--demo", "--tables", "2", "--vocab", "100", "--dim", "8", "--keys-per-sample", "4",
+                      "--batch-size", "16"])
+    try:
+        client = httpclient.InferenceServerClient(s.url)
+        metadata = client.get_model_metadata("2_table_dense")
+        assert [i["name"] for i in metadata["inputs"]] == ["KEYS0", "KEYS1"]
+        rng = np.random.default_rng(5)
+        keys = [rng.integers(100 * t, 100 * (t + 1), size=(5, 4)).astype(np.int32) for t in range(2)]
+
+        def predict(batch):
+            inputs = []
+            for t, k in enumerate(batch):
+                inputs.append(httpclient.InferInput(f"KEYS{t}", list(k.shape), "INT32"))
+                inputs[-1].set_data_from_numpy(k, binary_data=True)
+            return client.infer("2_table_dense", inputs).as_numpy("OUTPUT0")
+
+        batch = predict(keys)
+        assert batch.shape == (5, 1) and batch.dtype == np.float32
+        assert len(set(batch[:, 0].tolist())) == 5
+        # Each sample alone gets the prediction it got in the batch.
+        for sample in range(5):
+            alone = predict([k[sample:sample + 1] for k in keys])
+            assert alone.tolist() == batch[sample:sample + 1].tolist()
+        # The HPS model of the same tables is served beside it.
+        assert client.is_model_ready("2_table")
+        with pytest.raises(InferenceServerException, match="KEYS1"):
+            inputs = [httpclient.InferInput("KEYS0", [1, 4], "INT32")]
+            inputs[0].set_data_from_numpy(keys[0][:1], binary_data=True)
+            client.infer("2_table_dense", inputs)
+    finally:
+        s.stop()
