@@ -26,6 +26,8 @@ public struct HPSServer: Sendable {
         public var token: String?
         /// The largest request body accepted.
         public var maxBodyBytes = 64 << 20
+        /// How concurrent requests' lookups are merged.
+        public var batching = LookupBatcher.Options()
 
         /// The defaults.
         public init() {}
@@ -53,7 +55,7 @@ public struct HPSServer: Sendable {
         let tierNames = [parameterServer.volatileStore?.kind, parameterServer.persistentStore?.kind].compactMap { $0 }
         metrics = ServerMetrics(sessions: sessions, tierNames: tierNames)
         let served = sessions.map(ServedModel.init) + predictionModels.map { ServedModel(prediction: $0.model, name: $0.name) }
-        routes = KServeRoutes(models: served, metrics: metrics, maxBodyBytes: options.maxBodyBytes)
+        routes = KServeRoutes(models: served, metrics: metrics, maxBodyBytes: options.maxBodyBytes, batching: options.batching)
     }
 
     /// The router of the KServe v2 endpoints, with the token check when a token is set.

@@ -40,6 +40,12 @@ struct ServeCommand: AsyncParsableCommand {
     var maxBodyBytes: Int = 64 << 20
     @Option(help: "Threads for loading and for each lookup (default: every core).")
     var threads: Int?
+    @Flag(name: .customLong("no-dynamic-batching"),
+          help: "Look up every request on its own, instead of merging the requests that arrive while a lookup runs.")
+    var noDynamicBatching = false
+    @Option(name: .customLong("max-queue-delay-us"),
+            help: "Microseconds a lookup that starts from idle waits for more requests to merge with (dynamic batching).")
+    var maxQueueDelayMicroseconds: Int = 0
 
     func run() async throws {
         try await reportingErrorsAsync {
@@ -48,6 +54,11 @@ struct ServeCommand: AsyncParsableCommand {
             options.httpPort = httpPort
             options.metricsPort = metricsPort
             options.maxBodyBytes = maxBodyBytes
+            options.batching.enabled = !noDynamicBatching
+            guard (0...1_000_000).contains(maxQueueDelayMicroseconds) else {
+                throw ValidationError("--max-queue-delay-us must be between 0 and 1000000, not \(maxQueueDelayMicroseconds)")
+            }
+            options.batching.maxQueueDelay = .microseconds(maxQueueDelayMicroseconds)
             for (name, port) in [("--http-port", httpPort), ("--metrics-port", metricsPort)] where !(0...65535).contains(port) {
                 throw ValidationError("\(name) must be between 0 and 65535, not \(port)")
             }

@@ -122,6 +122,13 @@ public struct ServedModel: Sendable {
         public var totalKeys: Int
         /// Samples of a prediction model's batch (0 for an HPS model).
         public var samples = 0
+
+        /// A batch of checked keys.
+        public init(keysPerTable: [[Int64]], totalKeys: Int, samples: Int = 0) {
+            self.keysPerTable = keysPerTable
+            self.totalKeys = totalKeys
+            self.samples = samples
+        }
     }
 
     /// Checks the inputs and outputs of a request against the model.

@@ -29,6 +29,9 @@ public final class ServerMetrics: Sendable {
     private static var keys: MetricNameDescriptor { name("keys_looked_up", "total", "Keys looked up, per table") }
     private static var tierHits: MetricNameDescriptor { name("tier_hits", "total", "Keys answered by each tier, per table") }
     private static var defaults: MetricNameDescriptor { name("default_value_keys", "total", "Keys found in no tier, answered with the table's default value, per table") }
+    private static var batches: MetricNameDescriptor { name("lookup_batches", "total", "Lookups made, each for one or more merged requests") }
+    private static var batchRequests: MetricNameDescriptor { name("lookup_batch", "requests", "Requests merged into one lookup (dynamic batching)") }
+    private static let batchBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
     private static var hitRatio: MetricNameDescriptor { name("tier_hit", "ratio", "Share of a table's keys looked up since start that each tier answered") }
 
     /// Metrics for the sessions served.
@@ -48,7 +51,7 @@ public final class ServerMetrics: Sendable {
     }
 
     /// Counts one lookup.
-    func recordLookup(session: LookupSession, batch: ServedModel.Batch, counts: LookupCounts, duration: Duration) {
+    func recordLookup(session: LookupSession, counts: LookupCounts, duration: Duration) {
         let model = session.model.name
         registry.makeDurationHistogram(descriptor: Self.lookupDuration, labels: [("model", model)], buckets: Self.latencyBuckets).record(duration)
         for (t, table) in counts.tables.enumerated() where table.keys > 0 {
@@ -60,6 +63,13 @@ public final class ServerMetrics: Sendable {
             }
             registry.makeCounter(descriptor: Self.defaults, labels: [("model", model), ("table", name)]).increment(by: Int64(table.defaults))
         }
+    }
+
+    /// Counts one lookup of `requests` merged requests.
+    func recordBatch(model: String, requests: Int) {
+        registry.makeCounter(descriptor: Self.batches, labels: [("model", model)]).increment()
+        registry.makeValueHistogram(descriptor: Self.batchRequests, labels: [("model", model)], buckets: Self.batchBuckets)
+            .record(Double(requests))
     }
 
     /// The Prometheus text exposition, with the hit rates brought up to date.
