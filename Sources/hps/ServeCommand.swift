@@ -46,6 +46,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-queue-delay-us"),
             help: "Microseconds a lookup that starts from idle waits for more requests to merge with (dynamic batching).")
     var maxQueueDelayMicroseconds: Int = 0
+    @Option(name: .customLong("inline-lookup-keys"),
+            help: "The most keys a lookup from idle may have to run in the request's task instead of on Dispatch's pool (0: never).")
+    var inlineLookupKeys: Int = 4096
 
     func run() async throws {
         try await reportingErrorsAsync {
@@ -59,6 +62,8 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--max-queue-delay-us must be between 0 and 1000000, not \(maxQueueDelayMicroseconds)")
             }
             options.batching.maxQueueDelay = .microseconds(maxQueueDelayMicroseconds)
+            guard inlineLookupKeys >= 0 else { throw ValidationError("--inline-lookup-keys must not be negative, not \(inlineLookupKeys)") }
+            options.batching.inlineKeys = inlineLookupKeys
             for (name, port) in [("--http-port", httpPort), ("--metrics-port", metricsPort)] where !(0...65535).contains(port) {
                 throw ValidationError("\(name) must be between 0 and 65535, not \(port)")
             }

@@ -1,6 +1,6 @@
 import Dispatch
 import Glibc
-public import HPS
+import HPS
 import Synchronization
 
 /// Dynamic batching of one model's lookups: a request that arrives while no
@@ -12,8 +12,10 @@ import Synchronization
 /// one makes one store lookup per fusion group for many requests instead of
 /// one each. With `enabled` off every request is looked up on its own, concurrently.
 ///
-/// Lookups run on Dispatch's global pool, off the event loops and Swift's
-/// cooperative pool.
+/// A small lookup that starts from idle (at most `inlineKeys` keys, tens of
+/// microseconds) runs in the calling task, which saves two thread hops;
+/// larger lookups and the merged lookups of queued requests run on
+/// Dispatch's global pool, off the event loops and Swift's cooperative pool.
 ///
 /// Thread safety: `lookup` may be called concurrently.
 public final class LookupBatcher: Sendable {
@@ -24,6 +26,10 @@ public final class LookupBatcher: Sendable {
         /// How long a lookup that starts from idle waits for more requests to
         /// merge with (zero: it starts at once).
         public var maxQueueDelay: Duration = .zero
+
+        /// The most keys a lookup from idle may have to run in the calling
+        /// task instead of on Dispatch's pool (0: never).
+        public var inlineKeys = 4096
 
         /// Batching on, no added wait.
         public init() {}
@@ -57,6 +63,14 @@ public final class LookupBatcher: Sendable {
     /// Looks up a checked batch, merged with concurrent requests when batching is on.
     /// - Returns: exactly the floats `model.lookup(batch)` returns for this batch alone.
     public func lookup(_ batch: ServedModel.Batch) async throws(InferenceError) -> [Float] {
+        if batch.totalKeys <= options.inlineKeys && options.maxQueueDelay == .zero {
+            let idle = !options.enabled || state.withLock { state -> Bool in
+                if state.running { return false }
+                state.running = true
+                return true
+            }
+            if idle { return try lookupInline(batch) }
+        }
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<[Float], InferenceError>, Never>) in
             let pending = Pending(batch: batch, continuation: continuation)
             guard options.enabled else {
@@ -76,6 +90,22 @@ public final class LookupBatcher: Sendable {
         return try result.get()
     }
 
+    /// Looks up a small batch in the calling task; requests that queued
+    /// meanwhile are drained on Dispatch's pool.
+    private func lookupInline(_ batch: ServedModel.Batch) throws(InferenceError) -> [Float] {
+        let result = timedLookup(batch)
+        metrics.recordBatch(model: model.name, requests: 1)
+        if options.enabled {
+            let queued = state.withLock { state in
+                let taken = take(from: &state.queue, after: [])
+                if taken.isEmpty { state.running = false }
+                return taken
+            }
+            if !queued.isEmpty { DispatchQueue.global().async { self.drain(queued) } }
+        }
+        return try result.get()
+    }
+
     /// Runs lookups until no request waits.
     private func drain(first: Pending) {
         var group = [first]
@@ -85,6 +115,12 @@ public final class LookupBatcher: Sendable {
             usleep(UInt32(clamping: microseconds))
             group += state.withLock { state in take(from: &state.queue, after: [first]) }
         }
+        drain(group)
+    }
+
+    /// Runs `group`, then what queued meanwhile, until no request waits.
+    private func drain(_ first: [Pending]) {
+        var group = first
         while true {
             run(group)
             group = state.withLock { state in
