@@ -53,7 +53,7 @@ public struct HPSServer: Sendable {
             sessions.append(try parameterServer.session(model: model.name))
         }
         let tierNames = [parameterServer.volatileStore?.kind, parameterServer.persistentStore?.kind].compactMap { $0 }
-        metrics = ServerMetrics(sessions: sessions, tierNames: tierNames)
+        metrics = ServerMetrics(sessions: sessions, tierNames: tierNames, modelNames: predictionModels.map(\.name))
         let served = sessions.map(ServedModel.init) + predictionModels.map { ServedModel(prediction: $0.model, name: $0.name) }
         routes = KServeRoutes(models: served, metrics: metrics, maxBodyBytes: options.maxBodyBytes, batching: options.batching)
     }

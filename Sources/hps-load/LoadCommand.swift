@@ -84,6 +84,8 @@ struct LoadCommand: AsyncParsableCommand {
         let memoryAfter = serverPid.flatMap(ServerMemory.residentBytes(pid:))
         let sorted = report.latencies.sorted()
         let p = { (q: Double) in report.percentile(q, sorted: sorted) }
+        let sortedDelays = report.sendDelays.sorted()
+        let lag = { (q: Double) in report.percentile(q, sorted: sortedDelays) }
         let mode = rate.map { "open loop at \(Int($0)) req/s" } ?? "closed loop"
         if json {
             var fields: [(String, JSONValue)] = [
@@ -94,6 +96,7 @@ struct LoadCommand: AsyncParsableCommand {
                 ("throughput", .double(report.throughput)),
                 ("p50_us", .double(p(0.5))), ("p99_us", .double(p(0.99))), ("p999_us", .double(p(0.999))),
                 ("max_us", .double(p(1))),
+                ("send_lag_p50_us", .double(lag(0.5))), ("send_lag_p99_us", .double(lag(0.99))),
                 ("checked_vectors", .bool(expected != nil)),
             ]
             if let memoryBefore { fields.append(("server_rss_before_bytes", .integer(Int64(memoryBefore)))) }
@@ -104,6 +107,9 @@ struct LoadCommand: AsyncParsableCommand {
             print("\(kind), \(mode), \(connections) connections, \(String(format1: seconds(report.elapsed))) s")
             print("requests \(report.requests), failures \(report.failures), throughput \(String(format1: report.throughput)) req/s")
             print("latency µs: p50 \(String(format1: p(0.5))), p99 \(String(format1: p(0.99))), p99.9 \(String(format1: p(0.999))), max \(String(format1: p(1)))")
+            if rate != nil {
+                print("send lag behind the schedule µs (included above): p50 \(String(format1: lag(0.5))), p99 \(String(format1: lag(0.99)))")
+            }
             if let memoryBefore, let memoryAfter {
                 print("server RSS: before \(memoryBefore >> 20) MiB, after \(memoryAfter >> 20) MiB")
             }

@@ -26,6 +26,9 @@ struct LoadRun: Sendable {
         var failureReasons: [String] = []
         /// Latencies in nanoseconds.
         var latencies: [UInt64] = []
+        /// How late each request was sent after its scheduled time (open
+        /// loop; the generator's own lag, included in the latencies), nanoseconds.
+        var sendDelays: [UInt64] = []
         var elapsed: Duration = .zero
 
         mutating func add(_ other: Report) {
@@ -33,6 +36,7 @@ struct LoadRun: Sendable {
             failures += other.failures
             failureReasons += other.failureReasons.prefix(max(0, 5 - failureReasons.count))
             latencies += other.latencies
+            sendDelays += other.sendDelays
         }
 
         /// Answered requests a second.
@@ -65,13 +69,14 @@ struct LoadRun: Sendable {
                             let ticket = tickets.next()
                             scheduled = start + interval * ticket
                             if scheduled >= end { break }
-                            if clock.now < scheduled { try await Task.sleep(until: scheduled, clock: clock) }
+                            if clock.now < scheduled { try await Task.sleep(until: scheduled, tolerance: .microseconds(20), clock: clock) }
                         } else {
                             scheduled = clock.now
                             if scheduled >= end { break }
                         }
                         let request = kind.request(&random)
                         report.requests += 1
+                        report.sendDelays.append(UInt64(max(.zero, clock.now - scheduled).nanoseconds))
                         do {
                             let response = try await connection.infer(request)
                             report.latencies.append(UInt64((clock.now - scheduled).nanoseconds))

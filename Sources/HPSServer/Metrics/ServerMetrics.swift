@@ -12,6 +12,10 @@ public final class ServerMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let sessions: [LookupSession]
     private let tierNames: [String]
+    /// Each served session's counters, made once: a registry look-up per
+    /// request and table costs more than the lookup of one sample.
+    private let lookupMetrics: [String: LookupMetrics]
+    private let requestMetrics: [String: RequestMetrics]
     private static let latencyBuckets: [Duration] = [
         .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
         .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
@@ -36,13 +40,64 @@ public final class ServerMetrics: Sendable {
 
     /// Metrics for the sessions served.
     /// - Parameter tierNames: the tiers' names, top first (e.g. the stores' kinds).
-    public init(sessions: [LookupSession], tierNames: [String]) {
+    /// - Parameter modelNames: every name requests may be counted under
+    ///   (the sessions' models and other served models); others are counted too,
+    ///   only more slowly.
+    public init(sessions: [LookupSession], tierNames: [String], modelNames: [String] = []) {
         self.sessions = sessions
         self.tierNames = tierNames
+        let registry = self.registry
+        var lookupMetrics: [String: LookupMetrics] = [:]
+        var requestMetrics: [String: RequestMetrics] = [:]
+        func tierName(_ tier: Int) -> String { tier < tierNames.count ? tierNames[tier] : "tier\(tier)" }
+        for session in sessions {
+            let model = session.model.name
+            let tiers = session.statistics.totals.tierHits.count
+            lookupMetrics[model] = LookupMetrics(
+                duration: registry.makeDurationHistogram(descriptor: Self.lookupDuration, labels: [("model", model)], buckets: Self.latencyBuckets),
+                keys: session.model.tableNames.map { registry.makeCounter(descriptor: Self.keys, labels: [("model", model), ("table", $0)]) },
+                tierHits: session.model.tableNames.map { table in
+                    (0..<tiers).map { registry.makeCounter(descriptor: Self.tierHits, labels: [("model", model), ("table", table), ("tier", tierName($0))]) }
+                },
+                defaults: session.model.tableNames.map { registry.makeCounter(descriptor: Self.defaults, labels: [("model", model), ("table", $0)]) })
+        }
+        for model in Set(sessions.map(\.model.name) + modelNames) {
+            requestMetrics[model] = RequestMetrics(
+                requests: registry.makeCounter(descriptor: Self.requests, labels: [("model", model)]),
+                duration: registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("model", model)], buckets: Self.latencyBuckets),
+                batches: registry.makeCounter(descriptor: Self.batches, labels: [("model", model)]),
+                batchRequests: registry.makeValueHistogram(descriptor: Self.batchRequests, labels: [("model", model)], buckets: Self.batchBuckets))
+        }
+        self.lookupMetrics = lookupMetrics
+        self.requestMetrics = requestMetrics
+    }
+
+    /// One session's counters.
+    private struct LookupMetrics: Sendable {
+        let duration: DurationHistogram
+        let keys: [Counter]
+        let tierHits: [[Counter]]
+        let defaults: [Counter]
+    }
+
+    /// One served model's request counters.
+    private struct RequestMetrics: Sendable {
+        let requests: Counter
+        let duration: DurationHistogram
+        let batches: Counter
+        let batchRequests: ValueHistogram
     }
 
     /// Counts one inference request and its latency.
     func recordRequest(model: String, status: Int, duration: Duration) {
+        if let metrics = requestMetrics[model] {
+            metrics.requests.increment()
+            metrics.duration.record(duration)
+            if status >= 400 {
+                registry.makeCounter(descriptor: Self.failures, labels: [("model", model), ("status", String(status))]).increment()
+            }
+            return
+        }
         registry.makeCounter(descriptor: Self.requests, labels: [("model", model)]).increment()
         if status >= 400 {
             registry.makeCounter(descriptor: Self.failures, labels: [("model", model), ("status", String(status))]).increment()
@@ -53,6 +108,17 @@ public final class ServerMetrics: Sendable {
     /// Counts one lookup.
     func recordLookup(session: LookupSession, counts: LookupCounts, duration: Duration) {
         let model = session.model.name
+        if let metrics = lookupMetrics[model] {
+            metrics.duration.record(duration)
+            for (t, table) in counts.tables.enumerated() where table.keys > 0 {
+                metrics.keys[t].increment(by: Int64(table.keys))
+                for (tier, hits) in table.tierHits.enumerated() where tier < metrics.tierHits[t].count {
+                    metrics.tierHits[t][tier].increment(by: Int64(hits))
+                }
+                metrics.defaults[t].increment(by: Int64(table.defaults))
+            }
+            return
+        }
         registry.makeDurationHistogram(descriptor: Self.lookupDuration, labels: [("model", model)], buckets: Self.latencyBuckets).record(duration)
         for (t, table) in counts.tables.enumerated() where table.keys > 0 {
             let name = session.model.tableNames[t]
@@ -67,6 +133,11 @@ public final class ServerMetrics: Sendable {
 
     /// Counts one lookup of `requests` merged requests.
     func recordBatch(model: String, requests: Int) {
+        if let metrics = requestMetrics[model] {
+            metrics.batches.increment()
+            metrics.batchRequests.record(Double(requests))
+            return
+        }
         registry.makeCounter(descriptor: Self.batches, labels: [("model", model)]).increment()
         registry.makeValueHistogram(descriptor: Self.batchRequests, labels: [("model", model)], buckets: Self.batchBuckets)
             .record(Double(requests))
