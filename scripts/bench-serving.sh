@@ -58,13 +58,14 @@ import json, sys
 rows = [("one sample, open loop", json.loads(sys.argv[1])), ("one sample, closed loop", json.loads(sys.argv[2])),
         ("seed batch, closed loop", json.loads(sys.argv[3]))]
 print()
-print("| requests | offered | connections | seconds | answered | failed | req/s | p50 ms | p99 ms | p99.9 ms | server RSS before → after |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+print("| requests | offered | connections | seconds | answered | failed | req/s | p50 ms | p99 ms | p99.9 ms | send lag p50 / p99 ms | server RSS before → after |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for name, r in rows:
     offered = f"{r['target_rate']:.0f} req/s" if r["target_rate"] else "max"
     rss = f"{r.get('server_rss_before_bytes', 0) / 2**20:.0f} → {r.get('server_rss_after_bytes', 0) / 2**20:.0f} MiB"
     print(f"| {name} | {offered} | {r['connections']} | {r['seconds']:.0f} | {r['requests']} | {r['failures']} | "
-          f"{r['throughput']:.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | {r['p999_us'] / 1000:.2f} | {rss} |")
+          f"{r['throughput']:.0f} | {r['p50_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | {r['p999_us'] / 1000:.2f} | "
+          + (f"{r['send_lag_p50_us'] / 1000:.2f} / {r['send_lag_p99_us'] / 1000:.2f}" if r["target_rate"] else "-") + f" | {rss} |")
     for reason in r.get("failure_reasons", []):
         print(f"  failure: {reason}")
 print()
