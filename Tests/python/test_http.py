@@ -4,6 +4,7 @@ Run after `swift build`: HPS_BIN=.build/debug/hps python3 -m pytest -q Tests/pyt
 (needs `python3 -m pip install 'tritonclient[http]' pytest numpy`).
 """
 
+import json
 import os
 import signal
 import socket
@@ -272,5 +273,31 @@ def test_demo_prediction_model():
             inputs = [httpclient.InferInput("KEYS0", [1, 4], "INT32")]
             inputs[0].set_data_from_numpy(keys[0][:1], binary_data=True)
             client.infer("2_table_dense", inputs)
+    finally:
+        s.stop()
+
+
+def test_load_generator_checks_every_answer(model_dir):
+    """hps-load: a bounded open-loop load gets every answer right; a wrong expectation of the answers is counted as failures."""
+    load_bin = os.path.join(os.path.dirname(hps_bin()), "hps-load")
+    if not os.access(load_bin, os.X_OK):
+        pytest.fail(f"the hps-load binary is not at {load_bin}; build it beside hps")
+    s = Server(model_dir)
+    try:
+        common = [load_bin, "--port", str(s.http_port), "--model", MODEL, "--tables", str(TABLES), "--vocab", str(VOCAB),
+                  "--keys-per-sample", "4", "--connections", "2", "--json", "--server-pid", str(s.process.pid)]
+        run = subprocess.run([*common, "--dim", str(DIM), "--rate", "200", "--duration", "1", "--model-dir", model_dir],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        report = json.loads(run.stdout)
+        assert report["requests"] == 200 and report["failures"] == 0 and report["checked_vectors"]
+        assert report["server_rss_after_bytes"] > 0
+        assert 0 < report["p50_us"] <= report["p99_us"] <= report["max_us"]
+        # Expecting vectors of the wrong size: every answer fails the check, and hps-load exits 2.
+        wrong = subprocess.run([*common, "--dim", str(DIM * 2), "--duration", "0.5"], capture_output=True, text=True, timeout=60)
+        assert wrong.returncode == 2
+        report = json.loads(wrong.stdout)
+        assert report["failures"] == report["requests"] > 0
+        assert "OUTPUT0 has" in report["failure_reasons"][0]
     finally:
         s.stop()
