@@ -66,6 +66,7 @@ struct LoadCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        LargeBufferReuse.enable()
         let requestKind = RequestKind(samples: kind == "one-sample" ? 1 : batchSize, tables: tables, vocab: vocab,
                                       keysPerSample: keysPerSample, dim: dim)
         let expected = try modelDir.map { try ExpectedRows(directory: $0, tables: tables, dim: dim) }

@@ -73,6 +73,7 @@ struct ServeCommand: AsyncParsableCommand {
                 guard !token.isEmpty else { throw ValidationError("the token file \(authTokenFile) is empty") }
                 options.token = String(token)
             }
+            LargeBufferReuse.enable()
             var logger = Logger(label: "hps")
             logger.logLevel = .notice
             let parameterServer: HierarchicalParameterServer
