@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "HPSMapped", targets: ["HPSMapped"]),
         .library(name: "HPSRedis", targets: ["HPSRedis"]),
         .executable(name: "hps", targets: ["hps"]),
+        .executable(name: "hps-load", targets: ["hps-load"]),
     ],
     traits: [
         .trait(name: "RocksDB", description: "The RocksDB persistent tier (HPSRocksDB), linking the system librocksdb (Debian librocksdb-dev)."),
@@ -103,6 +104,18 @@ let package = Package(
                 "HPSRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // A load generator for hps serve: open- and closed-loop KServe v2 requests over keep-alive connections.
+        .executableTarget(
+            name: "hps-load",
+            dependencies: [
+                "HPS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),

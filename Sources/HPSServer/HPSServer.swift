@@ -26,6 +26,8 @@ public struct HPSServer: Sendable {
         public var token: String?
         /// The largest request body accepted.
         public var maxBodyBytes = 64 << 20
+        /// How concurrent requests' lookups are merged.
+        public var batching = LookupBatcher.Options()
 
         /// The defaults.
         public init() {}
@@ -40,8 +42,10 @@ public struct HPSServer: Sendable {
     /// The metrics.
     public let metrics: ServerMetrics
 
-    /// A server for every model of `parameterServer`.
-    public init(parameterServer: HierarchicalParameterServer, options: Options = Options()) throws(LookupError) {
+    /// A server for every model of `parameterServer`, and for `predictionModels`
+    /// (lookups → dense layer over its sessions) under their names.
+    public init(parameterServer: HierarchicalParameterServer, options: Options = Options(),
+                predictionModels: [(name: String, model: PredictionModel)] = []) throws(LookupError) {
         self.parameterServer = parameterServer
         self.options = options
         var sessions: [LookupSession] = []
@@ -49,8 +53,9 @@ public struct HPSServer: Sendable {
             sessions.append(try parameterServer.session(model: model.name))
         }
         let tierNames = [parameterServer.volatileStore?.kind, parameterServer.persistentStore?.kind].compactMap { $0 }
-        metrics = ServerMetrics(sessions: sessions, tierNames: tierNames)
-        routes = KServeRoutes(models: sessions.map(ServedModel.init), metrics: metrics, maxBodyBytes: options.maxBodyBytes)
+        metrics = ServerMetrics(sessions: sessions, tierNames: tierNames, modelNames: predictionModels.map(\.name))
+        let served = sessions.map(ServedModel.init) + predictionModels.map { ServedModel(prediction: $0.model, name: $0.name) }
+        routes = KServeRoutes(models: served, metrics: metrics, maxBodyBytes: options.maxBodyBytes, batching: options.batching)
     }
 
     /// The router of the KServe v2 endpoints, with the token check when a token is set.

@@ -19,7 +19,7 @@ struct LookupCommand: ParsableCommand {
     var keys: String
     @Flag(help: "Print one JSON object with `vectors`, one array per key.")
     var json = false
-    @Flag(help: "Also print which tier answered how many keys.")
+    @Flag(help: "Also print which tier answered how many keys, in all and per table.")
     var stats = false
     @Option(help: "Where to look up: cpu, gpu or auto (the GPU when one loads).")
     var device: String = "cpu"
@@ -55,11 +55,18 @@ struct LookupCommand: ParsableCommand {
                     })),
                 ]
                 if stats {
-                    var statFields: [(String, JSONValue)] = [("keys", .integer(Int64(counts.keys)))]
-                    for (tier, hits) in zip(tierNames(server), counts.tierHits) {
-                        statFields.append(("\(tier)_hits", .integer(Int64(hits))))
+                    let tiers = tierNames(server)
+                    func object(keys: Int, tierHits: [Int], defaults: Int) -> [(String, JSONValue)] {
+                        var fields: [(String, JSONValue)] = [("keys", .integer(Int64(keys)))]
+                        for (tier, hits) in zip(tiers, tierHits) { fields.append(("\(tier)_hits", .integer(Int64(hits)))) }
+                        fields.append(("defaults", .integer(Int64(defaults))))
+                        return fields
                     }
-                    statFields.append(("defaults", .integer(Int64(counts.defaults))))
+                    var statFields = object(keys: counts.keys, tierHits: counts.tierHits, defaults: counts.defaults)
+                    let perTable = zip(session.model.tableNames, counts.tables).filter { $0.1.keys > 0 }.map { name, table in
+                        (name, JSONValue.object(JSONObject(object(keys: table.keys, tierHits: table.tierHits, defaults: table.defaults))))
+                    }
+                    statFields.append(("tables", .object(JSONObject(perTable))))
                     fields.append(("stats", .object(JSONObject(statFields))))
                 }
                 print(JSONValue.object(JSONObject(fields)).serialized())
@@ -69,8 +76,15 @@ struct LookupCommand: ParsableCommand {
                     print("\(key): \(row)")
                 }
                 if stats {
-                    let tiers = zip(tierNames(server), counts.tierHits).map { "\($0) \($1)" }.joined(separator: ", ")
-                    print("keys \(counts.keys); answered by \(tiers); default value \(counts.defaults)")
+                    let names = tierNames(server)
+                    func line(_ keys: Int, _ tierHits: [Int], _ defaults: Int) -> String {
+                        let tiers = zip(names, tierHits).map { "\($0) \($1)" }.joined(separator: ", ")
+                        return "keys \(keys); answered by \(tiers); default value \(defaults)"
+                    }
+                    print(line(counts.keys, counts.tierHits, counts.defaults))
+                    for (name, table) in zip(session.model.tableNames, counts.tables) where table.keys > 0 {
+                        print("table \(name): \(line(table.keys, table.tierHits, table.defaults))")
+                    }
                 }
             }
         }

@@ -137,12 +137,13 @@ struct KServeEndpointTests {
         }
     }
 
-    @Test("GET /metrics counts requests, keys per table and tier hits")
+    @Test("GET /metrics counts requests, and keys, tier hits, defaults and hit ratios per table")
     func metrics() async throws {
         let fixture = try ServerFixture()
         let model = fixture.model
         try await fixture.test { client in
-            let body = ByteBuffer(json: inferRequest(keys: [1, 2, 101], numKeys: [2, 1]))
+            // 150 is not a key of table0 (keys 0..<100): one default there.
+            let body = ByteBuffer(json: inferRequest(keys: [1, 150, 101], numKeys: [2, 1]))
             try await client.execute(uri: "/v2/models/\(model)/infer", method: .post, body: body) { #expect($0.status == .ok) }
             try await client.execute(uri: "/v2/models/nope/infer", method: .post, body: body) { #expect($0.status == .notFound) }
         }
@@ -155,8 +156,12 @@ struct KServeEndpointTests {
                 #expect(text.contains("hps_inference_failures_total{model=\"unknown\",status=\"404\"} 1"))
                 #expect(text.contains("hps_keys_looked_up_total{model=\"\(model)\",table=\"table0\"} 2"))
                 #expect(text.contains("hps_keys_looked_up_total{model=\"\(model)\",table=\"table1\"} 1"))
-                #expect(text.contains("hps_tier_hits_total{"))
-                #expect(text.contains("hps_tier_hit_ratio{"))
+                #expect(text.contains("hps_tier_hits_total{model=\"\(model)\",table=\"table0\",tier=\"hash_map\"} 1"))
+                #expect(text.contains("hps_tier_hits_total{model=\"\(model)\",table=\"table1\",tier=\"hash_map\"} 1"))
+                #expect(text.contains("hps_default_value_keys_total{model=\"\(model)\",table=\"table0\"} 1"))
+                #expect(text.contains("hps_default_value_keys_total{model=\"\(model)\",table=\"table1\"} 0"))
+                #expect(text.contains("hps_tier_hit_ratio{model=\"\(model)\",table=\"table0\",tier=\"hash_map\"} 0.5"))
+                #expect(text.contains("hps_tier_hit_ratio{model=\"\(model)\",table=\"table1\",tier=\"hash_map\"} 1"))
                 #expect(text.contains("hps_inference_request_duration_seconds_bucket{"))
             }
         }

@@ -6,13 +6,16 @@ import HummingbirdTesting
 import NIOCore
 
 /// A served two-table model (vocab 100, dim 8, INT64 keys: table i holds
-/// keys [100·i, 100·(i+1))) written to a temporary folder.
+/// keys [100·i, 100·(i+1))) written to a temporary folder; with `prediction`,
+/// also its seed prediction model (lookups → Dense(1)) as `<model>_dense`.
 struct ServerFixture {
     let directory: TemporaryDirectory
     let server: HPSServer
     let session: LookupSession
+    let seed: SeedModel
 
-    init(batchSize: Int = 256, keysPerSample: Int = 26, options: HPSServer.Options = HPSServer.Options()) throws {
+    init(batchSize: Int = 256, keysPerSample: Int = 26, options: HPSServer.Options = HPSServer.Options(),
+         prediction: Bool = false) throws {
         directory = try TemporaryDirectory(prefix: "hps-server")
         var seed = SeedModel()
         seed.tables = 2
@@ -21,10 +24,12 @@ struct ServerFixture {
         seed.keyType = .int64
         seed.batchSize = batchSize
         seed.keysPerSample = keysPerSample
+        self.seed = seed
         let path = try seed.write(to: directory.path)
         let parameterServer = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path), parallelism: 2)
-        server = try HPSServer(parameterServer: parameterServer, options: options)
         session = try parameterServer.session(model: seed.modelName)
+        server = try HPSServer(parameterServer: parameterServer, options: options,
+                               predictionModels: prediction ? [(seed.modelName + "_dense", try PredictionModel(session: session, seed: seed))] : [])
         // The tables are in the in-memory store now; the files are no longer read.
         directory.remove()
     }

@@ -114,6 +114,21 @@ struct CLITests {
         #expect(rows[2] == [0, 0, 0, 0])
     }
 
+    @Test("hps lookup --stats --json counts the keys per tier and default, in all and for the table")
+    func lookupStats() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-cli")
+        defer { directory.remove() }
+        let output = try generate(in: directory.path)
+        let outcome = try hps(["lookup", "--config", output + "/hps.json", "--model", "2_table", "--table", "table1",
+                               "--keys", "100,101,5000", "--json", "--stats"], in: directory.path)
+        #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+        let stats = try #require(try JSONValue.parse(outcome.stdout)["stats"])
+        #expect(stats["keys"] == 3 && stats["hash_map_hits"] == 2 && stats["defaults"] == 1)
+        let table = try #require(stats["tables"]?["table1"])
+        #expect(table["keys"] == 3 && table["hash_map_hits"] == 2 && table["defaults"] == 1)
+        #expect(stats["tables"]?["table0"] == nil)
+    }
+
     @Test("hps inspect describes both tables and their key ranges")
     func inspect() throws {
         let directory = try TemporaryDirectory(prefix: "hps-cli")

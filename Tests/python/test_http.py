@@ -4,6 +4,7 @@ Run after `swift build`: HPS_BIN=.build/debug/hps python3 -m pytest -q Tests/pyt
 (needs `python3 -m pip install 'tritonclient[http]' pytest numpy`).
 """
 
+import json
 import os
 import signal
 import socket
@@ -44,7 +45,7 @@ class Server:
     def __init__(self, directory, extra=()):
         self.http_port, self.metrics_port = free_port(), free_port()
         self.process = subprocess.Popen(
-            [hps_bin(), "serve", "--config", os.path.join(directory, "hps.json"),
+            [hps_bin(), "serve", *(["--config", os.path.join(directory, "hps.json")] if directory else []),
              "--http-port", str(self.http_port), "--metrics-port", str(self.metrics_port), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.url = f"127.0.0.1:{self.http_port}"
@@ -239,3 +240,64 @@ def refuses_connections(port, seconds=10):
             return True
         time.sleep(0.1)
     return False
+
+
+def test_demo_prediction_model():
+    """hps serve --demo: the seed model's lookups → Dense(1), one input per table, one prediction per sample."""
+    s = Server(None, ["--demo", "--tables", "2", "--vocab", "100", "--dim", "8", "--keys-per-sample", "4",
+                      "--batch-size", "16"])
+    try:
+        client = httpclient.InferenceServerClient(s.url)
+        metadata = client.get_model_metadata("2_table_dense")
+        assert [i["name"] for i in metadata["inputs"]] == ["KEYS0", "KEYS1"]
+        rng = np.random.default_rng(5)
+        keys = [rng.integers(100 * t, 100 * (t + 1), size=(5, 4)).astype(np.int32) for t in range(2)]
+
+        def predict(batch):
+            inputs = []
+            for t, k in enumerate(batch):
+                inputs.append(httpclient.InferInput(f"KEYS{t}", list(k.shape), "INT32"))
+                inputs[-1].set_data_from_numpy(k, binary_data=True)
+            return client.infer("2_table_dense", inputs).as_numpy("OUTPUT0")
+
+        batch = predict(keys)
+        assert batch.shape == (5, 1) and batch.dtype == np.float32
+        assert len(set(batch[:, 0].tolist())) == 5
+        # Each sample alone gets the prediction it got in the batch.
+        for sample in range(5):
+            alone = predict([k[sample:sample + 1] for k in keys])
+            assert alone.tolist() == batch[sample:sample + 1].tolist()
+        # The HPS model of the same tables is served beside it.
+        assert client.is_model_ready("2_table")
+        with pytest.raises(InferenceServerException, match="KEYS1"):
+            inputs = [httpclient.InferInput("KEYS0", [1, 4], "INT32")]
+            inputs[0].set_data_from_numpy(keys[0][:1], binary_data=True)
+            client.infer("2_table_dense", inputs)
+    finally:
+        s.stop()
+
+
+def test_load_generator_checks_every_answer(model_dir):
+    """hps-load: a bounded open-loop load gets every answer right; a wrong expectation of the answers is counted as failures."""
+    load_bin = os.path.join(os.path.dirname(hps_bin()), "hps-load")
+    if not os.access(load_bin, os.X_OK):
+        pytest.fail(f"the hps-load binary is not at {load_bin}; build it beside hps")
+    s = Server(model_dir)
+    try:
+        common = [load_bin, "--port", str(s.http_port), "--model", MODEL, "--tables", str(TABLES), "--vocab", str(VOCAB),
+                  "--keys-per-sample", "4", "--connections", "2", "--json", "--server-pid", str(s.process.pid)]
+        run = subprocess.run([*common, "--dim", str(DIM), "--rate", "200", "--duration", "1", "--model-dir", model_dir],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        report = json.loads(run.stdout)
+        assert report["requests"] == 200 and report["failures"] == 0 and report["checked_vectors"]
+        assert report["server_rss_after_bytes"] > 0
+        assert 0 < report["p50_us"] <= report["p99_us"] <= report["max_us"]
+        # Expecting vectors of the wrong size: every answer fails the check, and hps-load exits 2.
+        wrong = subprocess.run([*common, "--dim", str(DIM * 2), "--duration", "0.5"], capture_output=True, text=True, timeout=60)
+        assert wrong.returncode == 2
+        report = json.loads(wrong.stdout)
+        assert report["failures"] == report["requests"] > 0
+        assert "OUTPUT0 has" in report["failure_reasons"][0]
+    finally:
+        s.stop()

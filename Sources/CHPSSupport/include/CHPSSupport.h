@@ -15,4 +15,9 @@ static inline void hps_prefetch(const void *address) {
 /// _GNU_SOURCE: grows a mapping without copying its pages.
 void *hps_mremap_maymove(void *address, size_t old_size, size_t new_size);
 
+/// Keeps freed blocks of up to `bytes` in the heap (glibc's M_MMAP_THRESHOLD
+/// and M_TRIM_THRESHOLD), so that a buffer of tens of megabytes allocated
+/// for every request reuses its pages instead of faulting fresh ones in.
+void hps_keep_freed_blocks(int bytes);
+
 #endif

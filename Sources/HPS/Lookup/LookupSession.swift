@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Answers lookups for one model: plans them by fusion group, asks each tier
 /// in turn for the keys the tier above missed, and fills what no tier holds
 /// with the table's default value.
@@ -38,7 +36,7 @@ public final class LookupSession: Sendable {
         self.tiers = tiers
         self.parallelism = max(1, parallelism)
         defaults = plan.groups.map { group in group.tables.map { model.defaultValues[$0] } }
-        statistics = LookupStatistics(tiers: tiers.first?.map(\.tag).count ?? 0)
+        statistics = LookupStatistics(tables: model.tableNames.count, tiers: tiers.first?.count ?? 0)
     }
 
     /// A fusion group's table in each tier, top first.
@@ -101,7 +99,7 @@ public final class LookupSession: Sendable {
     ///
     /// - Parameter runs: each run's `member` is a table index of the model;
     ///   its `output` holds `count × vecSize(table)` floats.
-    /// - Returns: what the call found where.
+    /// - Returns: what the call found where, in all and per table.
     /// - Throws: before any lookup, for an unknown table, a key out of the
     ///   32-bit range, or more keys for one table than its limit.
     @discardableResult
@@ -121,7 +119,7 @@ public final class LookupSession: Sendable {
             throw .tooManyKeys(model: model.name, table: model.tableNames[table], keys: count,
                                maxBatchSize: model.maxBatchSize, maxPerSample: model.maxQueryKeysPerSample[table])
         }
-        var counts = LookupCounts(tierHits: [Int](repeating: 0, count: tiers.first?.count ?? 0))
+        var counts = LookupCounts(tables: model.tableNames.count, tiers: tiers.first?.count ?? 0)
         var groupRuns = [[LookupRun]](repeating: [], count: plan.groups.count)
         for run in runs where run.count > 0 {
             var translated = run
@@ -138,18 +136,31 @@ public final class LookupSession: Sendable {
     }
 
     /// One group down the tiers: the keys each tier misses go to the next;
-    /// the last fills the defaults.
+    /// the last fills the defaults. Counts are split per member table.
     private func lookupGroup(_ group: Int, runs: UnsafeBufferPointer<LookupRun>, parallelism: Int, counts: inout LookupCounts) {
-        let total = runs.reduce(0) { $0 + $1.count }
-        counts.keys += total
+        let tables = plan.groups[group].tables
+        for run in runs {
+            counts.keys += run.count
+            counts.tables[tables[run.member]].keys += run.count
+        }
         defaults[group].withUnsafeBufferPointer { defaults in
             guard let chain = chains[group] else {
                 fillDefaults(runs, defaults: defaults, vecSize: plan.groups[group].vecSize)
-                counts.defaults += total
+                for run in runs {
+                    counts.defaults += run.count
+                    counts.tables[tables[run.member]].defaults += run.count
+                }
                 return
             }
-            counts.defaults += chain.lookup(runs, defaults: defaults, missed: nil, parallelism: parallelism,
-                                            tierHits: &counts.tierHits)
+            var hits = TierHits(tiers: chain.tiers.count, members: tables.count)
+            counts.defaults += chain.lookup(runs, defaults: defaults, missed: nil, parallelism: parallelism, hits: &hits)
+            for (member, table) in tables.enumerated() {
+                counts.tables[table].defaults += hits.missing[member]
+                for tier in hits.answered.indices {
+                    counts.tierHits[tier] += hits.answered[tier][member]
+                    counts.tables[table].tierHits[tier] += hits.answered[tier][member]
+                }
+            }
         }
     }
 
@@ -203,39 +214,4 @@ public final class LookupSession: Sendable {
         }
         return pooled
     }
-}
-
-/// What one lookup found where.
-public struct LookupCounts: Sendable, Equatable {
-    /// Keys looked up.
-    public var keys = 0
-    /// Keys answered by each tier, top first.
-    public var tierHits: [Int]
-    /// Keys found in no tier, answered with the default value.
-    public var defaults = 0
-
-    /// Creates counts.
-    public init(keys: Int = 0, tierHits: [Int], defaults: Int = 0) {
-        self.keys = keys
-        self.tierHits = tierHits
-        self.defaults = defaults
-    }
-}
-
-/// Counters of a session's lookups since it started.
-public final class LookupStatistics: Sendable {
-    private let state: Mutex<LookupCounts>
-
-    init(tiers: Int) { state = Mutex(LookupCounts(tierHits: [Int](repeating: 0, count: tiers))) }
-
-    func record(_ counts: LookupCounts) {
-        state.withLock { total in
-            total.keys += counts.keys
-            total.defaults += counts.defaults
-            for i in counts.tierHits.indices where i < total.tierHits.count { total.tierHits[i] += counts.tierHits[i] }
-        }
-    }
-
-    /// The totals so far.
-    public var totals: LookupCounts { state.withLock { $0 } }
 }

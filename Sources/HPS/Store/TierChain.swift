@@ -28,25 +28,48 @@ public final class TierChain: EmbeddingStoreTable, Sendable {
 
     public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
-        var hits = [Int](repeating: 0, count: tiers.count)
-        return lookup(runs, defaults: defaults, missed: missed, parallelism: parallelism, tierHits: &hits)
+        var hits = TierHits(tiers: tiers.count, members: memberCount)
+        return lookup(runs, defaults: defaults, missed: missed, parallelism: parallelism, hits: &hits)
     }
 
-    /// `lookup`, also adding to `tierHits[i]` the keys tier `i` answered.
+    /// `lookup`, also adding to `hits` the keys each tier answered and the
+    /// keys no tier holds, per member. The counting costs work per missed
+    /// key only (and, for runs of several members over one tier, a buffer
+    /// for the missed indices when `missed` is nil).
     /// - Returns: the keys no tier holds (filled with the defaults, and listed in `missed`).
     public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
-                       missed: UnsafeMutablePointer<Int>?, parallelism: Int, tierHits: inout [Int]) -> Int {
-        let total = runs.reduce(0) { $0 + $1.count }
+                       missed: UnsafeMutablePointer<Int>?, parallelism: Int, hits: inout TierHits) -> Int {
+        guard !runs.isEmpty else { return 0 }
+        var total = 0
+        var oneMember = true
+        for run in runs {
+            total += run.count
+            hits.answered[0][run.member] += run.count  // less the misses, below
+            if run.member != runs[0].member { oneMember = false }
+        }
         let first = tiers[0]
         if tiers.count == 1 {
-            let misses = first.lookup(runs, defaults: defaults, missed: missed, parallelism: parallelism)
-            tierHits[0] += total - misses
+            if oneMember {
+                let misses = first.lookup(runs, defaults: defaults, missed: missed, parallelism: parallelism)
+                hits.answered[0][runs[0].member] -= misses
+                hits.missing[runs[0].member] += misses
+                return misses
+            }
+            let indices = missed ?? UnsafeMutablePointer<Int>.allocate(capacity: total)
+            defer { if missed == nil { indices.deallocate() } }
+            let misses = first.lookup(runs, defaults: defaults, missed: indices, parallelism: parallelism)
+            // The missed indices ascend, so one walk over the runs attributes them.
+            var r = 0, runEnd = runs[0].count
+            for j in 0..<misses {
+                while indices[j] >= runEnd { r += 1; runEnd += runs[r].count }
+                hits.answered[0][runs[r].member] -= 1
+                hits.missing[runs[r].member] += 1
+            }
             return misses
         }
         let firstMissed = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(1, total))
         defer { firstMissed.deallocate() }
         var missCount = first.lookup(runs, defaults: nil, missed: firstMissed.baseAddress, parallelism: parallelism)
-        tierHits[0] += total - missCount
         // The missed keys, gathered into one batch for each lower tier.
         var starts = [Int](repeating: 0, count: runs.count + 1)
         for (i, run) in runs.enumerated() { starts[i + 1] = starts[i] + run.count }
@@ -61,6 +84,7 @@ public final class TierChain: EmbeddingStoreTable, Sendable {
             let run = runs[r]
             keys[j] = run.keys[flat - starts[r]]
             members[j] = run.member
+            hits.answered[0][run.member] -= 1
             flats[j] = flat
             outputs[j] = run.output + (flat - starts[r]) * vecSize
         }
@@ -87,7 +111,6 @@ public final class TierChain: EmbeddingStoreTable, Sendable {
                     }
                 }
             }
-            tierHits[level] += missCount - misses
             if cacheMissedEmbeddings && missCount > misses {
                 copyToTop(keys: keys, members: members, vectors: found, count: missCount,
                           missing: UnsafeBufferPointer(start: stillMissing.baseAddress, count: misses), parallelism: parallelism)
@@ -97,7 +120,7 @@ public final class TierChain: EmbeddingStoreTable, Sendable {
             var m = 0, next = 0
             for j in 0..<missCount {
                 let missedHere = m < misses && stillMissing[m] == j
-                if missedHere { m += 1 }
+                if missedHere { m += 1 } else { hits.answered[level][members[j]] += 1 }
                 if !missedHere || (isLast && defaults != nil) {
                     found.withUnsafeBufferPointer { found in
                         outputs[j].update(from: found.baseAddress! + j * vecSize, count: vecSize)
@@ -110,6 +133,7 @@ public final class TierChain: EmbeddingStoreTable, Sendable {
             }
             missCount = next
         }
+        for j in 0..<missCount { hits.missing[members[j]] += 1 }
         // What no tier holds, in ascending flat order (the order was kept throughout).
         if let missed { for j in 0..<missCount { missed[j] = flats[j] } }
         return missCount

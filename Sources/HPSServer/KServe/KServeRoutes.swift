@@ -13,6 +13,8 @@ public struct KServeRoutes: Sendable {
     public let metrics: ServerMetrics
     /// The largest request body accepted (larger: 413).
     public let maxBodyBytes: Int
+    /// Each model's lookups, batched dynamically, by model name.
+    public let batchers: [String: LookupBatcher]
 
     /// The server's name in the server metadata.
     public static let serverName = "swift-hps"
@@ -20,10 +22,12 @@ public struct KServeRoutes: Sendable {
     public static let serverVersion = "0.1.0"
 
     /// Routes for `models`.
-    public init(models: [ServedModel], metrics: ServerMetrics, maxBodyBytes: Int) {
+    public init(models: [ServedModel], metrics: ServerMetrics, maxBodyBytes: Int,
+                batching: LookupBatcher.Options = LookupBatcher.Options()) {
         self.models = Dictionary(models.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         self.metrics = metrics
         self.maxBodyBytes = maxBodyBytes
+        batchers = self.models.mapValues { LookupBatcher(model: $0, metrics: metrics, options: batching) }
     }
 
     /// Adds the endpoints to `router`.
@@ -110,9 +114,7 @@ public struct KServeRoutes: Sendable {
         }
         let inference = try InferenceRequest.parse(body: body, headerLength: headerLength)
         let batch = try model.batch(of: inference)
-        let lookupStart = ContinuousClock.now
-        let (vectors, counts) = try await BlockingWork.run { () throws(InferenceError) in try model.lookup(batch) }
-        metrics.recordLookup(session: model.session, batch: batch, counts: counts, duration: ContinuousClock.now - lookupStart)
+        let vectors = try await batchers[model.name]!.lookup(batch)
         return Self.response(model: model, request: inference, shape: model.outputShape(batch, floats: vectors.count),
                              vectors: vectors)
     }

@@ -1,10 +1,15 @@
 public import HPS
 
-/// One HPS model served as Triton's HPS backend serves it: inputs `KEYS`
-/// (INT64 or INT32, all tables' keys concatenated) and `NUMKEYS` (INT32,
-/// keys per table), one FP32 output `OUTPUT0` with the vectors in key order.
+/// One model served over KServe v2, of one of two kinds:
 ///
-/// Thread safety: `infer` may run concurrently (the session allows it).
+/// - an HPS model, as Triton's HPS backend serves it: inputs `KEYS` (INT64
+///   or INT32, all tables' keys concatenated) and `NUMKEYS` (INT32, keys per
+///   table), one FP32 output `OUTPUT0` with the vectors in key order;
+/// - a prediction model (the seed notebook's lookups → Dense(1)): one input
+///   `KEYS<i>` per table (INT64 or INT32, [batch, keys per sample]), one FP32
+///   output `OUTPUT0` of [batch, 1] predictions.
+///
+/// Thread safety: `lookup` may run concurrently (the session allows it).
 public struct ServedModel: Sendable {
     /// The only version served.
     public static let version = "1"
@@ -17,12 +22,27 @@ public struct ServedModel: Sendable {
 
     /// The model's session.
     public let session: LookupSession
+    /// For a prediction model: the dense layer over the lookups; nil for an HPS model.
+    public let prediction: PredictionModel?
+    /// The name served.
+    public let name: String
 
-    /// Serves a session.
-    public init(session: LookupSession) { self.session = session }
+    /// Serves a session as an HPS model, under the model's name.
+    public init(session: LookupSession) {
+        self.session = session
+        prediction = nil
+        name = session.model.name
+    }
 
-    /// The model's name.
-    public var name: String { session.model.name }
+    /// Serves a prediction model under `name`.
+    public init(prediction: PredictionModel, name: String) {
+        session = prediction.session
+        self.prediction = prediction
+        self.name = name
+    }
+
+    /// The input of table `table` of a prediction model: `KEYS<table>`.
+    public static func keysInput(table: Int) -> String { "KEYS\(table)" }
 
     /// The vec size shared by all tables, or `nil` when they differ.
     public var commonVecSize: Int? {
@@ -35,6 +55,16 @@ public struct ServedModel: Sendable {
         func tensor(_ name: String, _ datatype: TensorDatatype, _ shape: [Int64]) -> JSONValue {
             .object(JSONObject([("name", .string(name)), ("datatype", .string(datatype.rawValue)),
                                 ("shape", .array(shape.map { .integer($0) }))]))
+        }
+        if let prediction {
+            let k = Int64(prediction.keysPerSample)
+            return .object(JSONObject([
+                ("name", .string(name)),
+                ("versions", .array([.string(Self.version)])),
+                ("platform", .string("hps_dense")),
+                ("inputs", .array(session.model.tableNames.indices.map { tensor(Self.keysInput(table: $0), .int64, [-1, k]) })),
+                ("outputs", .array([tensor(Self.output, .fp32, [-1, 1])])),
+            ]))
         }
         return .object(JSONObject([
             ("name", .string(name)),
@@ -49,8 +79,24 @@ public struct ServedModel: Sendable {
     /// The model configuration in the form Triton returns for
     /// `/v2/models/<model>/config`, as Triton's HPS backend's `config.pbtxt` declares it.
     public func tritonConfiguration() -> JSONValue {
-        func tensor(_ name: String, _ type: String) -> JSONValue {
-            .object(JSONObject([("name", .string(name)), ("data_type", .string(type)), ("dims", [-1])]))
+        func tensor(_ name: String, _ type: String, _ dims: [Int64] = [-1]) -> JSONValue {
+            .object(JSONObject([("name", .string(name)), ("data_type", .string(type)), ("dims", .array(dims.map { .integer($0) }))]))
+        }
+        if let prediction {
+            return .object(JSONObject([
+                ("name", .string(name)),
+                ("platform", "hps_dense"),
+                ("backend", "hps"),
+                ("max_batch_size", .integer(Int64(session.model.maxBatchSize))),
+                ("input", .array(session.model.tableNames.indices.map {
+                    tensor(Self.keysInput(table: $0), "TYPE_INT64", [Int64(prediction.keysPerSample)])
+                })),
+                ("output", .array([tensor(Self.output, "TYPE_FP32", [1])])),
+                ("parameters", .object(JSONObject([
+                    ("embedding_table_names", .string(session.model.tableNames.joined(separator: ","))),
+                    ("hps_model", .string(session.model.name)),
+                ]))),
+            ]))
         }
         return .object(JSONObject([
             ("name", .string(name)),
@@ -74,11 +120,21 @@ public struct ServedModel: Sendable {
         public var keysPerTable: [[Int64]]
         /// Keys in all.
         public var totalKeys: Int
+        /// Samples of a prediction model's batch (0 for an HPS model).
+        public var samples = 0
+
+        /// A batch of checked keys.
+        public init(keysPerTable: [[Int64]], totalKeys: Int, samples: Int = 0) {
+            self.keysPerTable = keysPerTable
+            self.totalKeys = totalKeys
+            self.samples = samples
+        }
     }
 
     /// Checks the inputs and outputs of a request against the model.
     /// - Throws: `InferenceError.invalidInput` naming the input and what is wrong.
     public func batch(of request: InferenceRequest) throws(InferenceError) -> Batch {
+        if let prediction { return try predictionBatch(of: request, prediction) }
         var keys: InferenceRequest.Input? = nil
         var numKeys: InferenceRequest.Input? = nil
         for input in request.inputs {
@@ -126,9 +182,20 @@ public struct ServedModel: Sendable {
         return Batch(keysPerTable: keysPerTable, totalKeys: keys.values.count)
     }
 
-    /// Looks up a checked batch: blocking CPU work; run it off the event loop.
-    /// - Returns: (total keys × vec size) floats, table after table, and what the lookup found where.
+    /// Looks up a checked batch (and, for a prediction model, predicts it):
+    /// blocking CPU work; run it off the event loop.
+    /// - Returns: the output's floats — for an HPS model (total keys × vec size)
+    ///   floats, table after table; for a prediction model (samples)
+    ///   predictions — and what the lookup found where.
     public func lookup(_ batch: Batch) throws(InferenceError) -> (vectors: [Float], counts: LookupCounts) {
+        if let prediction {
+            do throws(LookupError) {
+                let (predictions, counts) = try prediction.predict(keys: batch.keysPerTable, samples: batch.samples)
+                return (predictions, counts)
+            } catch {
+                throw .lookup(error)
+            }
+        }
         let vecSizes = session.model.vecSizes
         var total = 0
         for (table, keys) in batch.keysPerTable.enumerated() { total += keys.count * vecSizes[table] }
@@ -157,9 +224,52 @@ public struct ServedModel: Sendable {
     }
 
     /// The shape of `OUTPUT0`: [keys, vec size] when all tables share a vec
-    /// size, else [floats] (the vectors of differing sizes laid end to end).
+    /// size, else [floats] (the vectors of differing sizes laid end to end);
+    /// [samples, 1] for a prediction model.
     public func outputShape(_ batch: Batch, floats: Int) -> [Int] {
+        if prediction != nil { return [batch.samples, 1] }
         if let vecSize = commonVecSize { return [batch.totalKeys, vecSize] }
         return [floats]
+    }
+
+    /// A prediction model's inputs: `KEYS<i>` for every table, all of shape
+    /// [batch, keys per sample] (or [keys per sample] for one sample).
+    private func predictionBatch(of request: InferenceRequest, _ prediction: PredictionModel) throws(InferenceError) -> Batch {
+        let tables = session.model.tableNames.count, k = prediction.keysPerSample
+        let names = (0..<tables).map(Self.keysInput(table:))
+        var keysPerTable = [[Int64]?](repeating: nil, count: tables)
+        var samples: Int? = nil
+        for input in request.inputs {
+            guard let table = names.firstIndex(of: input.name) else {
+                throw .invalidInput("model \(name) has no input \"\(input.name)\"; its inputs are \(names.joined(separator: ", ")) (INT64 or INT32, [batch, \(k)])")
+            }
+            guard input.datatype == .int64 || input.datatype == .int32 else {
+                throw .invalidInput("input \(input.name) has datatype \(input.datatype.rawValue); it must be INT64 or INT32")
+            }
+            let shapeSamples: Int
+            switch input.shape.count {
+            case 1 where input.shape[0] == k: shapeSamples = 1
+            case 2 where input.shape[1] == k: shapeSamples = input.shape[0]
+            default:
+                throw .invalidInput("input \(input.name) has shape \(input.shape); it must be [batch, \(k)]: \(k) keys per sample")
+            }
+            if let samples, samples != shapeSamples {
+                throw .invalidInput("input \(input.name) has \(shapeSamples) samples but another input has \(samples); every input needs the same batch")
+            }
+            samples = shapeSamples
+            keysPerTable[table] = input.values
+        }
+        for output in request.outputs where output.name != Self.output {
+            throw .invalidInput("model \(name) has no output \"\(output.name)\"; its output is OUTPUT0")
+        }
+        let missing = (0..<tables).filter { keysPerTable[$0] == nil }.map { names[$0] }
+        guard missing.isEmpty, let samples else {
+            throw .invalidInput("model \(name) needs one input per table, \(names.joined(separator: ", ")); missing: \(missing.joined(separator: ", "))")
+        }
+        guard samples <= session.model.maxBatchSize else {
+            throw .invalidInput("the batch has \(samples) samples but model \(name) takes at most \(session.model.maxBatchSize) (max_batch_size)")
+        }
+        let keys = keysPerTable.map { $0! }
+        return Batch(keysPerTable: keys, totalKeys: samples * k * tables, samples: samples)
     }
 }

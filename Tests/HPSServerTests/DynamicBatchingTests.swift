@@ -1,0 +1,94 @@
+import HPS
+import HPSServer
+import Testing
+
+/// Dynamic batching: concurrent requests merged into one lookup get exactly
+/// what each would get alone, and the metrics count the lookups and the
+/// requests merged into each.
+struct DynamicBatchingTests {
+    /// `count` HPS requests of random keys (some missing) for the fixture's two tables.
+    private func batches(_ fixture: ServerFixture, count: Int) throws -> [ServedModel.Batch] {
+        let model = try #require(fixture.server.routes.models[fixture.model])
+        var random = SplitMix64(seed: 21)
+        return try (0..<count).map { _ in
+            let counts = [Int(random.next() % 30), Int(random.next() % 30) + 1]
+            let keys = (0..<2).flatMap { table in (0..<counts[table]).map { _ in Int64(table * 100) + Int64(random.next() % 120) } }
+            let request = try InferenceRequest.parse(body: Array(inferRequest(keys: keys, numKeys: counts.map(Int64.init)).serialized().utf8),
+                                                     headerLength: nil)
+            return try model.batch(of: request)
+        }
+    }
+
+    /// The value of the metric line `name{labels}`.
+    private func metric(_ fixture: ServerFixture, _ line: String) -> Double? {
+        let text = String(decoding: fixture.server.metrics.exposition(), as: UTF8.self)
+        return text.split(separator: "\n").first { $0.hasPrefix(line + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+    }
+
+    @Test("requests queued behind a lookup are merged into one and each gets its own vectors")
+    func mergedRequestsGetTheirOwnVectors() async throws {
+        var options = HPSServer.Options()
+        options.batching.maxQueueDelay = .seconds(1)  // the first waits, so all the others queue behind it
+        let fixture = try ServerFixture(options: options)
+        let batcher = try #require(fixture.server.routes.batchers[fixture.model])
+        let batches = try batches(fixture, count: 40)
+        let alone = try batches.map { try batcher.model.lookup($0).vectors }
+        let merged = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            for (i, batch) in batches.enumerated() { group.addTask { (i, try await batcher.lookup(batch)) } }
+            var results = [[Float]](repeating: [], count: batches.count)
+            for try await (i, vectors) in group { results[i] = vectors }
+            return results
+        }
+        #expect(merged == alone)
+        let model = "{model=\"\(fixture.model)\"}"
+        #expect(metric(fixture, "hps_lookup_batch_requests_sum" + model) == 40)
+        #expect(metric(fixture, "hps_lookup_batch_requests_count" + model) == metric(fixture, "hps_lookup_batches_total" + model))
+        #expect(try #require(metric(fixture, "hps_lookup_batches_total" + model)) < 40)
+        let keys = batches.reduce(0) { $0 + $1.keysPerTable[0].count }
+        #expect(metric(fixture, "hps_keys_looked_up_total{model=\"\(fixture.model)\",table=\"table0\"}") == Double(keys))
+    }
+
+    @Test("a prediction model's merged requests get their own predictions")
+    func mergedPredictions() async throws {
+        var options = HPSServer.Options()
+        options.batching.maxQueueDelay = .milliseconds(500)
+        let fixture = try ServerFixture(options: options, prediction: true)
+        let batcher = try #require(fixture.server.routes.batchers[fixture.model + "_dense"])
+        var random = SplitMix64(seed: 4)
+        let batches = (0..<12).map { r in
+            let samples = r % 3 + 1
+            let keys = (0..<2).map { table in (0..<(samples * 26)).map { _ in Int64(table * 100) + Int64(random.next() % 100) } }
+            return ServedModel.Batch(keysPerTable: keys, totalKeys: samples * 52, samples: samples)
+        }
+        let merged = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            for (i, batch) in batches.enumerated() { group.addTask { (i, try await batcher.lookup(batch)) } }
+            var results = [[Float]](repeating: [], count: batches.count)
+            for try await (i, predictions) in group { results[i] = predictions }
+            return results
+        }
+        for (i, batch) in batches.enumerated() {
+            let expected = try PredictionModelTests.expectedPredictions(fixture, keys: batch.keysPerTable, samples: batch.samples)
+            #expect(merged[i] == expected, "request \(i)")
+        }
+        #expect(try #require(metric(fixture, "hps_lookup_batches_total{model=\"\(fixture.model)_dense\"}")) < 12)
+    }
+
+    @Test("with batching off, every request is a lookup of its own")
+    func batchingOff() async throws {
+        var options = HPSServer.Options()
+        options.batching.enabled = false
+        let fixture = try ServerFixture(options: options)
+        let batcher = try #require(fixture.server.routes.batchers[fixture.model])
+        let batches = try batches(fixture, count: 16)
+        let alone = try batches.map { try batcher.model.lookup($0).vectors }
+        let results = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            for (i, batch) in batches.enumerated() { group.addTask { (i, try await batcher.lookup(batch)) } }
+            var results = [[Float]](repeating: [], count: batches.count)
+            for try await (i, vectors) in group { results[i] = vectors }
+            return results
+        }
+        #expect(results == alone)
+        #expect(metric(fixture, "hps_lookup_batches_total{model=\"\(fixture.model)\"}") == 16)
+        #expect(metric(fixture, "hps_lookup_batch_requests_sum{model=\"\(fixture.model)\"}") == 16)
+    }
+}
