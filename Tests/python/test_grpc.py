@@ -293,7 +293,10 @@ def test_sigterm_with_a_stream_in_flight(model_dir, tables):
 
 
 @pytest.mark.xfail(strict=False, reason="intermittent: in about 1 run of 5, the stream's request sent after SIGTERM "
-                   "is never answered while 4 clients flood the server (server idle, connection open); not yet explained")
+                   "is never answered while 4 clients flood the server (server idle, connection open), only when grpcio "
+                   "multiplexes the stream and the flood on one HTTP/2 connection (with the stream on its own "
+                   "connection, grpc.use_local_subchannel_pool, 8 runs of 8 passed); suspected in the transport's "
+                   "two-GOAWAY graceful shutdown, not yet explained")
 def test_sigterm_with_requests_in_flight_under_load(model_dir, tables):
     """SIGTERM while a stream is open and unary requests keep coming: the open
     stream still answers, every unary request either succeeds with the right
