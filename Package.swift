@@ -8,6 +8,14 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// gRPC, only with the Serving trait: the GPU machine's binary (`--disable-default-traits`) builds none of it.
+let grpcDependencies: [Target.Dependency] = [
+    .product(name: "GRPCCore", package: "grpc-swift-2", condition: .when(traits: ["Serving"])),
+    .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport", condition: .when(traits: ["Serving"])),
+    .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf", condition: .when(traits: ["Serving"])),
+    .product(name: "SwiftProtobuf", package: "swift-protobuf", condition: .when(traits: ["Serving"])),
+]
+
 let package = Package(
     name: "swift-hps",
     products: [
@@ -22,7 +30,7 @@ let package = Package(
     ],
     traits: [
         .trait(name: "RocksDB", description: "The RocksDB persistent tier (HPSRocksDB), linking the system librocksdb (Debian librocksdb-dev)."),
-        .trait(name: "Serving", description: "hps serve: KServe v2 over HTTP (HPSServer, Hummingbird). Off for the GPU machine's binary, which must stay small and free of Foundation's internationalization."),
+        .trait(name: "Serving", description: "hps serve: KServe v2 over HTTP and gRPC (HPSServer: Hummingbird, grpc-swift-2). Off for the GPU machine's binary, which must stay small and free of Foundation's internationalization."),
         .default(enabledTraits: ["Serving"]),
     ],
     dependencies: [
@@ -33,6 +41,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // gRPC for `hps serve`, with the Serving trait only; the generated code is committed.
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // Prefetch and other one-line compiler builtins Swift does not expose.
@@ -47,7 +60,8 @@ let package = Package(
         ),
         // The GPU path: the CUDA driver and NVRTC opened with dlopen at first use.
         .target(name: "HPSCUDA", dependencies: ["HPS"], swiftSettings: swiftSettings),
-        // KServe v2 over HTTP (Hummingbird), health, model metadata, metrics.
+        // KServe v2 over HTTP (Hummingbird) and gRPC (grpc-swift-2, its code in GRPC/ under #if Serving),
+        // health, model metadata, metrics.
         .target(
             name: "HPSServer",
             dependencies: [
@@ -59,7 +73,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
+            ] + grpcDependencies,
+            exclude: ["GRPC/Proto"],
             swiftSettings: swiftSettings
         ),
         // RocksDB's C API, from the system (Debian librocksdb-dev); used only with the RocksDB trait.
@@ -135,7 +150,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
-            ],
+            ] + grpcDependencies,
             swiftSettings: swiftSettings
         ),
         // Random rows and lookup helpers shared by the store tiers' tests.

@@ -8,8 +8,9 @@ public import ServiceLifecycle
 import UnixSignals
 
 /// Serves the models of a `HierarchicalParameterServer` over the KServe v2
-/// HTTP protocol (as Triton does, with its binary tensor data extension) and
-/// Prometheus metrics on a second port.
+/// HTTP protocol (as Triton does, with its binary tensor data extension), over
+/// its gRPC protocol (Triton's `inference.GRPCInferenceService`), and
+/// Prometheus metrics on a third port.
 ///
 /// `run()` shuts down gracefully on SIGTERM and SIGINT: the listeners close,
 /// so new connections are refused, and requests in flight are answered.
@@ -20,11 +21,14 @@ public struct HPSServer: Sendable {
         public var host = "127.0.0.1"
         /// The KServe v2 HTTP port (Triton's default, 8000; 0 picks a free one).
         public var httpPort = 8000
+        /// The KServe v2 gRPC port (Triton's default, 8001; 0 picks a free one).
+        public var grpcPort = 8001
         /// The Prometheus metrics port (Triton's default, 8002; 0 picks a free one).
         public var metricsPort = 8002
-        /// When set, every endpoint but health needs `Authorization: Bearer <token>`.
+        /// When set, every endpoint but health needs `Authorization: Bearer <token>`
+        /// (over gRPC, every RPC but ServerLive and ServerReady the metadata `authorization: Bearer <token>`).
         public var token: String?
-        /// The largest request body accepted.
+        /// The largest request body (HTTP) or request message (gRPC) accepted.
         public var maxBodyBytes = 64 << 20
         /// How concurrent requests' lookups are merged.
         public var batching = LookupBatcher.Options()
@@ -80,10 +84,10 @@ public struct HPSServer: Sendable {
         return router
     }
 
-    /// The KServe v2 and the metrics HTTP servers, as services of a `ServiceGroup`;
-    /// a graceful shutdown of the group closes the listeners and answers the
-    /// requests in flight.
-    /// - Parameter onListening: called with ("http" or "metrics", host, port) once each port listens.
+    /// The KServe v2 HTTP and gRPC servers and the metrics HTTP server, as
+    /// services of a `ServiceGroup`; a graceful shutdown of the group closes the
+    /// listeners and answers the requests in flight.
+    /// - Parameter onListening: called with ("http", "grpc" or "metrics", host, port) once each port listens.
     public func services(logger: Logger,
                          onListening: @escaping @Sendable (String, String, Int) -> Void = { _, _, _ in }) -> [any Service] {
         let host = options.host
@@ -98,11 +102,17 @@ public struct HPSServer: Sendable {
                                      configuration: ApplicationConfiguration(address: .hostname(host, port: options.metricsPort),
                                                                              serverName: KServeRoutes.serverName),
                                      onServerRunning: listening("metrics"), logger: logger)
+        #if Serving
+        // One bundle, so that SIGTERM closes both KServe listeners at once.
+        let kserve = ServiceBundle([http, grpcService(onListening: { port in onListening("grpc", host, port) })])
+        return [kserve, metricsApp]
+        #else
         return [http, metricsApp]
+        #endif
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
-    /// - Parameter onListening: called with ("http" or "metrics", host, port) once each port listens.
+    /// - Parameter onListening: called with ("http", "grpc" or "metrics", host, port) once each port listens.
     /// - Throws: `ServerError.addressInUse` when a port is taken.
     public func run(logger: Logger, onListening: @escaping @Sendable (String, String, Int) -> Void = { _, _, _ in }) async throws {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
@@ -111,7 +121,7 @@ public struct HPSServer: Sendable {
         do {
             try await group.run()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
-            throw ServerError.addressInUse(host: options.host, ports: [options.httpPort, options.metricsPort])
+            throw ServerError.addressInUse(host: options.host, ports: [options.httpPort, options.grpcPort, options.metricsPort])
         }
     }
 }
@@ -125,7 +135,7 @@ public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .addressInUse(host, ports):
-            "cannot listen on \(host) port \(ports.map(String.init).joined(separator: " or ")): another process uses it; choose free ports with --http-port and --metrics-port"
+            "cannot listen on \(host) port \(ports.map(String.init).joined(separator: " or ")): another process uses it; choose free ports with --http-port, --grpc-port and --metrics-port"
         }
     }
 }

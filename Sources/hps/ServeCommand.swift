@@ -5,11 +5,11 @@ import HPSServer
 import Glibc
 import Logging
 
-/// `hps serve`: the KServe v2 HTTP server, as Triton serves HPS models.
+/// `hps serve`: the KServe v2 HTTP and gRPC servers, as Triton serves HPS models.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve a configuration's models over the KServe v2 HTTP protocol (Triton's clients work), with Prometheus metrics.",
+        abstract: "Serve a configuration's models over the KServe v2 HTTP and gRPC protocols (Triton's clients work), with Prometheus metrics.",
         discussion: """
             Each model takes KEYS (INT64 or INT32, all tables' keys concatenated) and NUMKEYS (INT32, keys per table) \
             and returns OUTPUT0 (FP32, [keys, vec size]; [floats] when the tables' vec sizes differ). \
@@ -17,6 +17,8 @@ struct ServeCommand: AsyncParsableCommand {
             temporary folder and served twice: as the HPS model <tables>_table (KEYS, NUMKEYS → vectors) and as \
             <tables>_table_dense (KEYS0…KEYS<n-1>, INT64 or INT32 [batch, keys per sample] → OUTPUT0, FP32 [batch, 1] \
             predictions of the lookups → Dense(1)). \
+            Over gRPC, inputs come in raw_input_contents (as tritonclient.grpc sends them) or typed contents, \
+            OUTPUT0 goes back in raw_output_contents. \
             SIGTERM or SIGINT stops it gracefully: new connections are refused, requests in flight are answered.
             """
     )
@@ -31,12 +33,14 @@ struct ServeCommand: AsyncParsableCommand {
     var host: String = "127.0.0.1"
     @Option(name: .customLong("http-port"), help: "The KServe v2 HTTP port (0: a free one).")
     var httpPort: Int = 8000
+    @Option(name: .customLong("grpc-port"), help: "The KServe v2 gRPC port, inference.GRPCInferenceService (0: a free one).")
+    var grpcPort: Int = 8001
     @Option(name: .customLong("metrics-port"), help: "The Prometheus metrics port, GET /metrics (0: a free one).")
     var metricsPort: Int = 8002
     @Option(name: .customLong("auth-token-file"),
-            help: "A file holding a token; requests must then send \"Authorization: Bearer <token>\" (health endpoints excepted).")
+            help: "A file holding a token; requests must then send \"Authorization: Bearer <token>\" (over gRPC the metadata \"authorization: Bearer <token>\"; health excepted).")
     var authTokenFile: String?
-    @Option(name: .customLong("max-body-bytes"), help: "The largest request body accepted (larger: 413).")
+    @Option(name: .customLong("max-body-bytes"), help: "The largest request body accepted (larger: 413; over gRPC, the largest request message: RESOURCE_EXHAUSTED).")
     var maxBodyBytes: Int = 64 << 20
     @Option(help: "Threads for loading and for each lookup (default: every core).")
     var threads: Int?
@@ -55,6 +59,7 @@ struct ServeCommand: AsyncParsableCommand {
             var options = HPSServer.Options()
             options.host = host
             options.httpPort = httpPort
+            options.grpcPort = grpcPort
             options.metricsPort = metricsPort
             options.maxBodyBytes = maxBodyBytes
             options.batching.enabled = !noDynamicBatching
@@ -64,7 +69,7 @@ struct ServeCommand: AsyncParsableCommand {
             options.batching.maxQueueDelay = .microseconds(maxQueueDelayMicroseconds)
             guard inlineLookupKeys >= 0 else { throw ValidationError("--inline-lookup-keys must not be negative, not \(inlineLookupKeys)") }
             options.batching.inlineKeys = inlineLookupKeys
-            for (name, port) in [("--http-port", httpPort), ("--metrics-port", metricsPort)] where !(0...65535).contains(port) {
+            for (name, port) in [("--http-port", httpPort), ("--grpc-port", grpcPort), ("--metrics-port", metricsPort)] where !(0...65535).contains(port) {
                 throw ValidationError("\(name) must be between 0 and 65535, not \(port)")
             }
             if let authTokenFile {
@@ -99,7 +104,11 @@ struct ServeCommand: AsyncParsableCommand {
             for warning in parameterServer.warnings { note("hps: warning: \(warning)") }
             let server = try HPSServer(parameterServer: parameterServer, options: options, predictionModels: predictionModels)
             try await server.run(logger: logger) { what, host, port in
-                note("hps: \(what == "http" ? "KServe v2 HTTP" : "metrics") on http://\(host):\(port)\(what == "http" ? "/v2" : "/metrics")")
+                switch what {
+                case "http": note("hps: KServe v2 HTTP on http://\(host):\(port)/v2")
+                case "grpc": note("hps: KServe v2 gRPC on grpc://\(host):\(port)")
+                default: note("hps: metrics on http://\(host):\(port)/metrics")
+                }
             }
             note("hps: stopped")
         }

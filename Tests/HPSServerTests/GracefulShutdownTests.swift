@@ -51,6 +51,7 @@ struct GracefulShutdownTests {
     func requestInFlight() async throws {
         var options = HPSServer.Options()
         options.httpPort = 0
+        options.grpcPort = 0
         options.metricsPort = 0
         let fixture = try ServerFixture(options: options)
         let expected = try fixture.expected([[9], [109]])

@@ -1,0 +1,77 @@
+#if Serving
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import Glibc
+import NIOCore
+public import ServiceLifecycle
+
+/// The KServe v2 gRPC server as a service of a `ServiceGroup`: it listens on
+/// `host`:`port` (plaintext HTTP/2) and, on the group's graceful shutdown,
+/// stops accepting connections and RPCs (GOAWAY) while the RPCs in flight run
+/// to their end; `run()` returns once they have.
+public struct GRPCServerService: Service {
+    /// The host to listen on: an IP address or a name to resolve, as `--host`.
+    public let host: String
+    /// The port; 0 picks a free one, reported through `onListening`.
+    public let port: Int
+    /// The largest request message accepted (larger: RESOURCE_EXHAUSTED).
+    public let maxRequestBytes: Int
+    /// The services and interceptors the server runs.
+    let services: [any RegistrableRPCService]
+    let interceptors: [any ServerInterceptor]
+    /// Called with the port once the server listens.
+    let onListening: @Sendable (Int) async -> Void
+
+    /// A server of `services`, each RPC passing `interceptors` first.
+    init(host: String, port: Int, maxRequestBytes: Int, services: [any RegistrableRPCService],
+         interceptors: [any ServerInterceptor], onListening: @escaping @Sendable (Int) async -> Void) {
+        self.host = host
+        self.port = port
+        self.maxRequestBytes = maxRequestBytes
+        self.services = services
+        self.interceptors = interceptors
+        self.onListening = onListening
+    }
+
+    /// Serves until the group shuts down gracefully (or the task is cancelled).
+    /// - Throws: NIO's `IOError` (e.g. EADDRINUSE) when the port cannot be bound.
+    public func run() async throws {
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.rpc.maxRequestPayloadSize = maxRequestBytes
+        let transport = HTTP2ServerTransport.Posix(address: try Self.address(host: host, port: port),
+                                                   transportSecurity: .plaintext, config: config)
+        let server = GRPCServer(transport: transport, services: services, interceptors: interceptors)
+        do {
+            try await withGracefulShutdownHandler {
+                try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask { try await server.serve() }
+                    // Throws when the transport could not bind; serve() throws the cause too.
+                    if let address = try? await transport.listeningAddress {
+                        await onListening(address.ipv4?.port ?? address.ipv6?.port ?? port)
+                    }
+                }
+            } onGracefulShutdown: {
+                server.beginGracefulShutdown()
+            }
+        } catch let error as RuntimeError {
+            // Unwrap a bind failure so that callers see the same IOError as from the HTTP server.
+            var cause: (any Error)? = error.cause
+            while let wrapped = cause as? RuntimeError { cause = wrapped.cause }
+            if let ioError = cause as? IOError { throw ioError }
+            throw error
+        }
+    }
+
+    /// `host` resolved (an IP address stays as it is) to the address to bind.
+    static func address(host: String, port: Int) throws -> GRPCNIOTransportCore.SocketAddress {
+        let resolved = try NIOCore.SocketAddress.makeAddressResolvingHost(host, port: port)
+        guard let ip = resolved.ipAddress else {
+            throw IOError(errnoCode: EINVAL, reason: "--host \(host) is not an IP address or a host name")
+        }
+        switch resolved.protocol {
+        case .inet6: return .ipv6(host: ip, port: port)
+        default: return .ipv4(host: ip, port: port)
+        }
+    }
+}
+#endif

@@ -1,0 +1,25 @@
+#if Serving
+public import GRPCCore
+
+/// The gRPC status of each refusal, as the KServe v2 gRPC protocol gives the
+/// HTTP statuses: thrown from a gRPC handler, an `InferenceError` ends the RPC
+/// with this code and the same one-sentence message the HTTP body carries.
+extension InferenceError: RPCErrorConvertible {
+    /// unknown model or version → NOT_FOUND, a bad request → INVALID_ARGUMENT,
+    /// a request over the size limit → RESOURCE_EXHAUSTED, no or a wrong token → UNAUTHENTICATED.
+    public var rpcErrorCode: RPCError.Code {
+        switch self {
+        case .unknownModel, .unknownVersion: .notFound
+        case .malformed, .invalidInput, .lookup: .invalidArgument
+        case .bodyTooLarge: .resourceExhausted
+        case .unauthorized: .unauthenticated
+        }
+    }
+
+    /// The same sentence as over HTTP.
+    public var rpcErrorMessage: String { description }
+
+    /// No cause is sent: the message says it all.
+    public var rpcErrorCause: (any Error)? { nil }
+}
+#endif
