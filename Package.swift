@@ -131,7 +131,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
+                // The gRPC transport uses the generated KServe v2 client.
+                .target(name: "HPSServer", condition: .when(traits: ["Serving"])),
+            ] + grpcDependencies,
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # hps serve under load from hps-load, as recorded in docs/benchmarks.md: the
-# seed model (8 tables × 10,000 keys, vec 128) served over KServe v2 HTTP on
-# loopback; one-sample requests (26 keys × 8 tables) open loop at 2,000 req/s
+# seed model (8 tables × 10,000 keys, vec 128) served over KServe v2 HTTP or
+# gRPC (TRANSPORT=http, the default, or grpc) on loopback; one-sample requests (26 keys × 8 tables) open loop at 2,000 req/s
 # for DURATION seconds (default 300) with the server's memory before and
 # after; one-sample and seed-batch (256 samples) requests closed loop (the
 # most the server gives) for MAX_SECONDS (default 30). Every answer is
 # checked (status, size, one vector against the model files).
 #
 # Environment: DURATION, MAX_SECONDS, RATE (default 2000), CONNECTIONS
-# (default 8), PORT (default 18400; PORT+2 for metrics), SERVE_FLAGS (extra
+# (default 8), PORT (default 18400; PORT+1 for gRPC, PORT+2 for metrics),
+# TRANSPORT (http or grpc), SERVE_FLAGS (extra
 # flags for hps serve, e.g. --no-dynamic-batching).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,12 @@ max_seconds=${MAX_SECONDS:-30}
 rate=${RATE:-2000}
 connections=${CONNECTIONS:-8}
 port=${PORT:-18400}
+transport=${TRANSPORT:-http}
+case "$transport" in
+    http) load_port=$port ;;
+    grpc) load_port=$((port + 1)) ;;
+    *) echo "TRANSPORT must be http or grpc, not $transport" >&2; exit 2 ;;
+esac
 dir=$(mktemp -d /tmp/hps-bench-serving-XXXXXX)
 server=
 cleanup() {
@@ -29,7 +36,8 @@ swift build -c release --product hps >/dev/null
 swift build -c release --product hps-load >/dev/null
 .build/release/hps generate --output "$dir/model" >/dev/null
 # shellcheck disable=SC2086
-.build/release/hps serve --config "$dir/model/hps.json" --http-port "$port" --metrics-port $((port + 2)) ${SERVE_FLAGS:-} \
+.build/release/hps serve --config "$dir/model/hps.json" --http-port "$port" --grpc-port $((port + 1)) \
+    --metrics-port $((port + 2)) ${SERVE_FLAGS:-} \
     2>"$dir/serve.log" &
 server=$!
 for _ in $(seq 1 600); do
@@ -38,10 +46,10 @@ for _ in $(seq 1 600); do
 done
 curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null
 
-echo "commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, serve flags: ${SERVE_FLAGS:-none}"
+echo "commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, transport $transport, serve flags: ${SERVE_FLAGS:-none}"
 echo "load before: $(uptime | sed 's/.*load average/load average/')"
 load() {
-    .build/release/hps-load --port "$port" --model 8_table --model-dir "$dir/model" --server-pid "$server" \
+    .build/release/hps-load --transport "$transport" --port "$load_port" --model 8_table --model-dir "$dir/model" --server-pid "$server" \
         --connections "$connections" --json "$@" || true
 }
 # A short warm-up, not recorded.

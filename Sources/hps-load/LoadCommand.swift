@@ -19,11 +19,11 @@ struct LoadCommand: AsyncParsableCommand {
 
     @Option(help: "The server's address (loopback only).")
     var host = "127.0.0.1"
-    @Option(help: "The server's KServe v2 HTTP port.")
+    @Option(help: "The server's KServe v2 port: HTTP (8000) or gRPC (8001), as --transport says.")
     var port = 8000
     @Option(help: "The HPS model to ask (KEYS, NUMKEYS).")
     var model = "8_table"
-    @Option(help: "Transport: http (gRPC can be added as another LoadTransport).")
+    @Option(help: "Transport: http (binary tensor extension over HTTP/1.1) or grpc (ModelInfer with raw contents over HTTP/2).")
     var transport = "http"
     @Option(help: "Request kind: one-sample (26 keys × each table) or seed-batch (256 samples).")
     var kind = "one-sample"
@@ -62,7 +62,13 @@ struct LoadCommand: AsyncParsableCommand {
         guard ["one-sample", "seed-batch"].contains(kind) else {
             throw ValidationError("--kind must be one-sample or seed-batch, not \(kind)")
         }
-        guard transport == "http" else { throw ValidationError("--transport must be http (the only one so far), not \(transport)") }
+        #if Serving
+        guard ["http", "grpc"].contains(transport) else { throw ValidationError("--transport must be http or grpc, not \(transport)") }
+        #else
+        guard transport == "http" else {
+            throw ValidationError("--transport must be http in this build (grpc needs the Serving trait), not \(transport)")
+        }
+        #endif
     }
 
     func run() async throws {
@@ -70,7 +76,13 @@ struct LoadCommand: AsyncParsableCommand {
         let requestKind = RequestKind(samples: kind == "one-sample" ? 1 : batchSize, tables: tables, vocab: vocab,
                                       keysPerSample: keysPerSample, dim: dim)
         let expected = try modelDir.map { try ExpectedRows(directory: $0, tables: tables, dim: dim) }
-        let transport = HTTPTransport(host: host, port: port, model: model, threads: threads)
+        let transport: any LoadTransport
+        #if Serving
+        transport = self.transport == "grpc" ? GRPCTransport(host: host, port: port, model: model)
+            : HTTPTransport(host: host, port: port, model: model, threads: threads)
+        #else
+        transport = HTTPTransport(host: host, port: port, model: model, threads: threads)
+        #endif
         let memoryBefore = serverPid.flatMap(ServerMemory.residentBytes(pid:))
         let load = LoadRun(transport: transport, kind: requestKind, connections: connections, rate: rate,
                            duration: .nanoseconds(Int64(duration * 1e9)), expected: expected)

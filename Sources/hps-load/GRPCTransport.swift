@@ -1,0 +1,67 @@
+#if Serving
+import FoundationEssentials
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import HPSServer
+import SwiftProtobuf
+
+/// KServe v2 over gRPC: `inference.GRPCInferenceService/ModelInfer` with
+/// KEYS and NUMKEYS in `raw_input_contents` and OUTPUT0 read from
+/// `raw_output_contents`, as tritonclient.grpc sends and reads them. Each
+/// connection is its own HTTP/2 connection, one request in flight at a time.
+struct GRPCTransport: LoadTransport {
+    let host: String
+    let port: Int
+    let model: String
+
+    func connect() async throws -> any LoadConnection {
+        try GRPCConnection(host: host, port: port, model: model)
+    }
+
+    func shutdown() async throws {}
+}
+
+/// One HTTP/2 connection with its gRPC client running in a task.
+final class GRPCConnection: LoadConnection {
+    typealias Transport = HTTP2ClientTransport.Posix
+    let client: GRPCClient<Transport>
+    let service: Inference_GRPCInferenceService.Client<Transport>
+    let running: Task<Void, any Error>
+    let model: String
+
+    init(host: String, port: Int, model: String) throws {
+        let transport = try Transport(target: .ipv4(address: host, port: port), transportSecurity: .plaintext)
+        let client = GRPCClient(transport: transport)
+        self.client = client
+        running = Task { try await client.runConnections() }
+        service = Inference_GRPCInferenceService.Client(wrapping: client)
+        self.model = model
+    }
+
+    func infer(_ request: LoadRequest) async throws -> LoadResponse {
+        let message = Inference_ModelInferRequest.with {
+            $0.modelName = model
+            $0.inputs = [
+                .with { $0.name = "KEYS"; $0.datatype = "INT64"; $0.shape = [Int64(request.keys.count)] },
+                .with { $0.name = "NUMKEYS"; $0.datatype = "INT32"; $0.shape = [Int64(request.numKeys.count)] },
+            ]
+            $0.outputs = [.with { $0.name = "OUTPUT0" }]
+            $0.rawInputContents = [
+                request.keys.withUnsafeBytes { Data($0) },
+                request.numKeys.withUnsafeBytes { Data($0) },
+            ]
+        }
+        do {
+            let response = try await service.modelInfer(message)
+            return LoadResponse(status: 200, output: [UInt8](response.rawOutputContents.first ?? Data()), error: nil)
+        } catch let error as RPCError {
+            return LoadResponse(status: 500, output: [], error: "gRPC \(error.code): \(error.message)")
+        }
+    }
+
+    func close() async {
+        client.beginGracefulShutdown()
+        _ = try? await running.value
+    }
+}
+#endif
