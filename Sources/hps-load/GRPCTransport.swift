@@ -28,6 +28,8 @@ final class GRPCConnection: LoadConnection {
     let service: Inference_GRPCInferenceService.Client<Transport>
     let running: Task<Void, any Error>
     let model: String
+    /// The largest message sent or received: the server's default body limit.
+    static let maxMessageBytes = 64 << 20
 
     init(host: String, port: Int, model: String) throws {
         let transport = try Transport(target: .ipv4(address: host, port: port), transportSecurity: .plaintext)
@@ -52,7 +54,12 @@ final class GRPCConnection: LoadConnection {
             ]
         }
         do {
-            let response = try await service.modelInfer(message)
+            // A seed batch's answer is 27 MB; grpc-swift stops at 4 MiB unless told
+            // (its NIO transport reads the request limit for the response too).
+            var options = CallOptions.defaults
+            options.maxRequestMessageBytes = Self.maxMessageBytes
+            options.maxResponseMessageBytes = Self.maxMessageBytes
+            let response = try await service.modelInfer(message, options: options)
             return LoadResponse(status: 200, output: [UInt8](response.rawOutputContents.first ?? Data()), error: nil)
         } catch let error as RPCError {
             return LoadResponse(status: 500, output: [], error: "gRPC \(error.code): \(error.message)")

@@ -5,6 +5,7 @@ Run after `swift build`: HPS_BIN=.build/debug/hps python3 -m pytest -q Tests/pyt
 (needs `python3 -m pip install 'tritonclient[grpc]' pytest numpy`).
 """
 
+import json
 import os
 import queue
 import re
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 # Helpers only (no tests or fixtures), shared with the HTTP tests.
@@ -34,8 +36,8 @@ class Server:
     def __init__(self, directory, extra=()):
         self.http_port, self.metrics_port = free_port(), free_port()
         self.process = subprocess.Popen(
-            [hps_bin(), "serve", "--config", os.path.join(directory, "hps.json"), "--http-port", str(self.http_port),
-             "--grpc-port", "0", "--metrics-port", str(self.metrics_port), *extra],
+            [hps_bin(), "serve", *(["--config", os.path.join(directory, "hps.json")] if directory else []),
+             "--http-port", str(self.http_port), "--grpc-port", "0", "--metrics-port", str(self.metrics_port), *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.stderr = []
         lines = queue.Queue()
@@ -367,5 +369,51 @@ def test_message_over_the_limit(model_dir, tables):
         assert caught.value.status() in ("StatusCode.RESOURCE_EXHAUSTED", "StatusCode.CANCELLED"), caught.value
         result = client.infer(MODEL, keys_request([[1], [101]]))
         np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), expected(tables, [[1], [101]]))
+    finally:
+        s.stop()
+
+
+def test_demo_prediction_model_over_grpc():
+    """hps serve --demo: the lookups → Dense(1) model over gRPC gives the predictions it gives over HTTP."""
+    s = Server(None, ["--demo", "--tables", "2", "--vocab", "100", "--dim", "8", "--keys-per-sample", "4",
+                      "--batch-size", "16"])
+    try:
+        client = s.client()
+        metadata = client.get_model_metadata("2_table_dense")
+        assert [i.name for i in metadata.inputs] == ["KEYS0", "KEYS1"]
+        rng = np.random.default_rng(6)
+        keys = [rng.integers(100 * t, 100 * (t + 1), size=(5, 4)).astype(np.int32) for t in range(2)]
+        inputs = []
+        for t, k in enumerate(keys):
+            inputs.append(grpcclient.InferInput(f"KEYS{t}", list(k.shape), "INT32"))
+            inputs[-1].set_data_from_numpy(k)
+        over_grpc = client.infer("2_table_dense", inputs).as_numpy("OUTPUT0")
+        http = httpclient.InferenceServerClient(f"127.0.0.1:{s.http_port}")
+        http_inputs = []
+        for t, k in enumerate(keys):
+            http_inputs.append(httpclient.InferInput(f"KEYS{t}", list(k.shape), "INT32"))
+            http_inputs[-1].set_data_from_numpy(k, binary_data=True)
+        over_http = http.infer("2_table_dense", http_inputs).as_numpy("OUTPUT0")
+        assert over_grpc.shape == (5, 1) and over_grpc.dtype == np.float32
+        assert over_grpc.tobytes() == over_http.tobytes()
+        assert len(set(over_grpc[:, 0].tolist())) == 5
+    finally:
+        s.stop()
+
+
+def test_load_generator_over_grpc(model_dir):
+    """hps-load --transport grpc: a bounded open-loop load over gRPC gets every answer right, checked against the files."""
+    load_bin = os.path.join(os.path.dirname(hps_bin()), "hps-load")
+    if not os.access(load_bin, os.X_OK):
+        pytest.fail(f"the hps-load binary is not at {load_bin}; build it beside hps")
+    s = Server(model_dir)
+    try:
+        run = subprocess.run([load_bin, "--transport", "grpc", "--port", str(s.grpc_port), "--model", MODEL,
+                              "--tables", str(TABLES), "--vocab", str(VOCAB), "--keys-per-sample", "4", "--dim", str(DIM),
+                              "--connections", "2", "--rate", "200", "--duration", "1", "--model-dir", model_dir, "--json"],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stdout + run.stderr
+        report = json.loads(run.stdout)
+        assert report["failures"] == 0 and report["requests"] >= 150 and report["checked_vectors"]
     finally:
         s.stop()
