@@ -19,32 +19,8 @@ rate=${RATE:-2000}
 connections=${CONNECTIONS:-8}
 port=${PORT:-18400}
 transport=${TRANSPORT:-http}
-case "$transport" in
-    http) load_port=$port ;;
-    grpc) load_port=$((port + 1)) ;;
-    *) echo "TRANSPORT must be http or grpc, not $transport" >&2; exit 2 ;;
-esac
-dir=$(mktemp -d /tmp/hps-bench-serving-XXXXXX)
-server=
-cleanup() {
-    if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then kill -TERM "$server"; wait "$server" || true; fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-swift build -c release --product hps >/dev/null
-swift build -c release --product hps-load >/dev/null
-.build/release/hps generate --output "$dir/model" >/dev/null
-# shellcheck disable=SC2086
-.build/release/hps serve --config "$dir/model/hps.json" --http-port "$port" --grpc-port $((port + 1)) \
-    --metrics-port $((port + 2)) ${SERVE_FLAGS:-} \
-    2>"$dir/serve.log" &
-server=$!
-for _ in $(seq 1 600); do
-    if curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null 2>&1; then break; fi
-    sleep 0.1
-done
-curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null
+# shellcheck source=scripts/serve-seed-model.sh
+source scripts/serve-seed-model.sh
 
 echo "commit $(git rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, transport $transport, serve flags: ${SERVE_FLAGS:-none}"
 echo "load before: $(uptime | sed 's/.*load average/load average/')"

@@ -56,6 +56,22 @@ enum KernelSource {
         return (u32)(((h & 0xFFFFFFFFull) * (u64)capacity) >> 32);
     }
 
+    // The row of (key, member) in an index, or -1: linear probing from the
+    // key's home slot, past tombstones, to the key or an empty slot.
+    __device__ __forceinline__ long long hps_find_row(const Slot* __restrict__ slots, u32 capacity, u32 rowBits,
+                                                      long long key, int member) {
+        const u32 rowMask = rowBits == 32 ? 0xFFFFFFFFu : ((1u << rowBits) - 1u);
+        u32 s = hps_slot(hps_hash(key, member), capacity);
+        while (true) {
+            const Slot slot = slots[s];
+            if (slot.ref == 0) return -1;
+            const u32 stored = slot.ref - 1u;
+            if (slot.key == key && slot.ref != HPS_TOMB && (rowBits == 32 || (int)(stored >> rowBits) == member))
+                return (long long)(stored & rowMask);
+            s = (s + 1 == capacity) ? 0 : s + 1;
+        }
+    }
+
     #if DIM % 4 == 0
     #define UNITS (DIM / 4)
     typedef float4 unit_t;
@@ -140,19 +156,7 @@ enum KernelSource {
             int r = 0;
             while (r + 1 < runs && runStart[r + 1] <= i) r++;
             const int member = runMember[r];
-            const long long key = (long long)keys[i];
-            u32 s = hps_slot(hps_hash(key, member), capacity);
-            const u32 rowMask = rowBits == 32 ? 0xFFFFFFFFu : ((1u << rowBits) - 1u);
-            while (true) {
-                const Slot slot = slots[s];
-                if (slot.ref == 0) break;
-                const u32 stored = slot.ref - 1u;
-                if (slot.key == key && slot.ref != HPS_TOMB && (rowBits == 32 || (int)(stored >> rowBits) == member)) {
-                    row = (long long)(stored & rowMask);
-                    break;
-                }
-                s = (s + 1 == capacity) ? 0 : s + 1;
-            }
+            row = hps_find_row(slots, capacity, rowBits, (long long)keys[i], member);
             o = i;
             if (layout == 1) {
                 const long long j = i - runStart[r];
@@ -292,22 +296,7 @@ enum KernelSource {
     {
         const int k = blockIdx.x * blockDim.x + threadIdx.x;
         if (k >= (int)*count) return;
-        const long long key = keys[k];
-        const int member = members[k];
-        const u32 rowMask = rowBits == 32 ? 0xFFFFFFFFu : ((1u << rowBits) - 1u);
-        u32 s = hps_slot(hps_hash(key, member), capacity);
-        long long row = -1;
-        while (true) {
-            const Slot slot = slots[s];
-            if (slot.ref == 0) break;
-            const u32 stored = slot.ref - 1u;
-            if (slot.key == key && slot.ref != HPS_TOMB && (rowBits == 32 || (int)(stored >> rowBits) == member)) {
-                row = (long long)(stored & rowMask);
-                break;
-            }
-            s = (s + 1 == capacity) ? 0 : s + 1;
-        }
-        rows[k] = row;
+        rows[k] = hps_find_row(slots, capacity, rowBits, keys[k], members[k]);
     }
 
     // For k < *count, one warp each: target row dstRows[k] = source row

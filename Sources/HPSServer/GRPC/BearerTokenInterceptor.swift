@@ -23,20 +23,10 @@ public struct BearerTokenInterceptor: ServerInterceptor {
         guard let value = request.metadata[stringValues: "authorization"].first(where: { _ in true }) else {
             throw InferenceError.unauthorized("this server needs a token: send the metadata \"authorization: Bearer <token>\"")
         }
-        let prefix = "Bearer "
-        guard value.hasPrefix(prefix), Self.constantTimeEqual(Array(value.utf8.dropFirst(prefix.utf8.count)), token) else {
+        guard BearerToken.accepts(value, token: token) else {
             throw InferenceError.unauthorized("the bearer token in the authorization metadata is not the server's token")
         }
         return try await next(request, context)
-    }
-
-    /// Compares without returning early, so timing does not reveal a prefix.
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
-        for i in 0..<max(a.count, b.count) {
-            difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
-        }
-        return difference == 0
     }
 }
 #endif

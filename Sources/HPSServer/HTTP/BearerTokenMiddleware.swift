@@ -17,19 +17,9 @@ public struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let header = request.headers[.authorization] else {
             return .error(.unauthorized("this server needs a token: send the header \"Authorization: Bearer <token>\""))
         }
-        let prefix = "Bearer "
-        guard header.hasPrefix(prefix), Self.constantTimeEqual(Array(header.utf8.dropFirst(prefix.utf8.count)), token) else {
+        guard BearerToken.accepts(header, token: token) else {
             return .error(.unauthorized("the bearer token in the Authorization header is not the server's token"))
         }
         return try await next(request, context)
-    }
-
-    /// Compares without returning early, so timing does not reveal a prefix.
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
-        for i in 0..<max(a.count, b.count) {
-            difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
-        }
-        return difference == 0
     }
 }
