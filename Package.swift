@@ -139,7 +139,7 @@ let package = Package(
         .testTarget(
             name: "HPSTests",
             // The CLI tests run the built `hps` binary, so it must be built with them.
-            dependencies: ["HPS", "HPSCUDA", "hps"],
+            dependencies: ["HPS", "HPSCUDA", "HPSStoreTestSupport", "hps"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -275,12 +275,7 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
     ///   (the other nodes' shares are stored).
     public func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
                        parallelism: Int) throws(StoreError) -> InsertCounts {
-        guard member >= 0 && member < memberCount else {
-            throw .noSuchMember(table: tag, member: member, members: memberCount)
-        }
-        guard vectors.count == keys.count * vecSize else {
-            throw .vectorCount(table: tag, keys: keys.count, vecSize: vecSize, floats: vectors.count)
-        }
+        try checkInsert(member: member, keys: keys.count, floats: vectors.count)
         guard let keyBase = keys.baseAddress, let vectorBase = vectors.baseAddress, !keys.isEmpty else { return InsertCounts() }
         let (order, starts) = groupByPartition(keys.count) { partition(keyBase[$0], member: member) }
         let work = chunks(starts)

@@ -181,12 +181,7 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
 
     public func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
                        parallelism: Int) throws(StoreError) -> InsertCounts {
-        guard member >= 0 && member < memberCount else {
-            throw .noSuchMember(table: tag, member: member, members: memberCount)
-        }
-        guard vectors.count == keys.count * vecSize else {
-            throw .vectorCount(table: tag, keys: keys.count, vecSize: vecSize, floats: vectors.count)
-        }
+        try checkInsert(member: member, keys: keys.count, floats: vectors.count)
         guard context.readOnly == false else {
             throw .backend(kind: "rocks_db", message: RocksDBError.readOnly(path: context.path, table: tag, operation: "insert into").description)
         }

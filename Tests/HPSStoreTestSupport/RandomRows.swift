@@ -35,9 +35,11 @@ public struct RandomRows {
     }
 }
 
-/// Looks up `keys` of `member` into an output poisoned with NaN.
+/// Looks up `keys` of `member` into an output poisoned with NaN, so that an
+/// element the lookup does not write fails every comparison.
 /// - Returns: (n × vecSize) floats and the flat indices of the misses.
-public func lookup(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], defaults: [Float]? = nil) -> (vectors: [Float], missed: [Int]) {
+public func lookup(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], defaults: [Float]? = nil,
+                   parallelism: Int = 1) -> (vectors: [Float], missed: [Int]) {
     let memberDefaults = defaults ?? [Float](repeating: 0, count: table.memberCount)
     var output = [Float](repeating: .nan, count: keys.count * table.vecSize)
     var missed = [Int](repeating: -1, count: max(1, keys.count))
@@ -47,7 +49,9 @@ public func lookup(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int
                 memberDefaults.withUnsafeBufferPointer { d in
                     let runs = [LookupRun(member: member, keys: k.baseAddress ?? UnsafePointer(bitPattern: 8)!,
                                           count: keys.count, output: out.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)!)]
-                    return runs.withUnsafeBufferPointer { table.lookup($0, defaults: d, missed: m.baseAddress, parallelism: 1) }
+                    return runs.withUnsafeBufferPointer {
+                        table.lookup($0, defaults: d, missed: m.baseAddress, parallelism: parallelism)
+                    }
                 }
             }
         }
@@ -57,9 +61,10 @@ public func lookup(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int
 
 /// Inserts rows into `member` of a table.
 @discardableResult
-public func insert(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], vectors: [Float]) throws -> InsertCounts {
+public func insert(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], vectors: [Float],
+                   parallelism: Int = 1) throws -> InsertCounts {
     try keys.withUnsafeBufferPointer { k in
-        try vectors.withUnsafeBufferPointer { v in try table.insert(member: member, keys: k, vectors: v, parallelism: 1) }
+        try vectors.withUnsafeBufferPointer { v in try table.insert(member: member, keys: k, vectors: v, parallelism: parallelism) }
     }
 }
 
@@ -69,6 +74,7 @@ public func bitwiseEqual(_ a: [Float], _ b: [Float]) -> Bool {
 }
 
 /// Erases keys of `member` from a table.
+@discardableResult
 public func erase(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64]) -> Int {
     keys.withUnsafeBufferPointer { table.erase(member: member, keys: $0) }
 }

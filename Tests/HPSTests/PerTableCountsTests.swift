@@ -1,3 +1,4 @@
+import HPSStoreTestSupport
 import Testing
 
 @testable import HPS

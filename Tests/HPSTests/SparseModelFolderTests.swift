@@ -1,4 +1,5 @@
 import Foundation
+import HPSStoreTestSupport
 import Testing
 
 @testable import HPS

@@ -1,4 +1,5 @@
 import Foundation
+import HPSStoreTestSupport
 import Testing
 
 @testable import HPS
@@ -118,52 +119,6 @@ enum TestConfiguration {
 func fileSize(_ path: String) throws -> Int {
     let attributes = try FileManager.default.attributesOfItem(atPath: path)
     return try #require(attributes[.size] as? Int)
-}
-
-/// Whether two float arrays hold the same bits in every element.
-func bitwiseEqual(_ a: [Float], _ b: [Float]) -> Bool {
-    a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
-}
-
-/// Looks up `keys` of `member` in a store table, into an output poisoned with
-/// NaN so that an element the lookup does not write fails every comparison.
-/// - Returns: (n × vecSize) floats and the flat indices of the misses.
-func lookup(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], defaults: [Float]? = nil,
-            parallelism: Int = 1) -> (vectors: [Float], missed: [Int]) {
-    let memberDefaults = defaults ?? [Float](repeating: 0, count: table.memberCount)
-    var output = [Float](repeating: .nan, count: keys.count * table.vecSize)
-    var missed = [Int](repeating: -1, count: max(1, keys.count))
-    let misses = keys.withUnsafeBufferPointer { k in
-        output.withUnsafeMutableBufferPointer { out in
-            missed.withUnsafeMutableBufferPointer { m in
-                memberDefaults.withUnsafeBufferPointer { d in
-                    let runs = [LookupRun(member: member, keys: k.baseAddress ?? UnsafePointer(bitPattern: 8)!,
-                                          count: k.count, output: out.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)!)]
-                    return runs.withUnsafeBufferPointer {
-                        table.lookup($0, defaults: d, missed: m.baseAddress, parallelism: parallelism)
-                    }
-                }
-            }
-        }
-    }
-    return (output, Array(missed[0..<misses]))
-}
-
-/// Inserts `keys` and their (n × vecSize) `vectors` into `member` of a store table.
-@discardableResult
-func insert(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], vectors: [Float],
-            parallelism: Int = 1) throws -> InsertCounts {
-    try keys.withUnsafeBufferPointer { k in
-        try vectors.withUnsafeBufferPointer { v in
-            try table.insert(member: member, keys: k, vectors: v, parallelism: parallelism)
-        }
-    }
-}
-
-/// Erases `keys` of `member` from a store table.
-@discardableResult
-func erase(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64]) -> Int {
-    keys.withUnsafeBufferPointer { table.erase(member: member, keys: $0) }
 }
 
 /// The rows a lookup of `keys` should return from `reference`, with `defaultValue` for a missing key.

@@ -63,6 +63,20 @@ public protocol EmbeddingStoreTable: AnyObject, Sendable {
     func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int
 }
 
+extension EmbeddingStoreTable {
+    /// The checks every backend's `insert` makes of its arguments: `member`
+    /// is one of the table's, and there are `vecSize` floats per key.
+    /// - Throws: `StoreError.noSuchMember` or `.vectorCount`, naming the table.
+    public func checkInsert(member: Int, keys: Int, floats: Int) throws(StoreError) {
+        guard member >= 0 && member < memberCount else {
+            throw .noSuchMember(table: tag, member: member, members: memberCount)
+        }
+        guard floats == keys * vecSize else {
+            throw .vectorCount(table: tag, keys: keys, vecSize: vecSize, floats: floats)
+        }
+    }
+}
+
 /// What an insert did.
 public struct InsertCounts: Sendable, Equatable {
     /// Keys that were not in the table.

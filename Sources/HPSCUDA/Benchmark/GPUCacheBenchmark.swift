@@ -38,19 +38,12 @@ enum GPUCacheBenchmark {
         let sets = 4
         let uniform = try DeviceBuffer(device: device, copying: (0..<(sets * batch)).map { _ in keys[Int(random.next() % UInt64(tableKeys))] })
         for (name, source) in sources {
-        let full = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: tableKeys, members: 1, source: source,
-                                       defaults: [0], hitRateThreshold: 0.9, int64Keys: true)
-        try full.prefill(keys: [keys], fraction: 1)
-        var times: [Double] = [], hits = 0, looked = 0
-        for i in 0..<40 {
-            let start = MonotonicClock.nanoseconds()
-            let report = try full.lookup(deviceKeys: uniform.address + UInt64((i % sets) * batch * 8), count: batch,
-                                         runs: [(0, batch)], output: output.address)
-            let us = Double(MonotonicClock.nanoseconds() - start) / 1000
-            if i >= 5 { times.append(us); hits += report.hits; looked += report.keys }
-        }
-        rows.append(Row(name: "\(name), capacity = table (\(tableKeys) keys), pre-filled, \(batch) uniform keys, vec \(dim)",
-                        microseconds: percentile(times, 0.5), keys: batch, hitRate: Double(hits) / Double(looked)))
+            let full = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: tableKeys, members: 1, source: source,
+                                           defaults: [0], hitRateThreshold: 0.9, int64Keys: true)
+            try full.prefill(keys: [keys], fraction: 1)
+            let timed = try timeCalls(full, keys: uniform, sets: sets, count: batch, calls: 40, warmup: 5, output: output)
+            rows.append(Row(name: "\(name), capacity = table (\(tableKeys) keys), pre-filled, \(batch) uniform keys, vec \(dim)",
+                            microseconds: timed.median, keys: batch, hitRate: timed.hitRate))
         }
 
         // 20% capacity, Zipf(1.2) keys (rank r drawn with weight r^-1.2), hit-rate threshold 0.9.
@@ -67,34 +60,45 @@ enum GPUCacheBenchmark {
         let zipfBatch = batch / 4
         // Fresh keys for every call: a set reused every few calls would end up
         // cached whole and hide the misses of the distribution's tail.
-        let zipfSets = 60
+        let zipfSets = 60, zipfWarmup = 20
         let zipf = try DeviceBuffer(device: device, copying: (0..<(zipfSets * zipfBatch)).map { _ in zipfKey() })
         for (name, source) in sources {
-        let partial = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: tableKeys / 5, members: 1, source: source,
-                                          defaults: [0], hitRateThreshold: 0.9, int64Keys: true)
-        var times: [Double] = [], hits = 0, looked = 0
-        var warm = partial.statistics
-        for i in 0..<zipfSets {
-            if i == 20 { warm = partial.statistics }
-            let start = MonotonicClock.nanoseconds()
-            let report = try partial.lookup(deviceKeys: zipf.address + UInt64((i % zipfSets) * zipfBatch * 8), count: zipfBatch,
-                                            runs: [(0, zipfBatch)], output: output.address)
-            let us = Double(MonotonicClock.nanoseconds() - start) / 1000
-            if i >= 20 { times.append(us); hits += report.hits; looked += report.keys }
-        }
-        partial.waitForInserts()
-        if partial.statistics.failedInserts > 0 {
-            throw CUDAError.unsupported("\(name): \(partial.statistics.failedInserts) inserts failed, the last with \(partial.statistics.lastInsertError ?? "no message")")
-        }
-        let s = partial.statistics
-        let calls = s.synchronousFills + s.asynchronousInserts - warm.synchronousFills - warm.asynchronousInserts
-        func ms(_ path: KeyPath<GPUDynamicCache.Statistics, UInt64>) -> String {
-            String(String(Double(s[keyPath: path] - warm[keyPath: path]) / 1e6 / Double(max(1, calls))).prefix(5))
-        }
-        rows.append(Row(name: "\(name), capacity 20% of \(tableKeys) keys, \(zipfBatch) Zipf(1.2) keys per call, vec \(dim), steady state (\(zipfSets - 20) timed calls: \(s.synchronousFills - warm.synchronousFills) filled before returning, \(s.asynchronousInserts - warm.asynchronousInserts) inserted after, \(s.evictions - warm.evictions) evictions; host ms per call: \(ms(\.missNanoseconds)) handling misses after the kernel, \(ms(\.fetchNanoseconds)) reading the tier below, \(ms(\.evictNanoseconds)) evicting)",
-                        microseconds: percentile(times, 0.5), keys: zipfBatch, hitRate: Double(hits) / Double(looked)))
+            let partial = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: tableKeys / 5, members: 1, source: source,
+                                              defaults: [0], hitRateThreshold: 0.9, int64Keys: true)
+            let timed = try timeCalls(partial, keys: zipf, sets: zipfSets, count: zipfBatch, calls: zipfSets,
+                                      warmup: zipfWarmup, output: output)
+            partial.waitForInserts()
+            if partial.statistics.failedInserts > 0 {
+                throw CUDAError.unsupported("\(name): \(partial.statistics.failedInserts) inserts failed, the last with \(partial.statistics.lastInsertError ?? "no message")")
+            }
+            let s = partial.statistics, warm = timed.warm
+            let calls = s.synchronousFills + s.asynchronousInserts - warm.synchronousFills - warm.asynchronousInserts
+            func ms(_ path: KeyPath<GPUDynamicCache.Statistics, UInt64>) -> String {
+                String(String(Double(s[keyPath: path] - warm[keyPath: path]) / 1e6 / Double(max(1, calls))).prefix(5))
+            }
+            rows.append(Row(name: "\(name), capacity 20% of \(tableKeys) keys, \(zipfBatch) Zipf(1.2) keys per call, vec \(dim), steady state (\(zipfSets - zipfWarmup) timed calls: \(s.synchronousFills - warm.synchronousFills) filled before returning, \(s.asynchronousInserts - warm.asynchronousInserts) inserted after, \(s.evictions - warm.evictions) evictions; host ms per call: \(ms(\.missNanoseconds)) handling misses after the kernel, \(ms(\.fetchNanoseconds)) reading the tier below, \(ms(\.evictNanoseconds)) evicting)",
+                            microseconds: timed.median, keys: zipfBatch, hitRate: timed.hitRate))
         }
         return rows
+    }
+
+    /// `calls` lookups of `count` device keys, call i reading key set i % sets,
+    /// each timed on the host clock; the first `warmup` are not counted.
+    /// - Returns: the median microseconds and hit rate of the counted calls,
+    ///   and the cache's counters when counting began.
+    static func timeCalls(_ cache: GPUDynamicCache, keys: DeviceBuffer<Int64>, sets: Int, count: Int, calls: Int, warmup: Int,
+                          output: DeviceBuffer<Float>) throws -> (median: Double, hitRate: Double, warm: GPUDynamicCache.Statistics) {
+        var times: [Double] = [], hits = 0, looked = 0
+        var warm = cache.statistics
+        for i in 0..<calls {
+            if i == warmup { warm = cache.statistics }
+            let start = MonotonicClock.nanoseconds()
+            let report = try cache.lookup(deviceKeys: keys.address + UInt64((i % sets) * count * 8), count: count,
+                                          runs: [(0, count)], output: output.address)
+            let us = Double(MonotonicClock.nanoseconds() - start) / 1000
+            if i >= warmup { times.append(us); hits += report.hits; looked += report.keys }
+        }
+        return (percentile(times, 0.5), Double(hits) / Double(max(1, looked)), warm)
     }
 
     static func pow12(_ x: Double) -> Double {

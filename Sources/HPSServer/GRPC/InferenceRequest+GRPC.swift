@@ -31,26 +31,13 @@ extension InferenceRequest {
         guard let datatype = TensorDatatype(rawValue: tensor.datatype), datatype != .fp32 else {
             throw .invalidInput("input \(name) has datatype \(tensor.datatype); this server takes INT64 or INT32 inputs")
         }
-        var shape: [Int] = []
-        var count = 1
-        for dimension in tensor.shape {
-            guard dimension >= 0, dimension <= Int64(Int32.max) else {
-                throw .invalidInput("input \(name) has shape \(tensor.shape); dimensions must be non-negative integers")
-            }
-            shape.append(Int(dimension))
-            let (product, overflow) = count.multipliedReportingOverflow(by: Int(dimension))
-            guard !overflow else { throw .invalidInput("input \(name) has shape \(shape) whose element count overflows") }
-            count = product
-        }
-        guard !shape.isEmpty else {
-            throw .invalidInput("input \(name) has shape []; it must have at least one dimension")
-        }
+        let (shape, count) = try checkedShape(tensor.shape, input: name, shown: "\(tensor.shape)")
         let values: [Int64]
         if let raw {
             guard raw.count == count * datatype.byteSize else {
                 throw .invalidInput("input \(name) has shape \(shape) of \(datatype.rawValue): \(count * datatype.byteSize) bytes, but its raw_input_contents has \(raw.count)")
             }
-            values = decode(raw, count: count, datatype: datatype)
+            values = raw.withUnsafeBytes { decode($0, count: count, datatype: datatype) }
         } else {
             switch datatype {
             case .int64: values = tensor.contents.int64Contents
@@ -62,23 +49,6 @@ extension InferenceRequest {
             throw .invalidInput("input \(name) has shape \(shape), i.e. \(count) elements, but \(values.count) values")
         }
         return Input(name: name, datatype: datatype, shape: shape, values: values)
-    }
-
-    /// Reads little-endian integers.
-    private static func decode(_ raw: Data, count: Int, datatype: TensorDatatype) -> [Int64] {
-        raw.withUnsafeBytes { bytes in
-            [Int64](unsafeUninitializedCapacity: count) { values, initialized in
-                for i in 0..<count {
-                    switch datatype {
-                    case .int64:
-                        values[i] = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 8, as: Int64.self))
-                    case .int32, .fp32:
-                        values[i] = Int64(Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 4, as: Int32.self)))
-                    }
-                }
-                initialized = count
-            }
-        }
     }
 }
 #endif

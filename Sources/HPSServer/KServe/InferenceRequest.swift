@@ -112,20 +112,12 @@ public struct InferenceRequest: Sendable, Equatable {
         guard let shapeValues = value["shape"]?.arrayValue else {
             throw .malformed("input \(name) has no \"shape\" (an array of dimensions)")
         }
-        var shape: [Int] = []
-        var count = 1
+        var dimensions: [Int64] = []
         for dimension in shapeValues {
-            guard case let .integer(d) = dimension, d >= 0, d <= Int64(Int32.max) else {
-                throw .invalidInput("input \(name) has shape \(JSONValue.array(shapeValues).serialized()); dimensions must be non-negative integers")
-            }
-            shape.append(Int(d))
-            let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
-            guard !overflow else { throw .invalidInput("input \(name) has shape \(shape) whose element count overflows") }
-            count = product
+            // A non-integer fails the range check below with the same message.
+            if case let .integer(d) = dimension { dimensions.append(d) } else { dimensions.append(-1) }
         }
-        guard !shape.isEmpty else {
-            throw .invalidInput("input \(name) has shape []; it must have at least one dimension")
-        }
+        let (shape, count) = try checkedShape(dimensions, input: name, shown: JSONValue.array(shapeValues).serialized())
         var values: [Int64] = []
         switch value["parameters"]?["binary_data_size"] {
         case nil, .null?:
@@ -142,7 +134,9 @@ public struct InferenceRequest: Sendable, Equatable {
             guard size == count * datatype.byteSize else {
                 throw .invalidInput("input \(name) has shape \(shape) of \(datatype.rawValue): \(count * datatype.byteSize) bytes, but binary_data_size is \(size)")
             }
-            values = decode(body, from: binaryOffset, count: count, datatype: datatype)
+            values = body.withUnsafeBytes {
+                decode(UnsafeRawBufferPointer(rebasing: $0[binaryOffset...]), count: count, datatype: datatype)
+            }
             binaryOffset += size
         default:
             throw .malformed("parameters.binary_data_size of input \(name) must be an integer")
@@ -153,20 +147,41 @@ public struct InferenceRequest: Sendable, Equatable {
         return Input(name: name, datatype: datatype, shape: shape, values: values)
     }
 
-    /// Reads little-endian integers.
-    private static func decode(_ body: [UInt8], from offset: Int, count: Int, datatype: TensorDatatype) -> [Int64] {
-        body.withUnsafeBytes { raw in
-            var values = [Int64](repeating: 0, count: count)
-            let base = raw.baseAddress! + offset
+    /// An input's shape as both transports check it: at least one dimension,
+    /// each a non-negative 32-bit count, whose product does not overflow.
+    /// - Parameter shown: the shape as the request wrote it, for the error.
+    /// - Returns: the shape and its element count.
+    static func checkedShape(_ dimensions: [Int64], input name: String,
+                             shown: String) throws(InferenceError) -> (shape: [Int], count: Int) {
+        var shape: [Int] = []
+        var count = 1
+        for d in dimensions {
+            guard d >= 0, d <= Int64(Int32.max) else {
+                throw .invalidInput("input \(name) has shape \(shown); dimensions must be non-negative integers")
+            }
+            shape.append(Int(d))
+            let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
+            guard !overflow else { throw .invalidInput("input \(name) has shape \(shape) whose element count overflows") }
+            count = product
+        }
+        guard !shape.isEmpty else {
+            throw .invalidInput("input \(name) has shape []; it must have at least one dimension")
+        }
+        return (shape, count)
+    }
+
+    /// Reads `count` little-endian integers of `datatype` from the start of `bytes`.
+    static func decode(_ bytes: UnsafeRawBufferPointer, count: Int, datatype: TensorDatatype) -> [Int64] {
+        [Int64](unsafeUninitializedCapacity: count) { values, initialized in
             for i in 0..<count {
                 switch datatype {
                 case .int64:
-                    values[i] = Int64(littleEndian: base.loadUnaligned(fromByteOffset: i &* 8, as: Int64.self))
+                    values[i] = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 8, as: Int64.self))
                 case .int32, .fp32:
-                    values[i] = Int64(Int32(littleEndian: base.loadUnaligned(fromByteOffset: i &* 4, as: Int32.self)))
+                    values[i] = Int64(Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 4, as: Int32.self)))
                 }
             }
-            return values
+            initialized = count
         }
     }
 
