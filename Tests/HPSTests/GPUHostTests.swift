@@ -41,25 +41,65 @@ struct GPUHostTests {
             members.append((keys, (0..<(keys.count * dim)).map { _ in random.nextFloat(-1, 1) }))
         }
         let index = try GPUTableIndex(members: members, dim: dim)
-        #expect(index.rowBits == 30)
-        var rowBase = 0
+        // Each (member, key)'s last row, as given.
         var expected: [Int: [Int64: Int]] = [:]
         for (m, member) in members.enumerated() {
-            for (i, key) in member.keys.enumerated() { expected[m, default: [:]][key] = rowBase + i }
-            rowBase += member.keys.count
+            for (i, key) in member.keys.enumerated() { expected[m, default: [:]][key] = i }
         }
-        #expect(index.count == expected.values.reduce(0) { $0 + $1.count })
+        let distinct = expected.values.reduce(0) { $0 + $1.count }
+        #expect(index.count == distinct)
+        #expect(index.vectors.count == distinct * dim)
+        var rowsSeen = Set<Int>()
         for (m, rows) in expected {
-            for (key, row) in rows {
-                #expect(index.row(of: key, member: m) == row)
+            for (key, given) in rows {
+                let row = try #require(index.row(of: key, member: m))
+                rowsSeen.insert(row)
                 // The row's vector is the member's last row for the key.
                 #expect(Array(index.vectors[(row * dim)..<((row + 1) * dim)]) ==
-                        Array(members[m].vectors[((row - (m == 0 ? 0 : members[0..<m].reduce(0) { $0 + $1.keys.count })) * dim)...].prefix(dim)))
+                        Array(members[m].vectors[(given * dim)..<((given + 1) * dim)]))
             }
         }
+        // Every row belongs to exactly one (member, key).
+        #expect(rowsSeen == Set(0..<distinct))
         #expect(index.row(of: 6000, member: 0) == nil)
         #expect(index.row(of: expected[0]!.keys.first!, member: 3) == nil)
-        #expect(index.capacity >= 2 * 6000)
+        #expect(index.capacity % 64 == 0)
+        #expect(Double(index.capacity) * GPUTableIndex.maximumLoad >= 6000)
+        // Each key sits in one of its two buckets.
+        for (m, rows) in expected {
+            for key in rows.keys {
+                let (first, second) = index.buckets(of: key, member: m)
+                let slot = try #require(index.find(key, member: m))
+                #expect([first, second].contains(slot / GPUTableIndex.bucketSlots))
+                #expect(index.slotKeys[slot] == key && Int(index.slotMembers[slot]) == m)
+            }
+        }
+    }
+
+    @Test("a GPU index asked for more load than two-choice buckets hold grows, and finds every key")
+    func indexGrows() throws {
+        var random = SplitMix64(seed: 23)
+        let keys = (0..<20_000).map { _ in Int64(bitPattern: random.next()) }
+        let index = try GPUTableIndex(members: [(keys, keys.map { Float($0 % 1000) })], dim: 1, load: 1.0)
+        #expect(index.capacity > 20_032)
+        for (given, key) in keys.enumerated() {
+            let row = try #require(index.row(of: key, member: 0))
+            #expect(index.vectors[row] == Float(keys[given] % 1000))
+        }
+    }
+
+    @Test("a one-member GPU index keeps no members, and finds key 0 and negative keys")
+    func indexOneMember() throws {
+        let keys: [Int64] = [0, -1, .min, .max, 42, 0]  // 0 twice: the last row wins
+        let vectors = (0..<(keys.count * 2)).map { Float($0) }
+        let index = try GPUTableIndex(members: [(keys, vectors)], dim: 2)
+        #expect(index.slotMembers.isEmpty)
+        #expect(index.count == 5)
+        for (given, key) in keys.enumerated() where given > 0 {
+            let row = try #require(index.row(of: key, member: 0))
+            #expect(Array(index.vectors[(row * 2)..<(row * 2 + 2)]) == Array(vectors[(given * 2)..<(given * 2 + 2)]))
+        }
+        #expect(index.row(of: 7, member: 0) == nil)
     }
 
     @Test("vectors that are not keys × vec size are refused")

@@ -90,9 +90,35 @@ public enum GPUBenchmark {
                                   keysPerSample: 1, stream: stream)
             }
         }
+        // The same two with the keys copied from (pinned) host memory first, as
+        // a caller with keys on the host makes them: one copy for the fused
+        // lookup, one per table for the unfused ones.
+        func hostKeys(_ i: Int, table: Int = 0) -> UnsafeRawPointer {
+            UnsafeRawPointer(host.pointer) + ((i % sets) * keysPerBatch + table * perTable) * tables.keyBytes
+        }
+        let fusedFromHost = try time(stream: stream, runs: runs) { i in
+            try stream.copy(to: setKeys(i), from: hostKeys(i), bytes: keysPerBatch * tables.keyBytes)
+            try tables.lookup(tables.fused, keys: setKeys(i), count: keysPerBatch, runs: fusedRuns,
+                              runArrays: (fusedStarts.address, fusedMembers.address), output: output.address,
+                              layout: .samplesByRun, keysPerSample: k, stream: stream)
+        }
+        let unfusedFromHost = try time(stream: stream, runs: runs) { i in
+            for table in 0..<t {
+                let tableKeys = setKeys(i) + UInt64(table * perTable * tables.keyBytes)
+                try stream.copy(to: tableKeys, from: hostKeys(i, table: table), bytes: perTable * tables.keyBytes)
+                try tables.lookup(tables.unfused[table], keys: tableKeys, count: perTable, runs: [(0, perTable)],
+                                  runArrays: (oneRun.address, memberZero.address),
+                                  output: output.address + UInt64(table * perTable * dim * 4), layout: .keyOrder,
+                                  keysPerSample: 1, stream: stream)
+            }
+        }
         rows.append(Row(name: "seed batch fused: 1 launch, 8 tables × 6,656 keys, vec 128, into the dense input", microseconds: fused,
                         bytes: seedBytes, keys: keysPerBatch))
         rows.append(Row(name: "seed batch unfused: 8 launches, one per table", microseconds: unfused, bytes: seedBytes, keys: keysPerBatch))
+        rows.append(Row(name: "seed batch fused, keys from host memory: 1 copy + 1 launch", microseconds: fusedFromHost,
+                        bytes: seedBytes, keys: keysPerBatch))
+        rows.append(Row(name: "seed batch unfused, keys from host memory: 8 copies + 8 launches", microseconds: unfusedFromHost,
+                        bytes: seedBytes, keys: keysPerBatch))
 
         // 1M lookups from 4M keys, vec 128 and 64.
         for dim in [128, 64] {

@@ -72,6 +72,70 @@ enum KernelSource {
         }
     }
 
+    // A static table's ranked index (GPUTableIndex): slot keys, the taken
+    // bits and rows before of each 64 slots, and slot members (null for one
+    // member). Its reads ask L2 to keep the index (evict last; INDEX_NO_POLICY
+    // turns that off, for tuning), as every lookup reads it at random.
+    __device__ __forceinline__ u64 hps_index_policy() {
+        u64 policy;
+        asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
+        return policy;
+    }
+    __device__ __forceinline__ u64 hps_index_load(const u64* p, u64 policy) {
+    #ifdef INDEX_NO_POLICY
+        return __ldg(p);
+    #else
+        u64 v;
+        asm("ld.global.nc.L2::cache_hint.u64 %0, [%1], %2;" : "=l"(v) : "l"(p), "l"(policy));
+        return v;
+    #endif
+    }
+    // Two words (a block's taken bits and rows before, or two slot keys) in one 16-byte load.
+    __device__ __forceinline__ ulonglong2 hps_block_load(const u64* p, u64 policy) {
+    #ifdef INDEX_NO_POLICY
+        return __ldg((const ulonglong2*)p);
+    #else
+        ulonglong2 v;
+        asm("ld.global.nc.L2::cache_hint.v2.u64 {%0,%1}, [%2], %3;" : "=l"(v.x), "=l"(v.y) : "l"(p), "l"(policy));
+        return v;
+    #endif
+    }
+
+    // The row of (key, member) in a ranked index, or -1: the key sits in one
+    // of two buckets of four slots (from the low and the high half of its
+    // hash, as GPUTableIndex.buckets), read one after the other (reading both
+    // at once doubles the index's DRAM reads and was slower); its row is the
+    // number of taken slots before its own.
+    __device__ __forceinline__ long long hps_find_ranked(const long long* __restrict__ slotKeys,
+                                                         const u64* __restrict__ blocks,
+                                                         const unsigned short* __restrict__ slotMembers,
+                                                         u32 capacity, long long key, int member) {
+        const u64 policy = hps_index_policy();
+        const u64 h = hps_hash(key, member);
+        const u32 buckets = capacity >> 2;
+        u32 bucket[2];
+        bucket[0] = hps_slot(h, buckets);
+        bucket[1] = hps_slot(h >> 32, buckets);
+        if (bucket[1] == bucket[0]) bucket[1] = bucket[0] + 1 == buckets ? 0 : bucket[0] + 1;
+        // The first bucket, then the second: most keys sit in their first.
+        for (int c = 0; c < 2; c++) {
+            const u32 first = bucket[c] * 4;
+            const ulonglong2 a = hps_block_load((const u64*)slotKeys + first, policy);
+            const ulonglong2 b = hps_block_load((const u64*)slotKeys + first + 2, policy);
+            const ulonglong2 block = hps_block_load(blocks + (first >> 6) * 2, policy);
+            const u64 members = slotMembers ? hps_index_load((const u64*)(slotMembers + first), policy) : 0;
+            const u64 held[4] = {a.x, a.y, b.x, b.y};
+            #pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const u64 bit = 1ull << ((first + j) & 63);
+                if ((block.x & bit) && (long long)held[j] == key
+                    && (!slotMembers || (int)((members >> (16 * j)) & 0xFFFFu) == member))
+                    return (long long)block.y + __popcll(block.x & (bit - 1));
+            }
+        }
+        return -1;
+    }
+
     #if DIM % 4 == 0
     #define UNITS (DIM / 4)
     typedef float4 unit_t;
@@ -139,7 +203,8 @@ enum KernelSource {
         const Slot* __restrict__ slots, u32 capacity, u32 rowBits,
         const float* __restrict__ vectors, const float* __restrict__ defaults,
         float* __restrict__ out, int layout, int keysPerSample, u32* __restrict__ misses, int keysPerWarp,
-        u32* __restrict__ stamps, u32 epoch, int* __restrict__ missIndex)
+        u32* __restrict__ stamps, u32 epoch, int* __restrict__ missIndex,
+        const u64* __restrict__ rankBlocks, const unsigned short* __restrict__ slotMembers)
     {
         const unsigned FULL = 0xFFFFFFFFu;
         const int lane = threadIdx.x & 31;
@@ -156,7 +221,15 @@ enum KernelSource {
             int r = 0;
             while (r + 1 < runs && runStart[r + 1] <= i) r++;
             const int member = runMember[r];
-            row = hps_find_row(slots, capacity, rowBits, (long long)keys[i], member);
+    #ifdef DIAG_NO_INDEX
+            // Tuning only, wrong vectors: a row from the key without the index,
+            // to measure the gather alone (a static table at its usual load holds more than capacity / 2 rows).
+            row = (long long)((u64)keys[i] % (u64)(capacity / 2));
+    #else
+            // A static table's ranked index, or a dynamic cache's slots.
+            row = rankBlocks ? hps_find_ranked((const long long*)slots, rankBlocks, slotMembers, capacity, (long long)keys[i], member)
+                             : hps_find_row(slots, capacity, rowBits, (long long)keys[i], member);
+    #endif
             o = i;
             if (layout == 1) {
                 const long long j = i - runStart[r];
@@ -289,14 +362,15 @@ enum KernelSource {
         planOut[k] = o;
     }
 
-    // For k < *count: the row of (keys[k], members[k]) in a table's index, or -1.
+    // For k < *count: the row of (keys[k], members[k]) in a static table's ranked index, or -1.
     extern "C" __global__ void hps_probe_rows(const long long* __restrict__ keys, const int* __restrict__ members,
-                                              const u32* __restrict__ count, const Slot* __restrict__ slots, u32 capacity,
-                                              u32 rowBits, long long* __restrict__ rows)
+                                              const u32* __restrict__ count, const long long* __restrict__ slotKeys,
+                                              const u64* __restrict__ blocks, const unsigned short* __restrict__ slotMembers,
+                                              u32 capacity, long long* __restrict__ rows)
     {
         const int k = blockIdx.x * blockDim.x + threadIdx.x;
         if (k >= (int)*count) return;
-        rows[k] = hps_find_row(slots, capacity, rowBits, keys[k], members[k]);
+        rows[k] = hps_find_ranked(slotKeys, blocks, slotMembers, capacity, keys[k], members[k]);
     }
 
     // For k < *count, one warp each: target row dstRows[k] = source row

@@ -20,6 +20,10 @@ struct LookupLaunch {
     var stamps: UInt64 = 0
     var epoch: UInt32 = 0
     var missIndex: UInt64 = 0
+    /// A static table's ranked index (`slots` then holds its slot keys): the
+    /// blocks and the slot members (0 for one member); 0 for a dynamic cache.
+    var rankBlocks: UInt64 = 0
+    var slotMembers: UInt64 = 0
 
     /// Warps per multiprocessor a launch aims for before it gives each warp
     /// fewer keys (`HPS_GPU_FILL_WARPS` overrides it, for tuning).
@@ -51,7 +55,7 @@ struct LookupLaunch {
             slots, UInt32(capacity), UInt32(rowBits),
             vectors, defaults,
             output, layout.rawValue, Int32(keysPerSample), misses, Int32(keysPerWarp),
-            stamps, epoch, missIndex,
+            stamps, epoch, missIndex, rankBlocks, slotMembers,
         ])
     }
 }

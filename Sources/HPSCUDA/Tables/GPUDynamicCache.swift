@@ -399,7 +399,8 @@ public final class GPUDynamicCache: @unchecked Sendable {
     /// The plan's source rows in a mapped table's index.
     func probe(_ table: GPUStaticTable, plan: Plan, count: UInt64, n: Int, stream: CUDAStream) throws(CUDAError) {
         try probeRows.launch(grid: (n + 255) / 256, block: 256, stream: stream, [
-            plan.keys, plan.members, count, table.slots.address, UInt32(table.capacity), UInt32(table.rowBits), plan.source,
+            plan.keys, plan.members, count, table.slotKeys.address, table.blocks.address, table.slotMembersAddress,
+            UInt32(table.capacity), plan.source,
         ])
     }
 

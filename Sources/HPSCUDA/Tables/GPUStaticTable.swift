@@ -3,11 +3,12 @@ import HPS
 /// HugeCTR's static embedding cache: a whole (possibly fused) table in GPU
 /// memory behind a GPU hash index, read-only, the fastest path.
 ///
-/// The index is open addressing with linear probing over 16-byte slots
-/// (key, ref), filled to at most one half, built on the host with the CPU's
-/// `KeyHash` and probed by the kernel with the same function. Members of a
-/// fused table keep their keys apart as on the CPU: the member is part of the
-/// hash and of the ref.
+/// The index is a ranked two-choice one (`GPUTableIndex`): 8-byte slots
+/// that hold only keys, in buckets of four, a key in one of two buckets,
+/// filled to at most `GPUTableIndex.maximumLoad`, with the vectors in slot
+/// order; built on the host with the CPU's `KeyHash` and probed by the kernel
+/// with the same function. Members of a fused table keep their keys apart as
+/// on the CPU: the member is part of the hash and is kept per slot.
 ///
 /// Thread safety: lookups may run concurrently on different streams.
 public final class GPUStaticTable: @unchecked Sendable {
@@ -20,8 +21,11 @@ public final class GPUStaticTable: @unchecked Sendable {
     /// Distinct (member, key) pairs held.
     public let count: Int
     let capacity: Int
-    let rowBits: Int
-    let slots: DeviceBuffer<UInt64>
+    /// The ranked index: slot keys, blocks (taken bits, rows before) and slot
+    /// members (none for a table of one member).
+    let slotKeys: DeviceBuffer<Int64>
+    let blocks: DeviceBuffer<UInt64>
+    let slotMembers: DeviceBuffer<UInt16>?
     /// The vectors: in device memory, or in mapped host memory for `uvm`.
     let vectors: Storage
     let defaults: DeviceBuffer<Float>
@@ -72,11 +76,12 @@ public final class GPUStaticTable: @unchecked Sendable {
         self.int64Keys = int64Keys
         self.kernels = kernels
         let index = try GPUTableIndex(members: members, dim: dim)
-        rowBits = index.rowBits
         capacity = index.capacity
         count = index.count
         let device = kernels.device
-        slots = try DeviceBuffer(device: device, copying: index.slotWords)
+        slotKeys = try DeviceBuffer(device: device, copying: index.slotKeys)
+        blocks = try DeviceBuffer(device: device, copying: index.blocks)
+        slotMembers = index.slotMembers.isEmpty ? nil : try DeviceBuffer(device: device, copying: index.slotMembers)
         switch placement {
         case .device: vectors = .device(try DeviceBuffer(device: device, copying: index.vectors))
         case .mappedHost: vectors = .mappedHost(try MappedHostBuffer(device: device, copying: index.vectors))
@@ -89,7 +94,12 @@ public final class GPUStaticTable: @unchecked Sendable {
     var vectorsAddress: UInt64 { vectors.address }
 
     /// Bytes of device memory held.
-    public var deviceBytes: Int { slots.byteCount + vectors.deviceBytes + defaults.byteCount }
+    public var deviceBytes: Int {
+        slotKeys.byteCount + blocks.byteCount + (slotMembers?.byteCount ?? 0) + vectors.deviceBytes + defaults.byteCount
+    }
+
+    /// Device address of the slot members, 0 for a table of one member.
+    var slotMembersAddress: UInt64 { slotMembers?.address ?? 0 }
 
     /// How a lookup's output rows are laid out.
     public enum Layout: Int32, Sendable {
@@ -111,8 +121,9 @@ public final class GPUStaticTable: @unchecked Sendable {
                        output: UInt64, layout: Layout = .keyOrder, keysPerSample: Int = 1, misses: UInt64 = 0,
                        stream: CUDAStream) throws(CUDAError) {
         try LookupLaunch(keys: keys, count: count, runStarts: runStarts, runMembers: runMembers, runs: runs,
-                         slots: slots.address, capacity: capacity, rowBits: rowBits, vectors: vectors.address,
+                         slots: slotKeys.address, capacity: capacity, rowBits: 32, vectors: vectors.address,
                          defaults: defaults.address, output: output, layout: layout, keysPerSample: keysPerSample,
-                         misses: misses).launch(kernel, device: kernels.device, stream: stream)
+                         misses: misses, rankBlocks: blocks.address, slotMembers: slotMembersAddress)
+            .launch(kernel, device: kernels.device, stream: stream)
     }
 }
