@@ -35,8 +35,10 @@ struct CLITests {
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         let id = UUID().uuidString
         let outPath = joinPath(directory, "stdout-\(id)"), errPath = joinPath(directory, "stderr-\(id)")
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        guard FileManager.default.createFile(atPath: outPath, contents: nil),
+              FileManager.default.createFile(atPath: errPath, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: directory])
+        }
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
         process.standardOutput = out

@@ -28,7 +28,7 @@ public final class CUDADevice: @unchecked Sendable {
         try driver.check(driver.cuDeviceGet(&device, Int32(index)), "cuDeviceGet")
         var nameBuffer = [CChar](repeating: 0, count: 256)
         try driver.check(driver.cuDeviceGetName(&nameBuffer, 256, device), "cuDeviceGetName")
-        name = String(cString: nameBuffer)
+        name = nameBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         var major: Int32 = 0, minor: Int32 = 0, sms: Int32 = 0
         // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75, _MINOR = 76, MULTIPROCESSOR_COUNT = 16
         try driver.check(driver.cuDeviceGetAttribute(&major, 75, device), "cuDeviceGetAttribute")
