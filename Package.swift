@@ -14,8 +14,10 @@ let grpcDependencies: [Target.Dependency] = [
     .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport", condition: .when(traits: ["Serving"])),
     .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf", condition: .when(traits: ["Serving"])),
     .product(name: "SwiftProtobuf", package: "swift-protobuf", condition: .when(traits: ["Serving"])),
-    // Already resolved through grpc-swift-nio-transport; named for HTTP2DecodingResumer's workaround.
+    // Already resolved through grpc-swift-nio-transport; named for the handlers that work around
+    // the transport in each connection's and stream's pipeline (HTTP2DecodingResumer, RequestMessageSizeLimit).
     .product(name: "NIOHTTP2", package: "swift-nio-http2", condition: .when(traits: ["Serving"])),
+    .product(name: "NIOHPACK", package: "swift-nio-http2", condition: .when(traits: ["Serving"])),
 ]
 
 let package = Package(
@@ -156,7 +158,6 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOHPACK", package: "swift-nio-http2", condition: .when(traits: ["Serving"])),
             ] + grpcDependencies,
             swiftSettings: swiftSettings
         ),
