@@ -14,6 +14,10 @@ let grpcDependencies: [Target.Dependency] = [
     .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport", condition: .when(traits: ["Serving"])),
     .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf", condition: .when(traits: ["Serving"])),
     .product(name: "SwiftProtobuf", package: "swift-protobuf", condition: .when(traits: ["Serving"])),
+    // Already resolved through grpc-swift-nio-transport; named for the handlers that work around
+    // the transport in each connection's and stream's pipeline (HTTP2DecodingResumer, RequestMessageSizeLimit).
+    .product(name: "NIOHTTP2", package: "swift-nio-http2", condition: .when(traits: ["Serving"])),
+    .product(name: "NIOHPACK", package: "swift-nio-http2", condition: .when(traits: ["Serving"])),
 ]
 
 let package = Package(
@@ -46,6 +50,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
     ],
     targets: [
         // Prefetch and other one-line compiler builtins Swift does not expose.
@@ -152,6 +157,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ] + grpcDependencies,
             swiftSettings: swiftSettings
         ),

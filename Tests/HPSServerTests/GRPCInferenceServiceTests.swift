@@ -198,10 +198,9 @@ struct GRPCInferenceServiceTests {
             }
             #expect(rawSize?.code == .invalidArgument && rawSize?.message.contains("16 bytes, but its raw_input_contents has 8") == true)
             let large = await Self.error { _ = try await client.modelInfer(Self.request(model: model, keys: Array(0..<1000), numKeys: [1000, 0])) }
-            // The server ends the call RESOURCE_EXHAUSTED before reading the whole message and
-            // resets the stream; grpc-swift's client reports the reset rather than the status
-            // (grpcio reports RESOURCE_EXHAUSTED: Tests/python/test_grpc.py).
-            #expect(large?.code == .resourceExhausted || large?.message.contains("RST_STREAM") == true,
+            // Refused from the message's length prefix, before its body is read (RequestMessageSizeLimit).
+            #expect(large?.code == .resourceExhausted, "\(String(describing: large))")
+            #expect(large?.message.contains("larger than the server's limit of 4096 bytes; raise it with hps serve --max-body-bytes") == true,
                     "\(String(describing: large))")
         }
     }

@@ -38,6 +38,9 @@ public struct GRPCServerService: Service {
     public func run() async throws {
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = maxRequestBytes
+        // The only hooks into each accepted connection's and stream's pipeline; see each handler for why.
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = HTTP2DecodingResumer.install(on:)
+        config.channelDebuggingCallbacks.onAcceptHTTP2Stream = RequestMessageSizeLimit.install(limit: maxRequestBytes)
         let transport = HTTP2ServerTransport.Posix(address: try Self.address(host: host, port: port),
                                                    transportSecurity: .plaintext, config: config)
         let server = GRPCServer(transport: transport, services: services, interceptors: interceptors)

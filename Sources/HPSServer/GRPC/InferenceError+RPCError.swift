@@ -11,7 +11,7 @@ extension InferenceError: RPCErrorConvertible {
         switch self {
         case .unknownModel, .unknownVersion: .notFound
         case .malformed, .invalidInput, .lookup: .invalidArgument
-        case .bodyTooLarge: .resourceExhausted
+        case .bodyTooLarge, .messageTooLarge: .resourceExhausted
         case .unauthorized: .unauthenticated
         }
     }

@@ -19,6 +19,8 @@ public enum InferenceError: Error, Sendable, Equatable, CustomStringConvertible 
     case lookup(LookupError)
     /// The body is larger than the server accepts (413).
     case bodyTooLarge(limit: Int)
+    /// A gRPC request message is larger than the server accepts (RESOURCE_EXHAUSTED; 413 over HTTP).
+    case messageTooLarge(bytes: Int, limit: Int)
     /// No or a wrong bearer token (401).
     case unauthorized(String)
 
@@ -27,7 +29,7 @@ public enum InferenceError: Error, Sendable, Equatable, CustomStringConvertible 
         switch self {
         case .unknownModel, .unknownVersion: .notFound
         case .malformed, .invalidInput, .lookup: .badRequest
-        case .bodyTooLarge: .contentTooLarge
+        case .bodyTooLarge, .messageTooLarge: .contentTooLarge
         case .unauthorized: .unauthorized
         }
     }
@@ -47,6 +49,8 @@ public enum InferenceError: Error, Sendable, Equatable, CustomStringConvertible 
             error.description
         case let .bodyTooLarge(limit):
             "the request body is larger than the server's limit of \(limit) bytes (hps serve --max-body-bytes)"
+        case let .messageTooLarge(bytes, limit):
+            "the request message of \(bytes) bytes is larger than the server's limit of \(limit) bytes; raise it with hps serve --max-body-bytes"
         case let .unauthorized(reason):
             reason
         }
