@@ -90,6 +90,14 @@ public enum LookupBenchmark {
                 try fusedRuns.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try fused.lookup(runs) }
             }
         }
+        // The fused table with one run per table (its keys in order, into a
+        // table-by-table output): the same calls as unfused but one, which
+        // tells the cost of the run per (sample, table) from that of the fused table.
+        let fusedByTableSeconds = try withExtendedLifetime(batch) {
+            try median(runs: runs) {
+                try unfusedRuns.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try fused.lookup(runs) }
+            }
+        }
         let unfusedSeconds = try withExtendedLifetime(batch) {
             try median(runs: runs) {
                 for run in unfusedRuns {
@@ -103,6 +111,8 @@ public enum LookupBenchmark {
             Row(name: "memcpy of the seed batch's \(bytes) bytes", threads: threads, seconds: copy, memcpySeconds: copy, keys: 0, bytes: bytes),
             Row(name: "\(label), fused", threads: threads, seconds: fusedSeconds, memcpySeconds: copy, keys: keys, bytes: bytes),
             Row(name: "\(label), unfused", threads: threads, seconds: unfusedSeconds, memcpySeconds: copy, keys: keys, bytes: bytes),
+            Row(name: "\(label), fused, one run per table into per-table outputs", threads: threads,
+                seconds: fusedByTableSeconds, memcpySeconds: copy, keys: keys, bytes: bytes),
         ]
     }
 
