@@ -1,4 +1,4 @@
-public import HPS
+import HPS
 import NIOCore
 
 /// The Redis side of `hps bench --tier-rates`: the `redis_cluster` tier's
@@ -137,8 +137,9 @@ public enum RedisBenchmark {
         for node in cluster.masters {
             var cursor = "0"
             repeat {
+                let scan = RedisCommand(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"])
                 let replies = try cluster.pool(node).connection()
-                    .flatMap { $0.send([RedisCommand(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"])]) }
+                    .flatMap { $0.send([scan]) }
                     .wait()
                 guard let parts = replies[0].array, parts.count == 2, let next = parts[0].string,
                       let names = parts[1].array else {

@@ -1,4 +1,4 @@
-public import HPS
+import HPS
 
 /// The GPU benchmarks of `hps bench --device gpu`, each timed with CUDA
 /// events (median of many runs after a warm-up, inputs rotated among several

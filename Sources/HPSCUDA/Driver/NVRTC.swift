@@ -75,7 +75,7 @@ public final class NVRTC: Sendable {
             _ = nvrtcGetProgramLogSize(program, &size)
             var log = [CChar](repeating: 0, count: max(1, size))
             _ = nvrtcGetProgramLog(program, &log)
-            throw .compile(kernel: name, log: String(cString: log))
+            throw .compile(kernel: name, log: log.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
         }
         var size = 0
         try check(nvrtcGetCUBINSize(program, &size), "nvrtcGetCUBINSize")

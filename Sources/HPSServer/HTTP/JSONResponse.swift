@@ -1,6 +1,6 @@
-public import HPS
-public import HTTPTypes
-public import Hummingbird
+import HPS
+import HTTPTypes
+import Hummingbird
 import NIOCore
 
 extension HTTPField.Name {
