@@ -11,7 +11,7 @@ struct RedisCLITests {
     }
 
     func writeModel(_ directory: String, address: String, rows: TestRows) throws -> String {
-        try rows.keys.withUnsafeBufferPointer { k in
+        _ = try rows.keys.withUnsafeBufferPointer { k in
             try rows.vectors.withUnsafeBufferPointer { v in
                 try SparseModelFolder.write(path: directory + "/t0", table: "t0", keys: k, vectors: v, vecSize: rows.vecSize)
             }
