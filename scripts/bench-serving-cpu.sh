@@ -16,27 +16,8 @@ transport=${TRANSPORT:-http}
 seconds=${MAX_SECONDS:-30}
 connections=${CONNECTIONS:-8}
 port=${PORT:-18400}
-case "$transport" in
-    http) load_port=$port ;;
-    grpc) load_port=$((port + 1)) ;;
-    *) echo "TRANSPORT must be http or grpc, not $transport" >&2; exit 2 ;;
-esac
-dir=$(mktemp -d /tmp/hps-cpu-XXXXXX)
-server=
-cleanup() {
-    if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then kill -TERM "$server"; wait "$server" || true; fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-.build/release/hps generate --output "$dir/model" >/dev/null
-.build/release/hps serve --config "$dir/model/hps.json" --http-port "$port" --grpc-port $((port + 1)) \
-    --metrics-port $((port + 2)) 2>"$dir/serve.log" &
-server=$!
-for _ in $(seq 1 600); do
-    if curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null 2>&1; then break; fi
-    sleep 0.1
-done
+# shellcheck source=scripts/serve-seed-model.sh
+SKIP_BUILD=1 source scripts/serve-seed-model.sh
 load() {
     .build/release/hps-load --transport "$transport" --port "$load_port" --model 8_table --model-dir "$dir/model" \
         --connections "$connections" --json "$@"

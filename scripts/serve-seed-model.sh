@@ -3,7 +3,8 @@
 # starts `hps serve` on loopback (HTTP on $port, gRPC on port+1, metrics on
 # port+2, extra flags in SERVE_FLAGS) and waits until it is ready. Sets
 # $dir, $server (its pid) and $load_port (the port of $transport, http or
-# grpc); stops the server and removes the folder on exit.
+# grpc); stops the server and removes the folder on exit. SKIP_BUILD=1 uses
+# the release binaries as they are.
 case "$transport" in
     http) load_port=$port ;;
     grpc) load_port=$((port + 1)) ;;
@@ -17,8 +18,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-swift build -c release --product hps >/dev/null
-swift build -c release --product hps-load >/dev/null
+if [ -z "${SKIP_BUILD:-}" ]; then
+    swift build -c release --product hps >/dev/null
+    swift build -c release --product hps-load >/dev/null
+fi
 .build/release/hps generate --output "$dir/model" >/dev/null
 # shellcheck disable=SC2086
 .build/release/hps serve --config "$dir/model/hps.json" --http-port "$port" --grpc-port $((port + 1)) \
