@@ -24,7 +24,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 # Helpers only (no tests or fixtures), shared with the HTTP tests.
-from test_http import DIM, MODEL, TABLES, VOCAB, expected, free_port, hps_bin, read_table
+from test_http import DIM, MODEL, TABLES, VOCAB, expected, free_port, hps_bin, hps_load_bin, read_table
 
 GRPC_LINE = re.compile(r"KServe v2 gRPC on grpc://([0-9.]+):(\d+)")
 
@@ -413,9 +413,7 @@ def test_demo_prediction_model_over_grpc():
 
 def test_load_generator_over_grpc(model_dir):
     """hps-load --transport grpc: a bounded open-loop load over gRPC gets every answer right, checked against the files."""
-    load_bin = os.path.join(os.path.dirname(hps_bin()), "hps-load")
-    if not os.access(load_bin, os.X_OK):
-        pytest.fail(f"the hps-load binary is not at {load_bin}; build it beside hps")
+    load_bin = hps_load_bin()
     s = Server(model_dir)
     try:
         run = subprocess.run([load_bin, "--transport", "grpc", "--port", str(s.grpc_port), "--model", MODEL,

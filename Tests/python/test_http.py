@@ -28,6 +28,14 @@ def hps_bin():
     return os.path.abspath(path)
 
 
+def hps_load_bin():
+    """The hps-load binary, built beside hps."""
+    path = os.path.join(os.path.dirname(hps_bin()), "hps-load")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"the hps-load binary is not at {path}; build it beside hps")
+    return path
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -279,9 +287,7 @@ def test_demo_prediction_model():
 
 def test_load_generator_checks_every_answer(model_dir):
     """hps-load: a bounded open-loop load gets every answer right; a wrong expectation of the answers is counted as failures."""
-    load_bin = os.path.join(os.path.dirname(hps_bin()), "hps-load")
-    if not os.access(load_bin, os.X_OK):
-        pytest.fail(f"the hps-load binary is not at {load_bin}; build it beside hps")
+    load_bin = hps_load_bin()
     s = Server(model_dir)
     try:
         common = [load_bin, "--port", str(s.http_port), "--model", MODEL, "--tables", str(TABLES), "--vocab", str(VOCAB),
