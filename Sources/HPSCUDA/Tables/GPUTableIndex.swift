@@ -96,17 +96,17 @@ struct GPUTableIndex {
         for (member, table) in members.enumerated() {
             for key in table.keys {
                 defer { row += 1 }
-                if let slot = find(key, member: member) {
+                var candidates = buckets(of: key, member: member)
+                if let slot = find(key, member: member, in: candidates) {
                     sourceRows[slot] = row  // the last row wins
                     continue
                 }
                 // Into a free slot of either bucket, else evict a random
                 // resident to its other bucket, and so on.
                 var entry = (key: key, member: member, row: row)
-                var bucket = buckets(of: key, member: member).0
+                var bucket = candidates.0
                 var kicks = 0
                 while true {
-                    let candidates = buckets(of: entry.key, member: entry.member)
                     if let slot = freeSlot(in: candidates.0) ?? freeSlot(in: candidates.1) {
                         take(slot, entry.key, member: entry.member)
                         sourceRows[slot] = entry.row
@@ -121,8 +121,8 @@ struct GPUTableIndex {
                     take(slot, entry.key, member: entry.member)
                     sourceRows[slot] = entry.row
                     entry = evicted
-                    let home = buckets(of: entry.key, member: entry.member)
-                    bucket = home.0 == bucket ? home.1 : home.0
+                    candidates = buckets(of: entry.key, member: entry.member)
+                    bucket = candidates.0 == bucket ? candidates.1 : candidates.0
                 }
             }
         }
@@ -156,9 +156,10 @@ struct GPUTableIndex {
         return (first..<(first + Self.bucketSlots)).first { !taken($0) }
     }
 
-    /// The slot that holds (member, key), nil when none does.
-    func find(_ key: Int64, member: Int) -> Int? {
-        let (first, second) = buckets(of: key, member: member)
+    /// The slot that holds (member, key), nil when none does; `in` is its
+    /// two buckets when the caller has them.
+    func find(_ key: Int64, member: Int, in candidates: (Int, Int)? = nil) -> Int? {
+        let (first, second) = candidates ?? buckets(of: key, member: member)
         for pick in 0..<2 {
             let bucket = pick == 0 ? first : second
             for slot in (bucket * Self.bucketSlots)..<((bucket + 1) * Self.bucketSlots)
