@@ -10,18 +10,23 @@ out="${OUT:-gpu-out}/tuning"
 mkdir -p "$out"
 # Each line: compile-time variant (HPS_GPU_TUNING), warps per multiprocessor
 # before a warp takes fewer keys (HPS_GPU_FILL_WARPS), threads per block
-# (HPS_GPU_BLOCK), and the static index's most load (HPS_GPU_INDEX_LOAD).
+# (HPS_GPU_BLOCK), the static index's most load (HPS_GPU_INDEX_LOAD), and the
+# keys of the table the 1M random lookups read (HPS_BENCH_TABLE_KEYS).
 runs=(
-    "|4|256|0.85"
-    "|4|256|0.75"
-    "|4|256|0.93"
-    "-DINDEX_NO_POLICY|4|256|0.85"
-    "-DDIAG_NO_INDEX|4|256|0.85"
+    "|4|256|0.85|4000000"
+    "|4|256|0.85|3000000"
+    "|4|256|0.85|2000000"
+    "|4|256|0.85|1000000"
+    "-DINDEX_NO_POLICY|4|256|0.85|2000000"
+    "-DDIAG_NO_INDEX|4|256|0.85|4000000"
+    "-DDIAG_NO_INDEX|4|256|0.85|1000000"
 )
 for line in "${runs[@]}"; do
-    IFS='|' read -r v f b l <<< "$line"
-    name="$(echo "base $v fill$f block$b load$l" | tr ' =' '_-')"
-    HPS_GPU_TUNING="$v" HPS_GPU_FILL_WARPS="$f" HPS_GPU_BLOCK="$b" HPS_GPU_INDEX_LOAD="$l" HPS_BENCH_LOOKUPS_ONLY=1 \
+    IFS='|' read -r v f b l k <<< "$line"
+    name="$(echo "base $v fill$f block$b load$l keys$k" | tr ' =' '_-')"
+    [ -e "$out/$name.md" ] && name="$name-again"
+    HPS_GPU_TUNING="$v" HPS_GPU_FILL_WARPS="$f" HPS_GPU_BLOCK="$b" HPS_GPU_INDEX_LOAD="$l" HPS_BENCH_TABLE_KEYS="$k" \
+        HPS_BENCH_LOOKUPS_ONLY=1 \
         ./.device/hps bench --device gpu --markdown > "$out/$name.md" 2>&1 || echo "failed: $name"
 done
 echo "| variant | seed fused µs | seed unfused µs | seed fused, keys from host µs | seed unfused, keys from host µs | 1M vec128 µs | 1M vec64 µs |"

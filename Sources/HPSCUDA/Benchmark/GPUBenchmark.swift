@@ -120,9 +120,11 @@ public enum GPUBenchmark {
         rows.append(Row(name: "seed batch unfused, keys from host memory: 8 copies + 8 launches", microseconds: unfusedFromHost,
                         bytes: seedBytes, keys: keysPerBatch))
 
-        // 1M lookups from 4M keys, vec 128 and 64.
+        // 1M lookups from 4M keys, vec 128 and 64 (HPS_BENCH_TABLE_KEYS sets
+        // another table size, for tuning: how the index's size matters).
+        let tableKeys = getenvString("HPS_BENCH_TABLE_KEYS").flatMap { Int($0) }.map { max(1_000, $0) } ?? 4_000_000
         for dim in [128, 64] {
-            rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: 4_000_000, lookups: 1_000_000, dim: dim, runs: 50))
+            rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: tableKeys, lookups: 1_000_000, dim: dim, runs: 50))
         }
         // HPS_BENCH_LOOKUPS_ONLY skips the uvm and cache rows (for tuning runs).
         if getenvString("HPS_BENCH_LOOKUPS_ONLY") != nil { return (device.name, rows) }
@@ -160,6 +162,7 @@ public enum GPUBenchmark {
         try stream.synchronize()
         guard try misses.download()[0] == 0 else { throw CUDAError.unsupported("the benchmark table missed keys it holds") }
         let label = placement == .device ? "" : ", uvm (vectors in mapped host memory)"
-        return Row(name: "1M random lookups from 4M keys, vec \(dim)\(label)", microseconds: us, bytes: 2 * lookups * dim * 4, keys: lookups)
+        let from = tableKeys == 4_000_000 ? "4M" : "\(tableKeys)"
+        return Row(name: "1M random lookups from \(from) keys, vec \(dim)\(label)", microseconds: us, bytes: 2 * lookups * dim * 4, keys: lookups)
     }
 }
