@@ -1,3 +1,4 @@
+import CHPSSupport
 import Dispatch
 import Glibc
 
@@ -106,6 +107,7 @@ public enum LookupBenchmark {
             }
         }
         let copy = memcpySeconds(bytes: bytes, threads: threads, runs: runs)
+        let floor = gatherSeconds(rows: t * model.vocab, dim: dim, lookups: keys, threads: threads, runs: runs)
         let label = "seed batch (\(t) tables × \(model.vocab) keys, vec \(dim), \(b) × \(k) keys per table)"
         return [
             Row(name: "memcpy of the seed batch's \(bytes) bytes", threads: threads, seconds: copy, memcpySeconds: copy, keys: 0, bytes: bytes),
@@ -113,6 +115,8 @@ public enum LookupBenchmark {
             Row(name: "\(label), unfused", threads: threads, seconds: unfusedSeconds, memcpySeconds: copy, keys: keys, bytes: bytes),
             Row(name: "\(label), fused, one run per table into per-table outputs", threads: threads,
                 seconds: fusedByTableSeconds, memcpySeconds: copy, keys: keys, bytes: bytes),
+            Row(name: "as many random rows of \(t * model.vocab), vec \(dim), by row number (no index: the gather alone)",
+                threads: threads, seconds: floor, memcpySeconds: copy, keys: keys, bytes: bytes),
         ]
     }
 
@@ -157,10 +161,48 @@ public enum LookupBenchmark {
         }
         let bytes = lookups * dim * 4
         let copy = memcpySeconds(bytes: bytes, threads: threads, runs: runs)
+        let floor = gatherSeconds(rows: tableKeys.count, dim: dim, lookups: lookups, threads: threads, runs: runs)
         return [
             Row(name: "memcpy of \(bytes) bytes", threads: threads, seconds: copy, memcpySeconds: copy, keys: 0, bytes: bytes),
             Row(name: "\(lookups) random lookups from \(tableKeys.count) keys, vec \(dim)", threads: threads,
                 seconds: seconds, memcpySeconds: copy, keys: lookups, bytes: bytes),
+            Row(name: "\(lookups) random rows of \(tableKeys.count), vec \(dim), by row number (no index: the gather alone)",
+                threads: threads, seconds: floor, memcpySeconds: copy, keys: lookups, bytes: bytes),
         ]
+    }
+
+    /// Median seconds of copying `lookups` random rows of `dim` floats out of
+    /// a flat array of `rows` rows (in huge pages, as the store's vectors are)
+    /// by row number, prefetching every line of a row `HashMapTable.distance`
+    /// rows ahead, on `threads` threads: what the random reads cost with no
+    /// index at all, the floor under any lookup of as many rows.
+    static func gatherSeconds(rows: Int, dim: Int, lookups: Int, threads: Int, runs: Int) -> Double {
+        let rowBytes = dim * 4
+        let source = LargeAllocation.allocate(bytes: rows * rowBytes)
+        defer { LargeAllocation.release(source, bytes: rows * rowBytes) }
+        memset(source, 1, rows * rowBytes)
+        let output = UnsafeMutableRawPointer.allocate(byteCount: lookups * rowBytes, alignment: 64)
+        defer { output.deallocate() }
+        memset(output, 0, lookups * rowBytes)
+        var random = SplitMix64(seed: 11)
+        let picks = (0..<lookups).map { _ in Int(random.next() % UInt64(rows)) }
+        let d = HashMapTable.distance
+        return picks.withUnsafeBufferPointer { picks in
+            median(runs: runs) {
+                parallelChunks(count: lookups, parallelism: threads, minimumChunk: 4096) { range in
+                    for i in range {
+                        if i + d < range.upperBound {
+                            let ahead = source + picks[i + d] * rowBytes
+                            var line = 0
+                            while line < rowBytes {
+                                hps_prefetch(ahead + line)
+                                line += 64
+                            }
+                        }
+                        (output + i * rowBytes).copyMemory(from: source + picks[i] * rowBytes, byteCount: rowBytes)
+                    }
+                }
+            }
+        }
     }
 }
