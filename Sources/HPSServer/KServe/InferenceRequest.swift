@@ -117,7 +117,7 @@ public struct InferenceRequest: Sendable, Equatable {
             // A non-integer fails the range check below with the same message.
             if case let .integer(d) = dimension { dimensions.append(d) } else { dimensions.append(-1) }
         }
-        let (shape, count) = try checkedShape(dimensions, input: name, shown: JSONValue.array(shapeValues).serialized())
+        let (shape, count) = try checkedShape(dimensions, input: name, shown: { JSONValue.array(shapeValues).serialized() })
         var values: [Int64] = []
         switch value["parameters"]?["binary_data_size"] {
         case nil, .null?:
@@ -149,15 +149,16 @@ public struct InferenceRequest: Sendable, Equatable {
 
     /// An input's shape as both transports check it: at least one dimension,
     /// each a non-negative 32-bit count, whose product does not overflow.
-    /// - Parameter shown: the shape as the request wrote it, for the error.
+    /// - Parameter shown: the shape as the request wrote it, for the error
+    ///   (made only for an error).
     /// - Returns: the shape and its element count.
     static func checkedShape(_ dimensions: [Int64], input name: String,
-                             shown: String) throws(InferenceError) -> (shape: [Int], count: Int) {
+                             shown: () -> String) throws(InferenceError) -> (shape: [Int], count: Int) {
         var shape: [Int] = []
         var count = 1
         for d in dimensions {
             guard d >= 0, d <= Int64(Int32.max) else {
-                throw .invalidInput("input \(name) has shape \(shown); dimensions must be non-negative integers")
+                throw .invalidInput("input \(name) has shape \(shown()); dimensions must be non-negative integers")
             }
             shape.append(Int(d))
             let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
