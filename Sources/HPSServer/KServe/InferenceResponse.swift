@@ -6,27 +6,45 @@ import NIOCore
 /// The HTTP response of a successful inference: a JSON body, or, when the
 /// output is asked for as binary data, a JSON header followed by the raw
 /// little-endian FP32 vectors (Triton's binary tensor data extension).
-enum InferenceResponse {
-    /// The response to `request` for `model`, with output `OUTPUT0` of `shape`.
-    static func http(model: ServedModel, request: InferenceRequest, shape: [Int], vectors: [Float]) -> Response {
-        guard request.wantsBinary(ServedModel.output) else {
-            let header = self.header(model: model.name, id: request.id, shape: shape, vectors: vectors, binary: false)
-            return Response(status: .ok, headers: [.contentType: "application/json"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: header.serialized())))
-        }
+struct InferenceResponse {
+    /// The body: for a binary response, its JSON header, to which the lookup
+    /// appends the vectors.
+    var buffer: ByteBuffer
+    /// The bytes of the JSON header of a binary response.
+    let headerBytes: Int
+
+    /// A JSON response to `request` for `model`, with output `OUTPUT0` of `shape`.
+    static func json(model: ServedModel, request: InferenceRequest, shape: [Int], vectors: [Float]) -> Response {
+        let header = self.header(model: model.name, id: request.id, shape: shape, vectors: vectors, binary: false)
+        return Response(status: .ok, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: header.serialized())))
+    }
+
+    /// A binary response to `request` for `model`, with output `OUTPUT0` of
+    /// `shape` and `floats` floats, which are to be appended to `buffer`.
+    ///
+    /// The header goes into a buffer with room for the vectors, placed so
+    /// that they start 4-byte aligned: the lookup then writes the floats
+    /// there directly (`LookupBatcher.lookup(_:appendingTo:)`).
+    static func binary(model: ServedModel, request: InferenceRequest, shape: [Int], floats: Int) -> InferenceResponse {
+        var header = ByteBuffer()
+        header.reserveCapacity(256)
+        let headerBytes = writeBinaryHeader(model: model.name, id: request.id, shape: shape, byteCount: floats * 4,
+                                            into: &header)
+        let padding = (4 - headerBytes % 4) % 4
         var buffer = ByteBuffer()
-        buffer.reserveCapacity(256 + vectors.count * 4)
-        let headerBytes = writeBinaryHeader(model: model.name, id: request.id, shape: shape,
-                                            byteCount: vectors.count * 4, into: &buffer)
-        #if _endian(little)
-        vectors.withUnsafeBytes { _ = buffer.writeBytes($0) }
-        #else
-        for value in vectors { buffer.writeInteger(value.bitPattern, endianness: .little) }
-        #endif
-        return Response(status: .ok,
-                        headers: [.contentType: "application/octet-stream",
-                                  .inferenceHeaderContentLength: String(headerBytes)],
-                        body: ResponseBody(byteBuffer: buffer))
+        buffer.reserveCapacity(padding + headerBytes + floats * 4)
+        buffer.moveWriterIndex(forwardBy: padding)
+        buffer.moveReaderIndex(forwardBy: padding)
+        buffer.writeBuffer(&header)
+        return InferenceResponse(buffer: buffer, headerBytes: headerBytes)
+    }
+
+    /// The HTTP response of a binary response whose vectors are in `buffer`.
+    func http() -> Response {
+        Response(status: .ok,
+                 headers: [.contentType: "application/octet-stream", .inferenceHeaderContentLength: String(headerBytes)],
+                 body: ResponseBody(byteBuffer: buffer))
     }
 
     /// The response's JSON: `id` (when the request has one), `model_name`,

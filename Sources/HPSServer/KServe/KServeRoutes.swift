@@ -114,9 +114,15 @@ public struct KServeRoutes: Sendable {
         }
         let inference = try InferenceRequest.parse(body: body, headerLength: headerLength)
         let batch = try model.batch(of: inference)
-        let vectors = try await batchers[model.name]!.lookup(batch)
-        return InferenceResponse.http(model: model, request: inference, shape: model.outputShape(batch, floats: vectors.count),
-                                      vectors: vectors)
+        let batcher = batchers[model.name]!
+        let shape = model.outputShape(batch, floats: model.outputCount(batch))
+        guard inference.wantsBinary(ServedModel.output) else {
+            let vectors = try await batcher.lookup(batch)
+            return InferenceResponse.json(model: model, request: inference, shape: shape, vectors: vectors)
+        }
+        var response = InferenceResponse.binary(model: model, request: inference, shape: shape, floats: model.outputCount(batch))
+        try await batcher.lookup(batch, appendingTo: &response.buffer)
+        return response.http()
     }
 
     private func collectBody(_ request: Request) async throws(InferenceError) -> [UInt8] {
