@@ -45,11 +45,19 @@ public struct InferenceRequest: Sendable, Equatable {
     ///     that declare `parameters.binary_data_size`, in input order. `nil`: all JSON.
     /// - Throws: `InferenceError.malformed` or `.invalidInput`, naming what is wrong.
     public static func parse(body: [UInt8], headerLength: Int?) throws(InferenceError) -> InferenceRequest {
+        // `withUnsafeBytes` rethrows untyped errors, so the typed error travels inside a `Result`.
+        try body.withUnsafeBytes { body in
+            Result { () throws(InferenceError) -> InferenceRequest in try parse(body: body, headerLength: headerLength) }
+        }.get()
+    }
+
+    /// Parses a request body where it lies (the request's own buffer), as `parse(body:headerLength:)`.
+    public static func parse(body: UnsafeRawBufferPointer, headerLength: Int?) throws(InferenceError) -> InferenceRequest {
         let jsonEnd = headerLength ?? body.count
         guard jsonEnd >= 0 && jsonEnd <= body.count else {
             throw .malformed("Inference-Header-Content-Length is \(headerLength ?? 0) but the body has only \(body.count) bytes")
         }
-        let text = String(decoding: body[0..<jsonEnd], as: UTF8.self)
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: body[0..<jsonEnd]), as: UTF8.self)
         let document: JSONValue
         do {
             document = try JSONValue.parse(text)
@@ -98,7 +106,7 @@ public struct InferenceRequest: Sendable, Equatable {
         }
     }
 
-    private static func parseInput(_ value: JSONValue, index: Int, body: [UInt8],
+    private static func parseInput(_ value: JSONValue, index: Int, body: UnsafeRawBufferPointer,
                                    binaryOffset: inout Int) throws(InferenceError) -> Input {
         guard let name = value["name"]?.stringValue else {
             throw .malformed("inputs[\(index)] must be an object with a string \"name\"")
@@ -134,9 +142,7 @@ public struct InferenceRequest: Sendable, Equatable {
             guard size == count * datatype.byteSize else {
                 throw .invalidInput("input \(name) has shape \(shape) of \(datatype.rawValue): \(count * datatype.byteSize) bytes, but binary_data_size is \(size)")
             }
-            values = body.withUnsafeBytes {
-                decode(UnsafeRawBufferPointer(rebasing: $0[binaryOffset...]), count: count, datatype: datatype)
-            }
+            values = decode(UnsafeRawBufferPointer(rebasing: body[binaryOffset...]), count: count, datatype: datatype)
             binaryOffset += size
         default:
             throw .malformed("parameters.binary_data_size of input \(name) must be an integer")

@@ -112,7 +112,9 @@ public struct KServeRoutes: Sendable {
             }
             headerLength = length
         }
-        let inference = try InferenceRequest.parse(body: body, headerLength: headerLength)
+        let inference = try body.withUnsafeReadableBytes { body in
+            Result { () throws(InferenceError) -> InferenceRequest in try InferenceRequest.parse(body: body, headerLength: headerLength) }
+        }.get()
         let batch = try model.batch(of: inference)
         let batcher = batchers[model.name]!
         let shape = model.outputShape(batch, floats: model.outputCount(batch))
@@ -125,13 +127,12 @@ public struct KServeRoutes: Sendable {
         return response.http()
     }
 
-    private func collectBody(_ request: Request) async throws(InferenceError) -> [UInt8] {
+    private func collectBody(_ request: Request) async throws(InferenceError) -> ByteBuffer {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
             throw .bodyTooLarge(limit: maxBodyBytes)
         }
         do {
-            let buffer = try await request.body.collect(upTo: maxBodyBytes)
-            return buffer.withUnsafeReadableBytes { Array($0) }
+            return try await request.body.collect(upTo: maxBodyBytes)
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
             throw .bodyTooLarge(limit: maxBodyBytes)
         } catch {
