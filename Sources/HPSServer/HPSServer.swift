@@ -32,11 +32,6 @@ public struct HPSServer: Sendable {
         public var maxBodyBytes = 64 << 20
         /// How concurrent requests' lookups are merged.
         public var batching = LookupBatcher.Options()
-        /// Whether `run()` moves Swift concurrency's tasks onto the event loops
-        /// (`EventLoopExecutor`), which it does only when every lookup stays in
-        /// process memory (`lookupsStayInMemory`). A change to the whole
-        /// process, for as long as it lives.
-        public var tasksOnEventLoops = false
 
         /// The defaults.
         public init() {}
@@ -65,13 +60,6 @@ public struct HPSServer: Sendable {
         metrics = ServerMetrics(sessions: sessions, tierNames: tierNames, modelNames: predictionModels.map(\.name))
         let served = sessions.map(ServedModel.init) + predictionModels.map { ServedModel(prediction: $0.model, name: $0.name) }
         routes = KServeRoutes(models: served, metrics: metrics, maxBodyBytes: options.maxBodyBytes, batching: options.batching)
-    }
-
-    /// Whether every tier is the in-process hash map (or there is none), so
-    /// that a lookup is CPU work only and never waits for I/O: no Redis
-    /// round trip, no RocksDB or memory-mapped file read.
-    public var lookupsStayInMemory: Bool {
-        (parameterServer.volatileStore.map { $0 is HashMapStore } ?? true) && parameterServer.persistentStore == nil
     }
 
     /// The router of the KServe v2 endpoints, with the token check when a token is set.
@@ -123,14 +111,10 @@ public struct HPSServer: Sendable {
         #endif
     }
 
-    /// Serves until SIGTERM or SIGINT, then shuts down gracefully. With
-    /// `options.tasksOnEventLoops`, first makes NIO's event loops Swift's task executor.
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     /// - Parameter onListening: called with ("http", "grpc" or "metrics", host, port) once each port listens.
     /// - Throws: `ServerError.addressInUse` when a port is taken.
     public func run(logger: Logger, onListening: @escaping @Sendable (String, String, Int) -> Void = { _, _, _ in }) async throws {
-        if options.tasksOnEventLoops && lookupsStayInMemory && !EventLoopExecutor.install() {
-            logger.notice("Swift's tasks stay on the concurrency pool: the event loops could not be installed as its executor")
-        }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services(logger: logger, onListening: onListening),
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

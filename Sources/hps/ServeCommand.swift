@@ -50,9 +50,6 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-queue-delay-us"),
             help: "Microseconds a lookup that starts from idle waits for more requests to merge with (dynamic batching).")
     var maxQueueDelayMicroseconds: Int = 0
-    @Flag(name: .customLong("no-event-loop-tasks"),
-          help: "Run request handlers on Swift's concurrency pool, not on the event loops that read the requests (they run there by default when every tier is in process memory).")
-    var noEventLoopTasks = false
     @Option(name: .customLong("inline-lookup-keys"),
             help: "The most keys a lookup from idle may have to run in the request's task instead of on Dispatch's pool (0: never).")
     var inlineLookupKeys: Int = 4096
@@ -72,7 +69,6 @@ struct ServeCommand: AsyncParsableCommand {
             options.batching.maxQueueDelay = .microseconds(maxQueueDelayMicroseconds)
             guard inlineLookupKeys >= 0 else { throw ValidationError("--inline-lookup-keys must not be negative, not \(inlineLookupKeys)") }
             options.batching.inlineKeys = inlineLookupKeys
-            options.tasksOnEventLoops = !noEventLoopTasks
             for (name, port) in [("--http-port", httpPort), ("--grpc-port", grpcPort), ("--metrics-port", metricsPort)] where !(0...65535).contains(port) {
                 throw ValidationError("\(name) must be between 0 and 65535, not \(port)")
             }
