@@ -120,6 +120,29 @@ struct JSONTests {
         #expect(value["missing"] == nil)
     }
 
+    @Test("objects small and large find, replace and remove members by key, keeping their order",
+          arguments: [3, JSONObject.scannedMembers, JSONObject.scannedMembers + 1, 40])
+    func objectMembersByKey(size: Int) {
+        var object = JSONObject((0..<size).map { ("k\($0)", .integer(Int64($0))) })
+        #expect(object.keys == (0..<size).map { "k\($0)" })
+        for i in 0..<size { #expect(object["k\(i)"] == .integer(Int64(i))) }
+        #expect(object["k\(size)"] == nil)
+        object["k1"] = .string("replaced")
+        object["k0"] = nil
+        object["new"] = .bool(true)
+        var expected = (1..<size).map { "k\($0)" }
+        expected.append("new")
+        #expect(object.keys == expected)
+        #expect(object["k1"] == .string("replaced"))
+        #expect(object["k0"] == nil)
+        #expect(object["new"] == .bool(true))
+        for i in 2..<size { #expect(object["k\(i)"] == .integer(Int64(i))) }
+        // A repeated key in the members given keeps the last value at the first position.
+        let repeated = JSONObject((0..<size).map { ("k\($0)", .integer(Int64($0))) } + [("k0", .integer(-1))])
+        #expect(repeated.keys == (0..<size).map { "k\($0)" })
+        #expect(repeated["k0"] == .integer(-1))
+    }
+
     @Test("compact serialization has no whitespace and escapes what it must")
     func compactSerialization() {
         let value: JSONValue = ["s": "q\"b\\n\n\u{01}/é", "a": [1, 2.5, true, nil], "o": [:], "e": []]

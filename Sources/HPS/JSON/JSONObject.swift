@@ -5,12 +5,17 @@
 public struct JSONObject: Sendable, Equatable {
     /// The members in order, each key at most once.
     public private(set) var members: [(key: String, value: JSONValue)]
-    private var indexByKey: [String: Int]
+    /// Each key's position in `members`, kept only for objects of more than
+    /// `scannedMembers` members: for the small objects of a request header a
+    /// scan of the keys costs less than hashing one and allocating the index.
+    private var indexByKey: [String: Int]?
+
+    /// The most members an object finds its keys in by a scan.
+    static let scannedMembers = 8
 
     /// Creates an object from members in order; for a repeated key the last value wins.
     public init(_ pairs: [(String, JSONValue)] = []) {
         members = []
-        indexByKey = [:]
         members.reserveCapacity(pairs.count)
         for (key, value) in pairs { self[key] = value }
     }
@@ -24,22 +29,33 @@ public struct JSONObject: Sendable, Equatable {
     /// The keys in order.
     public var keys: [String] { members.map(\.key) }
 
+    private func position(of key: String) -> Int? {
+        if let indexByKey { return indexByKey[key] }
+        return members.firstIndex { $0.key == key }
+    }
+
     /// The value for `key`; setting `nil` removes the member, setting a value appends it or
     /// replaces the existing one in place.
     public subscript(key: String) -> JSONValue? {
-        get { indexByKey[key].map { members[$0].value } }
+        get { position(of: key).map { members[$0].value } }
         set {
-            if let index = indexByKey[key] {
+            if let index = position(of: key) {
                 if let newValue {
                     members[index].value = newValue
                 } else {
                     members.remove(at: index)
-                    indexByKey[key] = nil
-                    for position in index..<members.count { indexByKey[members[position].key] = position }
+                    if indexByKey != nil {
+                        indexByKey![key] = nil
+                        for position in index..<members.count { indexByKey![members[position].key] = position }
+                    }
                 }
             } else if let newValue {
-                indexByKey[key] = members.count
                 members.append((key, newValue))
+                if indexByKey != nil {
+                    indexByKey![key] = members.count - 1
+                } else if members.count > Self.scannedMembers {
+                    indexByKey = Dictionary(uniqueKeysWithValues: members.enumerated().map { ($1.key, $0) })
+                }
             }
         }
     }

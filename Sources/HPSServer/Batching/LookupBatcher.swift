@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import HPS
+public import NIOCore
 import Synchronization
 
 /// Dynamic batching of one model's lookups: a request that arrives while no
@@ -63,15 +64,64 @@ public final class LookupBatcher: Sendable {
     /// Looks up a checked batch, merged with concurrent requests when batching is on.
     /// - Returns: exactly the floats `model.lookup(batch)` returns for this batch alone.
     public func lookup(_ batch: ServedModel.Batch) async throws(InferenceError) -> [Float] {
-        if batch.totalKeys <= options.inlineKeys && options.maxQueueDelay == .zero {
-            let idle = !options.enabled || state.withLock { state -> Bool in
-                if state.running { return false }
-                state.running = true
-                return true
+        if claimInline(batch) {
+            var vectors: [Float] = []
+            let result = timed { () throws(InferenceError) -> LookupCounts in
+                let (floats, counts) = try model.lookup(batch)
+                vectors = floats
+                return counts
             }
-            if idle { return try lookupInline(batch) }
+            finishInline()
+            try result.get()
+            return vectors
         }
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<[Float], InferenceError>, Never>) in
+        return try await queued(batch).get()
+    }
+
+    /// Looks up a checked batch as `lookup(_:)` does, and appends its floats,
+    /// little-endian, to `buffer` (Triton's binary tensor data). A lookup that
+    /// runs in the calling task writes them there directly
+    /// (`ServedModel.lookup(_:appendingTo:)`); a merged one copies its part.
+    /// - Throws: as `lookup(_:)`; `buffer` is then as it was.
+    public func lookup(_ batch: ServedModel.Batch, appendingTo buffer: inout ByteBuffer) async throws(InferenceError) {
+        if claimInline(batch) {
+            let result = timed { () throws(InferenceError) -> LookupCounts in try model.lookup(batch, appendingTo: &buffer) }
+            finishInline()
+            try result.get()
+            return
+        }
+        buffer.writeLittleEndianFloats(try await queued(batch).get())
+    }
+
+    /// Whether a lookup of `batch` runs now in the calling task: a small one
+    /// with no added wait, when batching is off or no lookup of the model runs
+    /// (which it then marks as running).
+    private func claimInline(_ batch: ServedModel.Batch) -> Bool {
+        guard batch.totalKeys <= options.inlineKeys && options.maxQueueDelay == .zero else { return false }
+        return !options.enabled || state.withLock { state -> Bool in
+            if state.running { return false }
+            state.running = true
+            return true
+        }
+    }
+
+    /// After a lookup in the calling task: counts it, and drains the requests
+    /// that queued meanwhile on Dispatch's pool.
+    private func finishInline() {
+        metrics.recordBatch(model: model.name, requests: 1)
+        guard options.enabled else { return }
+        let queued = state.withLock { state in
+            let taken = take(from: &state.queue, after: [])
+            if taken.isEmpty { state.running = false }
+            return taken
+        }
+        if !queued.isEmpty { DispatchQueue.global().async { self.drain(queued) } }
+    }
+
+    /// Queues `batch` for a lookup on Dispatch's pool, merged with others when
+    /// batching is on, and waits for its output.
+    private func queued(_ batch: ServedModel.Batch) async -> Result<[Float], InferenceError> {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Result<[Float], InferenceError>, Never>) in
             let pending = Pending(batch: batch, continuation: continuation)
             guard options.enabled else {
                 DispatchQueue.global().async { self.run([pending]) }
@@ -87,23 +137,6 @@ public final class LookupBatcher: Sendable {
             }
             if startNow { DispatchQueue.global().async { self.drain(first: pending) } }
         }
-        return try result.get()
-    }
-
-    /// Looks up a small batch in the calling task; requests that queued
-    /// meanwhile are drained on Dispatch's pool.
-    private func lookupInline(_ batch: ServedModel.Batch) throws(InferenceError) -> [Float] {
-        let result = timedLookup(batch)
-        metrics.recordBatch(model: model.name, requests: 1)
-        if options.enabled {
-            let queued = state.withLock { state in
-                let taken = take(from: &state.queue, after: [])
-                if taken.isEmpty { state.running = false }
-                return taken
-            }
-            if !queued.isEmpty { DispatchQueue.global().async { self.drain(queued) } }
-        }
-        return try result.get()
     }
 
     /// Runs lookups until no request waits.
@@ -173,11 +206,21 @@ public final class LookupBatcher: Sendable {
     }
 
     private func timedLookup(_ batch: ServedModel.Batch) -> Result<[Float], InferenceError> {
+        var vectors: [Float] = []
+        return timed { () throws(InferenceError) -> LookupCounts in
+            let (floats, counts) = try model.lookup(batch)
+            vectors = floats
+            return counts
+        }.map { vectors }
+    }
+
+    /// Runs a lookup and records its duration and counts.
+    private func timed(_ lookup: () throws(InferenceError) -> LookupCounts) -> Result<Void, InferenceError> {
         let start = ContinuousClock.now
         do throws(InferenceError) {
-            let (floats, counts) = try model.lookup(batch)
+            let counts = try lookup()
             metrics.recordLookup(session: model.session, counts: counts, duration: ContinuousClock.now - start)
-            return .success(floats)
+            return .success(())
         } catch {
             return .failure(error)
         }

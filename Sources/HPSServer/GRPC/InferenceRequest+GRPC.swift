@@ -31,7 +31,7 @@ extension InferenceRequest {
         guard let datatype = TensorDatatype(rawValue: tensor.datatype), datatype != .fp32 else {
             throw .invalidInput("input \(name) has datatype \(tensor.datatype); this server takes INT64 or INT32 inputs")
         }
-        let (shape, count) = try checkedShape(tensor.shape, input: name, shown: "\(tensor.shape)")
+        let (shape, count) = try checkedShape(tensor.shape, input: name, shown: { "\(tensor.shape)" })
         let values: [Int64]
         if let raw {
             guard raw.count == count * datatype.byteSize else {

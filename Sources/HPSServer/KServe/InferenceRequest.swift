@@ -45,11 +45,19 @@ public struct InferenceRequest: Sendable, Equatable {
     ///     that declare `parameters.binary_data_size`, in input order. `nil`: all JSON.
     /// - Throws: `InferenceError.malformed` or `.invalidInput`, naming what is wrong.
     public static func parse(body: [UInt8], headerLength: Int?) throws(InferenceError) -> InferenceRequest {
+        // `withUnsafeBytes` rethrows untyped errors, so the typed error travels inside a `Result`.
+        try body.withUnsafeBytes { body in
+            Result { () throws(InferenceError) -> InferenceRequest in try parse(body: body, headerLength: headerLength) }
+        }.get()
+    }
+
+    /// Parses a request body where it lies (the request's own buffer), as `parse(body:headerLength:)`.
+    public static func parse(body: UnsafeRawBufferPointer, headerLength: Int?) throws(InferenceError) -> InferenceRequest {
         let jsonEnd = headerLength ?? body.count
         guard jsonEnd >= 0 && jsonEnd <= body.count else {
             throw .malformed("Inference-Header-Content-Length is \(headerLength ?? 0) but the body has only \(body.count) bytes")
         }
-        let text = String(decoding: body[0..<jsonEnd], as: UTF8.self)
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: body[0..<jsonEnd]), as: UTF8.self)
         let document: JSONValue
         do {
             document = try JSONValue.parse(text)
@@ -98,7 +106,7 @@ public struct InferenceRequest: Sendable, Equatable {
         }
     }
 
-    private static func parseInput(_ value: JSONValue, index: Int, body: [UInt8],
+    private static func parseInput(_ value: JSONValue, index: Int, body: UnsafeRawBufferPointer,
                                    binaryOffset: inout Int) throws(InferenceError) -> Input {
         guard let name = value["name"]?.stringValue else {
             throw .malformed("inputs[\(index)] must be an object with a string \"name\"")
@@ -117,7 +125,7 @@ public struct InferenceRequest: Sendable, Equatable {
             // A non-integer fails the range check below with the same message.
             if case let .integer(d) = dimension { dimensions.append(d) } else { dimensions.append(-1) }
         }
-        let (shape, count) = try checkedShape(dimensions, input: name, shown: JSONValue.array(shapeValues).serialized())
+        let (shape, count) = try checkedShape(dimensions, input: name, shown: { JSONValue.array(shapeValues).serialized() })
         var values: [Int64] = []
         switch value["parameters"]?["binary_data_size"] {
         case nil, .null?:
@@ -134,9 +142,7 @@ public struct InferenceRequest: Sendable, Equatable {
             guard size == count * datatype.byteSize else {
                 throw .invalidInput("input \(name) has shape \(shape) of \(datatype.rawValue): \(count * datatype.byteSize) bytes, but binary_data_size is \(size)")
             }
-            values = body.withUnsafeBytes {
-                decode(UnsafeRawBufferPointer(rebasing: $0[binaryOffset...]), count: count, datatype: datatype)
-            }
+            values = decode(UnsafeRawBufferPointer(rebasing: body[binaryOffset...]), count: count, datatype: datatype)
             binaryOffset += size
         default:
             throw .malformed("parameters.binary_data_size of input \(name) must be an integer")
@@ -149,15 +155,16 @@ public struct InferenceRequest: Sendable, Equatable {
 
     /// An input's shape as both transports check it: at least one dimension,
     /// each a non-negative 32-bit count, whose product does not overflow.
-    /// - Parameter shown: the shape as the request wrote it, for the error.
+    /// - Parameter shown: the shape as the request wrote it, for the error
+    ///   (made only for an error).
     /// - Returns: the shape and its element count.
     static func checkedShape(_ dimensions: [Int64], input name: String,
-                             shown: String) throws(InferenceError) -> (shape: [Int], count: Int) {
+                             shown: () -> String) throws(InferenceError) -> (shape: [Int], count: Int) {
         var shape: [Int] = []
         var count = 1
         for d in dimensions {
             guard d >= 0, d <= Int64(Int32.max) else {
-                throw .invalidInput("input \(name) has shape \(shown); dimensions must be non-negative integers")
+                throw .invalidInput("input \(name) has shape \(shown()); dimensions must be non-negative integers")
             }
             shape.append(Int(d))
             let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))

@@ -112,64 +112,31 @@ public struct KServeRoutes: Sendable {
             }
             headerLength = length
         }
-        let inference = try InferenceRequest.parse(body: body, headerLength: headerLength)
+        let inference = try body.withUnsafeReadableBytes { body in
+            Result { () throws(InferenceError) -> InferenceRequest in try InferenceRequest.parse(body: body, headerLength: headerLength) }
+        }.get()
         let batch = try model.batch(of: inference)
-        let vectors = try await batchers[model.name]!.lookup(batch)
-        return Self.response(model: model, request: inference, shape: model.outputShape(batch, floats: vectors.count),
-                             vectors: vectors)
+        let batcher = batchers[model.name]!
+        let shape = model.outputShape(batch, floats: model.outputCount(batch))
+        guard inference.wantsBinary(ServedModel.output) else {
+            let vectors = try await batcher.lookup(batch)
+            return InferenceResponse.json(model: model, request: inference, shape: shape, vectors: vectors)
+        }
+        var response = InferenceResponse.binary(model: model, request: inference, shape: shape, floats: model.outputCount(batch))
+        try await batcher.lookup(batch, appendingTo: &response.buffer)
+        return response.http()
     }
 
-    private func collectBody(_ request: Request) async throws(InferenceError) -> [UInt8] {
+    private func collectBody(_ request: Request) async throws(InferenceError) -> ByteBuffer {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
             throw .bodyTooLarge(limit: maxBodyBytes)
         }
         do {
-            let buffer = try await request.body.collect(upTo: maxBodyBytes)
-            return buffer.withUnsafeReadableBytes { Array($0) }
+            return try await request.body.collect(upTo: maxBodyBytes)
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
             throw .bodyTooLarge(limit: maxBodyBytes)
         } catch {
             throw .malformed("the request body could not be read: \(error)")
         }
-    }
-
-    /// The response: JSON, or a JSON header followed by the raw little-endian
-    /// FP32 vectors when the output is asked for as binary data.
-    static func response(model: ServedModel, request: InferenceRequest, shape: [Int], vectors: [Float]) -> Response {
-        let binary = request.wantsBinary(ServedModel.output)
-        var output: [(String, JSONValue)] = [
-            ("name", .string(ServedModel.output)),
-            ("datatype", .string(TensorDatatype.fp32.rawValue)),
-            ("shape", .array(shape.map { .integer(Int64($0)) })),
-        ]
-        if binary {
-            output.append(("parameters", .object(JSONObject([("binary_data_size", .integer(Int64(vectors.count * 4)))]))))
-        } else {
-            output.append(("data", .array(vectors.map { .double(Double($0)) })))
-        }
-        var fields: [(String, JSONValue)] = []
-        if let id = request.id { fields.append(("id", .string(id))) }
-        fields += [
-            ("model_name", .string(model.name)),
-            ("model_version", .string(ServedModel.version)),
-            ("outputs", .array([.object(JSONObject(output))])),
-        ]
-        let header = JSONValue.object(JSONObject(fields)).serialized()
-        guard binary else {
-            return Response(status: .ok, headers: [.contentType: "application/json"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: header)))
-        }
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(header.utf8.count + vectors.count * 4)
-        let headerBytes = buffer.writeString(header)
-        #if _endian(little)
-        vectors.withUnsafeBytes { _ = buffer.writeBytes($0) }
-        #else
-        for value in vectors { buffer.writeInteger(value.bitPattern, endianness: .little) }
-        #endif
-        return Response(status: .ok,
-                        headers: [.contentType: "application/octet-stream",
-                                  .inferenceHeaderContentLength: String(headerBytes)],
-                        body: ResponseBody(byteBuffer: buffer))
     }
 }

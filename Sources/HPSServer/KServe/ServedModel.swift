@@ -182,42 +182,61 @@ public struct ServedModel: Sendable {
         return Batch(keysPerTable: keysPerTable, totalKeys: keys.values.count)
     }
 
+    /// The floats of the output of `batch`: (keys × vec size) summed over the
+    /// tables for an HPS model, one prediction per sample for a prediction model.
+    public func outputCount(_ batch: Batch) -> Int {
+        if prediction != nil { return batch.samples }
+        let vecSizes = session.model.vecSizes
+        var total = 0
+        for (table, keys) in batch.keysPerTable.enumerated() { total += keys.count * vecSizes[table] }
+        return total
+    }
+
     /// Looks up a checked batch (and, for a prediction model, predicts it):
     /// blocking CPU work; run it off the event loop.
     /// - Returns: the output's floats — for an HPS model (total keys × vec size)
     ///   floats, table after table; for a prediction model (samples)
     ///   predictions — and what the lookup found where.
     public func lookup(_ batch: Batch) throws(InferenceError) -> (vectors: [Float], counts: LookupCounts) {
+        var vectors = [Float](repeating: 0, count: outputCount(batch))
+        let counts = try vectors.withUnsafeMutableBufferPointer { (output) throws(InferenceError) -> LookupCounts in
+            try lookup(batch, into: output)
+        }
+        return (vectors, counts)
+    }
+
+    /// `lookup(_:)` into the caller's buffer.
+    /// - Parameter output: `outputCount(batch)` floats, all of which are
+    ///   written when the call returns (vectors, defaults or predictions);
+    ///   after a throw their contents are unspecified.
+    public func lookup(_ batch: Batch, into output: UnsafeMutableBufferPointer<Float>) throws(InferenceError) -> LookupCounts {
+        precondition(output.count == outputCount(batch), "the output holds \(output.count) floats, not \(outputCount(batch))")
         if let prediction {
             do throws(LookupError) {
                 let (predictions, counts) = try prediction.predict(keys: batch.keysPerTable, samples: batch.samples)
-                return (predictions, counts)
+                _ = output.update(fromContentsOf: predictions)
+                return counts
             } catch {
                 throw .lookup(error)
             }
         }
         let vecSizes = session.model.vecSizes
-        var total = 0
-        for (table, keys) in batch.keysPerTable.enumerated() { total += keys.count * vecSizes[table] }
-        var vectors = [Float](repeating: 0, count: total)
         let flatKeys = batch.keysPerTable.flatMap { $0 }
         do throws(LookupError) {
-            let counts = try flatKeys.withUnsafeBufferPointer { (keys) throws(LookupError) -> LookupCounts in
-                try vectors.withUnsafeMutableBufferPointer { (output) throws(LookupError) -> LookupCounts in
-                    var runs: [LookupRun] = []
-                    var keyOffset = 0, floatOffset = 0
-                    for (table, tableKeys) in batch.keysPerTable.enumerated() where !tableKeys.isEmpty {
-                        runs.append(LookupRun(member: table, keys: keys.baseAddress! + keyOffset, count: tableKeys.count,
-                                              output: output.baseAddress! + floatOffset))
-                        keyOffset += tableKeys.count
-                        floatOffset += tableKeys.count * vecSizes[table]
-                    }
-                    return try runs.withUnsafeBufferPointer { (runs) throws(LookupError) -> LookupCounts in
-                        try session.lookup(runs)
-                    }
+            return try flatKeys.withUnsafeBufferPointer { (keys) throws(LookupError) -> LookupCounts in
+                var runs: [LookupRun] = []
+                runs.reserveCapacity(batch.keysPerTable.count)
+                var keyOffset = 0, floatOffset = 0
+                for (table, tableKeys) in batch.keysPerTable.enumerated() where !tableKeys.isEmpty {
+                    runs.append(LookupRun(member: table, keys: keys.baseAddress! + keyOffset, count: tableKeys.count,
+                                          output: output.baseAddress! + floatOffset))
+                    keyOffset += tableKeys.count
+                    floatOffset += tableKeys.count * vecSizes[table]
+                }
+                return try runs.withUnsafeBufferPointer { (runs) throws(LookupError) -> LookupCounts in
+                    try session.lookup(runs)
                 }
             }
-            return (vectors, counts)
         } catch {
             throw .lookup(error)
         }

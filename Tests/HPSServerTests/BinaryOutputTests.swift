@@ -1,0 +1,45 @@
+import HPS
+import HPSServer
+import NIOCore
+import Testing
+
+/// Lookups written straight into a response buffer (`ServedModel.lookup(_:appendingTo:)`).
+struct BinaryOutputTests {
+    /// The little-endian floats of `buffer` from byte `offset` on.
+    private func floats(_ buffer: ByteBuffer, from offset: Int) -> [Float] {
+        var buffer = buffer
+        buffer.moveReaderIndex(forwardBy: offset)
+        var values: [Float] = []
+        while let bits = buffer.readInteger(endianness: .little, as: UInt32.self) { values.append(Float(bitPattern: bits)) }
+        return values
+    }
+
+    @Test("the floats appended after any number of bytes are the array lookup's, misses included",
+          arguments: 0..<8)
+    func appendedAfterPrefix(prefix: Int) throws {
+        let fixture = try ServerFixture()
+        let model = ServedModel(session: fixture.session)
+        // Key 100 of table 0 and key 5 of table 1 are in no tier: their defaults.
+        let batch = ServedModel.Batch(keysPerTable: [[3, 99, 100], [105, 5]], totalKeys: 5)
+        var buffer = ByteBuffer(repeating: 0xAB, count: prefix)
+        let counts = try model.lookup(batch, appendingTo: &buffer)
+        let (expected, expectedCounts) = try model.lookup(batch)
+        #expect(expected.count == model.outputCount(batch))
+        #expect(buffer.readableBytes == prefix + expected.count * 4)
+        #expect(buffer.getBytes(at: 0, length: prefix) == [UInt8](repeating: 0xAB, count: prefix))
+        #expect(floats(buffer, from: prefix) == expected)
+        #expect(counts == expectedCounts)
+        #expect(counts.defaults == 2)
+    }
+
+    @Test("a refused lookup leaves the buffer as it was")
+    func refusedLeavesBuffer() throws {
+        let fixture = try ServerFixture()
+        let model = ServedModel(session: fixture.session)
+        let tooMany = [Int64](repeating: 1, count: fixture.session.model.maxKeysPerLookup(table: 0) + 1)
+        let batch = ServedModel.Batch(keysPerTable: [tooMany, []], totalKeys: tooMany.count)
+        var buffer = ByteBuffer(string: "header")
+        #expect(throws: InferenceError.self) { try model.lookup(batch, appendingTo: &buffer) }
+        #expect(String(buffer: buffer) == "header")
+    }
+}
