@@ -65,15 +65,9 @@ public final class LookupBatcher: Sendable {
     /// - Returns: exactly the floats `model.lookup(batch)` returns for this batch alone.
     public func lookup(_ batch: ServedModel.Batch) async throws(InferenceError) -> [Float] {
         if claimInline(batch) {
-            var vectors: [Float] = []
-            let result = timed { () throws(InferenceError) -> LookupCounts in
-                let (floats, counts) = try model.lookup(batch)
-                vectors = floats
-                return counts
-            }
+            let result = timedLookup(batch)
             finishInline()
-            try result.get()
-            return vectors
+            return try result.get()
         }
         return try await queued(batch).get()
     }

@@ -117,12 +117,13 @@ public struct KServeRoutes: Sendable {
         }.get()
         let batch = try model.batch(of: inference)
         let batcher = batchers[model.name]!
-        let shape = model.outputShape(batch, floats: model.outputCount(batch))
+        let floats = model.outputCount(batch)
+        let shape = model.outputShape(batch, floats: floats)
         guard inference.wantsBinary(ServedModel.output) else {
             let vectors = try await batcher.lookup(batch)
             return InferenceResponse.json(model: model, request: inference, shape: shape, vectors: vectors)
         }
-        var response = InferenceResponse.binary(model: model, request: inference, shape: shape, floats: model.outputCount(batch))
+        var response = InferenceResponse.binary(model: model, request: inference, shape: shape, floats: floats)
         try await batcher.lookup(batch, appendingTo: &response.buffer)
         return response.http()
     }
