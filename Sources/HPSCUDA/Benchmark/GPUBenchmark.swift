@@ -122,7 +122,13 @@ public enum GPUBenchmark {
 
         // 1M lookups from 4M keys, vec 128 and 64 (HPS_BENCH_TABLE_KEYS sets
         // another table size, for tuning: how the index's size matters).
-        let tableKeys = getenvString("HPS_BENCH_TABLE_KEYS").flatMap { Int($0) }.map { max(1_000, $0) } ?? 4_000_000
+        var tableKeys = 4_000_000
+        if let text = getenvString("HPS_BENCH_TABLE_KEYS"), !text.isEmpty {
+            guard let keys = Int(text), keys >= 1_000 else {
+                throw CUDAError.unsupported("HPS_BENCH_TABLE_KEYS must be a whole number of keys of at least 1000, not \"\(text)\"")
+            }
+            tableKeys = keys
+        }
         for dim in [128, 64] {
             rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: tableKeys, lookups: 1_000_000, dim: dim, runs: 50))
         }
