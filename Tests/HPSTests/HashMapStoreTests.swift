@@ -219,6 +219,42 @@ struct HashMapStoreTests {
         #expect(serial.missed == probe.indices.filter { reference[probe[$0]] == nil })
     }
 
+    @Test("a lookup with an output large enough for streaming stores writes every element as the plain path does",
+          arguments: [(128, 0), (128, 4), (128, 1), (20, 4)])
+    func streamingLookupMatchesReference(vecSize: Int, outputOffset: Int) throws {
+        let store = HashMapStore(partitions: 2)
+        let table = try store.createTable("stream", vecSize: vecSize, members: 1, expectedKeys: 20_000)
+        let source = RandomTable(count: 20_000, vecSize: vecSize, seed: 700, keyRange: 0...24_999)
+        try insert(table, keys: source.keys, vectors: source.vectors, parallelism: 2)
+        var random = SplitMix64(seed: 701)
+        let count = HashMapTable.streamingBytes / (vecSize * 4) + 1000
+        let probe = (0..<count).map { _ in Int64(random.next() % 25_000) }
+        // A buffer aligned to 64 bytes, used from `outputOffset` floats on: whole
+        // lines, rows that start inside a line, and an output that is not 16-byte aligned.
+        let floats = count * vecSize
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: (floats + outputOffset) * 4, alignment: 64)
+        defer { raw.deallocate() }
+        let output = raw.bindMemory(to: Float.self, capacity: floats + outputOffset) + outputOffset
+        output.initialize(repeating: .nan, count: floats)
+        var missed = [Int](repeating: -1, count: count)
+        let misses = probe.withUnsafeBufferPointer { k in
+            missed.withUnsafeMutableBufferPointer { m in
+                [Float(-3)].withUnsafeBufferPointer { d in
+                    [LookupRun(member: 0, keys: k.baseAddress!, count: count, output: output)].withUnsafeBufferPointer {
+                        table.lookup($0, defaults: d, missed: m.baseAddress, parallelism: 1)
+                    }
+                }
+            }
+        }
+        let streamed = Array(UnsafeBufferPointer(start: output, count: floats))
+        let reference = source.reference
+        #expect(bitwiseEqual(streamed, expectedRows(probe, in: reference, vecSize: vecSize, defaultValue: -3)))
+        #expect(Array(missed[0..<misses]) == probe.indices.filter { reference[probe[$0]] == nil })
+        // The plain path (an output under the threshold) agrees row by row.
+        let head = Array(probe[0..<1000])
+        #expect(bitwiseEqual(lookup(table, keys: head, defaults: [-3]).vectors, Array(streamed[0..<(1000 * vecSize)])))
+    }
+
     @Test("a parallel lookup over many runs reports misses like a serial one")
     func parallelLookupManyRuns() throws {
         let store = HashMapStore(partitions: 3)

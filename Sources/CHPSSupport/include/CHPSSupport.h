@@ -11,6 +11,20 @@ static inline void hps_prefetch(const void *address) {
     __builtin_prefetch(address, 0, 3);
 }
 
+/// Copies `bytes` bytes to `target` with non-temporal (streaming) stores,
+/// which write whole cache lines to memory without first reading them, as
+/// glibc's memcpy does for copies larger than the caches. Used for lookups
+/// whose output is far larger than the caches. On a CPU without AVX-512, or
+/// when `target` or `bytes` is not a multiple of 16, it is memcpy (16- and
+/// 32-byte streaming stores were slower than memcpy on the development
+/// machine in one of two sizes measured). Call `hps_streaming_fence` before
+/// another thread reads the output.
+void hps_copy_streaming(void *target, const void *source, size_t bytes);
+
+/// Orders earlier streaming stores before later stores (sfence); a no-op
+/// where `hps_copy_streaming` is memcpy.
+void hps_streaming_fence(void);
+
 /// Linux's mremap with MREMAP_MAYMOVE, which Glibc declares only under
 /// _GNU_SOURCE: grows a mapping without copying its pages.
 void *hps_mremap_maymove(void *address, size_t old_size, size_t new_size);

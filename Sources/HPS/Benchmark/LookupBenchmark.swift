@@ -173,9 +173,11 @@ public enum LookupBenchmark {
 
     /// Median seconds of copying `lookups` random rows of `dim` floats out of
     /// a flat array of `rows` rows (in huge pages, as the store's vectors are)
-    /// by row number, prefetching every line of a row `HashMapTable.distance`
-    /// rows ahead, on `threads` threads: what the random reads cost with no
-    /// index at all, the floor under any lookup of as many rows.
+    /// by row number, prefetching every line of a row `HashMapTable.copyDistance`
+    /// rows ahead and storing as the store does (streaming stores for an
+    /// output of `HashMapTable.streamingBytes` or more), on `threads` threads:
+    /// what the random reads cost with no index at all, the floor under any
+    /// lookup of as many rows.
     static func gatherSeconds(rows: Int, dim: Int, lookups: Int, threads: Int, runs: Int) -> Double {
         let rowBytes = dim * 4
         let source = LargeAllocation.allocate(bytes: rows * rowBytes)
@@ -186,7 +188,8 @@ public enum LookupBenchmark {
         memset(output, 0, lookups * rowBytes)
         var random = SplitMix64(seed: 11)
         let picks = (0..<lookups).map { _ in Int(random.next() % UInt64(rows)) }
-        let d = HashMapTable.distance
+        let d = HashMapTable.copyDistance
+        let streaming = lookups * rowBytes >= HashMapTable.streamingBytes
         return picks.withUnsafeBufferPointer { picks in
             median(runs: runs) {
                 parallelChunks(count: lookups, parallelism: threads, minimumChunk: 4096) { range in
@@ -199,8 +202,13 @@ public enum LookupBenchmark {
                                 line += 64
                             }
                         }
-                        (output + i * rowBytes).copyMemory(from: source + picks[i] * rowBytes, byteCount: rowBytes)
+                        if streaming {
+                            hps_copy_streaming(output + i * rowBytes, source + picks[i] * rowBytes, rowBytes)
+                        } else {
+                            (output + i * rowBytes).copyMemory(from: source + picks[i] * rowBytes, byteCount: rowBytes)
+                        }
                     }
+                    if streaming { hps_streaming_fence() }
                 }
             }
         }

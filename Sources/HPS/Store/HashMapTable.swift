@@ -5,10 +5,16 @@ import Synchronization
 /// `num_partitions` partitions, each an index and a vector arena behind its
 /// own reader-writer lock.
 ///
-/// Lookups are software-pipelined: for key i the index slot is prefetched,
-/// for key i − d the slot is probed and the vector prefetched, and for key
-/// i − 2d the vector is copied, so the memory latency of one key overlaps the
-/// work on the others.
+/// Lookups run in chunks of `chunk` keys, each in two passes. The probe pass
+/// prefetches the first bucket of key i and searches key i − `probeDistance`
+/// in its first bucket; a key not there (about one in five) has its second
+/// bucket prefetched and searched after the rest of the chunk. It keeps each
+/// key's vector address. The copy pass prefetches the vector of key
+/// i + `copyDistance` and copies key i's. So many index reads are in flight
+/// at once, and then many vector reads, instead of each vector read waiting
+/// behind its key's probe, and a key reads a second index line only when it
+/// needs it. A lookup whose output is at least `streamingBytes` writes it
+/// with streaming stores (`hps_copy_streaming`).
 ///
 /// Thread safety: lookups, inserts, erases and evictions may run concurrently.
 /// A lookup holds every partition's lock shared for a chunk of keys; a change
@@ -27,11 +33,19 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
 
     /// Keys a lookup handles per taking of the partition locks.
     static let lockChunk = 16_384
-    /// How many keys ahead the pipeline prefetches.
+    /// Keys probed before their vectors are copied.
+    static let chunk = 2048
+    /// How many keys ahead the probe pass prefetches a key's buckets.
+    static let probeDistance = 16
+    /// How many keys ahead the copy pass prefetches a vector.
     /// (Measured on the 2-core development machine: 4 to 10 are alike, 20 is
     /// slower; prefetching every line of a vector beats prefetching one or two.)
-    static let distance = 8
-
+    static let copyDistance = 8
+    /// A lookup whose output has at least this many bytes writes it with
+    /// streaming stores: such an output does not stay in a core's caches for
+    /// its reader anyway, and writing it without first reading each line
+    /// saves a third of the memory traffic.
+    static let streamingBytes = 8 << 20
     init(tag: String, vecSize: Int, members: Int, partitions count: Int, expectedKeys: Int, overflow: OverflowSettings) {
         self.tag = tag
         self.vecSize = vecSize
@@ -66,142 +80,187 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
     @usableFromInline
     struct PartitionView {
         var buckets: UnsafeMutableRawPointer
-        var capacity: Int
+        var bucketCount: Int
         var vectors: UnsafeMutablePointer<Float>
         var rowMask: UInt32
         var rowBits: UInt32
         var stamps: UnsafeMutablePointer<UInt32>?
     }
 
-    /// One key in flight through the pipeline.
-    struct InFlight {
-        var partition: Int
-        var slot: Int
+    /// One key of a chunk between the probe pass and the copy pass.
+    struct Probe {
         var key: Int64
-        var member: Int
-        var output: UnsafeMutablePointer<Float>
+        var first: Int32
+        var partition: Int32
+        var member: Int32
+        var second: Int32
+        /// The vector found, nil for a missing key.
         var source: UnsafeMutablePointer<Float>?
     }
 
     public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
         let stamp = overflow.policy == .evictLeastUsed ? 0 : epoch.add(1, ordering: .relaxed).newValue
+        let streaming = runs.reduce(0) { $0 + $1.count } &* vecSize &* 4 >= Self.streamingBytes
         return LookupSplit.run(runs, parallelism: parallelism, minimumPerPiece: Self.lockChunk, missed: missed) {
             run, offset, count, flatStart, missed in
             lookupRange(runs, run: run, offset: offset, count: count, flatStart: flatStart, defaults: defaults,
-                        missed: missed, stamp: stamp)
+                        missed: missed, stamp: stamp, streaming: streaming)
         }
     }
 
     /// Looks up `count` keys from key `offset` of run `run` (flat index
-    /// `flatStart`), taking the partition locks per chunk.
+    /// `flatStart`), taking the partition locks per `lockChunk` keys.
     private func lookupRange(_ runs: UnsafeBufferPointer<LookupRun>, run firstRun: Int, offset firstOffset: Int, count: Int,
                              flatStart start: Int, defaults: UnsafeBufferPointer<Float>?, missed: UnsafeMutablePointer<Int>?,
-                             stamp: UInt32) -> Int {
+                             stamp: UInt32, streaming: Bool) -> Int {
         var run = firstRun, offset = firstOffset
         let end = start + count
         var misses = 0
         var position = start
         return withUnsafeTemporaryAllocation(of: PartitionView.self, capacity: partitions.count) { views in
-            while position < end {
-                let chunkEnd = min(end, position + Self.lockChunk)
-                for p in partitions { p.lock.lockRead() }
-                for (i, p) in partitions.enumerated() {
-                    views[i] = PartitionView(buckets: p.buckets, capacity: p.capacity,
-                                             vectors: p.vectors, rowMask: UInt32(truncatingIfNeeded: (1 << p.rowBits) - 1),
-                                             rowBits: UInt32(p.rowBits), stamps: p.stamps)
+            withUnsafeTemporaryAllocation(of: Probe.self, capacity: Self.chunk) { probes in
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: Self.chunk) { deferred in
+                while position < end {
+                    let lockEnd = min(end, position + Self.lockChunk)
+                    for p in partitions { p.lock.lockRead() }
+                    for (i, p) in partitions.enumerated() {
+                        views[i] = PartitionView(buckets: p.buckets, bucketCount: p.bucketCount, vectors: p.vectors,
+                                                 rowMask: UInt32(truncatingIfNeeded: (1 << p.rowBits) - 1),
+                                                 rowBits: UInt32(p.rowBits), stamps: p.stamps)
+                    }
+                    while position < lockEnd {
+                        let n = min(Self.chunk, lockEnd - position)
+                        let copyRun = run, copyOffset = offset
+                        probe(runs, run: &run, offset: &offset, count: n, views: UnsafeBufferPointer(views),
+                              probes: probes, deferred: deferred, stamp: stamp)
+                        misses += copy(runs, run: copyRun, offset: copyOffset, count: n, probes: probes,
+                                       defaults: defaults, missed: missed.map { $0 + misses },
+                                       missedBase: position, streaming: streaming)
+                        position += n
+                    }
+                    for p in partitions { p.lock.unlock() }
                 }
-                misses += pipeline(runs, run: &run, offset: &offset, count: chunkEnd - position,
-                                   views: UnsafeBufferPointer(views), defaults: defaults,
-                                   missed: missed.map { $0 + misses }, missedBase: position, stamp: stamp)
-                for p in partitions { p.lock.unlock() }
-                position = chunkEnd
+                if streaming { hps_streaming_fence() }
+                return misses
             }
-            return misses
+            }
         }
     }
 
-    /// The pipelined loop over `count` keys starting at (run, offset).
+    /// The probe pass over `count` keys starting at (run, offset): each
+    /// key's vector, or nil, into `probes`.
     @inline(__always)
-    private func pipeline(_ runs: UnsafeBufferPointer<LookupRun>, run: inout Int, offset: inout Int, count: Int,
-                          views: UnsafeBufferPointer<PartitionView>, defaults: UnsafeBufferPointer<Float>?,
-                          missed: UnsafeMutablePointer<Int>?, missedBase: Int, stamp: UInt32) -> Int {
-        let d = Self.distance
-        let ringSize = 32  // ≥ 2d + 1, a power of two
+    private func probe(_ runs: UnsafeBufferPointer<LookupRun>, run: inout Int, offset: inout Int, count: Int,
+                       views: UnsafeBufferPointer<PartitionView>, probes: UnsafeMutableBufferPointer<Probe>,
+                       deferred: UnsafeMutableBufferPointer<Int32>, stamp: UInt32) {
+        let d = Self.probeDistance
+        let partitionCount = views.count
+        var currentRun = runs[run]
+        var deferredCount = 0
+        for i in 0..<(count &+ d) {
+            // Hash, and prefetch the first bucket.
+            if i < count {
+                while offset == currentRun.count {
+                    run &+= 1
+                    offset = 0
+                    currentRun = runs[run]
+                }
+                let key = currentRun.keys[offset]
+                let member = currentRun.member
+                let h = KeyHash.hash(key, member: member)
+                let p = partitionCount == 1 ? 0 : KeyHash.partition(h, count: partitionCount)
+                let view = views[p]
+                let (first, second) = HashMapPartition.buckets(of: h, count: view.bucketCount)
+                hps_prefetch(view.buckets + first &* 64)
+                probes[i] = Probe(key: key, first: Int32(truncatingIfNeeded: first), partition: Int32(truncatingIfNeeded: p),
+                                  member: Int32(truncatingIfNeeded: member), second: Int32(truncatingIfNeeded: second),
+                                  source: nil)
+                offset &+= 1
+            }
+            // Search key i − d in its first bucket, or prefetch its second.
+            let b = i &- d
+            if b >= 0 && !search(probes, b, bucket: Int(probes[b].first), views: views, stamp: stamp) {
+                let entry = probes[b]
+                hps_prefetch(views[Int(entry.partition)].buckets + Int(entry.second) &* 64)
+                deferred[deferredCount] = Int32(truncatingIfNeeded: b)
+                deferredCount &+= 1
+            }
+        }
+        for j in 0..<deferredCount {
+            let b = Int(deferred[j])
+            _ = search(probes, b, bucket: Int(probes[b].second), views: views, stamp: stamp)
+        }
+    }
+
+    /// Searches one bucket for the key of `probes[b]`; when found, sets its
+    /// source and stamps its row.
+    /// - Returns: whether it was found.
+    @inline(__always)
+    private func search(_ probes: UnsafeMutableBufferPointer<Probe>, _ b: Int, bucket: Int,
+                        views: UnsafeBufferPointer<PartitionView>, stamp: UInt32) -> Bool {
+        let entry = probes[b]
+        let view = views[Int(entry.partition)]
+        let first = bucket &* 5
+        for slot in first..<(first &+ 5) {
+            let ref = HashMapPartition.ref(view.buckets, slot).pointee
+            if ref != 0 && HashMapPartition.key(view.buckets, slot).pointee == entry.key
+                && (view.rowBits == 32 || Int32(truncatingIfNeeded: (ref &- 1) >> view.rowBits) == entry.member) {
+                let row = Int(truncatingIfNeeded: (ref &- 1) & view.rowMask)
+                if let stamps = view.stamps {
+                    stamps[row] = overflow.policy == .evictLeastUsed ? stamps[row] &+ 1 : stamp
+                }
+                probes[b].source = view.vectors + row &* vecSize
+                return true
+            }
+        }
+        return false
+    }
+
+    /// The copy pass over the `count` keys starting at (run, offset) whose
+    /// probes are in `probes`: each vector to its output, or the member's
+    /// default value for a missing key, whose flat index goes to `missed`.
+    /// - Returns: the number missed.
+    @inline(__always)
+    private func copy(_ runs: UnsafeBufferPointer<LookupRun>, run firstRun: Int, offset firstOffset: Int, count: Int,
+                      probes: UnsafeMutableBufferPointer<Probe>, defaults: UnsafeBufferPointer<Float>?,
+                      missed: UnsafeMutablePointer<Int>?, missedBase: Int, streaming: Bool) -> Int {
+        let d = Self.copyDistance
         let vecSize = self.vecSize
         let bytes = vecSize &* 4
-        let partitionCount = views.count
-        let leastUsed = overflow.policy == .evictLeastUsed
+        var run = firstRun, offset = firstOffset
+        var currentRun = runs[run]
         var misses = 0
-        return withUnsafeTemporaryAllocation(of: InFlight.self, capacity: ringSize) { ring in
-            var currentRun = runs[run]
-            for i in 0..<(count &+ 2 &* d) {
-                // Stage 1: hash, and prefetch the home slot.
-                if i < count {
-                    while offset == currentRun.count {
-                        run &+= 1
-                        offset = 0
-                        currentRun = runs[run]
-                    }
-                    let key = currentRun.keys[offset]
-                    let member = currentRun.member
-                    let h = KeyHash.hash(key, member: member)
-                    let p = partitionCount == 1 ? 0 : KeyHash.partition(h, count: partitionCount)
-                    let view = views[p]
-                    let slot = KeyHash.slot(h, capacity: view.capacity)
-                    hps_prefetch(HashMapPartition.key(view.buckets, slot))
-                    ring[i & (ringSize &- 1)] = InFlight(partition: p, slot: slot, key: key, member: member,
-                                                         output: currentRun.output + offset &* vecSize, source: nil)
-                    offset &+= 1
-                }
-                // Stage 2: probe, and prefetch the vector.
-                let b = i &- d
-                if b >= 0 && b < count {
-                    let entry = ring[b & (ringSize &- 1)]
-                    let view = views[entry.partition]
-                    var slot = entry.slot
-                    var source: UnsafeMutablePointer<Float>? = nil
-                    while true {
-                        let ref = HashMapPartition.ref(view.buckets, slot).pointee
-                        if ref == 0 { break }
-                        let stored = ref &- 1
-                        if HashMapPartition.key(view.buckets, slot).pointee == entry.key
-                            && (view.rowBits == 32 || Int(truncatingIfNeeded: stored >> view.rowBits) == entry.member) {
-                            let row = Int(truncatingIfNeeded: stored & view.rowMask)
-                            let vector = view.vectors + row &* vecSize
-                            var line = 0
-                            while line < bytes {
-                                hps_prefetch(UnsafeRawPointer(vector) + line)
-                                line &+= 64
-                            }
-                            if let stamps = view.stamps {
-                                stamps[row] = leastUsed ? stamps[row] &+ 1 : stamp
-                            }
-                            source = vector
-                            break
-                        }
-                        slot &+= 1
-                        if slot == view.capacity { slot = 0 }
-                    }
-                    ring[b & (ringSize &- 1)].source = source
-                }
-                // Stage 3: copy the vector, or fill the default.
-                let c = i &- 2 &* d
-                if c >= 0 {
-                    let entry = ring[c & (ringSize &- 1)]
-                    if let source = entry.source {
-                        UnsafeMutableRawPointer(entry.output).copyMemory(from: source, byteCount: bytes)
-                    } else {
-                        if let defaults {
-                            entry.output.update(repeating: defaults[entry.member], count: vecSize)
-                        }
-                        missed?[misses] = missedBase &+ c
-                        misses &+= 1
-                    }
+        for i in 0..<count {
+            if i &+ d < count, let ahead = probes[i &+ d].source {
+                var line = 0
+                while line < bytes {
+                    hps_prefetch(UnsafeRawPointer(ahead) + line)
+                    line &+= 64
                 }
             }
-            return misses
+            while offset == currentRun.count {
+                run &+= 1
+                offset = 0
+                currentRun = runs[run]
+            }
+            let output = currentRun.output + offset &* vecSize
+            offset &+= 1
+            if let source = probes[i].source {
+                if streaming {
+                    hps_copy_streaming(output, source, bytes)
+                } else {
+                    UnsafeMutableRawPointer(output).copyMemory(from: source, byteCount: bytes)
+                }
+            } else {
+                if let defaults {
+                    output.update(repeating: defaults[currentRun.member], count: vecSize)
+                }
+                missed?[misses] = missedBase &+ i
+                misses &+= 1
+            }
         }
+        return misses
     }
 
     // MARK: Changes

@@ -21,10 +21,4 @@ public enum KeyHash {
     public static func partition(_ h: UInt64, count: Int) -> Int {
         Int(truncatingIfNeeded: ((h >> 32) &* UInt64(truncatingIfNeeded: count)) >> 32)
     }
-
-    /// The home slot of a hash in an index of `capacity` slots (low 32 bits, multiply-shift).
-    @inlinable @inline(__always)
-    public static func slot(_ h: UInt64, capacity: Int) -> Int {
-        Int(truncatingIfNeeded: ((h & 0xFFFF_FFFF) &* UInt64(truncatingIfNeeded: capacity)) >> 32)
-    }
 }
