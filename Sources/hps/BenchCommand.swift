@@ -109,7 +109,7 @@ struct BenchCommand: ParsableCommand {
             for threads in threadCounts {
                 rows += LookupBenchmark.randomLookups(table: table, tableKeys: keys, lookups: lookups, threads: threads, runs: runs)
             }
-            print(markdown ? "| measurement | threads | median | × memcpy of the same bytes | lookups/s |" : "lookups against memcpy of the same bytes (median of \(runs)+ runs)")
+            print(markdown ? "| measurement | threads | median | × memcpy of the same bytes | lookups/s |" : "lookups against memcpy of the same bytes (medians of \(runs)+ rounds; a round runs each measurement of its group once, in turn)")
             if markdown { print("| --- | --- | --- | --- | --- |") }
             for row in rows {
                 let rate = row.keys > 0 ? format(Double(row.keys) / row.seconds / 1e6, 1) + " M" : "-"

@@ -37,14 +37,59 @@ public enum LookupBenchmark {
         return percentile(times, 0.5)
     }
 
+    /// Median seconds of each body over `runs` rounds after `warmup` rounds;
+    /// a round calls every body once, in order. Why: on a shared host the
+    /// memory's speed drifts within seconds, and measuring a lookup and the
+    /// copy it is divided by in alternation puts each slow phase on both.
+    public static func interleavedMedians<E: Error>(runs: Int, warmup: Int = 2,
+                                                    _ bodies: [() throws(E) -> Void]) throws(E) -> [Double] {
+        var times = [[Double]](repeating: [], count: bodies.count)
+        for round in 0..<(warmup + runs) {
+            for (i, body) in bodies.enumerated() {
+                let start = MonotonicClock.nanoseconds()
+                try body()
+                if round >= warmup { times[i].append(Double(MonotonicClock.nanoseconds() - start) / 1e9) }
+            }
+        }
+        return times.map { percentile($0, 0.5) }
+    }
+
     /// Median seconds of copying `bytes` bytes between two buffers on `threads` threads.
     public static func memcpySeconds(bytes: Int, threads: Int, runs: Int) -> Double {
-        let source = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        let target = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        defer { source.deallocate(); target.deallocate() }
-        memset(source, 1, bytes)
-        memset(target, 0, bytes)
-        return median(runs: runs) {
+        let job = MemcpyJob(bytes: bytes, threads: threads)
+        return median(runs: runs) { job.run() }
+    }
+
+    /// `count` zeroed floats at a 64-byte boundary, like the gather's output.
+    static func alignedFloats(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
+        memset(raw, 0, count * 4)
+        return UnsafeMutableBufferPointer(start: raw.bindMemory(to: Float.self, capacity: count), count: count)
+    }
+
+    /// A copy of `bytes` bytes between two buffers on `threads` threads, ready to be timed.
+    final class MemcpyJob {
+        let bytes: Int
+        let threads: Int
+        private let source: UnsafeMutableRawPointer
+        private let target: UnsafeMutableRawPointer
+
+        init(bytes: Int, threads: Int) {
+            self.bytes = bytes
+            self.threads = threads
+            source = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            target = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            memset(source, 1, bytes)
+            memset(target, 0, bytes)
+        }
+
+        deinit {
+            source.deallocate()
+            target.deallocate()
+        }
+
+        func run() {
+            let source = self.source, target = self.target
             parallelChunks(count: bytes / 64, parallelism: threads, minimumChunk: 4096) { range in
                 memcpy(target + range.lowerBound * 64, source + range.lowerBound * 64, range.count * 64)
             }
@@ -68,9 +113,8 @@ public enum LookupBenchmark {
         let t = model.tables, k = model.keysPerSample, dim = model.dim, b = model.batchSize
         let keys = t * b * k
         let bytes = keys * dim * 4
-        let output = UnsafeMutableBufferPointer<Float>.allocate(capacity: keys * dim)
+        let output = alignedFloats(keys * dim)
         defer { output.deallocate() }
-        output.initialize(repeating: 0)
 
         let fusedRuns: [LookupRun] = withKeyPointers(batch) { pointers in
             (0..<b).flatMap { s in
@@ -85,38 +129,41 @@ public enum LookupBenchmark {
                 LookupRun(member: table, keys: pointers[table], count: b * k, output: output.baseAddress! + table * b * k * dim)
             }
         }
-        // The key arrays outlive the runs: `batch` is alive until the end of this function.
-        let fusedSeconds = try withExtendedLifetime(batch) {
-            try median(runs: runs) {
-                try fusedRuns.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try fused.lookup(runs) }
-            }
-        }
         // The fused table with one run per table (its keys in order, into a
         // table-by-table output): the same calls as unfused but one, which
         // tells the cost of the run per (sample, table) from that of the fused table.
-        let fusedByTableSeconds = try withExtendedLifetime(batch) {
-            try median(runs: runs) {
-                try unfusedRuns.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try fused.lookup(runs) }
-            }
+        let copy = MemcpyJob(bytes: bytes, threads: threads)
+        let gather = GatherJob(rows: t * model.vocab, dim: dim, lookups: keys, threads: threads)
+        // The key arrays outlive the runs: `batch` is alive until the end of this function.
+        let times = try withExtendedLifetime(batch) {
+            try interleavedMedians(runs: runs, [
+                { try fusedRuns.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try fused.lookup(runs) } },
+                { try unfusedRuns.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try fused.lookup(runs) } },
+                {
+                    for run in unfusedRuns {
+                        try [run].withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try unfused.lookup(runs) }
+                    }
+                },
+                copy.run,
+                gather.run,
+            ])
         }
-        let unfusedSeconds = try withExtendedLifetime(batch) {
-            try median(runs: runs) {
-                for run in unfusedRuns {
-                    try [run].withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try unfused.lookup(runs) }
-                }
-            }
-        }
-        let copy = memcpySeconds(bytes: bytes, threads: threads, runs: runs)
-        let floor = gatherSeconds(rows: t * model.vocab, dim: dim, lookups: keys, threads: threads, runs: runs)
+        let (fusedSeconds, fusedByTableSeconds, unfusedSeconds, copySeconds, floor) = (times[0], times[1], times[2], times[3], times[4])
+        // The copy alone, back to back, so that its 54 MB stay in the
+        // last-level cache as far as it holds them: the warmest copy of these bytes.
+        let warmCopySeconds = median(runs: runs) { copy.run() }
         let label = "seed batch (\(t) tables × \(model.vocab) keys, vec \(dim), \(b) × \(k) keys per table)"
         return [
-            Row(name: "memcpy of the seed batch's \(bytes) bytes", threads: threads, seconds: copy, memcpySeconds: copy, keys: 0, bytes: bytes),
-            Row(name: "\(label), fused", threads: threads, seconds: fusedSeconds, memcpySeconds: copy, keys: keys, bytes: bytes),
-            Row(name: "\(label), unfused", threads: threads, seconds: unfusedSeconds, memcpySeconds: copy, keys: keys, bytes: bytes),
+            Row(name: "memcpy of the seed batch's \(bytes) bytes", threads: threads, seconds: copySeconds, memcpySeconds: copySeconds,
+                keys: 0, bytes: bytes),
+            Row(name: "memcpy of the seed batch's \(bytes) bytes, its runs back to back instead of between the others",
+                threads: threads, seconds: warmCopySeconds, memcpySeconds: copySeconds, keys: 0, bytes: bytes),
+            Row(name: "\(label), fused", threads: threads, seconds: fusedSeconds, memcpySeconds: copySeconds, keys: keys, bytes: bytes),
+            Row(name: "\(label), unfused", threads: threads, seconds: unfusedSeconds, memcpySeconds: copySeconds, keys: keys, bytes: bytes),
             Row(name: "\(label), fused, one run per table into per-table outputs", threads: threads,
-                seconds: fusedByTableSeconds, memcpySeconds: copy, keys: keys, bytes: bytes),
+                seconds: fusedByTableSeconds, memcpySeconds: copySeconds, keys: keys, bytes: bytes),
             Row(name: "as many random rows of \(t * model.vocab), vec \(dim), by row number (no index: the gather alone)",
-                threads: threads, seconds: floor, memcpySeconds: copy, keys: keys, bytes: bytes),
+                threads: threads, seconds: floor, memcpySeconds: copySeconds, keys: keys, bytes: bytes),
         ]
     }
 
@@ -150,48 +197,70 @@ public enum LookupBenchmark {
         var random = SplitMix64(seed: 5)
         let keys = (0..<lookups).map { _ in tableKeys[Int(random.next() % UInt64(tableKeys.count))] }
         let dim = table.vecSize
-        let output = UnsafeMutableBufferPointer<Float>.allocate(capacity: lookups * dim)
+        let output = alignedFloats(lookups * dim)
         defer { output.deallocate() }
-        output.initialize(repeating: 0)
-        let seconds = keys.withUnsafeBufferPointer { keys in
+        let bytes = lookups * dim * 4
+        let copy = MemcpyJob(bytes: bytes, threads: threads)
+        let gather = GatherJob(rows: tableKeys.count, dim: dim, lookups: lookups, threads: threads)
+        let times = keys.withUnsafeBufferPointer { keys in
             let run = [LookupRun(member: 0, keys: keys.baseAddress!, count: lookups, output: output.baseAddress!)]
             return run.withUnsafeBufferPointer { run in
-                median(runs: runs) { _ = table.lookup(run, defaults: nil, missed: nil, parallelism: threads) }
+                interleavedMedians(runs: runs, [
+                    { _ = table.lookup(run, defaults: nil, missed: nil, parallelism: threads) },
+                    copy.run,
+                    gather.run,
+                ])
             }
         }
-        let bytes = lookups * dim * 4
-        let copy = memcpySeconds(bytes: bytes, threads: threads, runs: runs)
-        let floor = gatherSeconds(rows: tableKeys.count, dim: dim, lookups: lookups, threads: threads, runs: runs)
+        let (seconds, copySeconds, floor) = (times[0], times[1], times[2])
         return [
-            Row(name: "memcpy of \(bytes) bytes", threads: threads, seconds: copy, memcpySeconds: copy, keys: 0, bytes: bytes),
+            Row(name: "memcpy of \(bytes) bytes", threads: threads, seconds: copySeconds, memcpySeconds: copySeconds, keys: 0, bytes: bytes),
             Row(name: "\(lookups) random lookups from \(tableKeys.count) keys, vec \(dim)", threads: threads,
-                seconds: seconds, memcpySeconds: copy, keys: lookups, bytes: bytes),
+                seconds: seconds, memcpySeconds: copySeconds, keys: lookups, bytes: bytes),
             Row(name: "\(lookups) random rows of \(tableKeys.count), vec \(dim), by row number (no index: the gather alone)",
-                threads: threads, seconds: floor, memcpySeconds: copy, keys: lookups, bytes: bytes),
+                threads: threads, seconds: floor, memcpySeconds: copySeconds, keys: lookups, bytes: bytes),
         ]
     }
 
-    /// Median seconds of copying `lookups` random rows of `dim` floats out of
-    /// a flat array of `rows` rows (in huge pages, as the store's vectors are)
-    /// by row number, prefetching every line of a row `HashMapTable.copyDistance`
-    /// rows ahead and storing as the store does (streaming stores for an
-    /// output of `HashMapTable.streamingBytes` or more), on `threads` threads:
-    /// what the random reads cost with no index at all, the floor under any
-    /// lookup of as many rows.
-    static func gatherSeconds(rows: Int, dim: Int, lookups: Int, threads: Int, runs: Int) -> Double {
-        let rowBytes = dim * 4
-        let source = LargeAllocation.allocate(bytes: rows * rowBytes)
-        defer { LargeAllocation.release(source, bytes: rows * rowBytes) }
-        memset(source, 1, rows * rowBytes)
-        let output = UnsafeMutableRawPointer.allocate(byteCount: lookups * rowBytes, alignment: 64)
-        defer { output.deallocate() }
-        memset(output, 0, lookups * rowBytes)
-        var random = SplitMix64(seed: 11)
-        let picks = (0..<lookups).map { _ in Int(random.next() % UInt64(rows)) }
-        let d = HashMapTable.copyDistance
-        let streaming = lookups * rowBytes >= HashMapTable.streamingBytes
-        return picks.withUnsafeBufferPointer { picks in
-            median(runs: runs) {
+    /// Copies `lookups` random rows of `dim` floats out of a flat array of
+    /// `rows` rows (in huge pages, as the store's vectors are) by row number,
+    /// prefetching every line of a row `HashMapTable.copyDistance` rows ahead
+    /// and storing as the store does (streaming stores for an output of
+    /// `HashMapTable.streamingBytes` or more), on `threads` threads: what the
+    /// random reads cost with no index at all, the floor under any lookup of
+    /// as many rows.
+    final class GatherJob {
+        let rowBytes: Int
+        let rows: Int
+        let lookups: Int
+        let threads: Int
+        private let source: UnsafeMutableRawPointer
+        private let output: UnsafeMutableRawPointer
+        private let picks: [Int]
+
+        init(rows: Int, dim: Int, lookups: Int, threads: Int) {
+            self.rowBytes = dim * 4
+            self.rows = rows
+            self.lookups = lookups
+            self.threads = threads
+            source = LargeAllocation.allocate(bytes: rows * rowBytes)
+            memset(source, 1, rows * rowBytes)
+            output = UnsafeMutableRawPointer.allocate(byteCount: lookups * rowBytes, alignment: 64)
+            memset(output, 0, lookups * rowBytes)
+            var random = SplitMix64(seed: 11)
+            picks = (0..<lookups).map { _ in Int(random.next() % UInt64(rows)) }
+        }
+
+        deinit {
+            LargeAllocation.release(source, bytes: rows * rowBytes)
+            output.deallocate()
+        }
+
+        func run() {
+            let d = HashMapTable.copyDistance
+            let streaming = lookups * rowBytes >= HashMapTable.streamingBytes
+            let source = self.source, output = self.output, rowBytes = self.rowBytes
+            picks.withUnsafeBufferPointer { picks in
                 parallelChunks(count: lookups, parallelism: threads, minimumChunk: 4096) { range in
                     for i in range {
                         if i + d < range.upperBound {
