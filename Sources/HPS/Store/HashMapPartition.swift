@@ -1,3 +1,4 @@
+import CHPSSupport
 import Glibc
 
 /// One partition of a `HashMapTable`: a two-choice bucketed index from
@@ -144,6 +145,16 @@ final class HashMapPartition: @unchecked Sendable {
             }
         }
         return nil
+    }
+
+    /// Asks the CPU to start loading both buckets of a hash, a few inserts
+    /// before it is inserted. (A stale address after a rebuild is harmless:
+    /// a prefetch never faults.)
+    @inline(__always)
+    func prefetchBuckets(of hash: UInt64) {
+        let (first, second) = Self.buckets(of: hash, count: bucketCount)
+        hps_prefetch(buckets + first &* 64)
+        hps_prefetch(buckets + second &* 64)
     }
 
     /// Inserts or replaces the vector of (member, key).

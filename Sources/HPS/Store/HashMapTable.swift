@@ -41,6 +41,8 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
     /// (Measured on the 2-core development machine: 4 to 10 are alike, 20 is
     /// slower; prefetching every line of a vector beats prefetching one or two.)
     static let copyDistance = 8
+    /// How many keys ahead an insert prefetches a key's buckets and vector.
+    static let insertDistance = 8
     /// A lookup whose output has at least this many bytes writes it with
     /// streaming stores: such an output does not stay in a core's caches for
     /// its reader anyway, and writing it without first reading each line
@@ -310,8 +312,20 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
                 partition.lock.lockWrite()
                 partition.reserve(additional: starts[p + 1] - starts[p])
                 do {
-                    for j in starts[p]..<starts[p + 1] {
+                    let end = starts[p + 1]
+                    for j in starts[p]..<end {
                         let i = Int(order[j])
+                        // The buckets and the vector of the key `insertDistance` ahead.
+                        if j + Self.insertDistance < end {
+                            let ahead = Int(order[j + Self.insertDistance])
+                            partition.prefetchBuckets(of: hashes[ahead])
+                            let vector = UnsafeRawPointer(vectorBase + ahead * vecSize)
+                            var line = 0
+                            while line < vecSize * 4 {
+                                hps_prefetch(vector + line)
+                                line += 64
+                            }
+                        }
                         // Only a new key can overflow the partition; replacing a vector cannot.
                         if partition.count >= overflow.margin
                             && partition.find(keyBase[i], member: member, hash: hashes[i]) == nil {
