@@ -11,6 +11,12 @@ static inline void hps_prefetch(const void *address) {
     __builtin_prefetch(address, 0, 3);
 }
 
+/// `hps_prefetch` of every 64-byte line of `bytes` bytes from `address`:
+/// a whole vector, a few keys before it is copied.
+static inline void hps_prefetch_lines(const void *address, size_t bytes) {
+    for (size_t line = 0; line < bytes; line += 64) hps_prefetch((const char *)address + line);
+}
+
 /// Copies `bytes` bytes to `target` with non-temporal (streaming) stores,
 /// which write whole cache lines to memory without first reading them, as
 /// glibc's memcpy does for copies larger than the caches. Used for lookups

@@ -129,15 +129,15 @@ public enum LookupBenchmark {
                 LookupRun(member: table, keys: pointers[table], count: b * k, output: output.baseAddress! + table * b * k * dim)
             }
         }
-        // The fused table with one run per table (its keys in order, into a
-        // table-by-table output): the same calls as unfused but one, which
-        // tells the cost of the run per (sample, table) from that of the fused table.
         let copy = MemcpyJob(bytes: bytes, threads: threads)
         let gather = GatherJob(rows: t * model.vocab, dim: dim, lookups: keys, threads: threads)
         // The key arrays outlive the runs: `batch` is alive until the end of this function.
         let times = try withExtendedLifetime(batch) {
             try interleavedMedians(runs: runs, [
                 { try fusedRuns.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try fused.lookup(runs) } },
+                // The fused table with one run per table (its keys in order, into a
+                // table-by-table output): the same calls as unfused but one, which
+                // tells the cost of the run per (sample, table) from that of the fused table.
                 { try unfusedRuns.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try fused.lookup(runs) } },
                 {
                     for run in unfusedRuns {
@@ -263,14 +263,7 @@ public enum LookupBenchmark {
             picks.withUnsafeBufferPointer { picks in
                 parallelChunks(count: lookups, parallelism: threads, minimumChunk: 4096) { range in
                     for i in range {
-                        if i + d < range.upperBound {
-                            let ahead = source + picks[i + d] * rowBytes
-                            var line = 0
-                            while line < rowBytes {
-                                hps_prefetch(ahead + line)
-                                line += 64
-                            }
-                        }
+                        if i + d < range.upperBound { hps_prefetch_lines(source + picks[i + d] * rowBytes, rowBytes) }
                         if streaming {
                             hps_copy_streaming(output + i * rowBytes, source + picks[i] * rowBytes, rowBytes)
                         } else {

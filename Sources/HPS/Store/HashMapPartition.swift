@@ -180,8 +180,7 @@ final class HashMapPartition: @unchecked Sendable {
         }
         (vectors + row * vecSize).update(from: vector, count: vecSize)
         stamps?[row] = stamp
-        if let homeless = Self.place(key, ref: ref(member: member, row: row), hash: hash, in: buckets,
-                                     count: bucketCount, rowBits: rowBits, random: &kickRandom) {
+        if let homeless = place(key, ref: ref(member: member, row: row), hash: hash, in: buckets, count: bucketCount) {
             // The walk ended holding an entry with no room: grow, and place it there.
             rebuild(minimumBuckets: bucketCount + bucketCount / 4 + 4, adding: homeless)
         }
@@ -194,11 +193,11 @@ final class HashMapPartition: @unchecked Sendable {
     /// of its buckets, which moves to its other bucket, and so on.
     /// - Returns: nil when every entry has a slot; otherwise the entry the
     ///   walk holds after `maxKicks` displacements, which is in no slot.
-    private static func place(_ key: Int64, ref: UInt32, hash: UInt64, in buckets: UnsafeMutableRawPointer, count: Int,
-                              rowBits: Int, random: inout SplitMix64) -> (key: Int64, ref: UInt32)? {
+    private func place(_ key: Int64, ref: UInt32, hash: UInt64, in buckets: UnsafeMutableRawPointer,
+                       count: Int) -> (key: Int64, ref: UInt32)? {
         var key = key, ref = ref
         var (first, second) = Self.buckets(of: hash, count: count)
-        for _ in 0...maxKicks {
+        for _ in 0...Self.maxKicks {
             for pick in 0..<2 {
                 let bucket = pick == 0 ? first : second
                 for slot in (bucket * 5)..<(bucket * 5 + 5) where Self.ref(buckets, slot).pointee == 0 {
@@ -207,8 +206,8 @@ final class HashMapPartition: @unchecked Sendable {
                     return nil
                 }
             }
-            // Both full: displace a random entry of one of them (never the way the walk came back).
-            let draw = random.next()
+            // Both full: displace a random entry of one of them.
+            let draw = kickRandom.next()
             let bucket = draw & 1 == 0 ? first : second
             let slot = bucket * 5 + Int((draw >> 1) % 5)
             let displacedKey = Self.key(buckets, slot).pointee, displacedRef = Self.ref(buckets, slot).pointee
@@ -216,8 +215,7 @@ final class HashMapPartition: @unchecked Sendable {
             Self.ref(buckets, slot).pointee = ref
             key = displacedKey
             ref = displacedRef
-            let member = rowBits == 32 ? 0 : Int(truncatingIfNeeded: (ref &- 1) >> UInt32(rowBits))
-            let (a, b) = Self.buckets(of: KeyHash.hash(key, member: member), count: count)
+            let (a, b) = Self.buckets(of: KeyHash.hash(key, member: member(of: ref)), count: count)
             // It must leave the bucket it was in.
             (first, second) = a == bucket ? (b, b) : (a, a)
         }
@@ -251,16 +249,16 @@ final class HashMapPartition: @unchecked Sendable {
             let fresh = LargeAllocation.allocate(bytes: newCount * 64)
             var homeless: (key: Int64, ref: UInt32)? = nil
             if let extra {
-                homeless = Self.place(extra.key, ref: extra.ref, hash: KeyHash.hash(extra.key, member: member(of: extra.ref)),
-                                      in: fresh, count: newCount, rowBits: rowBits, random: &kickRandom)
+                homeless = place(extra.key, ref: extra.ref, hash: KeyHash.hash(extra.key, member: member(of: extra.ref)),
+                                 in: fresh, count: newCount)
             }
             var slot = 0
             while homeless == nil && slot < capacity {
                 let ref = slotRef(slot)
                 if ref != 0 {
                     let key = slotKey(slot)
-                    homeless = Self.place(key, ref: ref, hash: KeyHash.hash(key, member: member(of: ref)),
-                                          in: fresh, count: newCount, rowBits: rowBits, random: &kickRandom)
+                    homeless = place(key, ref: ref, hash: KeyHash.hash(key, member: member(of: ref)),
+                                     in: fresh, count: newCount)
                 }
                 slot += 1
             }

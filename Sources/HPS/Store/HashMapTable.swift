@@ -234,13 +234,7 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
         var currentRun = runs[run]
         var misses = 0
         for i in 0..<count {
-            if i &+ d < count, let ahead = probes[i &+ d].source {
-                var line = 0
-                while line < bytes {
-                    hps_prefetch(UnsafeRawPointer(ahead) + line)
-                    line &+= 64
-                }
-            }
+            if i &+ d < count, let ahead = probes[i &+ d].source { hps_prefetch_lines(ahead, bytes) }
             while offset == currentRun.count {
                 run &+= 1
                 offset = 0
@@ -319,12 +313,7 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
                         if j + Self.insertDistance < end {
                             let ahead = Int(order[j + Self.insertDistance])
                             partition.prefetchBuckets(of: hashes[ahead])
-                            let vector = UnsafeRawPointer(vectorBase + ahead * vecSize)
-                            var line = 0
-                            while line < vecSize * 4 {
-                                hps_prefetch(vector + line)
-                                line += 64
-                            }
+                            hps_prefetch_lines(vectorBase + ahead * vecSize, vecSize * 4)
                         }
                         // Only a new key can overflow the partition; replacing a vector cannot.
                         if partition.count >= overflow.margin
