@@ -116,39 +116,51 @@ public enum LookupBenchmark {
         let output = alignedFloats(keys * dim)
         defer { output.deallocate() }
 
-        let fusedRuns: [LookupRun] = withKeyPointers(batch) { pointers in
-            (0..<b).flatMap { s in
+        let copy = MemcpyJob(bytes: bytes, threads: threads)
+        let gather = GatherJob(rows: t * model.vocab, dim: dim, lookups: keys, threads: threads)
+        let gatherByTable = GatherJob(rows: t * model.vocab, dim: dim, lookups: keys, threads: threads, bands: t)
+        // The runs point into `batch`'s arrays, so they are built and used inside this closure.
+        let (times, warm) = try withKeyPointers(batch) { pointers in
+            let fusedRuns: [LookupRun] = (0..<b).flatMap { s in
                 (0..<t).map { table in
                     LookupRun(member: table, keys: pointers[table] + s * k, count: k,
                               output: output.baseAddress! + (s * t + table) * k * dim)
                 }
             }
-        }
-        let unfusedRuns: [LookupRun] = withKeyPointers(batch) { pointers in
-            (0..<t).map { table in
+            let unfusedRuns: [LookupRun] = (0..<t).map { table in
                 LookupRun(member: table, keys: pointers[table], count: b * k, output: output.baseAddress! + table * b * k * dim)
             }
-        }
-        let copy = MemcpyJob(bytes: bytes, threads: threads)
-        let gather = GatherJob(rows: t * model.vocab, dim: dim, lookups: keys, threads: threads)
-        // The key arrays outlive the runs: `batch` is alive until the end of this function.
-        let times = try withExtendedLifetime(batch) {
-            try interleavedMedians(runs: runs, [
-                { try fusedRuns.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try fused.lookup(runs) } },
+            let lookupFused = { () throws(LookupError) in
+                try fusedRuns.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try fused.lookup(runs) }
+            }
+            let lookupFusedByTable = { () throws(LookupError) in
+                try unfusedRuns.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try fused.lookup(runs) }
+            }
+            // The order of a round: no lookup follows a body that read the same
+            // rows. (The fused table's one-run-per-table lookup once followed the
+            // fused lookup of the same keys, and found some of their lines still cached.)
+            let times = try interleavedMedians(runs: runs, [
+                lookupFused,
+                copy.run,
                 // The fused table with one run per table (its keys in order, into a
-                // table-by-table output): the same calls as unfused but one, which
-                // tells the cost of the run per (sample, table) from that of the fused table.
-                { try unfusedRuns.withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try fused.lookup(runs) } },
+                // table-by-table output): the same calls as unfused but one. It
+                // differs from the fused lookup in the number of runs, and in reading
+                // one table's rows at a time, which the load put side by side.
+                lookupFusedByTable,
+                gather.run,
+                gatherByTable.run,
                 {
                     for run in unfusedRuns {
                         try [run].withUnsafeBufferPointer { (runs) throws(LookupError) in _ = try unfused.lookup(runs) }
                     }
                 },
-                copy.run,
-                gather.run,
             ])
+            // The fused lookups back to back, as warm as their table gets while it
+            // serves batch after batch: to set beside the warm copy below.
+            return (times, [try median(runs: runs, lookupFused), try median(runs: runs, lookupFusedByTable)])
         }
-        let (fusedSeconds, fusedByTableSeconds, unfusedSeconds, copySeconds, floor) = (times[0], times[1], times[2], times[3], times[4])
+        let (fusedSeconds, copySeconds, fusedByTableSeconds, floor, floorByTable, unfusedSeconds)
+            = (times[0], times[1], times[2], times[3], times[4], times[5])
         // The copy alone, back to back, so that its 54 MB stay in the
         // last-level cache as far as it holds them: the warmest copy of these bytes.
         let warmCopySeconds = median(runs: runs) { copy.run() }
@@ -159,11 +171,17 @@ public enum LookupBenchmark {
             Row(name: "memcpy of the seed batch's \(bytes) bytes, its runs back to back instead of between the others",
                 threads: threads, seconds: warmCopySeconds, memcpySeconds: copySeconds, keys: 0, bytes: bytes),
             Row(name: "\(label), fused", threads: threads, seconds: fusedSeconds, memcpySeconds: copySeconds, keys: keys, bytes: bytes),
+            Row(name: "\(label), fused, back to back (× the back-to-back memcpy)", threads: threads,
+                seconds: warm[0], memcpySeconds: warmCopySeconds, keys: keys, bytes: bytes),
             Row(name: "\(label), unfused", threads: threads, seconds: unfusedSeconds, memcpySeconds: copySeconds, keys: keys, bytes: bytes),
             Row(name: "\(label), fused, one run per table into per-table outputs", threads: threads,
                 seconds: fusedByTableSeconds, memcpySeconds: copySeconds, keys: keys, bytes: bytes),
+            Row(name: "\(label), fused, one run per table, back to back (× the back-to-back memcpy)", threads: threads,
+                seconds: warm[1], memcpySeconds: warmCopySeconds, keys: keys, bytes: bytes),
             Row(name: "as many random rows of \(t * model.vocab), vec \(dim), by row number (no index: the gather alone)",
                 threads: threads, seconds: floor, memcpySeconds: copySeconds, keys: keys, bytes: bytes),
+            Row(name: "the same, one table's \(model.vocab) rows at a time (the gather alone in the order of one run per table)",
+                threads: threads, seconds: floorByTable, memcpySeconds: copySeconds, keys: keys, bytes: bytes),
         ]
     }
 
@@ -228,7 +246,9 @@ public enum LookupBenchmark {
     /// and storing as the store does (streaming stores for an output of
     /// `HashMapTable.streamingBytes` or more), on `threads` threads: what the
     /// random reads cost with no index at all, the floor under any lookup of
-    /// as many rows.
+    /// as many rows. With `bands` > 1 the rows are split into that many equal
+    /// bands, and each successive share of the lookups reads from one band,
+    /// as a lookup table by table reads a fused table that was loaded table by table.
     final class GatherJob {
         let rowBytes: Int
         let rows: Int
@@ -238,7 +258,7 @@ public enum LookupBenchmark {
         private let output: UnsafeMutableRawPointer
         private let picks: [Int]
 
-        init(rows: Int, dim: Int, lookups: Int, threads: Int) {
+        init(rows: Int, dim: Int, lookups: Int, threads: Int, bands: Int = 1) {
             self.rowBytes = dim * 4
             self.rows = rows
             self.lookups = lookups
@@ -248,7 +268,8 @@ public enum LookupBenchmark {
             output = UnsafeMutableRawPointer.allocate(byteCount: lookups * rowBytes, alignment: 64)
             memset(output, 0, lookups * rowBytes)
             var random = SplitMix64(seed: 11)
-            picks = (0..<lookups).map { _ in Int(random.next() % UInt64(rows)) }
+            let bandRows = rows / bands, perBand = (lookups + bands - 1) / bands
+            picks = (0..<lookups).map { i in (i / perBand) * bandRows + Int(random.next() % UInt64(bandRows)) }
         }
 
         deinit {
