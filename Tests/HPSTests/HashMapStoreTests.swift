@@ -1,3 +1,4 @@
+import CHPSSupport
 import HPSStoreTestSupport
 import Testing
 
@@ -170,6 +171,62 @@ struct HashMapStoreTests {
                              Array(members[0].vectors[0..<40])))
         #expect(bitwiseEqual(lookup(table, member: 2, keys: Array(shared.keys[0..<10])).vectors,
                              Array(members[2].vectors[0..<40])))
+    }
+
+    @Test("a bucket's key matches are the slots whose whole 64-bit key is equal, not half of it")
+    func bucketKeyMatches() {
+        let bucket = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+        defer { bucket.deallocate() }
+        let keys = bucket.bindMemory(to: Int64.self, capacity: 8)
+        var random = SplitMix64(seed: 77)
+        for trial in 0..<20_000 {
+            let wanted = Int64(bitPattern: random.next())
+            // Each slot: the key itself, the key with only its high or only its
+            // low 32 bits changed, or another key; the three words after the
+            // keys (the refs) are random and never count.
+            for slot in 0..<8 {
+                let other = Int64(bitPattern: random.next())
+                switch random.next() % 4 {
+                case 0: keys[slot] = wanted
+                case 1: keys[slot] = wanted ^ (other | 1) << 32
+                case 2: keys[slot] = wanted ^ Int64(UInt32(truncatingIfNeeded: other) | 1)
+                default: keys[slot] = other
+                }
+            }
+            var expected: UInt32 = 0
+            for slot in 0..<5 where keys[slot] == wanted { expected |= 1 << slot }
+            let matches = hps_bucket_key_matches(bucket, wanted)
+            #expect(matches == expected, "trial \(trial): keys \((0..<5).map { keys[$0] }), wanted \(wanted)")
+            if matches != expected { return }
+        }
+        for extreme in [Int64.min, Int64.max, -1, 0] {
+            for slot in 0..<8 { keys[slot] = extreme }
+            #expect(hps_bucket_key_matches(bucket, extreme) == 0b11111)
+            #expect(hps_bucket_key_matches(bucket, extreme &+ 1) == 0)
+        }
+    }
+
+    @Test("in a crowded index the same key of eight members, erased in some, returns each member's own vector or a miss")
+    func sameKeyCrowdedBuckets() throws {
+        let store = HashMapStore(partitions: 1)
+        let members = 8
+        let table = try store.createTable("crowded", vecSize: 2, members: members, expectedKeys: 1)
+        let keys: [Int64] = [7, -7, 1 << 40, (1 << 40) | 7, 0]
+        for m in 0..<members {
+            try insert(table, member: m, keys: keys, vectors: keys.flatMap { [Float(m), Float($0 & 0xFFFF)] })
+        }
+        // Erasing leaves the key in its slot with an empty ref: it must miss, not match.
+        for m in stride(from: 1, to: members, by: 2) { #expect(erase(table, member: m, keys: [keys[0], keys[3]]) == 2) }
+        for m in 0..<members {
+            let erased = m % 2 == 1
+            let (out, missed) = lookup(table, member: m, keys: keys, defaults: [Float](repeating: -1, count: members))
+            #expect(missed == (erased ? [0, 3] : []), "member \(m)")
+            for (i, key) in keys.enumerated() {
+                let gone = erased && (i == 0 || i == 3)
+                #expect(Array(out[(2 * i)..<(2 * i + 2)]) == (gone ? [-1, -1] : [Float(m), Float(key & 0xFFFF)]),
+                        "member \(m), key \(key)")
+            }
+        }
     }
 
     @Test("creating a table again returns it; another layout is refused")

@@ -3,6 +3,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /// Asks the CPU to start loading the cache line at `address` for reading.
 /// Batched lookups issue this a few keys ahead so that index probes and
@@ -15,6 +18,29 @@ static inline void hps_prefetch(const void *address) {
 /// a whole vector, a few keys before it is copied.
 static inline void hps_prefetch_lines(const void *address, size_t bytes) {
     for (size_t line = 0; line < bytes; line += 64) hps_prefetch((const char *)address + line);
+}
+
+/// One bit per slot of a 64-byte index bucket (five 8-byte keys, then five
+/// refs) whose key equals `key`: bit s for slot s. With SSE2 (every x86-64)
+/// the five compares are three vector compares and no branch, so a lookup
+/// that finds its key in slot 3 does not first mispredict slots 0 to 2.
+static inline unsigned hps_bucket_key_matches(const void *bucket, int64_t key) {
+    const int64_t *keys = (const int64_t *)bucket;
+#if defined(__SSE2__)
+    const __m128i wanted = _mm_set1_epi64x(key);
+    __m128i low = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)keys), wanted);
+    __m128i high = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(keys + 2)), wanted);
+    // A key matches when both of its 32-bit halves do.
+    low = _mm_and_si128(low, _mm_shuffle_epi32(low, _MM_SHUFFLE(2, 3, 0, 1)));
+    high = _mm_and_si128(high, _mm_shuffle_epi32(high, _MM_SHUFFLE(2, 3, 0, 1)));
+    return (unsigned)_mm_movemask_pd(_mm_castsi128_pd(low))
+        | ((unsigned)_mm_movemask_pd(_mm_castsi128_pd(high)) << 2)
+        | ((unsigned)(keys[4] == key) << 4);
+#else
+    unsigned matches = 0;
+    for (unsigned slot = 0; slot < 5; slot++) matches |= (unsigned)(keys[slot] == key) << slot;
+    return matches;
+#endif
 }
 
 /// Copies `bytes` bytes to `target` with non-temporal (streaming) stores,

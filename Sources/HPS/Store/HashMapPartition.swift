@@ -96,7 +96,13 @@ final class HashMapPartition: @unchecked Sendable {
     @inline(__always)
     static func ref(_ buckets: UnsafeMutableRawPointer, _ slot: Int) -> UnsafeMutablePointer<UInt32> {
         let bucket = slot / 5
-        return (buckets + (bucket &* 64 &+ 40 &+ (slot &- bucket &* 5) &* 4)).assumingMemoryBound(to: UInt32.self)
+        return ref(buckets, bucket: bucket, position: slot &- bucket &* 5)
+    }
+
+    /// The ref of the slot at `position` (0–4) of `bucket`.
+    @inline(__always)
+    static func ref(_ buckets: UnsafeMutableRawPointer, bucket: Int, position: Int) -> UnsafeMutablePointer<UInt32> {
+        (buckets + (bucket &* 64 &+ 40 &+ position &* 4)).assumingMemoryBound(to: UInt32.self)
     }
 
     @inline(__always) private func slotKey(_ slot: Int) -> Int64 { Self.key(buckets, slot).pointee }
@@ -137,12 +143,30 @@ final class HashMapPartition: @unchecked Sendable {
     @inline(__always)
     func find(_ key: Int64, member: Int, hash: UInt64) -> Int? {
         let (first, second) = Self.buckets(of: hash, count: bucketCount)
-        for pick in 0..<2 {
-            let bucket = pick == 0 ? first : second
-            for slot in (bucket * 5)..<(bucket * 5 + 5) {
-                let ref = slotRef(slot)
-                if ref != 0 && slotKey(slot) == key && self.member(of: ref) == member { return slot }
-            }
+        let member = UInt32(truncatingIfNeeded: member), rowBits = UInt32(truncatingIfNeeded: rowBits)
+        if let position = Self.position(of: key, member: member, in: first, buckets: buckets, rowBits: rowBits) {
+            return first &* 5 &+ position
+        }
+        if let position = Self.position(of: key, member: member, in: second, buckets: buckets, rowBits: rowBits) {
+            return second &* 5 &+ position
+        }
+        return nil
+    }
+
+    /// The position (0–4) of (member, key) in `bucket`, or nil: all five keys
+    /// are compared at once (`hps_bucket_key_matches`), and a match whose
+    /// slot is empty (an erased key stays in its slot) or holds another
+    /// member's equal key is passed over. `rowBits` 32 is a table of one
+    /// member, whose refs hold no member.
+    @inline(__always)
+    static func position(of key: Int64, member: UInt32, in bucket: Int, buckets: UnsafeMutableRawPointer,
+                         rowBits: UInt32) -> Int? {
+        var matches = hps_bucket_key_matches(buckets + bucket &* 64, key)
+        while matches != 0 {
+            let position = matches.trailingZeroBitCount
+            let ref = Self.ref(buckets, bucket: bucket, position: position).pointee
+            if ref != 0 && (rowBits == 32 || (ref &- 1) >> rowBits == member) { return position }
+            matches &= matches &- 1
         }
         return nil
     }

@@ -203,20 +203,15 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
                         views: UnsafeBufferPointer<PartitionView>, stamp: UInt32) -> Bool {
         let entry = probes[b]
         let view = views[Int(entry.partition)]
-        let first = bucket &* 5
-        for slot in first..<(first &+ 5) {
-            let ref = HashMapPartition.ref(view.buckets, slot).pointee
-            if ref != 0 && HashMapPartition.key(view.buckets, slot).pointee == entry.key
-                && (view.rowBits == 32 || Int32(truncatingIfNeeded: (ref &- 1) >> view.rowBits) == entry.member) {
-                let row = Int(truncatingIfNeeded: (ref &- 1) & view.rowMask)
-                if let stamps = view.stamps {
-                    stamps[row] = overflow.policy == .evictLeastUsed ? stamps[row] &+ 1 : stamp
-                }
-                probes[b].source = view.vectors + row &* vecSize
-                return true
-            }
+        guard let position = HashMapPartition.position(of: entry.key, member: UInt32(bitPattern: entry.member), in: bucket,
+                                                       buckets: view.buckets, rowBits: view.rowBits) else { return false }
+        let ref = HashMapPartition.ref(view.buckets, bucket: bucket, position: position).pointee
+        let row = Int(truncatingIfNeeded: (ref &- 1) & view.rowMask)
+        if let stamps = view.stamps {
+            stamps[row] = overflow.policy == .evictLeastUsed ? stamps[row] &+ 1 : stamp
         }
-        return false
+        probes[b].source = view.vectors + row &* vecSize
+        return true
     }
 
     /// The copy pass over the `count` keys starting at (run, offset) whose
