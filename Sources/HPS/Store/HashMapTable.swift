@@ -33,6 +33,8 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
 
     /// Keys a lookup handles per taking of the partition locks.
     static let lockChunk = 16_384
+    /// The fewest keys a thread of a parallel lookup takes.
+    static let keysPerThread = 4096
     /// Keys probed before their vectors are copied.
     static let chunk = 2048
     /// How many keys ahead the probe pass prefetches a key's buckets.
@@ -104,7 +106,7 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
         let stamp = overflow.policy == .evictLeastUsed ? 0 : epoch.add(1, ordering: .relaxed).newValue
         let streaming = runs.reduce(0) { $0 + $1.count } &* vecSize &* 4 >= Self.streamingBytes
-        return LookupSplit.run(runs, parallelism: parallelism, minimumPerPiece: Self.lockChunk, missed: missed) {
+        return LookupSplit.run(runs, parallelism: parallelism, minimumPerPiece: Self.keysPerThread, missed: missed) {
             run, offset, count, flatStart, missed in
             lookupRange(runs, run: run, offset: offset, count: count, flatStart: flatStart, defaults: defaults,
                         missed: missed, stamp: stamp, streaming: streaming)
