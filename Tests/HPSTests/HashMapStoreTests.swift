@@ -1,4 +1,5 @@
 import CHPSSupport
+import Glibc
 import HPSStoreTestSupport
 import Testing
 
@@ -227,6 +228,34 @@ struct HashMapStoreTests {
                         "member \(m), key \(key)")
             }
         }
+    }
+
+    @Test("after an insert no page of a partition's vector arena past its rows stays resident")
+    func arenaTailReleased() throws {
+        let store = HashMapStore(partitions: 16)
+        let vecSize = 64
+        // Room for 200,000 keys, 100,000 inserted: every partition's arena
+        // (over 1 MiB, so mapped in huge pages) has unused rows at its end.
+        let table = try store.hashMapTable("tail", vecSize: vecSize, members: 1, expectedKeys: 200_000)
+        let rows = RandomTable(count: 100_000, vecSize: vecSize, seed: 9)
+        try insert(table, keys: rows.keys, vectors: rows.vectors)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var checked = 0
+        for partition in table.partitions {
+            let used = (partition.count * vecSize * 4 + page - 1) / page * page
+            let end = (partition.rowCapacity * vecSize * 4 + page - 1) / page * page
+            guard end > used else { continue }
+            var resident = [UInt8](repeating: 0, count: (end - used) / page)
+            #expect(mincore(UnsafeMutableRawPointer(partition.vectors) + used, end - used, &resident) == 0)
+            let kept = resident.filter { $0 & 1 != 0 }.count
+            #expect(kept == 0, "\(kept) of \(resident.count) pages past the rows in use are resident")
+            checked += 1
+        }
+        #expect(checked == 16)
+        // The released pages take rows again.
+        let more = RandomTable(count: 60_000, vecSize: vecSize, seed: 10)
+        try insert(table, keys: more.keys, vectors: more.vectors)
+        #expect(bitwiseEqual(lookup(table, keys: rows.keys + more.keys).vectors, rows.vectors + more.vectors))
     }
 
     @Test("creating a table again returns it; another layout is refused")

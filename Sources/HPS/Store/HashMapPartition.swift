@@ -252,6 +252,13 @@ final class HashMapPartition: @unchecked Sendable {
         rowCapacity = rows
     }
 
+    /// Returns the arena's whole pages past the rows in use (and the stamps'
+    /// past theirs) to the system: `LargeAllocation.releaseTail`.
+    func releaseUnusedRows() {
+        LargeAllocation.releaseTail(vectors, used: rowsUsed * vecSize * 4, of: rowCapacity * vecSize * 4)
+        if let stamps { LargeAllocation.releaseTail(stamps, used: rowsUsed * 4, of: rowCapacity * 4) }
+    }
+
     /// Makes room for `additional` more keys without growing during the inserts.
     func reserve(additional: Int) {
         let keys = count + additional

@@ -327,6 +327,7 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
                 } catch {
                     failure.withLock { $0 = StoreError.partitionFull(table: tag, rows: partition.maxRows) }
                 }
+                partition.releaseUnusedRows()
                 partition.lock.unlock()
                 results[p] = counts
             }
