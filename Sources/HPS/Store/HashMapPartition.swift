@@ -135,15 +135,19 @@ final class HashMapPartition: @unchecked Sendable {
 
     /// The member of a stored ref.
     @inline(__always)
-    func member(of ref: UInt32) -> Int {
-        rowBits == 32 ? 0 : Int(truncatingIfNeeded: (ref &- 1) >> UInt32(rowBits))
+    func member(of ref: UInt32) -> Int { Self.member(of: ref, rowBits: rowBits) }
+
+    /// The member of a stored ref in a partition of `rowBits` row bits (32: a
+    /// table of one member, whose refs hold no member).
+    @inline(__always)
+    static func member(of ref: UInt32, rowBits: Int) -> Int {
+        rowBits == 32 ? 0 : Int(truncatingIfNeeded: (ref &- 1) >> UInt32(truncatingIfNeeded: rowBits))
     }
 
     /// The slot holding (member, key), or nil.
     @inline(__always)
     func find(_ key: Int64, member: Int, hash: UInt64) -> Int? {
         let (first, second) = Self.buckets(of: hash, count: bucketCount)
-        let member = UInt32(truncatingIfNeeded: member), rowBits = UInt32(truncatingIfNeeded: rowBits)
         if let position = Self.position(of: key, member: member, in: first, buckets: buckets, rowBits: rowBits) {
             return first &* 5 &+ position
         }
@@ -156,16 +160,15 @@ final class HashMapPartition: @unchecked Sendable {
     /// The position (0–4) of (member, key) in `bucket`, or nil: all five keys
     /// are compared at once (`hps_bucket_key_matches`), and a match whose
     /// slot is empty (an erased key stays in its slot) or holds another
-    /// member's equal key is passed over. `rowBits` 32 is a table of one
-    /// member, whose refs hold no member.
+    /// member's equal key is passed over.
     @inline(__always)
-    static func position(of key: Int64, member: UInt32, in bucket: Int, buckets: UnsafeMutableRawPointer,
-                         rowBits: UInt32) -> Int? {
+    static func position(of key: Int64, member: Int, in bucket: Int, buckets: UnsafeMutableRawPointer,
+                         rowBits: Int) -> Int? {
         var matches = hps_bucket_key_matches(buckets + bucket &* 64, key)
         while matches != 0 {
             let position = matches.trailingZeroBitCount
             let ref = Self.ref(buckets, bucket: bucket, position: position).pointee
-            if ref != 0 && (rowBits == 32 || (ref &- 1) >> rowBits == member) { return position }
+            if ref != 0 && Self.member(of: ref, rowBits: rowBits) == member { return position }
             matches &= matches &- 1
         }
         return nil

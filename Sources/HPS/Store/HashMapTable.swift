@@ -205,8 +205,8 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
                         views: UnsafeBufferPointer<PartitionView>, stamp: UInt32) -> Bool {
         let entry = probes[b]
         let view = views[Int(entry.partition)]
-        guard let position = HashMapPartition.position(of: entry.key, member: UInt32(bitPattern: entry.member), in: bucket,
-                                                       buckets: view.buckets, rowBits: view.rowBits) else { return false }
+        guard let position = HashMapPartition.position(of: entry.key, member: Int(entry.member), in: bucket,
+                                                       buckets: view.buckets, rowBits: Int(view.rowBits)) else { return false }
         let ref = HashMapPartition.ref(view.buckets, bucket: bucket, position: position).pointee
         let row = Int(truncatingIfNeeded: (ref &- 1) & view.rowMask)
         if let stamps = view.stamps {
