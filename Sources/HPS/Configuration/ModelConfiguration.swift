@@ -86,6 +86,11 @@ public struct ModelConfiguration: Sendable, Equatable {
         useStaticTable ? .static : embeddingCacheType
     }
 
+    /// The GPUs the model is served from: `deployed_device_list`, or GPU 0 when the list is empty.
+    public var effectiveDevices: [Int] {
+        deployedDevices.isEmpty ? [0] : deployedDevices
+    }
+
     /// The most keys one lookup into `table` may carry:
     /// `maxBatchSize × maxQueryKeysPerSample[table]`. `table` must be below `tableCount`.
     public func maxKeysPerLookup(table: Int) -> Int {

@@ -1,7 +1,15 @@
 public import Logging
 
 /// Assembles the tiers of a configuration, loads every model's tables into
-/// them, and hands out one `LookupSession` per model.
+/// them, and hands out one `LookupSession` per model and device: on the CPU
+/// for every model, and, given a GPU cache factory (`HPSCUDA`'s), on each GPU
+/// of the `deployed_device_list` of every model with `gpucache: true`, whose
+/// groups then have GPU tables or caches as their L1 in front of the same tiers.
+///
+/// ```swift
+/// let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: "hps.json"))
+/// let vectors = try server.session(model: "8_table").lookup(table: 0, keys: [1, 2, 3])
+/// ```
 ///
 /// Thread safety: sessions may be used from any thread once `init` returns.
 public final class HierarchicalParameterServer: Sendable {
@@ -16,15 +24,20 @@ public final class HierarchicalParameterServer: Sendable {
     /// What loading read, per table.
     public let loadReports: [TableLoadReport]
     private let sessions: [String: LookupSession]
+    private let deviceSessions: [String: [Int: LookupSession]]
 
     /// Builds the tiers and loads the tables.
     /// - Parameters:
     ///   - configuration: a parsed HugeCTR configuration.
     ///   - parallelism: threads for loading and for each lookup.
     ///   - logger: receives the warnings and a line per loaded table.
+    ///   - gpu: builds the GPU tables and caches of the models with
+    ///     `gpucache: true` on their devices; nil serves every model from the CPU.
     /// - Throws: `StoreError.backendUnavailable` for a backend this build lacks,
-    ///   `ModelFileError` for a model folder that cannot be read.
-    public init(configuration: HPSConfiguration, parallelism: Int = availableCores, logger: Logger? = nil) throws {
+    ///   `ModelFileError` for a model folder that cannot be read, and what
+    ///   `gpu` throws for a device or a table it cannot make.
+    public init(configuration: HPSConfiguration, parallelism: Int = availableCores, logger: Logger? = nil,
+                gpu: (any EmbeddingCacheFactory)? = nil) throws {
         self.configuration = configuration
         var warnings = configuration.warnings
         let keyType: KeyType = configuration.supportLongLong ? .int64 : .int32
@@ -69,15 +82,22 @@ public final class HierarchicalParameterServer: Sendable {
         }
 
         var sessions: [String: LookupSession] = [:]
+        var deviceSessions: [String: [Int: LookupSession]] = [:]
         var reports: [TableLoadReport] = []
+        let storeNames = [volatileStore?.kind, persistentStore?.kind].compactMap { $0 }
+        // The top store decides whether lookups wait on a network or a disk, and so whether a CPU cache pays.
+        let topMayBlock = (volatileStore ?? persistentStore)?.mayBlock ?? false
+        let mayBlock = (volatileStore?.mayBlock ?? false) || (persistentStore?.mayBlock ?? false)
         for model in configuration.models {
             let plan = FusionPlan(model: model, fuse: configuration.fuseEmbeddingTable && model.fuseEmbeddingTable)
             var tiers: [[any EmbeddingStoreTable]] = []
+            var groupFolders: [[SparseModelFolder]] = []
             for group in plan.groups {
                 let folders = try group.tables.map { table in
                     try SparseModelFolder(path: Self.resolve(model.sparseFiles[table], base: configuration.baseDirectory),
                                           table: model.tableNames[table], vecSize: model.vecSizes[table])
                 }
+                groupFolders.append(folders)
                 let tag = FusionPlan.tag(model: model.name, group: group.name)
                 var groupTiers: [any EmbeddingStoreTable] = []
                 // The persistent tier holds every key; the volatile tier the initial_cache_rate share.
@@ -122,22 +142,74 @@ public final class HierarchicalParameterServer: Sendable {
                 if let persistentTable { groupTiers.append(persistentTable) }
                 tiers.append(groupTiers)
             }
-            sessions[model.name] = LookupSession(model: model, plan: plan, keyType: keyType, tiers: tiers,
-                                                 parallelism: parallelism,
-                                                 cacheMissedEmbeddings: volatile.cacheMissedEmbeddings && volatileStore != nil && persistentStore != nil)
+            let cacheMissed = volatile.cacheMissedEmbeddings && volatileStore != nil && persistentStore != nil
+            // On the CPU, a bounded cache in front of a top tier that waits (Redis, RocksDB, the mapped files).
+            var cpuCaches: [(any EmbeddingCache)?] = []
+            if model.gpuCache && topMayBlock {
+                cpuCaches = zip(plan.groups, groupFolders).map { group, folders in
+                    let keys = folders.reduce(0) { $0 + $1.keyCount }
+                    return CPUEmbeddingCache(tag: FusionPlan.tag(model: model.name, group: group.name), vecSize: group.vecSize,
+                                             members: group.tables.count,
+                                             capacity: max(1, Int((Double(keys) * model.gpuCachePercentage).rounded(.up))),
+                                             parallelism: parallelism)
+                }
+            }
+            let cpu = LookupSession(model: model, plan: plan, keyType: keyType, tiers: tiers, tierNames: storeNames,
+                                    parallelism: parallelism, cacheMissedEmbeddings: cacheMissed, caches: cpuCaches,
+                                    mayBlock: mayBlock)
+            sessions[model.name] = cpu
+            if let gpu, model.gpuCache {
+                for device in model.effectiveDevices {
+                    let caches = try gpu.makeCaches(model: model, plan: plan, folders: groupFolders, keyType: keyType,
+                                                    below: (0..<plan.groups.count).map { cpu.tierChain(group: $0) },
+                                                    device: device)
+                    precondition(caches.count == plan.groups.count, "a GPU cache factory makes one cache per group")
+                    deviceSessions[model.name, default: [:]][device] = LookupSession(
+                        model: model, plan: plan, keyType: keyType, tiers: tiers, tierNames: storeNames,
+                        parallelism: parallelism, cacheMissedEmbeddings: cacheMissed, caches: caches, device: device,
+                        mayBlock: true)
+                    logger?.info("model \(model.name) on GPU \(device): \(caches.first?.kind ?? "no") caches for \(plan.groups.count) group(s)")
+                }
+            }
         }
         for warning in warnings { logger?.warning("\(warning)") }
         self.warnings = warnings
         self.loadReports = reports
         self.sessions = sessions
+        self.deviceSessions = deviceSessions
     }
 
-    /// The session of a model.
+    /// The session of a model on the CPU.
     public func session(model: String) throws(LookupError) -> LookupSession {
         guard let session = sessions[model] else {
             throw .unknownModel(model, available: configuration.models.map(\.name))
         }
         return session
+    }
+
+    /// The session of a model on one of its GPUs.
+    /// - Throws: `LookupError.unknownModel`, or `.notOnDevice` when the model
+    ///   is not served from that GPU (not in its `deployed_device_list`,
+    ///   `gpucache` false, or a server built without GPUs).
+    public func session(model: String, device: Int) throws(LookupError) -> LookupSession {
+        _ = try session(model: model)
+        guard let session = deviceSessions[model]?[device] else {
+            throw .notOnDevice(model: model, device: device, devices: (deviceSessions[model] ?? [:]).keys.sorted())
+        }
+        return session
+    }
+
+    /// A model's sessions on its GPUs, in device order (empty when it is served from the CPU only).
+    public func deviceSessions(model: String) -> [LookupSession] {
+        (deviceSessions[model] ?? [:]).sorted { $0.key < $1.key }.map(\.value)
+    }
+
+    /// Whether any model is served from a GPU.
+    public var hasDeviceSessions: Bool { !deviceSessions.isEmpty }
+
+    /// The background work of every session's caches, for the owner to run until shutdown.
+    public var backgroundWork: [any BackgroundWork] {
+        sessions.values.flatMap(\.backgroundWork) + deviceSessions.values.flatMap { $0.values.flatMap(\.backgroundWork) }
     }
 
     /// A model folder path as written in the configuration, resolved against

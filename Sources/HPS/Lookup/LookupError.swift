@@ -12,6 +12,12 @@ public enum LookupError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidOffsets(reason: String)
     /// More dense inputs or weights than the layer takes.
     case shape(reason: String)
+    /// The model is not served from that GPU.
+    case notOnDevice(model: String, device: Int, devices: [Int])
+    /// A destination of the wrong size, or in memory the session cannot write.
+    case destination(reason: String)
+    /// The GPU failed during the lookup (the driver's error, one sentence).
+    case device(reason: String)
 
     /// One sentence a user can act on.
     public var description: String {
@@ -27,6 +33,14 @@ public enum LookupError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .invalidOffsets(reason):
             return "invalid ragged ids: \(reason)"
         case let .shape(reason):
+            return reason
+        case let .notOnDevice(model, device, devices):
+            return devices.isEmpty
+                ? "model \(model) is not served from any GPU (it needs gpucache true, and a server started with a GPU)"
+                : "model \(model) is not served from GPU \(device); its deployed_device_list is \(devices)"
+        case let .destination(reason):
+            return reason
+        case let .device(reason):
             return reason
         }
     }

@@ -1,6 +1,16 @@
-/// Answers lookups for one model: plans them by fusion group, asks each tier
-/// in turn for the keys the tier above missed, and fills what no tier holds
-/// with the table's default value.
+/// Answers lookups for one model on one device (or on the CPU): plans them
+/// by fusion group, asks each group's L1 cache (a GPU table or cache, or a
+/// bounded CPU cache in front of slow tiers) and then each tier in turn for
+/// the keys the level above missed, and fills what no tier holds with the
+/// table's default value. Every caller (the command line, the server, the
+/// Swift API) looks up through a session, and every lookup is checked here
+/// once: tables, key counts against the model's limits, the 32-bit key range.
+///
+/// ```swift
+/// let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: "hps.json"))
+/// let session = try server.session(model: "8_table")
+/// let vectors = try session.lookup(table: 0, keys: [1, 2, 3])   // 3 × vec size floats
+/// ```
 ///
 /// Thread safety: any number of lookups may run concurrently, also with
 /// inserts into the tiers.
@@ -11,8 +21,12 @@ public final class LookupSession: Sendable {
     public let plan: FusionPlan
     /// The key type of the deployment.
     public let keyType: KeyType
+    /// The GPU the session's caches live on, or nil for a session on the CPU.
+    public let device: Int?
     /// For each group: its table in each tier, top tier first.
     let tiers: [[any EmbeddingStoreTable]]
+    /// For each group: its L1 cache, if any (every group has one or none does).
+    let caches: [(any EmbeddingCache)?]
     /// For each group: the default value of each member.
     let defaults: [[Float]]
     /// Threads one lookup may use.
@@ -23,21 +37,53 @@ public final class LookupSession: Sendable {
     public let cacheMissedEmbeddings: Bool
     /// For each group: its tiers as one table.
     let chains: [TierChain?]
+    /// The levels a lookup asks, top first, as `LookupCounts.tierHits` counts
+    /// them: the L1 cache's kind (when the groups have caches), then the stores' kinds.
+    public let tierNames: [String]
+    /// Whether a lookup may wait on a network or a disk (a Redis Cluster,
+    /// RocksDB or memory-mapped tier): such lookups belong on a thread pool,
+    /// not on an event loop or Swift's cooperative pool.
+    public let mayBlock: Bool
 
     /// Creates a session over tiers that already hold the model's tables.
-    /// - Parameter tiers: for each group of `plan`, its table in each tier, top first.
+    /// - Parameters:
+    ///   - tiers: for each group of `plan`, its table in each tier, top first.
+    ///   - tierNames: the stores' kinds, top first (for statistics and metrics).
+    ///   - caches: for each group its L1 cache, or empty for none.
+    ///   - device: the GPU the caches live on, or nil.
+    ///   - mayBlock: whether a tier waits on a network or a disk.
     public init(model: ModelConfiguration, plan: FusionPlan, keyType: KeyType,
-                tiers: [[any EmbeddingStoreTable]], parallelism: Int, cacheMissedEmbeddings: Bool = false) {
+                tiers: [[any EmbeddingStoreTable]], tierNames: [String] = [], parallelism: Int,
+                cacheMissedEmbeddings: Bool = false, caches: [(any EmbeddingCache)?] = [], device: Int? = nil,
+                mayBlock: Bool = false) {
+        precondition(caches.isEmpty || caches.count == plan.groups.count, "one cache per group, or none")
+        precondition(caches.allSatisfy { $0 != nil } || caches.allSatisfy { $0 == nil }, "every group has a cache, or none does")
         self.model = model
         self.cacheMissedEmbeddings = cacheMissedEmbeddings
         chains = tiers.map { $0.isEmpty ? nil : TierChain(tiers: $0, cacheMissedEmbeddings: cacheMissedEmbeddings) }
         self.plan = plan
         self.keyType = keyType
         self.tiers = tiers
+        self.caches = caches.isEmpty ? [(any EmbeddingCache)?](repeating: nil, count: plan.groups.count) : caches
+        self.device = device
+        self.mayBlock = mayBlock
         self.parallelism = max(1, parallelism)
         defaults = plan.groups.map { group in group.tables.map { model.defaultValues[$0] } }
-        statistics = LookupStatistics(tables: model.tableNames.count, tiers: tiers.first?.count ?? 0)
+        let storeTiers = tiers.first?.count ?? 0
+        let cacheKind = caches.first.flatMap { $0?.kind }
+        var names = tierNames.count == storeTiers ? tierNames : (0..<storeTiers).map { "tier\($0)" }
+        if let cacheKind { names.insert(cacheKind, at: 0) }
+        self.tierNames = names
+        statistics = LookupStatistics(tables: model.tableNames.count, tiers: names.count)
     }
+
+    /// Each group's L1 cache (nil where none).
+    public var groupCaches: [(any EmbeddingCache)?] { caches }
+
+    /// The background work of the session's caches (refreshes, inserts of
+    /// misses): `hps serve` runs it as services; without it the caches apply
+    /// pending work at their next lookup.
+    public var backgroundWork: [any BackgroundWork] { caches.flatMap { $0?.backgroundWork ?? [] } }
 
     /// A fusion group's table in each tier, top first.
     public func tierTables(group: Int) -> [any EmbeddingStoreTable] {
@@ -105,21 +151,8 @@ public final class LookupSession: Sendable {
     @discardableResult
     public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, parallelism: Int? = nil) throws(LookupError) -> LookupCounts {
         let threads = parallelism ?? self.parallelism
-        var perTable = [Int](repeating: 0, count: model.tableNames.count)
-        for run in runs {
-            try checkTable(run.member)
-            perTable[run.member] += run.count
-            if keyType == .int32 {
-                for i in 0..<run.count where !keyType.admits(run.keys[i]) {
-                    throw .keyOutOfRange(table: model.tableNames[run.member], key: run.keys[i])
-                }
-            }
-        }
-        for (table, count) in perTable.enumerated() where count > model.maxKeysPerLookup(table: table) {
-            throw .tooManyKeys(model: model.name, table: model.tableNames[table], keys: count,
-                               maxBatchSize: model.maxBatchSize, maxPerSample: model.maxQueryKeysPerSample[table])
-        }
-        var counts = LookupCounts(tables: model.tableNames.count, tiers: tiers.first?.count ?? 0)
+        try validate(runs.lazy.map { ($0.member, UnsafeBufferPointer(start: $0.keys, count: $0.count)) })
+        var counts = LookupCounts(tables: model.tableNames.count, tiers: tierNames.count)
         var groupRuns = [[LookupRun]](repeating: [], count: plan.groups.count)
         for run in runs where run.count > 0 {
             var translated = run
@@ -127,12 +160,159 @@ public final class LookupSession: Sendable {
             groupRuns[plan.groupOfTable[run.member]].append(translated)
         }
         for (group, runs) in groupRuns.enumerated() where !runs.isEmpty {
-            runs.withUnsafeBufferPointer { runs in
-                lookupGroup(group, runs: runs, parallelism: threads, counts: &counts)
+            try runs.withUnsafeBufferPointer { (runs) throws(LookupError) in
+                if caches[group] != nil {
+                    try lookupCached(group, runs: runs, device: nil, counts: &counts)
+                } else {
+                    lookupGroup(group, runs: runs, parallelism: threads, counts: &counts)
+                }
             }
         }
         statistics.record(counts)
         return counts
+    }
+
+    /// Looks up the keys of several tables into one destination, the parts'
+    /// rows end to end in the order given.
+    ///
+    /// - Parameters:
+    ///   - parts: (table index, keys) pairs; a table may appear more than once.
+    ///   - destination: `sum(keys.count × vecSize(table))` floats in host
+    ///     memory, or in the memory of the session's GPU. For device memory
+    ///     every group needs a GPU cache on that device, and each group's
+    ///     parts must follow one another (one group's rows are one region).
+    ///   - layout: how the rows are placed in a device destination (host
+    ///     destinations take `.runs` only).
+    /// - Returns: what the call found where.
+    /// - Throws: before any lookup, for an unknown table, a key out of the
+    ///   32-bit range, more keys for a table than its limit, or a destination
+    ///   of the wrong size or place.
+    @discardableResult
+    public func lookup(_ parts: [(table: Int, keys: UnsafeBufferPointer<Int64>)], into destination: LookupDestination,
+                       layout: OutputLayout = .runs) throws(LookupError) -> LookupCounts {
+        try validate(parts.lazy.map { ($0.table, $0.keys) })
+        var floats = 0
+        for part in parts { floats += part.keys.count * model.vecSizes[part.table] }
+        guard destination.count == floats else {
+            throw .destination(reason: "the destination holds \(destination.count) floats but the keys' vectors take \(floats)")
+        }
+        switch destination {
+        case let .host(buffer):
+            guard case .runs = layout else {
+                throw .destination(reason: "a host destination takes the rows run after run; the sample-major layout is for device memory")
+            }
+            var runs: [LookupRun] = []
+            runs.reserveCapacity(parts.count)
+            var offset = 0
+            for part in parts where !part.keys.isEmpty {
+                runs.append(LookupRun(member: part.table, keys: part.keys.baseAddress!, count: part.keys.count,
+                                      output: buffer.baseAddress! + offset))
+                offset += part.keys.count * model.vecSizes[part.table]
+            }
+            return try runs.withUnsafeBufferPointer { (runs) throws(LookupError) in try lookup(runs) }
+        case let .device(pointer, _):
+            guard let device, pointer.device == device else {
+                throw .destination(reason: "the destination is memory of GPU \(pointer.device) but this session of model \(model.name) runs on \(device.map { "GPU \($0)" } ?? "the CPU")")
+            }
+            // Each group's parts as one region of the destination.
+            var regions: [(group: Int, start: Int, runs: [LookupRun])] = []
+            var offset = 0
+            var scratch = LookupRun(member: 0, keys: UnsafePointer(bitPattern: 8)!, count: 0,
+                                    output: UnsafeMutablePointer(bitPattern: 8)!)
+            for part in parts where !part.keys.isEmpty {
+                let group = plan.groupOfTable[part.table]
+                scratch.member = plan.memberOfTable[part.table]
+                scratch.keys = part.keys.baseAddress!
+                scratch.count = part.keys.count
+                if let last = regions.last, last.group == group {
+                    regions[regions.count - 1].runs.append(scratch)
+                } else {
+                    guard !regions.contains(where: { $0.group == group }) else {
+                        throw .destination(reason: "the parts of fusion group \(plan.groups[group].name) must follow one another in a device destination")
+                    }
+                    regions.append((group, offset, [scratch]))
+                }
+                offset += part.keys.count * model.vecSizes[part.table]
+            }
+            if case .samplesByRun = layout, regions.count > 1 {
+                throw .destination(reason: "the sample-major layout needs the tables of one fusion group; model \(model.name)'s parts span \(regions.count) groups")
+            }
+            var counts = LookupCounts(tables: model.tableNames.count, tiers: tierNames.count)
+            for region in regions {
+                guard caches[region.group]?.device == device else {
+                    throw .destination(reason: "fusion group \(plan.groups[region.group].name) of model \(model.name) has no cache on GPU \(device) to write device memory")
+                }
+                try region.runs.withUnsafeBufferPointer { (runs) throws(LookupError) in
+                    try lookupCached(region.group, runs: runs, device: (pointer + region.start, layout), counts: &counts)
+                }
+            }
+            statistics.record(counts)
+            return counts
+        }
+    }
+
+    /// The one check of every lookup: known tables, keys within the 32-bit
+    /// range of a `supportlonglong: false` deployment, and per table at most
+    /// its limit of keys in all.
+    func validate<Parts: Sequence>(_ parts: Parts) throws(LookupError)
+        where Parts.Element == (Int, UnsafeBufferPointer<Int64>) {
+        var perTable = [Int](repeating: 0, count: model.tableNames.count)
+        for (table, keys) in parts {
+            try checkTable(table)
+            perTable[table] += keys.count
+            if keyType == .int32 {
+                for key in keys where !keyType.admits(key) {
+                    throw .keyOutOfRange(table: model.tableNames[table], key: key)
+                }
+            }
+        }
+        for (table, count) in perTable.enumerated() where count > model.maxKeysPerLookup(table: table) {
+            throw .tooManyKeys(model: model.name, table: model.tableNames[table], keys: count,
+                               maxBatchSize: model.maxBatchSize, maxPerSample: model.maxQueryKeysPerSample[table])
+        }
+    }
+
+    /// One group through its L1 cache: its keys gathered into one buffer
+    /// (the cache uploads or probes them at once), then the cache and, for
+    /// its misses, the tiers below.
+    private func lookupCached(_ group: Int, runs: UnsafeBufferPointer<LookupRun>,
+                              device: (pointer: DevicePointer<Float>, layout: OutputLayout)?,
+                              counts: inout LookupCounts) throws(LookupError) {
+        let tables = plan.groups[group].tables
+        var total = 0
+        for run in runs { total += run.count }
+        let keys = UnsafeMutableBufferPointer<Int64>.allocate(capacity: max(1, total))
+        let gathered = UnsafeMutableBufferPointer<LookupRun>.allocate(capacity: runs.count)
+        defer { keys.deallocate(); gathered.deallocate() }
+        var offset = 0
+        for (r, run) in runs.enumerated() {
+            (keys.baseAddress! + offset).update(from: run.keys, count: run.count)
+            gathered[r] = LookupRun(member: run.member, keys: keys.baseAddress! + offset, count: run.count, output: run.output)
+            offset += run.count
+            counts.keys += run.count
+            counts.tables[tables[run.member]].keys += run.count
+        }
+        var hits = TierHits(tiers: tierNames.count, members: tables.count)
+        try defaults[group].withUnsafeBufferPointer { (defaults) throws(LookupError) in
+            try caches[group]!.lookup(CacheBatch(keys: UnsafeBufferPointer(rebasing: keys[0..<total]),
+                                                 runs: UnsafeBufferPointer(gathered), device: device?.pointer,
+                                                 layout: device?.layout ?? .runs),
+                                      below: chains[group], defaults: defaults, hits: &hits)
+        }
+        add(hits, group: group, to: &counts)
+    }
+
+    /// Adds a group's hits per tier and member to the counts of its tables.
+    private func add(_ hits: TierHits, group: Int, to counts: inout LookupCounts) {
+        let tables = plan.groups[group].tables
+        for (member, table) in tables.enumerated() {
+            counts.defaults += hits.missing[member]
+            counts.tables[table].defaults += hits.missing[member]
+            for tier in hits.answered.indices {
+                counts.tierHits[tier] += hits.answered[tier][member]
+                counts.tables[table].tierHits[tier] += hits.answered[tier][member]
+            }
+        }
     }
 
     /// One group down the tiers: the keys each tier misses go to the next;
@@ -153,14 +333,8 @@ public final class LookupSession: Sendable {
                 return
             }
             var hits = TierHits(tiers: chain.tiers.count, members: tables.count)
-            counts.defaults += chain.lookup(runs, defaults: defaults, missed: nil, parallelism: parallelism, hits: &hits)
-            for (member, table) in tables.enumerated() {
-                counts.tables[table].defaults += hits.missing[member]
-                for tier in hits.answered.indices {
-                    counts.tierHits[tier] += hits.answered[tier][member]
-                    counts.tables[table].tierHits[tier] += hits.answered[tier][member]
-                }
-            }
+            _ = chain.lookup(runs, defaults: defaults, missed: nil, parallelism: parallelism, hits: &hits)
+            add(hits, group: group, to: &counts)
         }
     }
 
@@ -170,7 +344,7 @@ public final class LookupSession: Sendable {
         }
     }
 
-    private func checkTable(_ table: Int) throws(LookupError) {
+    func checkTable(_ table: Int) throws(LookupError) {
         guard table >= 0 && table < model.tableNames.count else {
             throw .unknownTable(model: model.name, table: String(table), available: model.tableNames)
         }

@@ -18,6 +18,17 @@ public protocol EmbeddingStore: AnyObject, Sendable {
 
     /// The tags of all tables, sorted.
     var tableTags: [String] { get }
+
+    /// Whether a lookup may wait on a network or a disk (true unless the
+    /// store lives in this process's memory): sessions over such a store run
+    /// their lookups on a thread pool, and a session on the CPU puts a
+    /// bounded cache in front of it.
+    var mayBlock: Bool { get }
+}
+
+extension EmbeddingStore {
+    /// A store waits on something outside this process's memory unless it says otherwise.
+    public var mayBlock: Bool { true }
 }
 
 /// One table of a store. A fused table holds several member tables whose keys

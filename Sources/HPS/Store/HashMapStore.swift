@@ -7,6 +7,8 @@ import Synchronization
 public final class HashMapStore: EmbeddingStore, @unchecked Sendable {
     /// `hash_map`.
     public let kind = "hash_map"
+    /// In this process's memory: a lookup never waits.
+    public var mayBlock: Bool { false }
     /// Partitions per table.
     public let partitionCount: Int
     let overflow: OverflowSettings

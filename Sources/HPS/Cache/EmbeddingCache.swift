@@ -1,0 +1,109 @@
+/// The L1 cache of one fusion group, in front of the group's tiers (the
+/// volatile store, the persistent store, the defaults): a GPU static table,
+/// GPU dynamic or uvm cache (`HPSCUDA`), or a bounded cache in CPU memory
+/// (`CPUEmbeddingCache`).
+///
+/// A cache answers a whole group lookup: the keys it holds from itself, the
+/// others from `below` (now, or with the default value now and from below
+/// later, as its policy says), and writes every row of the output.
+///
+/// Thread safety: lookups may be called concurrently; a cache serializes
+/// what must be.
+public protocol EmbeddingCache: AnyObject, Sendable {
+    /// A short name for statistics and metrics: `gpu_static`, `gpu_dynamic`, `gpu_uvm` or `cpu_cache`.
+    var kind: String { get }
+    /// The GPU it lives on, or nil for host memory.
+    var device: Int? { get }
+    /// Floats per vector.
+    var vecSize: Int { get }
+    /// Member tables.
+    var memberCount: Int { get }
+
+    /// Looks up one fusion group's keys.
+    ///
+    /// - Parameters:
+    ///   - batch: the keys, one run per member table and request, and where they go.
+    ///   - below: the group's tiers below the cache (nil: none; misses get the default).
+    ///   - defaults: per member, the value of a key found nowhere.
+    ///   - hits: receives, per tier (the cache first, then `below`'s tiers), the
+    ///     keys each answered, and per member the keys answered with the default.
+    /// - Throws: `LookupError.device` when the device fails, or when the
+    ///   destination is device memory the cache cannot write.
+    func lookup(_ batch: CacheBatch, below: TierChain?, defaults: UnsafeBufferPointer<Float>,
+                hits: inout TierHits) throws(LookupError)
+
+    /// What the cache has done since it was made; a snapshot taken under its lock.
+    var statistics: CacheStatistics { get }
+
+    /// Work the cache does in the background (refreshes, inserts of misses
+    /// answered with the default): its owner runs each until shutdown. A
+    /// cache whose work does not run still answers correctly; it applies
+    /// what is pending at its next lookup.
+    var backgroundWork: [any BackgroundWork] { get }
+}
+
+extension EmbeddingCache {
+    /// No background work.
+    public var backgroundWork: [any BackgroundWork] { [] }
+}
+
+/// One fusion group's lookup as a cache receives it.
+///
+/// - `keys`: all runs' keys, run after run (each run's `keys` points into it).
+/// - `runs`: per run, its member, keys and, for a host destination, its output rows.
+/// - `device`: for a device destination, where the group's rows go, run
+///   after run (`keys.count × vecSize` floats); nil for host memory.
+public struct CacheBatch: @unchecked Sendable {
+    /// All keys, run after run.
+    public var keys: UnsafeBufferPointer<Int64>
+    /// The runs, in `keys` order; with a host destination each run's `output` receives its rows.
+    public var runs: UnsafeBufferPointer<LookupRun>
+    /// The group's output in device memory, run after run; nil when the outputs are the runs' host rows.
+    public var device: DevicePointer<Float>?
+    /// How the rows are placed in a device destination.
+    public var layout: OutputLayout
+
+    /// A batch.
+    public init(keys: UnsafeBufferPointer<Int64>, runs: UnsafeBufferPointer<LookupRun>, device: DevicePointer<Float>? = nil,
+                layout: OutputLayout = .runs) {
+        self.keys = keys
+        self.runs = runs
+        self.device = device
+        self.layout = layout
+    }
+}
+
+/// What a cache has done.
+public struct CacheStatistics: Sendable, Equatable {
+    /// Keys looked up.
+    public var keys = 0
+    /// Keys the cache answered.
+    public var hits = 0
+    /// Keys inserted after a miss (or by a prefill).
+    public var inserts = 0
+    /// Rows evicted to make room.
+    public var evictions = 0
+    /// Refreshes of the cached rows from the tiers below.
+    public var refreshes = 0
+    /// Inserts that failed (the keys stay missing and are tried again).
+    public var failedInserts = 0
+    /// Nanoseconds spent on the device (GPU caches: kernels and copies of lookups).
+    public var deviceNanoseconds: UInt64 = 0
+
+    /// Zero counts.
+    public init() {}
+
+    /// hits / keys (0 before any key).
+    public var hitRate: Double { keys == 0 ? 0 : Double(hits) / Double(keys) }
+}
+
+/// Work that runs in the background until it is cancelled, such as a
+/// cache's refresh timer: its owner (`hps serve`'s service group) starts it,
+/// and cancels the task to stop it. `run` returns once it has stopped and
+/// left nothing half done.
+public protocol BackgroundWork: Sendable {
+    /// A name for logs.
+    var name: String { get }
+    /// Runs until the task is cancelled.
+    func run() async throws
+}
