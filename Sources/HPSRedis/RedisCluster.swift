@@ -1,5 +1,6 @@
 public import NIOCore
-import NIOPosix
+public import HPS
+public import NIOPosix
 import Synchronization
 
 /// A client of a Redis Cluster: the slot map read with `CLUSTER SLOTS`,
@@ -9,9 +10,12 @@ import Synchronization
 /// `execute` is synchronous: it groups a batch of commands by node, writes each
 /// node's share pipelined over its connections at once, and waits for all
 /// replies. It blocks its caller with `EventLoopFuture.wait()`, so it must be
-/// called from a thread that is not one of the cluster's event loops (the store
-/// calls it from the caller's thread). The cluster owns its event loops and
-/// shuts them down when released.
+/// called from a thread that is not one of the event loops (the store calls it
+/// from the caller's thread; `hps serve` runs such lookups on its thread
+/// pool). The event loops are the caller's (`MultiThreadedEventLoopGroup.singleton`
+/// unless given): the cluster never shuts them down. Its connections close
+/// with `close()`, when the value returned by `connectionWork` is cancelled,
+/// or, without waiting, when the cluster is released.
 ///
 /// Thread safety: `execute` and `refreshSlots` may be called concurrently.
 public final class RedisCluster: Sendable {
@@ -31,8 +35,6 @@ public final class RedisCluster: Sendable {
         public var backoff = TimeAmount.milliseconds(250)
         /// Redirections followed per command before giving up.
         public var maxRedirections = 5
-        /// Event loop threads.
-        public var threads = 2
 
         /// The defaults.
         public init() {}
@@ -55,7 +57,7 @@ public final class RedisCluster: Sendable {
     /// The addresses the cluster was opened with.
     public let seeds: [NodeAddress]
     let options: Options
-    private let group: MultiThreadedEventLoopGroup
+    private let group: any EventLoopGroup
 
     private struct SlotMap {
         /// Index into `nodes` per slot, or -1.
@@ -77,26 +79,38 @@ public final class RedisCluster: Sendable {
     private let redirections = Atomic<Int>(0)
 
     /// Opens the cluster: reads the slot map from the first of `seeds` that answers.
+    /// - Parameter eventLoopGroup: the event loops the connections run on;
+    ///   the cluster uses them and never shuts them down.
     /// - Throws: `RedisError.clusterUnreachable` naming every address tried, when none answers.
-    public init(seeds: [NodeAddress], options: Options = Options()) throws {
+    public init(seeds: [NodeAddress], options: Options = Options(),
+                eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         self.seeds = seeds
         self.options = options
-        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
+        group = eventLoopGroup
         do {
             try refreshSlots()
         } catch {
-            shutdown()
+            close()
             throw error
         }
     }
 
     deinit {
-        shutdown()
+        // Closing is asynchronous on the event loops: nothing here waits.
+        close()
     }
 
-    private func shutdown() {
+    /// Closes every connection; a later command opens them again.
+    public func close() {
         for pool in pools.withLock({ Array($0.values) }) { pool.close() }
-        try? group.syncShutdownGracefully()
+    }
+
+    /// The cluster's connections as background work: while it runs, a slot
+    /// map marked stale by a failure or a redirection is read again every
+    /// `interval` even when no command comes (so the first lookup after a
+    /// failover finds the new map); when it is cancelled, the connections close.
+    public func connectionWork(interval: Duration = .seconds(1)) -> any BackgroundWork {
+        RedisConnectionWork(cluster: self, interval: interval)
     }
 
     /// Requests that failed at the connection level (refused, closed, timed out,
@@ -133,34 +147,73 @@ public final class RedisCluster: Sendable {
     // MARK: Slot map
 
     /// Reads the slot map again from the first node that answers (known nodes
-    /// first, then the seeds).
+    /// first, then the seeds). Blocks the calling thread: not for an event loop
+    /// or async code (use `refreshSlotsAsync`).
     /// - Throws: `RedisError.clusterUnreachable` when none answers.
     public func refreshSlots() throws(RedisError) {
-        var candidates = map.withLock { map in Set(map.owner.filter { $0 >= 0 }).sorted().map { map.nodes[Int($0)] } }
-        for seed in seeds where !candidates.contains(seed) { candidates.append(seed) }
         var reasons: [String] = []
+        let candidates = slotMapCandidates()
         for address in candidates {
             do {
-                let replies = try pool(address).connection()
-                    .flatMap { $0.send([RedisCommand(["CLUSTER", "SLOTS"])]) }
-                    .wait()
-                let ranges = try Self.parseSlots(replies[0], from: address)
-                map.withLock { map in
-                    map.owner = [Int16](repeating: -1, count: HashSlot.count)
-                    for (range, node) in ranges {
-                        let i = map.index(of: node)
-                        for slot in range { map.owner[slot] = i }
-                    }
-                    map.stale = false
-                    map.refreshedAt = .now()
-                }
+                let replies = try slotsRequest(address).wait()
+                try applySlots(replies, from: address)
                 return
             } catch {
                 reasons.append("\(error)")
             }
         }
+        throw unreachable(candidates, reasons)
+    }
+
+    /// `refreshSlots`, awaiting the replies instead of blocking a thread.
+    public func refreshSlotsAsync() async throws(RedisError) {
+        var reasons: [String] = []
+        let candidates = slotMapCandidates()
+        for address in candidates {
+            do {
+                let replies = try await slotsRequest(address).get()
+                try applySlots(replies, from: address)
+                return
+            } catch {
+                reasons.append("\(error)")
+            }
+        }
+        throw unreachable(candidates, reasons)
+    }
+
+    /// Refreshes the map if a failure or redirection marked it stale, awaiting the replies.
+    func refreshIfStaleAsync() async {
+        let due = map.withLock { $0.stale && NIODeadline.now() - $0.refreshedAt > .milliseconds(100) }
+        if due { try? await refreshSlotsAsync() }
+    }
+
+    /// The nodes to ask for the map: the known masters, then the seeds.
+    private func slotMapCandidates() -> [NodeAddress] {
+        var candidates = map.withLock { map in Set(map.owner.filter { $0 >= 0 }).sorted().map { map.nodes[Int($0)] } }
+        for seed in seeds where !candidates.contains(seed) { candidates.append(seed) }
+        return candidates
+    }
+
+    private func slotsRequest(_ address: NodeAddress) -> EventLoopFuture<[RESPValue]> {
+        pool(address).connection().flatMap { $0.send([RedisCommand(["CLUSTER", "SLOTS"])]) }
+    }
+
+    private func applySlots(_ replies: [RESPValue], from address: NodeAddress) throws(RedisError) {
+        let ranges = try Self.parseSlots(replies[0], from: address)
+        map.withLock { map in
+            map.owner = [Int16](repeating: -1, count: HashSlot.count)
+            for (range, node) in ranges {
+                let i = map.index(of: node)
+                for slot in range { map.owner[slot] = i }
+            }
+            map.stale = false
+            map.refreshedAt = .now()
+        }
+    }
+
+    private func unreachable(_ candidates: [NodeAddress], _ reasons: [String]) -> RedisError {
         map.withLock { $0.refreshedAt = .now() }
-        throw .clusterUnreachable(addresses: candidates.map { $0.description }, reasons: reasons)
+        return .clusterUnreachable(addresses: candidates.map { $0.description }, reasons: reasons)
     }
 
     /// The ranges of a `CLUSTER SLOTS` reply and their masters.

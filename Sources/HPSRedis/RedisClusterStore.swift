@@ -1,4 +1,6 @@
 public import HPS
+public import NIOCore
+public import NIOPosix
 import Synchronization
 
 /// The `redis_cluster` volatile store: tables kept in a Redis Cluster in
@@ -6,9 +8,9 @@ import Synchronization
 ///
 /// The store protocol is synchronous, Redis is reached through SwiftNIO: each
 /// call writes its commands from the caller's thread and blocks it with
-/// `EventLoopFuture.wait()` on the event loops the store's `RedisCluster`
-/// owns. Calls must therefore not be made from those event loops (the
-/// lookup path never is: sessions call stores from their own threads).
+/// `EventLoopFuture.wait()` until the event loops have the replies. Calls
+/// must therefore not be made from the event loops or Swift's cooperative
+/// pool: `mayBlock` is true, so `hps serve` runs these lookups on its thread pool.
 ///
 /// Thread safety: all methods may be called concurrently.
 public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
@@ -24,11 +26,14 @@ public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
     /// Opens the cluster named by `configuration.address` (comma-separated
     /// `host:port`), authenticating with `user_name` and `password` when a
     /// password is set, with `num_node_connections` connections per node.
-    /// - Parameter options: timeouts and back-off; the connection settings of
-    ///   `configuration` override theirs.
+    /// - Parameters:
+    ///   - options: timeouts and back-off; the connection settings of
+    ///     `configuration` override theirs.
+    ///   - eventLoopGroup: the event loops of the connections (the store never shuts them down).
     /// - Throws: `StoreError.backendUnavailable` for an address that does not parse,
     ///   `RedisError.clusterUnreachable` (naming every address tried) when no node answers.
-    public init(configuration: VolatileDatabaseConfiguration, options: RedisCluster.Options = .init()) throws {
+    public init(configuration: VolatileDatabaseConfiguration, options: RedisCluster.Options = .init(),
+                eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         guard let seeds = NodeAddress.list(configuration.address) else {
             throw StoreError.backendUnavailable(
                 path: "volatile_db.address", type: "redis_cluster",
@@ -43,8 +48,11 @@ public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
         options.userName = configuration.userName
         options.password = configuration.password
         self.configuration = configuration
-        cluster = try RedisCluster(seeds: seeds, options: options)
+        cluster = try RedisCluster(seeds: seeds, options: options, eventLoopGroup: eventLoopGroup)
     }
+
+    /// The cluster's connections, kept fresh while served and closed at shutdown.
+    public var backgroundWork: [any BackgroundWork] { [cluster.connectionWork()] }
 
     /// Requests of lookups, inserts and erases that got no usable reply (a node
     /// refused, closed, timed out, was skipped after a failure, or answered with

@@ -207,9 +207,11 @@ public final class HierarchicalParameterServer: Sendable {
     /// Whether any model is served from a GPU.
     public var hasDeviceSessions: Bool { !deviceSessions.isEmpty }
 
-    /// The background work of every session's caches, for the owner to run until shutdown.
+    /// The background work of the stores and of every session's caches, for
+    /// the owner to run until shutdown.
     public var backgroundWork: [any BackgroundWork] {
-        sessions.values.flatMap(\.backgroundWork) + deviceSessions.values.flatMap { $0.values.flatMap(\.backgroundWork) }
+        (volatileStore?.backgroundWork ?? []) + (persistentStore?.backgroundWork ?? [])
+            + sessions.values.flatMap(\.backgroundWork) + deviceSessions.values.flatMap { $0.values.flatMap(\.backgroundWork) }
     }
 
     /// A model folder path as written in the configuration, resolved against

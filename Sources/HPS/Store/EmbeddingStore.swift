@@ -24,11 +24,17 @@ public protocol EmbeddingStore: AnyObject, Sendable {
     /// their lookups on a thread pool, and a session on the CPU puts a
     /// bounded cache in front of it.
     var mayBlock: Bool { get }
+
+    /// Work the store does in the background while it is served (keeping
+    /// connections and their routing fresh): its owner runs each until shutdown.
+    var backgroundWork: [any BackgroundWork] { get }
 }
 
 extension EmbeddingStore {
     /// A store waits on something outside this process's memory unless it says otherwise.
     public var mayBlock: Bool { true }
+    /// No background work.
+    public var backgroundWork: [any BackgroundWork] { [] }
 }
 
 /// One table of a store. A fused table holds several member tables whose keys

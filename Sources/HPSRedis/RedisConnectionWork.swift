@@ -1,0 +1,23 @@
+import HPS
+
+/// A Redis Cluster's connections as background work of `hps serve`: keeps
+/// the slot map fresh while it runs (awaiting the replies, never blocking a
+/// thread), and closes the connections when cancelled.
+struct RedisConnectionWork: BackgroundWork {
+    let cluster: RedisCluster
+    let interval: Duration
+
+    var name: String { "redis-cluster connections (\(cluster.seeds.map(\.description).joined(separator: ",")))" }
+
+    func run() async throws {
+        defer { cluster.close() }
+        while true {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return  // cancelled: the server shuts down
+            }
+            await cluster.refreshIfStaleAsync()
+        }
+    }
+}
