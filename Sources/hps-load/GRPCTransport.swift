@@ -5,10 +5,11 @@ import GRPCNIOTransportHTTP2Posix
 import HPSServer
 import SwiftProtobuf
 
-/// KServe v2 over gRPC: `inference.GRPCInferenceService/ModelInfer` with
-/// KEYS and NUMKEYS in `raw_input_contents` and OUTPUT0 read from
-/// `raw_output_contents`, as tritonclient.grpc sends and reads them. Each
-/// connection is its own HTTP/2 connection, one request in flight at a time.
+/// KServe v2 over gRPC: `inference.GRPCInferenceService/ModelInfer` with the
+/// inputs (KEYS and NUMKEYS, or KEYS0…) in `raw_input_contents` and OUTPUT0
+/// read from `raw_output_contents`, as tritonclient.grpc sends and reads
+/// them. Each connection is its own HTTP/2 connection, one request in flight
+/// at a time.
 struct GRPCTransport: LoadTransport {
     let host: String
     let port: Int
@@ -43,15 +44,11 @@ final class GRPCConnection: LoadConnection {
     func infer(_ request: LoadRequest) async throws -> LoadResponse {
         let message = Inference_ModelInferRequest.with {
             $0.modelName = model
-            $0.inputs = [
-                .with { $0.name = "KEYS"; $0.datatype = "INT64"; $0.shape = [Int64(request.keys.count)] },
-                .with { $0.name = "NUMKEYS"; $0.datatype = "INT32"; $0.shape = [Int64(request.numKeys.count)] },
-            ]
+            $0.inputs = request.inputs.map { input in
+                .with { $0.name = input.name; $0.datatype = input.datatype; $0.shape = input.shape.map(Int64.init) }
+            }
             $0.outputs = [.with { $0.name = "OUTPUT0" }]
-            $0.rawInputContents = [
-                request.keys.withUnsafeBytes { Data($0) },
-                request.numKeys.withUnsafeBytes { Data($0) },
-            ]
+            $0.rawInputContents = request.inputs.map { $0.withUnsafeBytes { Data($0) } }
         }
         do {
             // A seed batch's answer is 27 MB; grpc-swift stops at 4 MiB unless told

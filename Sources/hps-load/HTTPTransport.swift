@@ -2,8 +2,9 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// KServe v2 over HTTP/1.1 with keep-alive connections: KEYS and NUMKEYS as
-/// Triton's binary tensor data, OUTPUT0 asked for as binary data.
+/// KServe v2 over HTTP/1.1 with keep-alive connections: the inputs (KEYS and
+/// NUMKEYS, or KEYS0…) as Triton's binary tensor data, OUTPUT0 asked for as
+/// binary data.
 struct HTTPTransport: LoadTransport {
     let host: String
     let port: Int
@@ -45,15 +46,16 @@ struct HTTPConnection: LoadConnection {
 
     func infer(_ request: LoadRequest) async throws -> LoadResponse {
         // The JSON header, then the raw little-endian tensors it declares.
-        let header = """
-            {"inputs":[{"name":"KEYS","datatype":"INT64","shape":[\(request.keys.count)],"parameters":{"binary_data_size":\(request.keys.count * 8)}},\
-            {"name":"NUMKEYS","datatype":"INT32","shape":[\(request.numKeys.count)],"parameters":{"binary_data_size":\(request.numKeys.count * 4)}}],\
-            "outputs":[{"name":"OUTPUT0","parameters":{"binary_data":true}}]}
-            """
-        var body = channel.allocator.buffer(capacity: header.utf8.count + request.keys.count * 8 + request.numKeys.count * 4)
+        let declared = request.inputs.map { input in
+            "{\"name\":\"\(input.name)\",\"datatype\":\"\(input.datatype)\","
+                + "\"shape\":[\(input.shape.map(String.init).joined(separator: ","))],"
+                + "\"parameters\":{\"binary_data_size\":\(input.byteCount)}}"
+        }
+        let header = "{\"inputs\":[\(declared.joined(separator: ","))],"
+            + "\"outputs\":[{\"name\":\"OUTPUT0\",\"parameters\":{\"binary_data\":true}}]}"
+        var body = channel.allocator.buffer(capacity: header.utf8.count + request.inputs.reduce(0) { $0 + $1.byteCount })
         let headerLength = body.writeString(header)
-        for key in request.keys { body.writeInteger(key, endianness: .little) }
-        for count in request.numKeys { body.writeInteger(count, endianness: .little) }
+        for input in request.inputs { input.withUnsafeBytes { _ = body.writeBytes($0) } }
         var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v2/models/\(model)/infer")
         head.headers.add(name: "Host", value: "\(host):\(port)")
         head.headers.add(name: "Content-Type", value: "application/octet-stream")

@@ -13,7 +13,10 @@ struct LoadCommand: AsyncParsableCommand {
             Open loop with --rate (latency from each request's scheduled send time, so a slow server cannot hide \
             behind the requests it delayed); closed loop without it (each connection sends as soon as it is answered). \
             Every answer is checked: status 200 and OUTPUT0's size, and with --model-dir one random key's vector \
-            against the model files.
+            against the model files. seed-predict asks the prediction model that hps serve --demo serves as \
+            <tables>_table_dense (KEYS0…KEYS<tables-1>, INT64 [samples, keys per sample] → OUTPUT0, FP32 [samples, 1]); \
+            its answers are checked for status, size and that every prediction is a finite number: no file holds \
+            the predictions to compare them with, so --model-dir does not apply to it.
             """
     )
 
@@ -21,11 +24,11 @@ struct LoadCommand: AsyncParsableCommand {
     var host = "127.0.0.1"
     @Option(help: "The server's KServe v2 port: HTTP (8000) or gRPC (8001), as --transport says.")
     var port = 8000
-    @Option(help: "The HPS model to ask (KEYS, NUMKEYS).")
-    var model = "8_table"
+    @Option(help: "The model to ask (default: <tables>_table, the HPS model of hps serve --demo; <tables>_table_dense for seed-predict).")
+    var model: String?
     @Option(help: "Transport: http (binary tensor extension over HTTP/1.1) or grpc (ModelInfer with raw contents over HTTP/2).")
     var transport = "http"
-    @Option(help: "Request kind: one-sample (26 keys × each table) or seed-batch (256 samples).")
+    @Option(help: "Request kind: one-sample (26 keys × each table, their vectors), seed-batch (--batch-size samples, their vectors) or seed-predict (--batch-size samples, one prediction each).")
     var kind = "one-sample"
     @Option(help: "Requests a second (open loop); without it, closed loop.")
     var rate: Double?
@@ -43,7 +46,7 @@ struct LoadCommand: AsyncParsableCommand {
     var keysPerSample = 26
     @Option(help: "Floats per vector.")
     var dim = 128
-    @Option(help: "Samples of a seed-batch request.")
+    @Option(help: "Samples of a seed-batch or seed-predict request.")
     var batchSize = 256
     @Option(help: "The model's folder (hps generate --output), to check one vector of each answer against its file.")
     var modelDir: String?
@@ -59,8 +62,12 @@ struct LoadCommand: AsyncParsableCommand {
         guard duration > 0 && duration <= 3600 else { throw ValidationError("--duration must be in (0, 3600] seconds, not \(duration)") }
         guard connections >= 1 && connections <= 256 else { throw ValidationError("--connections must be 1…256, not \(connections)") }
         if let rate, !(rate > 0 && rate <= 1_000_000) { throw ValidationError("--rate must be in (0, 1000000], not \(rate)") }
-        guard ["one-sample", "seed-batch"].contains(kind) else {
-            throw ValidationError("--kind must be one-sample or seed-batch, not \(kind)")
+        guard RequestKind.names.contains(kind) else {
+            throw ValidationError("--kind must be one of \(RequestKind.names.joined(separator: ", ")), not \(kind)")
+        }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, not \(batchSize)") }
+        if kind == "seed-predict", modelDir != nil {
+            throw ValidationError("--model-dir checks vectors against the model files; seed-predict answers predictions, which no file holds: leave --model-dir out")
         }
         #if Serving
         guard ["http", "grpc"].contains(transport) else { throw ValidationError("--transport must be http or grpc, not \(transport)") }
@@ -73,8 +80,11 @@ struct LoadCommand: AsyncParsableCommand {
 
     func run() async throws {
         LargeBufferReuse.enable()
-        let requestKind = RequestKind(samples: kind == "one-sample" ? 1 : batchSize, tables: tables, vocab: vocab,
-                                      keysPerSample: keysPerSample, dim: dim)
+        guard let requestKind = RequestKind(name: kind, batchSize: batchSize, tables: tables, vocab: vocab,
+                                            keysPerSample: keysPerSample, dim: dim) else {
+            throw ValidationError("--kind must be one of \(RequestKind.names.joined(separator: ", ")), not \(kind)")
+        }
+        let model = self.model ?? requestKind.demoModel
         let expected = try modelDir.map { try ExpectedRows(directory: $0, tables: tables, dim: dim) }
         let transport: any LoadTransport
         #if Serving

@@ -14,7 +14,8 @@ struct LoadRun: Sendable {
     /// Requests a second for the whole run; nil: closed loop.
     var rate: Double?
     var duration: Duration
-    /// The model's rows, to spot-check one key of each answer; nil: sizes only.
+    /// The model's rows, to spot-check one key of each answer; nil: sizes
+    /// only (and, for predictions, that each is finite).
     var expected: ExpectedRows?
     var seed: UInt64 = 1
 
@@ -107,6 +108,12 @@ struct LoadRun: Sendable {
         guard response.status == 200 else { return "status \(response.status): \(response.error ?? "")" }
         guard response.output.count == kind.outputBytes else {
             return "OUTPUT0 has \(response.output.count) bytes, not \(kind.outputBytes)"
+        }
+        if kind.answer == .predictions {
+            // No file holds the predictions, so only their being numbers is checked.
+            for sample in 0..<kind.samples where !response.float(at: sample).isFinite {
+                return "prediction \(sample) is \(response.float(at: sample)), not a finite number"
+            }
         }
         if let expected {
             let index = Int(random.next() % UInt64(request.keys.count))

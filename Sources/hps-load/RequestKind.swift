@@ -2,8 +2,22 @@ import HPS
 
 /// What each request asks for, of the seed model's tables (table t holds
 /// keys [t·vocab, (t+1)·vocab)): `samples` samples of `keysPerSample` random
-/// keys per table, so every key is in the model.
+/// keys per table, so every key is in the model; either their vectors from
+/// the HPS model or one prediction per sample from the prediction model.
 struct RequestKind: Sendable {
+    /// The kinds `--kind` takes.
+    static let names = ["one-sample", "seed-batch", "seed-predict"]
+
+    /// What the answer holds.
+    enum Answer: Sendable {
+        /// The vectors of the keys (an HPS model: KEYS and NUMKEYS in).
+        case vectors
+        /// One prediction per sample (a prediction model: KEYS0…KEYS<tables-1> in).
+        case predictions
+    }
+
+    /// What the answer holds.
+    var answer: Answer
     /// Samples per request: 1 for one sample, 256 for the seed batch.
     var samples: Int
     /// Number of tables.
@@ -15,10 +29,40 @@ struct RequestKind: Sendable {
     /// Floats per vector.
     var dim: Int
 
+    /// The kind named `name` (one of `names`): one-sample (one sample's
+    /// vectors), seed-batch (`batchSize` samples' vectors) or seed-predict
+    /// (`batchSize` samples' predictions); nil for another name.
+    init?(name: String, batchSize: Int, tables: Int, vocab: Int, keysPerSample: Int, dim: Int) {
+        switch name {
+        case "one-sample": (answer, samples) = (.vectors, 1)
+        case "seed-batch": (answer, samples) = (.vectors, batchSize)
+        case "seed-predict": (answer, samples) = (.predictions, batchSize)
+        default: return nil
+        }
+        self.tables = tables
+        self.vocab = vocab
+        self.keysPerSample = keysPerSample
+        self.dim = dim
+    }
+
+    /// The model `hps serve --demo` serves this kind's requests from:
+    /// `<tables>_table` for vectors, `<tables>_table_dense` for predictions.
+    var demoModel: String {
+        switch answer {
+        case .vectors: "\(tables)_table"
+        case .predictions: "\(tables)_table_dense"
+        }
+    }
+
     /// Keys per request.
     var keyCount: Int { samples * keysPerSample * tables }
-    /// Bytes of OUTPUT0 in a right answer.
-    var outputBytes: Int { keyCount * dim * 4 }
+    /// Bytes of OUTPUT0 in a right answer: FP32 [keys, dim] or [samples, 1].
+    var outputBytes: Int {
+        switch answer {
+        case .vectors: keyCount * dim * 4
+        case .predictions: samples * 4
+        }
+    }
 
     /// A request of fresh random keys.
     func request(_ random: inout SplitMix64) -> LoadRequest {
@@ -28,7 +72,21 @@ struct RequestKind: Sendable {
             let base = Int64(table) * Int64(vocab)
             for _ in 0..<(samples * keysPerSample) { keys.append(base + Int64(random.next() % UInt64(vocab))) }
         }
-        return LoadRequest(keys: keys, numKeys: [Int32](repeating: Int32(samples * keysPerSample), count: tables))
+        let perTable = samples * keysPerSample
+        let numKeys = [Int32](repeating: Int32(perTable), count: tables)
+        let inputs: [LoadInput]
+        switch answer {
+        case .vectors:
+            inputs = [LoadInput(name: "KEYS", shape: [keys.count], values: .int64(keys[...])),
+                      LoadInput(name: "NUMKEYS", shape: [tables], values: .int32(numKeys))]
+        case .predictions:
+            // Table t's keys are already [samples, keysPerSample] in row-major order.
+            inputs = (0..<tables).map { table in
+                LoadInput(name: "KEYS\(table)", shape: [samples, keysPerSample],
+                          values: .int64(keys[(table * perTable)..<((table + 1) * perTable)]))
+            }
+        }
+        return LoadRequest(keys: keys, numKeys: numKeys, inputs: inputs)
     }
 }
 
