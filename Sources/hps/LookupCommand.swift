@@ -30,20 +30,25 @@ struct LookupCommand: ParsableCommand {
         try reportingErrors {
             let keys = try Self.parseKeys(self.keys)
             let configuration = try HPSConfiguration.load(path: config)
-            let server = try HierarchicalParameterServer(configuration: configuration)
+            let modelDevices = configuration.model(named: model)?.effectiveDevices ?? [0]
+            let target = try Device.resolve(device, index: gpu ?? modelDevices.first ?? 0)
+            // On a GPU, the model's groups get their GPU tables or caches as the L1 of the same tiers.
+            let server = try HierarchicalParameterServer(configuration: configuration,
+                                                         gpu: target == .cpu ? nil : GPUCacheFactory())
             for warning in server.warnings { note("hps: warning: \(warning)") }
-            let session = try server.session(model: model)
+            var session = try server.session(model: model)
+            if case .gpu(let index) = target {
+                do {
+                    session = try server.session(model: model, device: index)
+                } catch {
+                    // auto stays on the CPU session for a model not served from that GPU; gpu says why not.
+                    guard device == "auto" else { throw error }
+                    note("hps: running on the CPU because \(error)")
+                }
+            }
             let table = try session.tableIndex(self.table)
             let vecSize = session.model.vecSizes[table]
-            let vectors: [Float]
-            let target = try Device.resolve(device, index: gpu ?? session.model.deployedDevices.first ?? 0)
-            switch target {
-            case .cpu:
-                vectors = try session.lookup(table: table, keys: keys)
-            case .gpu(let index):
-                let deployment = try GPUDeployment(server: server)
-                vectors = try deployment.session(model: model, device: index).lookup(tables: [(table, keys)])[0]
-            }
+            let vectors = try session.lookup(table: table, keys: keys)
             let counts = session.statistics.totals
             if json {
                 var fields: [(String, JSONValue)] = [
@@ -55,7 +60,7 @@ struct LookupCommand: ParsableCommand {
                     })),
                 ]
                 if stats {
-                    let tiers = tierNames(server)
+                    let tiers = session.tierNames
                     func object(keys: Int, tierHits: [Int], defaults: Int) -> [(String, JSONValue)] {
                         var fields: [(String, JSONValue)] = [("keys", .integer(Int64(keys)))]
                         for (tier, hits) in zip(tiers, tierHits) { fields.append(("\(tier)_hits", .integer(Int64(hits)))) }
@@ -76,7 +81,7 @@ struct LookupCommand: ParsableCommand {
                     print("\(key): \(row)")
                 }
                 if stats {
-                    let names = tierNames(server)
+                    let names = session.tierNames
                     func line(_ keys: Int, _ tierHits: [Int], _ defaults: Int) -> String {
                         let tiers = zip(names, tierHits).map { "\($0) \($1)" }.joined(separator: ", ")
                         return "keys \(keys); answered by \(tiers); default value \(defaults)"
@@ -88,11 +93,6 @@ struct LookupCommand: ParsableCommand {
                 }
             }
         }
-    }
-
-    /// The tiers' kinds, top first (e.g. hash_map, rocks_db).
-    func tierNames(_ server: HierarchicalParameterServer) -> [String] {
-        [server.volatileStore?.kind, server.persistentStore?.kind].compactMap { $0 }
     }
 
     /// Parses `1,2,3`.

@@ -31,6 +31,131 @@ struct GPUHostTests {
         }
     }
 
+    @Test("without libcuda, a server asked for GPU caches fails with one sentence saying there is no GPU, not a crash")
+    func factoryWithoutDriver() throws {
+        guard (try? CUDADriver.shared()) == nil else { return }
+        let directory = try TemporaryDirectory(prefix: "hps-gpu-host")
+        defer { directory.remove() }
+        var model = SeedModel()
+        (model.tables, model.vocab, model.dim, model.batchSize, model.keysPerSample) = (2, 10, 4, 2, 1)
+        let path = try model.write(to: directory.path)
+        var configuration = try HPSConfiguration.load(path: path)
+        do {
+            _ = try HierarchicalParameterServer(configuration: configuration, gpu: GPUCacheFactory())
+            Issue.record("a server was made with GPU caches on a machine without a GPU")
+        } catch {
+            let text = String(describing: error)
+            #expect(text.hasPrefix("no GPU: the CUDA driver (libcuda.so.1) could not be loaded"))
+            #expect(!text.contains("\n"))
+        }
+        // A model without gpucache never asks the factory, so it is served from the CPU.
+        configuration.models[0].gpuCache = false
+        let server = try HierarchicalParameterServer(configuration: configuration, gpu: GPUCacheFactory())
+        #expect(server.deviceSessions(model: model.modelName).isEmpty)
+        #expect(throws: LookupError.self) { try server.session(model: model.modelName, device: 0) }
+        #expect(try server.session(model: model.modelName).lookup(table: 0, keys: [1]).count == 4)
+    }
+
+    @Test("hps lookup --device gpu without a GPU fails with one line; --device auto answers from the CPU and says why")
+    func lookupCommandWithoutGPU() throws {
+        guard (try? CUDADriver.shared()) == nil else { return }
+        let directory = try TemporaryDirectory(prefix: "hps-gpu-host")
+        defer { directory.remove() }
+        var model = SeedModel()
+        (model.tables, model.vocab, model.dim, model.batchSize, model.keysPerSample) = (2, 10, 4, 2, 1)
+        let path = try model.write(to: directory.path)
+        let cli = CLITests()
+        let refused = try cli.hps(["lookup", "--config", path, "--model", model.modelName, "--table", "table1", "--keys", "12",
+                                   "--device", "gpu"], in: directory.path)
+        #expect(refused.status != 0)
+        #expect(refused.stderrLines.count == 1, "stderr: \(refused.stderr)")
+        #expect(refused.stderr.hasPrefix("hps: No GPU: the CUDA driver (libcuda.so.1) could not be loaded"))
+        let fallback = try cli.hps(["lookup", "--config", path, "--model", model.modelName, "--table", "table1", "--keys", "12",
+                                    "--device", "auto", "--stats"], in: directory.path)
+        #expect(fallback.status == 0, "stderr: \(fallback.stderr)")
+        #expect(fallback.stderr.hasPrefix("hps: running on the CPU because no GPU"))
+        #expect(fallback.stdout.hasPrefix("12: "))
+        #expect(fallback.stdout.contains("answered by hash_map 1"))
+    }
+
+    @Test("a staged lookup keeps keys, run arrays and the miss counter in one upload, and the rows 16-byte aligned behind the counter")
+    func stagedLayout() {
+        for (keyBytes, runs, rowBytes, keys) in [(8 * 6656, 8, 6656 * 128 * 4, 6656), (4 * 3, 3, 0, 3), (4 * 5, 1, 5 * 3 * 4, 5)] {
+            let layout = StagedLookup.Layout(keyBytes: keyBytes, runs: runs, rowBytes: rowBytes, keys: keys)
+            #expect(layout.startsOffset >= keyBytes && layout.startsOffset % 4 == 0)
+            #expect(layout.membersOffset == layout.startsOffset + (runs + 1) * 4)
+            #expect(layout.headOffset >= layout.membersOffset + runs * 4 && layout.headOffset % 16 == 0)
+            #expect(layout.rowsOffset == layout.headOffset + StagedLookup.headBytes && layout.rowsOffset % 16 == 0)
+            #expect(layout.pinnedBytes == layout.rowsOffset + rowBytes)
+            #expect(layout.missIndexOffset >= layout.rowsOffset + rowBytes && layout.missIndexOffset % 16 == 0)
+            #expect(layout.deviceBytes >= layout.missIndexOffset + keys * 4)
+        }
+    }
+
+    @Test("missed key indices are counted against the member of the run that holds them, empty runs included")
+    func missAttribution() {
+        let key: Int64 = 0
+        var floats: Float = 0
+        withUnsafePointer(to: key) { k in
+            withUnsafeMutablePointer(to: &floats) { o in
+                let runs = [(1, 3), (0, 0), (2, 2), (1, 4), (0, 1)].map { LookupRun(member: $0.0, keys: k, count: $0.1, output: o) }
+                let indices: [Int32] = [9, 0, 2, 3, 4, 5, 8, 7]
+                runs.withUnsafeBufferPointer { runs in
+                    indices.withUnsafeBufferPointer { indices in
+                        // Run starts 0, 3, 3, 5, 9: index 9 is member 0's, 0 and 2 member 1's, 3 and 4 member 2's, 5, 7 and 8 member 1's.
+                        #expect(missesPerMember(indices, runs: runs, members: 3) == [1, 5, 2])
+                    }
+                }
+            }
+        }
+        var hits = TierHits(tiers: 3, members: 2)
+        hits.answered[0] = [10, 4]
+        hits.moveFromCache(member: 0, count: 3, to: 2)
+        hits.moveFromCache(member: 1, count: 1, to: nil)
+        hits.moveFromCache(member: 0, count: 2, to: 7)  // a tier beyond the session's: counted as a default
+        #expect(hits.answered == [[5, 3], [0, 0], [3, 0]] && hits.missing == [2, 1])
+    }
+
+    @Test("a GPU cache refuses memory of another GPU, and sample-major runs that do not tile the output, before any device work")
+    func destinationChecks() throws {
+        let keys: [Int64] = Array(0..<12)
+        var out = [Float](repeating: 0, count: 12)
+        try keys.withUnsafeBufferPointer { k in
+            try out.withUnsafeMutableBufferPointer { o in
+                let even = [LookupRun(member: 0, keys: k.baseAddress!, count: 6, output: o.baseAddress!),
+                            LookupRun(member: 1, keys: k.baseAddress! + 6, count: 6, output: o.baseAddress! + 6)]
+                let uneven = [LookupRun(member: 0, keys: k.baseAddress!, count: 4, output: o.baseAddress!),
+                              LookupRun(member: 1, keys: k.baseAddress! + 4, count: 8, output: o.baseAddress! + 4)]
+                try even.withUnsafeBufferPointer { runs in
+                    let here = DevicePointer<Float>(device: 1, address: 4096)
+                    let fine = try GPUOutput(CacheBatch(keys: k, runs: runs, device: here, layout: .samplesByRun(keysPerSample: 3)),
+                                             device: 1, what: "t")
+                    #expect(fine.layout == .samplesByRun && fine.keysPerSample == 3 && fine.device == here)
+                    #expect(try GPUOutput(CacheBatch(keys: k, runs: runs), device: 1, what: "t").layout == .keyOrder)
+                    #expect(throws: LookupError.self) {
+                        try GPUOutput(CacheBatch(keys: k, runs: runs, device: DevicePointer(device: 0, address: 4096)), device: 1, what: "t")
+                    }
+                    #expect(throws: LookupError.self) {
+                        try GPUOutput(CacheBatch(keys: k, runs: runs, layout: .samplesByRun(keysPerSample: 3)), device: 1, what: "t")
+                    }
+                    #expect(throws: LookupError.self) {
+                        try GPUOutput(CacheBatch(keys: k, runs: runs, device: here, layout: .samplesByRun(keysPerSample: 4)), device: 1, what: "t")
+                    }
+                }
+                try uneven.withUnsafeBufferPointer { runs in
+                    do {
+                        _ = try GPUOutput(CacheBatch(keys: k, runs: runs, device: DevicePointer(device: 0, address: 4096),
+                                                     layout: .samplesByRun(keysPerSample: 2)), device: 0, what: "hps_et.m.fused_embedding0")
+                        Issue.record("runs of 4 and 8 keys were taken as samples × 2 keys")
+                    } catch {
+                        let text = String(describing: error)
+                        #expect(text.contains("hps_et.m.fused_embedding0") && text.contains("[4, 8]"))
+                    }
+                }
+            }
+        }
+    }
+
     @Test("the GPU index finds every key of every member at its row, and nothing else")
     func indexFindsEveryKey() throws {
         var random = SplitMix64(seed: 17)

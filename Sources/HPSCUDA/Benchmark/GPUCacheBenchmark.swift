@@ -67,11 +67,11 @@ enum GPUCacheBenchmark {
                                               defaults: [0], hitRateThreshold: 0.9, int64Keys: true)
             let timed = try timeCalls(partial, keys: zipf, sets: zipfSets, count: zipfBatch, calls: zipfSets,
                                       warmup: zipfWarmup, output: output)
-            partial.waitForInserts()
-            if partial.statistics.failedInserts > 0 {
-                throw CUDAError.unsupported("\(name): \(partial.statistics.failedInserts) inserts failed, the last with \(partial.statistics.lastInsertError ?? "no message")")
+            partial.applyPendingInserts()
+            let s = partial.detailedStatistics, warm = timed.warm
+            if s.failedInserts > 0 {
+                throw CUDAError.unsupported("\(name): \(s.failedInserts) inserts failed, the last with \(s.lastInsertError ?? "no message")")
             }
-            let s = partial.statistics, warm = timed.warm
             let calls = s.synchronousFills + s.asynchronousInserts - warm.synchronousFills - warm.asynchronousInserts
             func ms(_ path: KeyPath<GPUDynamicCache.Statistics, UInt64>) -> String {
                 String(String(Double(s[keyPath: path] - warm[keyPath: path]) / 1e6 / Double(max(1, calls))).prefix(5))
@@ -89,9 +89,9 @@ enum GPUCacheBenchmark {
     static func timeCalls(_ cache: GPUDynamicCache, keys: DeviceBuffer<Int64>, sets: Int, count: Int, calls: Int, warmup: Int,
                           output: DeviceBuffer<Float>) throws -> (median: Double, hitRate: Double, warm: GPUDynamicCache.Statistics) {
         var times: [Double] = [], hits = 0, looked = 0
-        var warm = cache.statistics
+        var warm = cache.detailedStatistics
         for i in 0..<calls {
-            if i == warmup { warm = cache.statistics }
+            if i == warmup { warm = cache.detailedStatistics }
             let start = MonotonicClock.nanoseconds()
             let report = try cache.lookup(deviceKeys: keys.address + UInt64((i % sets) * count * 8), count: count,
                                           runs: [(0, count)], output: output.address)

@@ -1,55 +1,176 @@
 import HPS
 
-/// Serves a small model from a configuration on the GPU with each cache
-/// type and compares every lookup with the CPU session's, bit for bit:
-/// fused and unfused, hits and keys found nowhere.
+/// Serves a small model from a configuration through
+/// `HierarchicalParameterServer(configuration:gpu: GPUCacheFactory())` with
+/// each cache type and key type, fused and unfused, and compares every
+/// lookup of the GPU session with the CPU session's, bit for bit: into host
+/// memory, into device memory (poisoned first, downloaded after) in both
+/// layouts, with hits and keys found nowhere, and the counts of defaults.
+/// Then the GPU prediction head against the CPU's.
 enum GPUDeploymentSelfTest {
     static func run(deviceIndex: Int, random: inout SplitMix64) throws -> [GPUSelfTest.Case] {
         var cases: [GPUSelfTest.Case] = []
-        var model = SeedModel()
-        model.tables = 3
-        model.vocab = 2000
-        model.dim = 16
-        model.batchSize = 32
-        model.keysPerSample = 4
-        model.seed = random.next()
-        let directory = try TemporaryDirectory(prefix: "hps-gpu-selftest")
-        defer { directory.remove() }
-        try model.write(to: directory.path)
-        for cacheType in [EmbeddingCacheType.static, .dynamic, .uvm] {
-            for fuse in [true, false] {
-                var configuration = try HPSConfiguration.load(path: "\(directory.path)/hps.json")
-                configuration.fuseEmbeddingTable = fuse
-                configuration.models[0].embeddingCacheType = cacheType
-                configuration.models[0].deployedDevices = [deviceIndex]
-                configuration.models[0].gpuCachePercentage = 0.5
-                configuration.models[0].hitRateThreshold = 1.01
-                configuration.models[0].defaultValues = [0.5, -1, 2]
-                let server = try HierarchicalParameterServer(configuration: configuration)
-                let deployment = try GPUDeployment(server: server)
-                let gpu = try deployment.session(model: model.modelName, device: deviceIndex)
-                let cpu = try server.session(model: model.modelName)
-                var problem: String? = nil
-                for _ in 0..<4 where problem == nil {
-                    let requests = (0..<model.tables).map { table in
-                        (table: table, keys: (0..<(model.batchSize * model.keysPerSample)).map { _ -> Int64 in
-                            // One key in eight is outside every table.
-                            random.next() % 8 == 0 ? Int64(3_000_000 + random.next() % 1000)
-                                : Int64(table * model.vocab) + Int64(random.next() % UInt64(model.vocab))
-                        })
-                    }
-                    let want = try cpu.lookup(tables: requests)
-                    let got = try gpu.lookup(tables: requests)
-                    for t in requests.indices where problem == nil {
-                        if let e = want[t].indices.first(where: { want[t][$0].bitPattern != got[t][$0].bitPattern }) {
-                            problem = "table \(t) key \(requests[t].keys[e / model.dim]) element \(e % model.dim): GPU \(got[t][e]), CPU \(want[t][e])"
-                        }
+        // One factory for every configuration: each GPU is opened once.
+        let factory = GPUCacheFactory()
+        for keyType in [KeyType.int32, .int64] {
+            var model = SeedModel()
+            model.tables = 3
+            model.vocab = 2000
+            model.dim = 16
+            model.batchSize = 32
+            model.keysPerSample = 4
+            model.keyType = keyType
+            model.seed = random.next()
+            let directory = try TemporaryDirectory(prefix: "hps-gpu-selftest")
+            defer { directory.remove() }
+            try model.write(to: directory.path)
+            for cacheType in [EmbeddingCacheType.static, .dynamic, .uvm] {
+                for fuse in [true, false] {
+                    var configuration = try HPSConfiguration.load(path: "\(directory.path)/hps.json")
+                    configuration.fuseEmbeddingTable = fuse
+                    configuration.models[0].embeddingCacheType = cacheType
+                    configuration.models[0].deployedDevices = [deviceIndex]
+                    configuration.models[0].gpuCachePercentage = 0.5
+                    configuration.models[0].hitRateThreshold = 1.01
+                    configuration.models[0].defaultValues = [0.5, -1, 2]
+                    let server = try HierarchicalParameterServer(configuration: configuration, gpu: factory)
+                    let name = "configuration served on GPU \(deviceIndex) through a GPUCacheFactory, \(cacheType.rawValue) cache, \(keyType == .int64 ? "int64" : "int32") keys, \(fuse ? "fused" : "unfused"), 4 batches"
+                    let problem = try compare(server: server, model: model, deviceIndex: deviceIndex, cacheType: cacheType,
+                                              fused: fuse, random: &random)
+                    cases.append(.init(name: name, passed: problem == nil,
+                                       detail: problem ?? "every element equal to the CPU session's, into host and device memory, and as many defaults"))
+                    if cacheType != .uvm {
+                        let problem = try comparePredictions(server: server, model: model, deviceIndex: deviceIndex, fused: fuse,
+                                                             random: &random)
+                        cases.append(.init(name: "GPU prediction head, \(cacheType.rawValue) cache, \(keyType == .int64 ? "int64" : "int32") keys, \(fuse ? "fused" : "unfused")",
+                                           passed: problem == nil,
+                                           detail: problem ?? (fuse ? "predictions within 1e-5 of the CPU head's (the dense-input layout is checked bit for bit above), as many defaults"
+                                                                    : "refused with one sentence: the tables are not one fusion group")))
                     }
                 }
-                cases.append(.init(name: "configuration served on GPU \(deviceIndex), \(cacheType.rawValue) cache, \(fuse ? "fused" : "unfused"), 4 batches",
-                                   passed: problem == nil, detail: problem ?? "every element equal to the CPU session's"))
             }
         }
         return cases
+    }
+
+    /// One batch's random keys per table: one key in eight is in no table.
+    static func randomKeys(_ model: SeedModel, random: inout SplitMix64) -> [[Int64]] {
+        (0..<model.tables).map { table in
+            (0..<(model.batchSize * model.keysPerSample)).map { _ -> Int64 in
+                random.next() % 8 == 0 ? Int64(3_000_000 + random.next() % 1000)
+                    : Int64(table * model.vocab) + Int64(random.next() % UInt64(model.vocab))
+            }
+        }
+    }
+
+    /// The first difference between the GPU and CPU sessions, or nil.
+    static func compare(server: HierarchicalParameterServer, model: SeedModel, deviceIndex: Int, cacheType: EmbeddingCacheType,
+                        fused: Bool, random: inout SplitMix64) throws -> String? {
+        let gpu = try server.session(model: model.modelName, device: deviceIndex)
+        let cpu = try server.session(model: model.modelName)
+        let kind = ["static": "gpu_static", "dynamic": "gpu_dynamic", "uvm": "gpu_uvm"][cacheType.rawValue]!
+        guard gpu.device == deviceIndex, gpu.tierNames.first == kind else {
+            return "the GPU session runs on \(gpu.device.map { "GPU \($0)" } ?? "the CPU") with tiers \(gpu.tierNames), not on GPU \(deviceIndex) behind \(kind)"
+        }
+        let device = try CUDADevice(index: deviceIndex)
+        let dim = model.dim, k = model.keysPerSample, perTable = model.batchSize * k
+        let floats = model.tables * perTable * dim
+        let deviceOutput = try DeviceBuffer<Float>(device: device, count: floats)
+        for batch in 0..<4 {
+            let keys = randomKeys(model, random: &random)
+            let flat = keys.flatMap { $0 }
+            var want = [Float](repeating: 0, count: floats)
+            var got = [Float](repeating: .nan, count: floats)
+            let (wantCounts, gotCounts) = try flat.withUnsafeBufferPointer { flat in
+                let parts = (0..<model.tables).map { table in
+                    (table: table, keys: UnsafeBufferPointer(rebasing: flat[(table * perTable)..<((table + 1) * perTable)]))
+                }
+                let wantCounts = try want.withUnsafeMutableBufferPointer { try cpu.lookup(parts, into: .host($0)) }
+                let gotCounts = try got.withUnsafeMutableBufferPointer { try gpu.lookup(parts, into: .host($0)) }
+                return (wantCounts, gotCounts)
+            }
+            func difference(_ got: [Float], at index: (Int) -> Int, _ what: String) -> String? {
+                for i in 0..<floats where got[index(i)].bitPattern != want[i].bitPattern {
+                    let table = i / (perTable * dim), key = flat[i / dim]
+                    return "batch \(batch), \(what): table \(table) key \(key) element \(i % dim): GPU \(got[index(i)]), CPU \(want[i])"
+                }
+                return nil
+            }
+            if let problem = difference(got, at: { $0 }, "into host memory") { return problem }
+            if gotCounts.defaults != wantCounts.defaults || gotCounts.keys != wantCounts.keys
+                || gotCounts.tierHits.reduce(0, +) + gotCounts.defaults != gotCounts.keys {
+                return "batch \(batch): the GPU session counted \(gotCounts.keys) keys, \(gotCounts.tierHits) per tier and \(gotCounts.defaults) defaults; the CPU \(wantCounts.keys) keys and \(wantCounts.defaults) defaults"
+            }
+            // Into device memory, run after run.
+            try deviceOutput.fill32(0xFFFF_FFFF)
+            try flat.withUnsafeBufferPointer { flat in
+                let parts = (0..<model.tables).map { table in
+                    (table: table, keys: UnsafeBufferPointer(rebasing: flat[(table * perTable)..<((table + 1) * perTable)]))
+                }
+                try gpu.lookup(parts, into: .device(DevicePointer(device: deviceIndex, address: deviceOutput.address), count: floats))
+            }
+            if let problem = difference(try deviceOutput.download(), at: { $0 }, "into device memory") { return problem }
+            // Into device memory as a dense layer's input (one fusion group only).
+            if fused {
+                try deviceOutput.fill32(0xFFFF_FFFF)
+                try flat.withUnsafeBufferPointer { flat in
+                    let parts = (0..<model.tables).map { table in
+                        (table: table, keys: UnsafeBufferPointer(rebasing: flat[(table * perTable)..<((table + 1) * perTable)]))
+                    }
+                    try gpu.lookup(parts, into: .device(DevicePointer(device: deviceIndex, address: deviceOutput.address), count: floats),
+                                   layout: .samplesByRun(keysPerSample: k))
+                }
+                let dense = try deviceOutput.download()
+                let problem = difference(dense, at: { i in
+                    // Table t's key j of sample s = j / k sits at row (s × tables + t) × k + j % k.
+                    let row = i / dim, t = row / perTable, j = row % perTable
+                    return (((j / k) * model.tables + t) * k + j % k) * dim + i % dim
+                }, "into device memory in the dense-input layout")
+                if let problem { return problem }
+            }
+        }
+        // The array API too, once.
+        let requests = randomKeys(model, random: &random).enumerated().map { (table: $0.offset, keys: $0.element) }
+        let want = try cpu.lookup(tables: requests), got = try gpu.lookup(tables: requests)
+        for t in requests.indices {
+            if let e = want[t].indices.first(where: { want[t][$0].bitPattern != got[t][$0].bitPattern }) {
+                return "lookup(tables:): table \(t) key \(requests[t].keys[e / dim]) element \(e % dim): GPU \(got[t][e]), CPU \(want[t][e])"
+            }
+        }
+        return nil
+    }
+
+    /// The first difference between the GPU and CPU prediction heads, or nil;
+    /// for an unfused model, whether the GPU head refuses it.
+    static func comparePredictions(server: HierarchicalParameterServer, model: SeedModel, deviceIndex: Int, fused: Bool,
+                                   random: inout SplitMix64) throws -> String? {
+        let gpuSession = try server.session(model: model.modelName, device: deviceIndex)
+        guard fused else {
+            do {
+                _ = try GPUPredictionModel(session: gpuSession, seed: model)
+                return "a GPU prediction head was made over tables in \(gpuSession.plan.groups.count) fusion groups"
+            } catch {
+                if case .shape = error { return nil }
+                return "an unfused model was refused with \(error), not a shape error"
+            }
+        }
+        let cpu = try PredictionModel(session: try server.session(model: model.modelName), seed: model)
+        let gpu = try GPUPredictionModel(session: gpuSession, seed: model)
+        for batch in 0..<3 {
+            let keys = batch == 0 ? model.batch(&random) : randomKeys(model, random: &random)
+            // Fewer samples than the batch once: the device buffers are reused, not regrown.
+            let samples = batch == 2 ? model.batchSize / 2 : model.batchSize
+            let cut = keys.map { Array($0[0..<(samples * model.keysPerSample)]) }
+            let want = try cpu.predict(keys: cut, samples: samples)
+            let got = try gpu.predict(keys: cut, samples: samples)
+            guard got.predictions.count == samples else { return "batch \(batch): \(got.predictions.count) predictions for \(samples) samples" }
+            for s in 0..<samples where abs(got.predictions[s] - want.predictions[s]) > 1e-5 * max(1, abs(want.predictions[s])) {
+                return "batch \(batch) sample \(s): GPU prediction \(got.predictions[s]), CPU \(want.predictions[s])"
+            }
+            if got.counts.defaults != want.counts.defaults || got.counts.keys != want.counts.keys {
+                return "batch \(batch): the GPU head counted \(got.counts.keys) keys and \(got.counts.defaults) defaults, the CPU \(want.counts.keys) and \(want.counts.defaults)"
+            }
+        }
+        return nil
     }
 }

@@ -46,11 +46,12 @@ final class GPUSeedModel {
             servers = []
         }
         fused = try GPUTable.make(cacheType: cacheType, model: config, kernels: kernels, dim: model.dim, rows: folders,
-                                  defaults: config.defaultValues, int64Keys: int64Keys, lower: lowerFused, what: "the seed model")
+                                  defaults: config.defaultValues, int64Keys: int64Keys, lower: lowerFused,
+                                  name: "the seed model's fused table")
         unfused = try folders.enumerated().map { table, rows in
             try GPUTable.make(cacheType: cacheType, model: config, kernels: kernels, dim: model.dim, rows: [rows],
                               defaults: [config.defaultValues[table]], int64Keys: int64Keys, lower: lowerUnfused[table],
-                              what: "the seed model")
+                              name: "the seed model's table\(table)")
         }
     }
 

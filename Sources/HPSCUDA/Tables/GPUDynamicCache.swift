@@ -1,33 +1,47 @@
-import Dispatch
 public import HPS
 
 /// HugeCTR's dynamic embedding cache on the GPU: `capacity` rows of a
 /// (possibly fused) table in GPU memory, in front of a source of misses,
-/// least recently used rows evicted first. The source is the tier below
-/// (the CPU store: the `dynamic` cache type), or the whole table in mapped
-/// host memory (`uvm`), whose rows the GPU copies over the bus itself, so
-/// that a miss never moves a vector through host code.
+/// least recently used rows evicted first. The source is the tiers below
+/// (the CPU stores: the `dynamic` cache type, kind `gpu_dynamic`), or the
+/// whole table in mapped host memory (`uvm`, kind `gpu_uvm`), whose rows the
+/// GPU copies over the bus itself, so that a miss never moves a vector
+/// through host code.
 ///
-/// A lookup reports its misses. When the hit rate is under
-/// `hitRateThreshold`, the missing vectors are fetched from the tier below,
+/// A lookup counts its misses. When the hit rate is under
+/// `hitRateThreshold`, the missing vectors are read from the tiers below,
 /// written into the output and inserted before the call returns; otherwise
-/// they are answered with the default value now, and read from the tier
-/// below and inserted afterwards (HPS's semantics), by a background queue or
-/// by the next lookup before its own, whichever comes first. A uvm cache
-/// always answers its misses before returning: the GPU reads them itself.
+/// they are answered with the default value now, and read from the tiers
+/// below and inserted afterwards (HPS's semantics): by the cache's insert
+/// work (`backgroundWork`) when its owner runs it, else by the next lookup
+/// before its own. A uvm cache always answers its misses before returning:
+/// the GPU reads them itself. With `refreshInterval` > 0, the refresh work
+/// re-reads every cached row from the tiers below at that interval.
 ///
 /// Everything about the rows lives on the GPU: the index (open addressing
 /// over twice as many slots as rows, evicted keys left as tombstones until
 /// the index is rebuilt), each row's key, member, slot and last use, and
 /// the stack of free rows. Kernels plan the misses, insert them (a key
 /// missed twice in one batch is inserted once), and pick the least recently
-/// used rows to evict; the host only reads the tier below for a `dynamic`
+/// used rows to evict; the host only reads the tiers below for a `dynamic`
 /// cache. Unlike HugeCTR's set-associative cache, a cache whose capacity is
 /// at least the table's key count holds every key once it has been seen.
 ///
-/// Thread safety: lookups, inserts and refreshes may be called from any
-/// thread; they take turns on one lock.
-public final class GPUDynamicCache: @unchecked Sendable {
+/// ```swift
+/// let cache = try GPUDynamicCache(kernels: kernels, dim: 128, capacity: 1 << 20, members: 1, source: .tier(chain),
+///                                 defaults: [0], hitRateThreshold: 0.9, int64Keys: true, name: "hps_et.model.table0")
+/// var hits = TierHits(tiers: 1 + chain.tiers.count, members: 1)
+/// try cache.lookup(CacheBatch(keys: keys, runs: runs), below: chain, defaults: defaults, hits: &hits)
+/// ```
+///
+/// Thread safety: lookups, inserts, refreshes and statistics may be called
+/// from any thread; they take turns on one lock.
+public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
+    // @unchecked Sendable: the stored `var`s below (epoch … insertSignals),
+    // the stage's stream and staging buffers, and the contents of the device
+    // buffers are read and written only holding `lock`, a pthread lock the
+    // compiler cannot see; every other stored property is immutable and Sendable.
+
     /// Floats per vector.
     public let dim: Int
     /// Rows the cache holds.
@@ -40,10 +54,16 @@ public final class GPUDynamicCache: @unchecked Sendable {
     public let hitRateThreshold: Double
     /// Where the misses are read from.
     public let source: MissSource
+    /// Names the cache in errors and logs, e.g. `hps_et.<model>.<group>`.
+    public let name: String
+    /// Seconds between refreshes from the tiers below (`refresh_interval`; 0: none).
+    public let refreshInterval: Double
+    /// Seconds before the first refresh (`refresh_delay`).
+    public let refreshDelay: Double
 
     /// Where a cache's misses are read from.
-    public enum MissSource: @unchecked Sendable {
-        /// The tier below on the CPU (`dynamic`), with the same member numbering.
+    public enum MissSource: Sendable {
+        /// The tiers below on the CPU (`dynamic`), with the same member numbering.
         case tier(any EmbeddingStoreTable)
         /// The whole table in mapped host memory (`uvm`): misses are copied
         /// by the GPU from its rows, always before the lookup returns, since
@@ -52,11 +72,12 @@ public final class GPUDynamicCache: @unchecked Sendable {
     }
 
     let kernels: GPUKernels
-    let device: CUDADevice
-    let stream: CUDAStream
-    let insertStream: CUDAStream
+    let cuda: CUDADevice
+    /// The tiers below as one chain (a `.tier` source), which counts where each miss was found.
+    let lower: TierChain?
     let lock = ReadWriteLock()
-    let insertQueue = DispatchQueue(label: "swift-hps.gpu-cache.insert")
+    /// The stream of every lookup, insert and refresh, and the staging buffers of lookups.
+    let stage: GPULookupStage
 
     // Device state: the index, the rows and what the kernels know of them.
     let slotCapacity: Int
@@ -68,9 +89,9 @@ public final class GPUDynamicCache: @unchecked Sendable {
     let rowMembers: DeviceBuffer<Int32>
     let rowSlots: DeviceBuffer<UInt32>
     let freeRows: DeviceBuffer<Int32>
-    /// [0] misses of the last lookup, [1] free rows, [2] keys inserted,
-    /// [3], [4] the eviction's counters, [5] the count of a host-made plan,
-    /// [6] keys an insert found no free row for.
+    /// [0] unused (a lookup counts its misses in its staged head), [1] free
+    /// rows, [2] keys inserted, [3], [4] the eviction's counters, [5] the
+    /// count of a host-made plan, [6] keys an insert found no free row for.
     let counters: DeviceBuffer<UInt32>
     let defaults: DeviceBuffer<Float>
     let hostDefaults: [Float]
@@ -85,27 +106,32 @@ public final class GPUDynamicCache: @unchecked Sendable {
     let stampSelect: CUDAKernel
     let stampRestart: CUDAKernel
 
+    // Guarded by `lock`.
     var epoch: UInt32 = 1
     /// No held row's stamp is older than this epoch (rows older were evicted).
     var stampFloor: UInt32 = 0
     /// Evicted keys' slots since the index was last rebuilt.
     var tombstones = 0
     /// Misses answered with the default value whose insert has not run yet:
-    /// the background queue applies them, or the next lookup first if it
-    /// takes the lock sooner (so that a busy caller cannot starve them).
+    /// the insert work applies them, or the next lookup first if it takes
+    /// the lock sooner (so that a busy caller cannot starve them).
     var pendingInserts: [(keys: [Int64], members: [Int32])] = []
-    let scratch: DeviceScratch
-    var refreshTimer: (any DispatchSourceTimer)?
+    /// The running insert works' wake-ups, by registration.
+    var insertSignals: [Int: AsyncStream<Void>.Continuation] = [:]
+    var nextInsertSignal = 0
+    /// Whether the last lookup filled misses before returning: then a host
+    /// destination's rows are fetched after the fill, not with the miss count.
+    var expectFill = false
+    var counts = Statistics()
 
-    /// Counters since the cache was made.
-    public private(set) var statistics = Statistics()
-
-    /// What the cache has seen.
+    /// What the cache has done, in more detail than `CacheStatistics`.
     public struct Statistics: Sendable, Equatable {
         /// Keys looked up.
         public var keys = 0
         /// Keys found in the cache.
         public var hits = 0
+        /// Keys inserted (after misses, or by a prefill).
+        public var inserts = 0
         /// Lookups whose misses were filled before returning.
         public var synchronousFills = 0
         /// Lookups whose misses were inserted afterwards.
@@ -114,18 +140,25 @@ public final class GPUDynamicCache: @unchecked Sendable {
         public var evictions = 0
         /// Times the index was rebuilt to drop the evicted keys' tombstones.
         public var rebuilds = 0
-        /// Refreshes from the tier below.
+        /// Refreshes from the tiers below.
         public var refreshes = 0
+        /// Refreshes that failed (the rows keep their vectors until the next).
+        public var failedRefreshes = 0
+        /// The last failed refresh's error.
+        public var lastRefreshError: String?
         /// Inserts after a lookup that failed (the keys stay missing; the
         /// next lookup of them tries again).
         public var failedInserts = 0
         /// The last failed insert's error.
         public var lastInsertError: String?
+        /// Nanoseconds of lookups, from the keys' copy to the rows' return
+        /// (with the misses they filled).
+        public var deviceNanoseconds: UInt64 = 0
         /// Where the time of misses goes, in nanoseconds: handling them in
-        /// the lookup (after the kernel), of which reading the tier below
+        /// the lookup (after the kernel), of which reading the tiers below
         /// and choosing evictions (also when inserting afterwards).
         public var missNanoseconds: UInt64 = 0
-        /// Reading misses from the tier below.
+        /// Reading misses from the tiers below.
         public var fetchNanoseconds: UInt64 = 0
         /// Choosing and freeing the rows to evict.
         public var evictNanoseconds: UInt64 = 0
@@ -137,7 +170,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
     /// An empty cache.
     /// - Parameters:
     ///   - capacity: rows; `gpucacheper` × the table's keys.
-    ///   - lower: the tier misses are read from (the same member numbering).
+    ///   - lower: the tiers misses are read from (the same member numbering).
     ///   - defaults: per member, the value of a key found nowhere.
     public convenience init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, lower: any EmbeddingStoreTable,
                             defaults: [Float], hitRateThreshold: Double, int64Keys: Bool) throws(CUDAError) {
@@ -148,28 +181,38 @@ public final class GPUDynamicCache: @unchecked Sendable {
     /// An empty cache in front of `source`.
     /// - Parameters:
     ///   - capacity: rows; `gpucacheper` × the table's keys.
-    ///   - source: the tier below, or the table in mapped host memory (same members, vec size and key type).
+    ///   - source: the tiers below, or the table in mapped host memory (same members, vec size and key type).
     ///   - defaults: per member, the value of a key found nowhere.
+    ///   - name: names the cache in errors and logs.
+    ///   - refreshInterval: seconds between refreshes by the refresh work (0: no refresh work).
+    ///   - refreshDelay: seconds before the first refresh.
     public init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, source: MissSource,
-                defaults: [Float], hitRateThreshold: Double, int64Keys: Bool) throws(CUDAError) {
+                defaults: [Float], hitRateThreshold: Double, int64Keys: Bool, name: String = "a GPU cache",
+                refreshInterval: Double = 0, refreshDelay: Double = 0) throws(CUDAError) {
         switch source {
         case .tier(let lower):
             guard lower.vecSize == dim, lower.memberCount == members else {
                 throw .unsupported("the tier below \(lower.tag) has vec size \(lower.vecSize) and \(lower.memberCount) member(s), not \(dim) and \(members)")
             }
+            self.lower = lower as? TierChain ?? TierChain(tiers: [lower])
         case .mappedTable(let table):
             guard table.dim == dim, table.memberCount == members, table.int64Keys == int64Keys, table.placement == .mappedHost else {
                 throw .unsupported("a uvm cache needs a table in mapped host memory of vec size \(dim), \(members) member(s) and \(int64Keys ? "int64" : "int32") keys; this one has vec size \(table.dim) and \(table.memberCount) member(s)\(table.placement == .device ? ", in device memory" : "")")
             }
+            self.lower = nil
         }
+        let device = kernels.device
         self.kernels = kernels
-        self.device = kernels.device
+        self.cuda = device
         self.dim = dim
         self.capacity = max(1, capacity)
         self.memberCount = members
         self.int64Keys = int64Keys
         self.hitRateThreshold = hitRateThreshold
         self.source = source
+        self.name = name
+        self.refreshInterval = refreshInterval
+        self.refreshDelay = refreshDelay
         let memberBits = members <= 1 ? 0 : (Int.bitWidth - (members - 1).leadingZeroBitCount)
         rowBits = 32 - memberBits
         // Refs are row + 1 in rowBits bits; the top two values of a 32-bit ref mark busy and deleted slots.
@@ -177,9 +220,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
             throw .unsupported("a GPU cache of \(members) members holds at most \((1 << rowBits) - 4) rows")
         }
         slotCapacity = 2 * self.capacity + 16
-        scratch = DeviceScratch(device: device)
-        stream = try CUDAStream(device: device)
-        insertStream = try CUDAStream(device: device)
+        stage = try GPULookupStage(device: device)
         slots = try DeviceBuffer(device: device, count: slotCapacity * 2)
         try slots.fill32(0)
         vectors = try DeviceBuffer(device: device, count: self.capacity * dim)
@@ -205,154 +246,349 @@ public final class GPUDynamicCache: @unchecked Sendable {
         stampRestart = try module.kernel("hps_stamp_restart")
     }
 
-    deinit {
-        refreshTimer?.cancel()
-        insertQueue.sync {}
-    }
+    /// The stream all of the cache's device work runs on, in order.
+    var stream: CUDAStream { stage.stream }
 
     /// Keys held (read from the device; 0 if it cannot be read).
     public var count: Int {
-        lock.withWriteLock { (try? freeRowCount(stream: stream)).map { capacity - $0 } ?? 0 }
+        lock.withWriteLock {
+            guard (try? cuda.makeCurrent()) != nil else { return 0 }
+            return (try? freeRowCount()).map { capacity - $0 } ?? 0
+        }
     }
+
+    /// What the cache has done since it was made; a snapshot taken under its lock.
+    public var detailedStatistics: Statistics { lock.withReadLock { counts } }
 
     /// A device scratch buffer of at least `bytes` bytes, kept between calls.
     func scratchBuffer(_ name: String, bytes: Int) throws(CUDAError) -> DeviceBuffer<UInt8> {
-        try scratch.buffer(name, bytes: bytes)
+        try stage.scratch.buffer(name, bytes: bytes)
+    }
+
+    // MARK: The L1 cache of a session
+
+    /// `gpu_uvm` for a table in mapped host memory behind the cache, else `gpu_dynamic`.
+    public var kind: String {
+        if case .mappedTable = source { return "gpu_uvm" }
+        return "gpu_dynamic"
+    }
+
+    /// The GPU's index.
+    public var device: Int? { cuda.index }
+
+    /// Floats per vector.
+    public var vecSize: Int { dim }
+
+    /// What the cache has done since it was made; a snapshot taken under its lock.
+    public var statistics: CacheStatistics {
+        lock.withReadLock {
+            var statistics = CacheStatistics()
+            statistics.keys = counts.keys
+            statistics.hits = counts.hits
+            statistics.inserts = counts.inserts
+            statistics.evictions = counts.evictions
+            statistics.refreshes = counts.refreshes
+            statistics.failedInserts = counts.failedInserts
+            statistics.deviceNanoseconds = counts.deviceNanoseconds
+            return statistics
+        }
+    }
+
+    /// The insert work (a `dynamic` cache: inserts the misses answered with
+    /// the default as soon as they are pending) and, with `refreshInterval` >
+    /// 0, the refresh work. Both do blocking device work and read the tiers
+    /// below between their waits: their owner should run them where blocking
+    /// is allowed. A uvm cache has none.
+    public var backgroundWork: [any BackgroundWork] {
+        guard lower != nil else { return [] }
+        var work: [any BackgroundWork] = [GPUCacheInsertWork(cache: self)]
+        if refreshInterval > 0 {
+            work.append(GPUCacheRefreshWork(cache: self, interval: refreshInterval, delay: refreshDelay))
+        }
+        return work
+    }
+
+    /// Looks up a group's keys: the keys, run arrays and a zeroed miss
+    /// counter go to the device in one copy from pinned memory, one launch
+    /// finds the hits (and writes the defaults for the misses), and the miss
+    /// count comes back (for a host destination in the same copy as the rows,
+    /// which are then copied to each run's output). Misses are then filled
+    /// and inserted, or inserted later, as `hitRateThreshold` says.
+    ///
+    /// The misses are read from the tiers the cache was made with (`below`
+    /// is the same tiers, as the session passes them; it is not asked).
+    /// Hits count for tier 0; misses filled from the tiers below count for
+    /// the tier that held them (1…); misses answered with the default (found
+    /// nowhere, or to be inserted later) count as `missing`; a uvm cache's
+    /// misses found in its mapped table count for tier 0.
+    /// - Throws: `LookupError.device` when the driver fails, `.destination`
+    ///   for memory of another GPU or runs the layout does not fit.
+    public func lookup(_ batch: CacheBatch, below: TierChain?, defaults: UnsafeBufferPointer<Float>,
+                       hits: inout TierHits) throws(LookupError) {
+        let n = batch.keys.count
+        guard n > 0 else { return }
+        let index = cuda.index
+        let output = try GPUOutput(batch, device: index, what: name)
+        lock.lockWrite()
+        defer { lock.unlock() }
+        do throws(CUDAError) {
+            try cuda.makeCurrent()
+            applyPendingLocked()
+            let start = MonotonicClock.nanoseconds()
+            let hostRows = output.device == nil
+            let staged = try stage.stage(keys: batch.keys, count: n, int64Keys: int64Keys,
+                                         runs: batch.runs.lazy.map { (member: $0.member, count: $0.count) },
+                                         rowBytes: hostRows ? n * dim * 4 : 0)
+            let outcome = try lookupLocked(staged, keys: staged.keys, output: output.device?.address ?? staged.rows,
+                                           layout: output.layout, keysPerSample: output.keysPerSample, hostRows: hostRows)
+            counts.deviceNanoseconds += MonotonicClock.nanoseconds() - start
+            hits.addAnswered(batch.runs)
+            for member in 0..<memberCount where outcome.missed[member] > 0 {
+                if let fromBelow = outcome.below {
+                    for tier in fromBelow.answered.indices {
+                        hits.moveFromCache(member: member, count: fromBelow.answered[tier][member], to: tier + 1)
+                    }
+                    hits.moveFromCache(member: member, count: fromBelow.missing[member], to: nil)
+                } else if let found = outcome.foundInTable {
+                    hits.moveFromCache(member: member, count: outcome.missed[member] - found[member], to: nil)
+                } else {
+                    hits.moveFromCache(member: member, count: outcome.missed[member], to: nil)
+                }
+            }
+            if hostRows { staged.copyRows(to: batch.runs, vecSize: dim) }
+        } catch {
+            throw .gpu(error, device: index, what: name)
+        }
     }
 
     /// What one lookup did.
-    public struct LookupReport: Sendable, Equatable {
+    struct LookupReport: Sendable, Equatable {
         /// Keys looked up.
-        public var keys: Int
+        var keys: Int
         /// Keys found in the cache.
-        public var hits: Int
+        var hits: Int
         /// Whether the misses were filled before returning (else they hold
         /// the default value and are being inserted).
-        public var filled: Bool
-    }
-
-    /// Looks up host keys into a device output.
-    /// - Parameters:
-    ///   - keys: (n) keys, run after run.
-    ///   - runs: (member, count) per run; the counts sum to n.
-    ///   - output: device address of n × dim floats, laid out by `layout`.
-    public func lookup(keys: [Int64], runs: [(member: Int, count: Int)], output: UInt64,
-                       layout: GPUStaticTable.Layout = .keyOrder, keysPerSample: Int = 1) throws -> LookupReport {
-        lock.lockWrite()
-        let buffer: DeviceBuffer<UInt8>
-        do {
-            // Earlier work on the stream may still read this buffer.
-            try stream.synchronize()
-            buffer = try scratchBuffer("hostKeys", bytes: keys.count * (int64Keys ? 8 : 4))
-            if int64Keys {
-                try stream.upload(keys, to: buffer.address)
-            } else {
-                try stream.upload(keys.map { UInt32(truncatingIfNeeded: $0) }, to: buffer.address)
-            }
-        } catch {
-            lock.unlock()
-            throw error
-        }
-        return try lookupLocked(deviceKeys: buffer.address, count: keys.count, runs: runs, output: output, layout: layout,
-                                keysPerSample: keysPerSample)
+        var filled: Bool
     }
 
     /// Looks up keys already on the device (int64 or uint32, as the cache was
-    /// made) into a device output. `hostKeys` is accepted for callers that
-    /// have them; the misses' keys are gathered on the device either way.
-    public func lookup(deviceKeys: UInt64, count n: Int, runs: [(member: Int, count: Int)], output: UInt64,
-                       layout: GPUStaticTable.Layout = .keyOrder, keysPerSample: Int = 1,
-                       hostKeys: [Int64]? = nil) throws -> LookupReport {
+    /// made) into a device output (the demo's and the benchmarks' path, whose
+    /// keys are on the device already).
+    /// - Parameters:
+    ///   - deviceKeys: device address of n keys, run after run, written before the call (synchronized).
+    ///   - runs: (member, count) per run; the counts sum to n.
+    ///   - output: device address of n × dim floats, laid out by `layout`.
+    func lookup(deviceKeys: UInt64, count n: Int, runs: [(member: Int, count: Int)], output: UInt64,
+                layout: GPUStaticTable.Layout = .keyOrder, keysPerSample: Int = 1) throws(CUDAError) -> LookupReport {
+        guard n > 0 else { return LookupReport(keys: 0, hits: 0, filled: true) }
         lock.lockWrite()
-        return try lookupLocked(deviceKeys: deviceKeys, count: n, runs: runs, output: output, layout: layout,
-                                keysPerSample: keysPerSample)
+        defer { lock.unlock() }
+        try cuda.makeCurrent()
+        applyPendingLocked()
+        let start = MonotonicClock.nanoseconds()
+        let staged = try stage.stage(keys: nil, count: n, int64Keys: int64Keys, runs: runs, rowBytes: 0)
+        let outcome = try lookupLocked(staged, keys: deviceKeys, output: output, layout: layout,
+                                       keysPerSample: keysPerSample, hostRows: false)
+        counts.deviceNanoseconds += MonotonicClock.nanoseconds() - start
+        return LookupReport(keys: n, hits: n - outcome.misses, filled: outcome.filled)
     }
 
-    /// The lookup, entered holding the lock, which it releases before returning.
-    private func lookupLocked(deviceKeys: UInt64, count n: Int, runs: [(member: Int, count: Int)], output: UInt64,
-                              layout: GPUStaticTable.Layout, keysPerSample: Int) throws -> LookupReport {
-        var unlocked = false
-        defer { if !unlocked { lock.unlock() } }
-        guard n > 0 else { return LookupReport(keys: 0, hits: 0, filled: true) }
-        applyPendingInserts(stream: stream)
-        var starts = [Int32](repeating: 0, count: runs.count + 1)
-        for (r, run) in runs.enumerated() { starts[r + 1] = starts[r] + Int32(run.count) }
-        guard Int(starts[runs.count]) == n else {
-            throw CUDAError.unsupported("the runs hold \(starts[runs.count]) keys but \(n) keys were given")
-        }
+    /// Where one lookup's misses were answered.
+    struct Outcome {
+        /// Keys missed.
+        var misses = 0
+        /// Whether they were filled before returning.
+        var filled = true
+        /// Per member, the keys missed.
+        var missed: [Int]
+        /// Filled from the tiers below: per tier and member, the keys each answered, and the keys none holds.
+        var below: TierHits?
+        /// uvm: per member, the missed keys the mapped table holds.
+        var foundInTable: [Int]?
+    }
+
+    /// The lookup of staged run arrays (and keys, unless `deviceKeys` is
+    /// elsewhere) into `output`; entered holding the lock, with the device current.
+    ///
+    /// Compared with the earlier shape (a synchronize before the upload, the
+    /// run arrays and the zeroed miss counter each in a call of their own,
+    /// and the counters read by a blocking copy to pageable memory), each
+    /// step here is one the stream orders:
+    /// - no leading synchronize: the staged buffers are reused only by later
+    ///   work on the same stream, and every call ends by synchronizing it, so
+    ///   the pinned buffer is free when the next call writes it;
+    /// - one upload: keys, run starts, run members and the zeroed miss
+    ///   counter sit together in one pinned buffer (`GPULookupStage.stage`);
+    /// - one small download: the miss counter comes back into pinned memory
+    ///   (with the rows behind it, for a host destination), then one
+    ///   synchronize; the free-row count, which only a fill needs, is read on
+    ///   the miss path alone.
+    func lookupLocked(_ staged: StagedLookup, keys deviceKeys: UInt64, output: UInt64, layout: GPUStaticTable.Layout,
+                      keysPerSample: Int, hostRows: Bool) throws(CUDAError) -> Outcome {
+        let n = staged.count
         try nextEpoch()
+        try LookupLaunch(keys: deviceKeys, count: n, runStarts: staged.runStarts, runMembers: staged.runMembers,
+                         runs: staged.runs, slots: slots.address, capacity: slotCapacity, rowBits: rowBits,
+                         vectors: vectors.address, defaults: defaults.address, output: output, layout: layout,
+                         keysPerSample: keysPerSample, misses: staged.head, stamps: stamps.address, epoch: epoch,
+                         missIndex: staged.missIndex).launch(lookupKernel, device: cuda, stream: stream)
+        // A host destination's rows come back with the miss count, in one
+        // copy, unless the last lookup filled misses (then this one likely
+        // will too, and the rows are fetched once, after the fill).
+        let rowsWithHead = hostRows && !expectFill
+        if rowsWithHead {
+            try stage.downloadHeadAndRows(staged)
+        } else {
+            try stage.downloadHead(staged)
+        }
         try stream.synchronize()
-        let runBuffer = try scratchBuffer("runs", bytes: (2 * runs.count + 1) * 4)
-        let missBuffer = try scratchBuffer("missIndex", bytes: n * 4)
-        try stream.upload(starts + runs.map { Int32($0.member) }, to: runBuffer.address)
-        try setCounter(0, to: 0, stream: stream)
-        let runMembers = runBuffer.address + UInt64(4 * (runs.count + 1))
-        try LookupLaunch(keys: deviceKeys, count: n, runStarts: runBuffer.address,
-                         runMembers: runMembers, runs: runs.count,
-                         slots: slots.address, capacity: slotCapacity, rowBits: rowBits, vectors: vectors.address,
-                         defaults: defaults.address, output: output, layout: layout, keysPerSample: keysPerSample,
-                         misses: counters.address, stamps: stamps.address, epoch: epoch,
-                         missIndex: missBuffer.address).launch(lookupKernel, device: device, stream: stream)
-        var head: [UInt32] = [0, 0]
-        try stream.download(into: &head, from: counters.address)
-        let misses = Int(head[0]), free = Int(Int32(bitPattern: head[1]))
-        statistics.keys += n
-        statistics.hits += n - misses
-        guard misses > 0 else { return LookupReport(keys: n, hits: n, filled: true) }
+        let misses = staged.misses
+        counts.keys += n
+        counts.hits += n - misses
+        var outcome = Outcome(misses: misses, missed: [Int](repeating: 0, count: memberCount))
+        guard misses > 0 else {
+            expectFill = false
+            if hostRows && !rowsWithHead {
+                try stage.downloadRows(staged)
+                try stream.synchronize()
+            }
+            return outcome
+        }
         let missStart = MonotonicClock.nanoseconds()
-        defer { statistics.missNanoseconds += MonotonicClock.nanoseconds() - missStart }
+        defer { counts.missNanoseconds += MonotonicClock.nanoseconds() - missStart }
 
         // The misses' keys, members and output rows, planned on the device.
         let plan = try planBuffers(misses)
         try missPlan.launch(grid: (misses + 255) / 256, block: 256, stream: stream, [
-            deviceKeys, missBuffer.address, counters.address, runBuffer.address, runMembers, Int32(runs.count),
+            deviceKeys, staged.missIndex, staged.head, staged.runStarts, staged.runMembers, Int32(staged.runs),
             layout.rawValue, Int32(keysPerSample), plan.keys, plan.members, plan.output,
         ])
+        // Per miss: its key (or source row), then its member.
+        let planned = try stage.pinned.buffer("plan", bytes: misses * 12)
+        let plannedMembers = (planned + misses * 8).assumingMemoryBound(to: Int32.self)
         switch source {
         case .mappedTable(let table):
             // uvm: the mapped rows answer every miss now, and go into the cache.
-            try probe(table, plan: plan, count: counters.address, n: misses, stream: stream)
-            try fill(plan: plan, count: counters.address, n: misses, from: table.vectorsAddress, into: output, stream: stream)
-            try insert(plan: plan, count: counters.address, n: misses, from: table.vectorsAddress, free: free, stream: stream)
+            try probe(table, plan: plan, count: staged.head, n: misses)
+            try fill(plan: plan, count: staged.head, n: misses, from: table.vectorsAddress, into: output)
+            try stream.copy(to: planned, from: plan.source, bytes: misses * 8)
+            try stream.copy(to: planned + misses * 8, from: plan.members, bytes: misses * 4)
+            // Reading the free rows waits for the stream, so the two copies above are done.
+            let free = try freeRowCount()
+            counts.inserts += try insert(plan: plan, count: staged.head, n: misses, from: table.vectorsAddress, free: free)
+            var found = [Int](repeating: 0, count: memberCount)
+            let sourceRows = UnsafeRawPointer(planned).assumingMemoryBound(to: Int64.self)
+            for k in 0..<misses {
+                let member = Int(plannedMembers[k])
+                outcome.missed[member] += 1
+                if sourceRows[k] >= 0 { found[member] += 1 }
+            }
+            outcome.foundInTable = found
+            counts.synchronousFills += 1
+        case .tier:
+            try stream.copy(to: planned, from: plan.keys, bytes: misses * 8)
+            try stream.copy(to: planned + misses * 8, from: plan.members, bytes: misses * 4)
             try stream.synchronize()
-            statistics.synchronousFills += 1
-            return LookupReport(keys: n, hits: n - misses, filled: true)
-        case .tier(let lower):
-            var keys = [Int64](repeating: 0, count: misses)
-            var members = [Int32](repeating: 0, count: misses)
-            try stream.download(into: &keys, from: plan.keys)
-            try stream.download(into: &members, from: plan.members)
+            let keys = Array(UnsafeBufferPointer(start: UnsafeRawPointer(planned).assumingMemoryBound(to: Int64.self), count: misses))
+            let members = Array(UnsafeBufferPointer(start: plannedMembers, count: misses))
+            for member in members { outcome.missed[Int(member)] += 1 }
             let hitRate = 1 - Double(misses) / Double(n)
-            if hitRate < hitRateThreshold {
-                // Fill the output now with each miss's vector (or the default), and insert.
-                let staged = try stage(keys: keys, members: members, from: lower, plan: plan, stream: stream)
-                try fill(plan: plan, count: counters.address, n: misses, from: staged, into: output, stream: stream)
-                try insert(plan: plan, count: counters.address, n: misses, from: staged, free: free, stream: stream)
-                try stream.synchronize()
-                statistics.synchronousFills += 1
-                return LookupReport(keys: n, hits: n - misses, filled: true)
+            guard hitRate < hitRateThreshold else {
+                // Defaults now (the kernel wrote them); reading the misses from
+                // the tiers below and inserting them runs after this call returns.
+                counts.asynchronousInserts += 1
+                pendingInserts.append((keys, members))
+                for signal in insertSignals.values { signal.yield() }
+                outcome.filled = false
+                expectFill = false
+                if hostRows && !rowsWithHead {
+                    try stage.downloadRows(staged)
+                    try stream.synchronize()
+                }
+                return outcome
             }
-            // Defaults now (the kernel wrote them); reading the misses from
-            // the tier below and inserting them runs after this call returns.
-            statistics.asynchronousInserts += 1
-            pendingInserts.append((keys, members))
-            unlocked = true
-            lock.unlock()
-            insertQueue.async { [self] in
-                // Driver calls need the device's context current on this thread.
-                try? device.makeCurrent()
-                lock.lockWrite()
-                defer { lock.unlock() }
-                applyPendingInserts(stream: insertStream)
+            // Fill the output now with each miss's vector (or the default), and insert.
+            var fromBelow = TierHits(tiers: lower!.tiers.count, members: memberCount)
+            let stagedRows = try stage(keys: keys, members: members, plan: plan, hits: &fromBelow)
+            try fill(plan: plan, count: staged.head, n: misses, from: stagedRows, into: output)
+            let free = try freeRowCount()
+            counts.inserts += try insert(plan: plan, count: staged.head, n: misses, from: stagedRows, free: free)
+            outcome.below = fromBelow
+            counts.synchronousFills += 1
+        }
+        expectFill = true
+        if hostRows { try stage.downloadRows(staged) }
+        try stream.synchronize()
+        return outcome
+    }
+
+    /// Inserts the misses answered with the default that are pending, now
+    /// (for tests and benchmarks, which run no background work). Errors are
+    /// counted in `detailedStatistics` (the keys stay missing).
+    public func applyPendingInserts() {
+        lock.withWriteLock {
+            guard !pendingInserts.isEmpty else { return }
+            do throws(CUDAError) {
+                try cuda.makeCurrent()
+            } catch {
+                counts.failedInserts += 1
+                counts.lastInsertError = "\(error)"
+                return
             }
-            return LookupReport(keys: n, hits: n - misses, filled: false)
+            applyPendingLocked()
         }
     }
 
-    /// Waits for inserts started by earlier lookups.
-    public func waitForInserts() {
-        insertQueue.sync {}
+    /// Reads the pending misses from the tiers below and inserts them;
+    /// entered holding the lock, with the device current. A failure is
+    /// counted, and the keys stay missing.
+    func applyPendingLocked() {
+        guard !pendingInserts.isEmpty else { return }
+        let work = pendingInserts
+        pendingInserts = []
+        do throws(CUDAError) {
+            for (keys, members) in work {
+                try insert(keys: keys, members: members)
+            }
+            try stream.synchronize()
+        } catch {
+            counts.failedInserts += 1
+            counts.lastInsertError = "\(error)"
+        }
     }
+
+    /// Registers a running insert work's wake-up: yielded to whenever a
+    /// lookup leaves inserts pending (at once if some are).
+    func registerInsertSignal(_ signal: AsyncStream<Void>.Continuation) -> Int {
+        lock.withWriteLock {
+            let id = nextInsertSignal
+            nextInsertSignal += 1
+            insertSignals[id] = signal
+            if !pendingInserts.isEmpty { signal.yield() }
+            return id
+        }
+    }
+
+    /// Drops a stopped insert work's wake-up.
+    func unregisterInsertSignal(_ id: Int) {
+        lock.withWriteLock { insertSignals[id] = nil }
+    }
+
+    /// Refreshes from the tiers below, counting a failure instead of throwing
+    /// (the refresh work's step).
+    func refreshCountingErrors() {
+        do {
+            try refresh()
+        } catch {
+            lock.withWriteLock {
+                counts.failedRefreshes += 1
+                counts.lastRefreshError = "\(error)"
+            }
+        }
+    }
+
+    // MARK: Misses, inserts and evictions (holding the lock, with the device current)
 
     /// The device buffers of a plan of `n` keys.
     struct Plan {
@@ -373,14 +609,14 @@ public final class GPUDynamicCache: @unchecked Sendable {
              source: try scratchBuffer("planSource", bytes: n * 8).address)
     }
 
-    /// Sets `counters[index]` on `stream`.
-    func setCounter(_ index: Int, to value: UInt32, stream: CUDAStream) throws(CUDAError) {
-        try device.driver.check(device.driver.cuMemsetD32Async(counters.address + UInt64(4 * index), value, 1, stream.handle),
-                                "cuMemsetD32Async")
+    /// Sets `counters[index]` on the stream.
+    func setCounter(_ index: Int, to value: UInt32) throws(CUDAError) {
+        try cuda.driver.check(cuda.driver.cuMemsetD32Async(counters.address + UInt64(4 * index), value, 1, stream.handle),
+                              "cuMemsetD32Async")
     }
 
     /// Rows on the free stack, after the stream's work.
-    func freeRowCount(stream: CUDAStream) throws(CUDAError) -> Int {
+    func freeRowCount() throws(CUDAError) -> Int {
         var free: [UInt32] = [0]
         try stream.download(into: &free, from: counters.address + 4)
         return Int(Int32(bitPattern: free[0]))
@@ -397,7 +633,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
     }
 
     /// The plan's source rows in a mapped table's index.
-    func probe(_ table: GPUStaticTable, plan: Plan, count: UInt64, n: Int, stream: CUDAStream) throws(CUDAError) {
+    func probe(_ table: GPUStaticTable, plan: Plan, count: UInt64, n: Int) throws(CUDAError) {
         try probeRows.launch(grid: (n + 255) / 256, block: 256, stream: stream, [
             plan.keys, plan.members, count, table.slotKeys.address, table.blocks.address, table.slotMembersAddress,
             UInt32(table.capacity), plan.source,
@@ -405,17 +641,16 @@ public final class GPUDynamicCache: @unchecked Sendable {
     }
 
     /// Writes each planned key's source row (or its member's default) to its output row.
-    func fill(plan: Plan, count: UInt64, n: Int, from source: UInt64, into output: UInt64, stream: CUDAStream) throws(CUDAError) {
+    func fill(plan: Plan, count: UInt64, n: Int, from source: UInt64, into output: UInt64) throws(CUDAError) {
         try fillRows.launch(grid: (n * 32 + 255) / 256, block: 256, stream: stream, [
             plan.source, plan.output, plan.members, count, source, defaults.address, output,
         ])
     }
 
-    /// Reads planned keys from the tier below into a device staging buffer
+    /// Reads planned keys from the tiers below into a device staging buffer
     /// (row k for key k) and sets the plan's source rows (-1 where absent).
-    func stage(keys: [Int64], members: [Int32], from lower: any EmbeddingStoreTable, plan: Plan,
-               stream: CUDAStream) throws -> UInt64 {
-        let (vectors, found) = try fetch(keys: keys, members: members, from: lower)
+    func stage(keys: [Int64], members: [Int32], plan: Plan, hits: inout TierHits) throws(CUDAError) -> UInt64 {
+        let (vectors, found) = fetch(keys: keys, members: members, hits: &hits)
         let staged = try scratchBuffer("staged", bytes: vectors.count * 4)
         try stream.upload(vectors, to: staged.address)
         try stream.upload(found.enumerated().map { $1 ? Int64($0) : -1 }, to: plan.source)
@@ -426,25 +661,33 @@ public final class GPUDynamicCache: @unchecked Sendable {
     /// run out, as many of the least recently used rows as keys were left
     /// without one are evicted and the insert runs again for those; the index
     /// is rebuilt first when tombstones would crowd it.
-    func insert(plan: Plan, count: UInt64, n: Int, from source: UInt64, free: Int, stream: CUDAStream) throws {
+    /// - Returns: the keys inserted (keys held already are skipped).
+    func insert(plan: Plan, count: UInt64, n: Int, from source: UInt64, free: Int) throws(CUDAError) -> Int {
         let wanted = min(n, capacity)
         if capacity - free + tombstones + wanted > slotCapacity * 3 / 4 {
-            try rebuild(stream: stream)
+            try rebuild()
         }
-        try launchInsert(plan: plan, count: count, n: n, from: source, stream: stream)
-        guard free < wanted else { return }
-        var lacking: [UInt32] = [0]
-        try stream.download(into: &lacking, from: counters.address + 24)
-        guard lacking[0] > 0 else { return }
-        _ = try evict(Int(lacking[0]), stream: stream)
-        // Evicting turns held rows into tombstones: the sum stays, the check holds.
-        try launchInsert(plan: plan, count: count, n: n, from: source, stream: stream)
+        try launchInsert(plan: plan, count: count, n: n, from: source)
+        var inserted = 0
+        if free < wanted {
+            // counters[2] (inserted) … [6] (keys left without a row), in one copy.
+            var after = [UInt32](repeating: 0, count: 5)
+            try stream.download(into: &after, from: counters.address + 8)
+            inserted += Int(after[0])
+            guard after[4] > 0 else { return inserted }
+            _ = try evict(Int(after[4]))
+            // Evicting turns held rows into tombstones: the sum stays, the check holds.
+            try launchInsert(plan: plan, count: count, n: n, from: source)
+        }
+        var last: [UInt32] = [0]
+        try stream.download(into: &last, from: counters.address + 8)
+        return inserted + Int(last[0])
     }
 
     /// One pass of `hps_cache_insert` over a plan (keys already held are skipped).
-    func launchInsert(plan: Plan, count: UInt64, n: Int, from source: UInt64, stream: CUDAStream) throws(CUDAError) {
-        try setCounter(2, to: 0, stream: stream)
-        try setCounter(6, to: 0, stream: stream)
+    func launchInsert(plan: Plan, count: UInt64, n: Int, from source: UInt64) throws(CUDAError) {
+        try setCounter(2, to: 0)
+        try setCounter(6, to: 0)
         try cacheInsert.launch(grid: (n * 32 + 255) / 256, block: 256, stream: stream, [
             plan.keys, plan.members, plan.source, count, source, slots.address, UInt32(slotCapacity), UInt32(rowBits),
             vectors.address, stamps.address, epoch, rowKeys.address, rowMembers.address, rowSlots.address,
@@ -453,67 +696,53 @@ public final class GPUDynamicCache: @unchecked Sendable {
     }
 
     /// Rebuilds the index from the rows, dropping the tombstones.
-    func rebuild(stream: CUDAStream) throws(CUDAError) {
-        try device.driver.check(device.driver.cuMemsetD32Async(slots.address, 0, slotCapacity * 4, stream.handle), "cuMemsetD32Async")
+    func rebuild() throws(CUDAError) {
+        try cuda.driver.check(cuda.driver.cuMemsetD32Async(slots.address, 0, slotCapacity * 4, stream.handle), "cuMemsetD32Async")
         try cacheRehash.launch(grid: (capacity + 255) / 256, block: 256, stream: stream, [
             stamps.address, Int32(capacity), rowKeys.address, rowMembers.address, rowSlots.address,
             slots.address, UInt32(slotCapacity), UInt32(rowBits),
         ])
         tombstones = 0
-        statistics.rebuilds += 1
+        counts.rebuilds += 1
     }
 
-    /// Reads the pending misses from the tier below and inserts them; entered
-    /// holding the lock. A failure is counted, and the keys stay missing.
-    private func applyPendingInserts(stream: CUDAStream) {
-        guard !pendingInserts.isEmpty, case .tier(let lower) = source else { return }
-        let work = pendingInserts
-        pendingInserts = []
-        do {
-            for (keys, members) in work {
-                try insert(keys: keys, members: members, from: lower, stream: stream)
-            }
-            try stream.synchronize()
-        } catch {
-            statistics.failedInserts += 1
-            statistics.lastInsertError = "\(error)"
-        }
-    }
-
-    /// Inserts host keys: their vectors from the tier below, or from the mapped table.
-    func insert(keys: [Int64], members: [Int32], from lower: (any EmbeddingStoreTable)?, stream: CUDAStream) throws {
+    /// Inserts host keys: their vectors from the tiers below, or from the mapped table.
+    func insert(keys: [Int64], members: [Int32]) throws(CUDAError) {
         guard !keys.isEmpty else { return }
-        try stream.synchronize()
+        // No leading synchronize: the plan buffers are reused only in stream order.
         let plan = try planBuffers(keys.count)
         try stream.upload(keys, to: plan.keys)
         try stream.upload(members, to: plan.members)
-        try setCounter(5, to: UInt32(keys.count), stream: stream)
+        try setCounter(5, to: UInt32(keys.count))
         let count = counters.address + 20
-        let free = try freeRowCount(stream: stream)
+        let free = try freeRowCount()
         switch source {
         case .mappedTable(let table):
-            try probe(table, plan: plan, count: count, n: keys.count, stream: stream)
-            try insert(plan: plan, count: count, n: keys.count, from: table.vectorsAddress, free: free, stream: stream)
-        case .tier(let tier):
-            let staged = try stage(keys: keys, members: members, from: lower ?? tier, plan: plan, stream: stream)
-            try insert(plan: plan, count: count, n: keys.count, from: staged, free: free, stream: stream)
+            try probe(table, plan: plan, count: count, n: keys.count)
+            counts.inserts += try insert(plan: plan, count: count, n: keys.count, from: table.vectorsAddress, free: free)
+        case .tier:
+            var hits = TierHits(tiers: lower!.tiers.count, members: memberCount)
+            let staged = try stage(keys: keys, members: members, plan: plan, hits: &hits)
+            counts.inserts += try insert(plan: plan, count: count, n: keys.count, from: staged, free: free)
         }
         try stream.synchronize()
     }
 
-    /// Reads keys from the tier below: their vectors (the default where absent) and which were found.
-    func fetch(keys: [Int64], members: [Int32], from lower: any EmbeddingStoreTable) throws -> (vectors: [Float], found: [Bool]) {
+    /// Reads keys from the tiers below: their vectors (the default where absent) and which were found.
+    /// - Parameter hits: receives, per tier below and member, the keys each answered, and the keys none holds.
+    func fetch(keys: [Int64], members: [Int32], hits: inout TierHits) -> (vectors: [Float], found: [Bool]) {
         let start = MonotonicClock.nanoseconds()
-        defer { statistics.fetchNanoseconds += MonotonicClock.nanoseconds() - start }
-        // The tier below takes runs of one member: keys of several members
-        // are read in member order, then put back in place.
+        defer { counts.fetchNanoseconds += MonotonicClock.nanoseconds() - start }
+        let lower = lower!
+        // The tiers take runs of one member: keys of several members are
+        // read in member order, then put back in place.
         let grouped = zip(members, members.dropFirst()).allSatisfy { $0 <= $1 }
         let order = grouped ? Array(keys.indices) : keys.indices.sorted { members[$0] < members[$1] }
         let sortedKeys = grouped ? keys : order.map { keys[$0] }
         var vectors = [Float](repeating: 0, count: keys.count * dim)
         var sortedVectors = grouped ? [] : [Float](repeating: 0, count: keys.count * dim)
         var missed = [Int](repeating: 0, count: keys.count)
-        func read(into v: UnsafeMutableBufferPointer<Float>) -> Int {
+        func read(into v: UnsafeMutableBufferPointer<Float>, hits: inout TierHits) -> Int {
             sortedKeys.withUnsafeBufferPointer { k in
                 var runs: [LookupRun] = []
                 var j = 0
@@ -527,14 +756,15 @@ public final class GPUDynamicCache: @unchecked Sendable {
                 return hostDefaults.withUnsafeBufferPointer { d in
                     missed.withUnsafeMutableBufferPointer { m in
                         runs.withUnsafeBufferPointer {
-                            lower.lookup($0, defaults: d, missed: m.baseAddress, parallelism: Self.fetchParallelism(keys.count))
+                            lower.lookup($0, defaults: d, missed: m.baseAddress, parallelism: Self.fetchParallelism(keys.count),
+                                         hits: &hits)
                         }
                     }
                 }
             }
         }
-        let misses = grouped ? vectors.withUnsafeMutableBufferPointer { read(into: $0) }
-                             : sortedVectors.withUnsafeMutableBufferPointer { read(into: $0) }
+        let misses = grouped ? vectors.withUnsafeMutableBufferPointer { read(into: $0, hits: &hits) }
+                             : sortedVectors.withUnsafeMutableBufferPointer { read(into: $0, hits: &hits) }
         var found = [Bool](repeating: true, count: keys.count)
         for i in 0..<misses { found[order[missed[i]]] = false }
         if !grouped {
@@ -549,7 +779,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
         return (vectors, found)
     }
 
-    /// Threads for reading `count` misses from the tier below: one per 4,096 keys, at most every core.
+    /// Threads for reading `count` misses from the tiers below: one per 4,096 keys, at most every core.
     static func fetchParallelism(_ count: Int) -> Int {
         max(1, min(availableCores, count / 4096))
     }
@@ -558,15 +788,15 @@ public final class GPUDynamicCache: @unchecked Sendable {
     /// rows per epoch of last use, then frees the oldest (their slots become
     /// tombstones, their rows go on the free stack).
     /// - Returns: the rows freed.
-    func evict(_ count: Int, stream: CUDAStream) throws -> Int {
+    func evict(_ count: Int) throws(CUDAError) -> Int {
         let start = MonotonicClock.nanoseconds()
-        defer { statistics.evictNanoseconds += MonotonicClock.nanoseconds() - start }
+        defer { counts.evictNanoseconds += MonotonicClock.nanoseconds() - start }
         // One bin per epoch since the floor, at most 65,536 (older ones share bin 0).
         let lo = max(stampFloor, epoch > 65_535 ? epoch - 65_535 : 0)
         let bins = Int(epoch - lo) + 1
         let grid = (capacity + 255) / 256
         let histogram = try scratchBuffer("evictHistogram", bytes: bins * 4)
-        try device.driver.check(device.driver.cuMemsetD32Async(histogram.address, 0, bins, stream.handle), "cuMemsetD32Async")
+        try cuda.driver.check(cuda.driver.cuMemsetD32Async(histogram.address, 0, bins, stream.handle), "cuMemsetD32Async")
         try stampHistogram.launch(grid: grid, block: 256, stream: stream,
                                   [stamps.address, Int32(capacity), lo, Int32(bins), histogram.address])
         var perBin = [UInt32](repeating: 0, count: bins)
@@ -577,8 +807,8 @@ public final class GPUDynamicCache: @unchecked Sendable {
             below += Int(perBin[bin])
         }
         let atCutoff = min(count - below, Int(perBin[cutoff]))
-        try setCounter(3, to: 0, stream: stream)
-        try setCounter(4, to: 0, stream: stream)
+        try setCounter(3, to: 0)
+        try setCounter(4, to: 0)
         try stampSelect.launch(grid: grid, block: 256, stream: stream, [
             stamps.address, Int32(capacity), lo, Int32(bins), Int32(cutoff), UInt32(atCutoff), counters.address + 12,
             slots.address, rowSlots.address, freeRows.address, counters.address + 4,
@@ -587,13 +817,15 @@ public final class GPUDynamicCache: @unchecked Sendable {
         try stream.download(into: &freed, from: counters.address + 16)
         if cutoff > 0 { stampFloor = lo + UInt32(cutoff) }
         tombstones += Int(freed[0])
-        statistics.evictions += Int(freed[0])
+        counts.evictions += Int(freed[0])
         return Int(freed[0])
     }
 
+    // MARK: Prefill and refresh
+
     /// Fills the cache at start with up to `fraction` of its capacity from
     /// `keys` (per member), as `init_ec` and `cache_refresh_percentage_per_iteration` ask.
-    public func prefill(keys: [[Int64]], fraction: Double) throws {
+    public func prefill(keys: [[Int64]], fraction: Double) throws(CUDAError) {
         let budget = min(capacity, Int((Double(capacity) * fraction).rounded(.up)))
         var chosen: [Int64] = [], members: [Int32] = []
         var cursor = [Int](repeating: 0, count: keys.count)
@@ -607,19 +839,20 @@ public final class GPUDynamicCache: @unchecked Sendable {
             }
             if !progressed { break }
         }
-        try lock.withWriteLock {
+        try lock.withWriteLock { () throws(CUDAError) in
+            try cuda.makeCurrent()
             try nextEpoch()
-            try insert(keys: chosen, members: members, from: nil, stream: stream)
+            try insert(keys: chosen, members: members)
         }
     }
 
-    /// Re-reads every cached key from the tier below (online updates reach
-    /// the GPU this way).
-    public func refresh() throws {
-        // The mapped table is read-only: a uvm cache's rows are always current.
-        guard case .tier(let lower) = source else { return }
-        try lock.withWriteLock {
-            try stream.synchronize()
+    /// Re-reads every cached key from the tiers below (online updates reach
+    /// the GPU this way). A uvm cache's rows are always current (its mapped
+    /// table is read-only): nothing to do.
+    public func refresh() throws(CUDAError) {
+        guard lower != nil else { return }
+        try lock.withWriteLock { () throws(CUDAError) in
+            try cuda.makeCurrent()
             var stamp = [UInt32](repeating: 0, count: capacity)
             var keyOfRow = [Int64](repeating: 0, count: capacity)
             var memberOfRow = [Int32](repeating: 0, count: capacity)
@@ -627,10 +860,11 @@ public final class GPUDynamicCache: @unchecked Sendable {
             try stream.download(into: &keyOfRow, from: rowKeys.address)
             try stream.download(into: &memberOfRow, from: rowMembers.address)
             let rows = (0..<capacity).filter { stamp[$0] != UInt32.max }
-            let (vectors, found) = try fetch(keys: rows.map { keyOfRow[$0] }, members: rows.map { memberOfRow[$0] }, from: lower)
-            // A key gone from the tier below keeps its cached vector until evicted.
+            var hits = TierHits(tiers: lower!.tiers.count, members: memberCount)
+            let (vectors, found) = fetch(keys: rows.map { keyOfRow[$0] }, members: rows.map { memberOfRow[$0] }, hits: &hits)
+            // A key gone from the tiers below keeps its cached vector until evicted.
             let keep = rows.indices.filter { found[$0] }
-            guard !keep.isEmpty else { statistics.refreshes += 1; return }
+            guard !keep.isEmpty else { counts.refreshes += 1; return }
             let rowBuffer = try scratchBuffer("refreshRows", bytes: keep.count * 4)
             let vectorBuffer = try scratchBuffer("refreshVectors", bytes: keep.count * dim * 4)
             try stream.upload(keep.map { Int32(rows[$0]) }, to: rowBuffer.address)
@@ -638,21 +872,7 @@ public final class GPUDynamicCache: @unchecked Sendable {
             try scatterRows.launch(grid: (keep.count * dim + 255) / 256, block: 256, stream: stream,
                                    [rowBuffer.address, vectorBuffer.address, Int32(keep.count), self.vectors.address])
             try stream.synchronize()
-            statistics.refreshes += 1
+            counts.refreshes += 1
         }
-    }
-
-    /// Refreshes every `interval` seconds after a first `delay` (`refresh_interval`, `refresh_delay`).
-    public func startRefreshing(interval: Double, delay: Double) {
-        guard interval > 0 else { return }
-        let timer = DispatchSource.makeTimerSource(queue: insertQueue)
-        timer.schedule(deadline: .now() + delay, repeating: interval)
-        timer.setEventHandler { [weak self] in
-            guard let self else { return }
-            try? self.device.makeCurrent()
-            try? self.refresh()
-        }
-        timer.resume()
-        refreshTimer = timer
     }
 }

@@ -1,4 +1,5 @@
-import HPS
+public import HPS
+import Synchronization
 
 /// HugeCTR's static embedding cache: a whole (possibly fused) table in GPU
 /// memory behind a GPU hash index, read-only, the fastest path.
@@ -10,8 +11,21 @@ import HPS
 /// with the same function. Members of a fused table keep their keys apart as
 /// on the CPU: the member is part of the hash and is kept per slot.
 ///
-/// Thread safety: lookups may run concurrently on different streams.
-public final class GPUStaticTable: @unchecked Sendable {
+/// As the L1 cache of a session (`EmbeddingCache`, kind `gpu_static`) it
+/// answers every key it holds and the member's default value for the others
+/// (the table is the whole model: a key it lacks is in no tier).
+///
+/// ```swift
+/// let table = try GPUStaticTable(kernels: kernels, dim: 128, members: [(keys, vectors)], defaults: [0],
+///                                int64Keys: true, name: "hps_et.model.table0")
+/// var hits = TierHits(tiers: 1, members: 1)
+/// try table.lookup(CacheBatch(keys: keys, runs: runs), below: nil, defaults: defaults, hits: &hits)
+/// ```
+///
+/// Thread safety: cache lookups may be called from any thread; they take
+/// turns on the table's lookup state (one stream and its staging buffers).
+/// The device-address lookup may run concurrently on different streams.
+public final class GPUStaticTable: Sendable {
     /// Floats per vector.
     public let dim: Int
     /// Member tables.
@@ -31,6 +45,16 @@ public final class GPUStaticTable: @unchecked Sendable {
     let defaults: DeviceBuffer<Float>
     let kernel: CUDAKernel
     let kernels: GPUKernels
+    /// Names the table in errors, e.g. `hps_et.<model>.<group>`.
+    public let name: String
+    /// The stream, staging buffers and counters of cache lookups, made at the
+    /// first one (a table that only serves as a uvm cache's source needs none).
+    let lookupState = Mutex(LookupState())
+
+    struct LookupState {
+        var stage: GPULookupStage?
+        var statistics = CacheStatistics()
+    }
 
     /// Where a table's vectors live.
     public enum Placement: Sendable {
@@ -68,9 +92,11 @@ public final class GPUStaticTable: @unchecked Sendable {
     ///   - members: per member, (n) keys and (n × dim) floats; a repeated key keeps its last row.
     ///   - defaults: per member, the value of a missing key's elements.
     ///   - placement: device memory, or mapped host memory.
+    ///   - name: names the table in errors.
     public init(kernels: GPUKernels, dim: Int, members: [(keys: [Int64], vectors: [Float])], defaults: [Float],
-                int64Keys: Bool, placement: Placement = .device) throws(CUDAError) {
+                int64Keys: Bool, placement: Placement = .device, name: String = "a GPU static table") throws(CUDAError) {
         self.placement = placement
+        self.name = name
         self.dim = dim
         self.memberCount = members.count
         self.int64Keys = int64Keys
@@ -102,7 +128,7 @@ public final class GPUStaticTable: @unchecked Sendable {
     var slotMembersAddress: UInt64 { slotMembers?.address ?? 0 }
 
     /// How a lookup's output rows are laid out.
-    public enum Layout: Int32, Sendable {
+    enum Layout: Int32, Sendable {
         /// Row i for key i.
         case keyOrder = 0
         /// The concatenated input of a dense layer: run r's key j of sample
@@ -117,13 +143,82 @@ public final class GPUStaticTable: @unchecked Sendable {
     ///   - runMembers: device address of (runs) Int32 member indices.
     ///   - output: device address of `count × dim` floats.
     ///   - misses: device address of one UInt32 that counts missing keys, or 0.
-    public func lookup(keys: UInt64, count: Int, runStarts: UInt64, runMembers: UInt64, runs: Int,
-                       output: UInt64, layout: Layout = .keyOrder, keysPerSample: Int = 1, misses: UInt64 = 0,
-                       stream: CUDAStream) throws(CUDAError) {
+    ///   - missIndex: device address of `count` Int32 that receive the missing keys' indices, or 0.
+    func lookup(keys: UInt64, count: Int, runStarts: UInt64, runMembers: UInt64, runs: Int,
+                output: UInt64, layout: Layout = .keyOrder, keysPerSample: Int = 1, misses: UInt64 = 0,
+                missIndex: UInt64 = 0, stream: CUDAStream) throws(CUDAError) {
         try LookupLaunch(keys: keys, count: count, runStarts: runStarts, runMembers: runMembers, runs: runs,
                          slots: slotKeys.address, capacity: capacity, rowBits: 32, vectors: vectors.address,
                          defaults: defaults.address, output: output, layout: layout, keysPerSample: keysPerSample,
-                         misses: misses, rankBlocks: blocks.address, slotMembers: slotMembersAddress)
+                         misses: misses, missIndex: missIndex, rankBlocks: blocks.address, slotMembers: slotMembersAddress)
             .launch(kernel, device: kernels.device, stream: stream)
+    }
+}
+
+extension GPUStaticTable: EmbeddingCache {
+    /// `gpu_static`.
+    public var kind: String { "gpu_static" }
+    /// The GPU's index.
+    public var device: Int? { kernels.device.index }
+    /// Floats per vector.
+    public var vecSize: Int { dim }
+    /// Keys looked up and answered, and the time of the lookups' device work; a snapshot.
+    public var statistics: CacheStatistics { lookupState.withLock { $0.statistics } }
+
+    /// Looks up a group's keys: one copy of the keys and run arrays to the
+    /// device, one launch, and for a host destination one copy of the rows
+    /// back (then copied to each run's output); for a device destination the
+    /// rows are written there (`batch.layout`) and only the miss count comes back.
+    /// Keys the table lacks get the member's default and count as `missing`;
+    /// `below` is not asked (the table holds every key of the model).
+    /// - Throws: `LookupError.device` when the driver fails, `.destination`
+    ///   for memory of another GPU or runs the layout does not fit.
+    public func lookup(_ batch: CacheBatch, below: TierChain?, defaults: UnsafeBufferPointer<Float>,
+                       hits: inout TierHits) throws(LookupError) {
+        let n = batch.keys.count
+        guard n > 0 else { return }
+        let index = kernels.device.index
+        let output = try GPUOutput(batch, device: index, what: name)
+        try lookupState.withLock { (state) throws(LookupError) in
+            do throws(CUDAError) {
+                try kernels.device.makeCurrent()
+                let start = MonotonicClock.nanoseconds()
+                if state.stage == nil { state.stage = try GPULookupStage(device: kernels.device) }
+                let stage = state.stage!
+                let staged = try stage.stage(keys: batch.keys, count: n, int64Keys: int64Keys,
+                                             runs: batch.runs.lazy.map { (member: $0.member, count: $0.count) },
+                                             rowBytes: output.device == nil ? n * dim * 4 : 0)
+                try lookup(keys: staged.keys, count: n, runStarts: staged.runStarts, runMembers: staged.runMembers,
+                           runs: batch.runs.count, output: output.device?.address ?? staged.rows, layout: output.layout,
+                           keysPerSample: output.keysPerSample, misses: staged.head, missIndex: staged.missIndex,
+                           stream: stage.stream)
+                if output.device == nil {
+                    try stage.downloadHeadAndRows(staged)
+                } else {
+                    try stage.downloadHead(staged)
+                }
+                try stage.stream.synchronize()
+                let misses = staged.misses
+                hits.addAnswered(batch.runs)
+                if misses > 0 {
+                    let members = Set(batch.runs.map(\.member))
+                    if members.count == 1 {
+                        hits.moveFromCache(member: members.first!, count: misses, to: nil)
+                    } else {
+                        // Which members missed: only the keys' indices tell (a miss here is a key of no tier, which is rare).
+                        let indices = try stage.missIndices(staged, misses: misses)
+                        for (member, count) in missesPerMember(indices, runs: batch.runs, members: memberCount).enumerated() {
+                            hits.moveFromCache(member: member, count: count, to: nil)
+                        }
+                    }
+                }
+                state.statistics.keys += n
+                state.statistics.hits += n - misses
+                state.statistics.deviceNanoseconds += MonotonicClock.nanoseconds() - start
+                if output.device == nil { staged.copyRows(to: batch.runs, vecSize: dim) }
+            } catch {
+                throw .gpu(error, device: index, what: name)
+            }
+        }
     }
 }

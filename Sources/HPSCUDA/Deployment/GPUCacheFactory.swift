@@ -1,0 +1,66 @@
+public import HPS
+import Synchronization
+
+/// Makes the GPU L1 caches of the models a `HierarchicalParameterServer`
+/// serves from GPUs (`gpucache: true`, on each device of
+/// `deployed_device_list`): per fusion group, the table the model's
+/// `effectiveCacheType` asks for — a static table in device memory, a
+/// dynamic cache in front of the group's CPU tiers, or a uvm cache (the
+/// table in mapped host memory with a dynamic cache in front) — pre-filled
+/// as `init_ec` and `cache_refresh_percentage_per_iteration` say.
+///
+/// ```swift
+/// let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: "hps.json"),
+///                                              gpu: GPUCacheFactory())
+/// let session = try server.session(model: "8_table", device: 0)
+/// let vectors = try session.lookup(table: 0, keys: [1, 2, 3])
+/// ```
+///
+/// Each GPU is opened, and its kernels compiled, once for every model.
+///
+/// Thread safety: `makeCaches` may be called from any thread.
+public final class GPUCacheFactory: EmbeddingCacheFactory {
+    private let kernelsByDevice = Mutex<[Int: GPUKernels]>([:])
+
+    /// A factory that opens each GPU when a model first asks for it.
+    public init() {}
+
+    /// The kernels of GPU `index`, opened at the first call and shared by every model after it.
+    /// - Throws: `CUDAError` when the driver cannot be loaded or the GPU does not exist.
+    public func kernels(device index: Int) throws(CUDAError) -> GPUKernels {
+        try kernelsByDevice.withLock { (kernels) throws(CUDAError) -> GPUKernels in
+            if let opened = kernels[index] { return opened }
+            let opened = GPUKernels(device: try CUDADevice(index: index))
+            kernels[index] = opened
+            return opened
+        }
+    }
+
+    /// Makes one GPU table or cache per group of `plan` on `device`.
+    /// - Throws: `CUDAError` with one sentence: no driver, a device that
+    ///   does not exist, a dynamic cache with no tier below, or a table that
+    ///   does not fit; `ModelFileError` for a model file that cannot be read.
+    public func makeCaches(model: ModelConfiguration, plan: FusionPlan, folders: [[SparseModelFolder]], keyType: KeyType,
+                           below: [TierChain?], device: Int) throws -> [any EmbeddingCache] {
+        let kernels: GPUKernels
+        do {
+            kernels = try self.kernels(device: device)
+        } catch {
+            if case let .noSuchDevice(index, count) = error {
+                throw CUDAError.unsupported("model \(model.name) is deployed on GPU \(index) (deployed_device_list), which does not exist; this machine has \(count) GPU(s)")
+            }
+            throw error
+        }
+        var caches: [any EmbeddingCache] = []
+        for (g, group) in plan.groups.enumerated() {
+            // A static or uvm table holds every row; a dynamic cache prefills from them.
+            let rows = try folders[g].map { try $0.readAll(keyType: keyType) }
+            let table = try GPUTable.make(cacheType: model.effectiveCacheType, model: model, kernels: kernels,
+                                          dim: group.vecSize, rows: rows, defaults: group.tables.map { model.defaultValues[$0] },
+                                          int64Keys: keyType == .int64, lower: g < below.count ? below[g] : nil,
+                                          name: FusionPlan.tag(model: model.name, group: group.name))
+            caches.append(table.cache)
+        }
+        return caches
+    }
+}

@@ -1,0 +1,229 @@
+import HPS
+
+/// What a GPU cache needs for one lookup from host keys: its stream, and the
+/// device and pinned buffers that every lookup reuses. One per cache, used
+/// under the cache's lock.
+///
+/// A lookup's input and output sit at the same offsets in one device buffer
+/// and one pinned buffer (`StagedLookup`), so that the keys, the run arrays
+/// and the zeroed miss counter go to the device in one copy, and the miss
+/// counter and the rows come back in one copy.
+final class GPULookupStage {
+    let device: CUDADevice
+    let stream: CUDAStream
+    let scratch: DeviceScratch
+    let pinned: PinnedScratch
+
+    init(device: CUDADevice) throws(CUDAError) {
+        self.device = device
+        stream = try CUDAStream(device: device)
+        scratch = DeviceScratch(device: device)
+        pinned = PinnedScratch(device: device)
+    }
+
+    /// Writes `keys` (narrowed to UInt32 unless `int64Keys`; none when the
+    /// keys are already on the device), the run arrays and a zeroed head into
+    /// pinned memory and copies them to the device in one copy, on the stream.
+    ///
+    /// The pinned buffer is written on the host at once: the caller must have
+    /// waited for the stream's earlier copies from it (every lookup ends by
+    /// synchronizing the stream, so the next one finds it free).
+    /// - Parameters:
+    ///   - count: the keys, `keys.count` when keys are given.
+    ///   - runs: (member, count) per run; the counts sum to `count`.
+    ///   - rowBytes: room for the rows behind the head (a host destination), or 0.
+    func stage<Runs: RandomAccessCollection>(keys: UnsafeBufferPointer<Int64>?, count n: Int, int64Keys: Bool,
+                                             runs: Runs, rowBytes: Int) throws(CUDAError) -> StagedLookup
+        where Runs.Element == (member: Int, count: Int) {
+        let keyBytes = keys == nil ? 0 : n * (int64Keys ? 8 : 4)
+        let layout = StagedLookup.Layout(keyBytes: keyBytes, runs: runs.count, rowBytes: rowBytes, keys: n)
+        let device = try scratch.buffer("lookup", bytes: layout.deviceBytes)
+        let host = try pinned.buffer("lookup", bytes: layout.pinnedBytes)
+        if let keys {
+            if int64Keys {
+                host.copyMemory(from: UnsafeRawPointer(keys.baseAddress!), byteCount: keyBytes)
+            } else {
+                let narrow = host.assumingMemoryBound(to: UInt32.self)
+                // The session checked that every key fits in 32 bits.
+                for i in 0..<n { narrow[i] = UInt32(truncatingIfNeeded: keys[i]) }
+            }
+        }
+        let starts = (host + layout.startsOffset).assumingMemoryBound(to: Int32.self)
+        let members = (host + layout.membersOffset).assumingMemoryBound(to: Int32.self)
+        var total = 0, r = 0
+        starts[0] = 0
+        for run in runs {
+            members[r] = Int32(run.member)
+            total += run.count
+            starts[r + 1] = Int32(total)
+            r += 1
+        }
+        guard total == n else { throw .unsupported("the runs hold \(total) keys but \(n) keys were given") }
+        (host + layout.headOffset).initializeMemory(as: UInt32.self, repeating: 0, count: StagedLookup.headBytes / 4)
+        try stream.copy(to: device.address, from: UnsafeRawPointer(host), bytes: layout.rowsOffset)
+        return StagedLookup(layout: layout, count: n, runs: runs.count, device: device.address, host: host)
+    }
+
+    /// Copies the head (the miss counter) back, on the stream.
+    func downloadHead(_ staged: StagedLookup) throws(CUDAError) {
+        try stream.copy(to: staged.host + staged.layout.headOffset, from: staged.head, bytes: StagedLookup.headBytes)
+    }
+
+    /// Copies the head and the rows behind it back in one copy, on the stream.
+    func downloadHeadAndRows(_ staged: StagedLookup) throws(CUDAError) {
+        try stream.copy(to: staged.host + staged.layout.headOffset, from: staged.head,
+                        bytes: StagedLookup.headBytes + staged.layout.rowBytes)
+    }
+
+    /// Copies the rows back, on the stream.
+    func downloadRows(_ staged: StagedLookup) throws(CUDAError) {
+        try stream.copy(to: staged.hostRows, from: staged.rows, bytes: staged.layout.rowBytes)
+    }
+
+    /// The indices of the keys the lookup missed (in no order), downloaded
+    /// into pinned memory after the stream's work; valid until the next call.
+    func missIndices(_ staged: StagedLookup, misses: Int) throws(CUDAError) -> UnsafeBufferPointer<Int32> {
+        let host = try pinned.buffer("missIndex", bytes: misses * 4)
+        try stream.copy(to: host, from: staged.missIndex, bytes: misses * 4)
+        try stream.synchronize()
+        return UnsafeBufferPointer(start: host.assumingMemoryBound(to: Int32.self), count: misses)
+    }
+}
+
+/// One lookup's buffers, at the same offsets on the device and in pinned
+/// memory: the keys, the run starts ((runs + 1) Int32), the run members
+/// ((runs) Int32), a 16-byte head whose first UInt32 counts the misses, the
+/// rows (for a host destination), and on the device only the misses' key indices.
+struct StagedLookup {
+    /// Bytes of the head: the miss counter, padded so that the rows behind it stay 16-byte aligned.
+    static let headBytes = 16
+
+    struct Layout {
+        var startsOffset: Int
+        var membersOffset: Int
+        var headOffset: Int
+        var rowsOffset: Int
+        var rowBytes: Int
+        var missIndexOffset: Int
+        var deviceBytes: Int
+        var pinnedBytes: Int { rowsOffset + rowBytes }
+
+        init(keyBytes: Int, runs: Int, rowBytes: Int, keys: Int) {
+            startsOffset = (keyBytes + 3) / 4 * 4
+            membersOffset = startsOffset + (runs + 1) * 4
+            headOffset = (membersOffset + runs * 4 + 15) / 16 * 16
+            rowsOffset = headOffset + StagedLookup.headBytes
+            self.rowBytes = rowBytes
+            missIndexOffset = (rowsOffset + rowBytes + 15) / 16 * 16
+            deviceBytes = missIndexOffset + max(1, keys) * 4
+        }
+    }
+
+    let layout: Layout
+    /// Keys.
+    let count: Int
+    /// Runs.
+    let runs: Int
+    /// The device buffer's address.
+    let device: UInt64
+    /// The pinned buffer.
+    let host: UnsafeMutableRawPointer
+
+    var keys: UInt64 { device }
+    var runStarts: UInt64 { device + UInt64(layout.startsOffset) }
+    var runMembers: UInt64 { device + UInt64(layout.membersOffset) }
+    var head: UInt64 { device + UInt64(layout.headOffset) }
+    var rows: UInt64 { device + UInt64(layout.rowsOffset) }
+    var missIndex: UInt64 { device + UInt64(layout.missIndexOffset) }
+    var hostRows: UnsafeMutableRawPointer { host + layout.rowsOffset }
+
+    /// The misses the kernel counted, once the head is back and the stream synchronized.
+    var misses: Int { Int(host.load(fromByteOffset: layout.headOffset, as: UInt32.self)) }
+
+    /// Copies the downloaded rows to each run's output, run after run.
+    func copyRows(to runs: UnsafeBufferPointer<LookupRun>, vecSize: Int) {
+        var source = UnsafeRawPointer(hostRows).assumingMemoryBound(to: Float.self)
+        for run in runs {
+            run.output.update(from: source, count: run.count * vecSize)
+            source += run.count * vecSize
+        }
+    }
+}
+
+/// Where a GPU cache writes a batch's rows, checked once per lookup.
+struct GPUOutput {
+    /// The device destination, or nil for the runs' host outputs.
+    var device: DevicePointer<Float>?
+    var layout: GPUStaticTable.Layout
+    var keysPerSample: Int
+
+    /// The batch's destination, checked against the cache's device.
+    /// - Throws: `LookupError.destination` for memory of another GPU, or a
+    ///   sample-major layout the runs do not fit.
+    init(_ batch: CacheBatch, device index: Int, what: String) throws(LookupError) {
+        device = batch.device
+        switch batch.layout {
+        case .runs:
+            layout = .keyOrder
+            keysPerSample = 1
+        case let .samplesByRun(k):
+            guard batch.device != nil else {
+                throw .destination(reason: "a host destination takes the rows run after run; the sample-major layout is for device memory")
+            }
+            // Row (s × runs + r) × k + j % k covers the output only when every run holds the same samples × k keys.
+            let first = batch.runs.first?.count ?? 0
+            guard k > 0, first % k == 0, batch.runs.allSatisfy({ $0.count == first }) else {
+                throw .destination(reason: "the sample-major layout needs every table's keys to be the same number of samples × \(k) keys per sample, but \(what) got runs of \(batch.runs.map(\.count)) keys")
+            }
+            layout = .samplesByRun
+            keysPerSample = k
+        }
+        if let pointer = batch.device, pointer.device != index {
+            throw .destination(reason: "the destination is memory of GPU \(pointer.device) but \(what) lives on GPU \(index)")
+        }
+    }
+}
+
+extension TierHits {
+    /// Counts every key of the runs as answered by the top tier (the cache);
+    /// the misses are then moved to where they were answered.
+    mutating func addAnswered(_ runs: UnsafeBufferPointer<LookupRun>) {
+        for run in runs { answered[0][run.member] += run.count }
+    }
+
+    /// Moves `count` keys of `member` from the cache to tier `tier`
+    /// (`nil`: to the keys answered with the default).
+    mutating func moveFromCache(member: Int, count: Int, to tier: Int?) {
+        guard count > 0 else { return }
+        answered[0][member] -= count
+        if let tier, tier < answered.count {
+            answered[tier][member] += count
+        } else {
+            missing[member] += count
+        }
+    }
+}
+
+/// Per member, how many of the missed key indices (flat, into the batch's keys) fall in its runs.
+func missesPerMember(_ indices: UnsafeBufferPointer<Int32>, runs: UnsafeBufferPointer<LookupRun>, members: Int) -> [Int] {
+    var perMember = [Int](repeating: 0, count: members)
+    var starts = [Int](repeating: 0, count: runs.count + 1)
+    for (r, run) in runs.enumerated() { starts[r + 1] = starts[r] + run.count }
+    for index in indices {
+        // The run holding the index: the last start at or below it.
+        var lo = 0, hi = runs.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if starts[mid] <= Int(index) { lo = mid } else { hi = mid - 1 }
+        }
+        perMember[runs[lo].member] += 1
+    }
+    return perMember
+}
+
+extension LookupError {
+    /// A driver error during a lookup, as one sentence.
+    static func gpu(_ error: CUDAError, device: Int, what: String) -> LookupError {
+        .device(reason: "GPU \(device) failed a lookup of \(what): \(error)")
+    }
+}
