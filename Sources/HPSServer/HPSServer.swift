@@ -12,8 +12,21 @@ import UnixSignals
 /// its gRPC protocol (Triton's `inference.GRPCInferenceService`), and
 /// Prometheus metrics on a third port.
 ///
+/// Each model is served from the sessions the hierarchy gives it: from its
+/// sessions on the GPUs of its `deployed_device_list` when it has any (the
+/// hierarchy was built with a GPU cache factory and the model has
+/// `gpucache: true`), requests spread over them, else from its session on
+/// the CPU. Lookups that may block (a network, a disk or a GPU) run on the
+/// server's `LookupThreadPool`.
+///
+/// ```swift
+/// let hierarchy = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: "hps.json"))
+/// try await HPSServer(parameterServer: hierarchy).run(logger: Logger(label: "hps"))
+/// ```
+///
 /// `run()` shuts down gracefully on SIGTERM and SIGINT: the listeners close,
-/// so new connections are refused, and requests in flight are answered.
+/// so new connections are refused, and requests in flight are answered; then
+/// the lookup pool and the hierarchy's background work stop.
 public struct HPSServer: Sendable {
     /// Where and how the server listens.
     public struct Options: Sendable {
@@ -30,8 +43,11 @@ public struct HPSServer: Sendable {
         public var token: String?
         /// The largest request body (HTTP) or request message (gRPC) accepted.
         public var maxBodyBytes = 64 << 20
-        /// How concurrent requests' lookups are merged.
+        /// How concurrent requests' lookups are merged, and how many may wait.
         public var batching = LookupBatcher.Options()
+        /// Threads of the pool that runs the lookups which may block (Redis,
+        /// RocksDB, mapped files, GPUs) and large CPU lookups.
+        public var lookupThreads = availableCores
 
         /// The defaults.
         public init() {}
@@ -45,22 +61,31 @@ public struct HPSServer: Sendable {
     public let routes: KServeRoutes
     /// The metrics.
     public let metrics: ServerMetrics
+    /// The threads the lookups that may block run on.
+    public let lookupPool: LookupThreadPool
 
-    /// A server for every model of `parameterServer`, and for `predictionModels`
-    /// (lookups → dense layer over its sessions) under their names.
+    /// A server for every model of `parameterServer` (from its GPU sessions
+    /// when it has any, else from its CPU session), and for
+    /// `predictionModels` (lookups → dense head, on the CPU or a GPU) under
+    /// their names.
     public init(parameterServer: HierarchicalParameterServer, options: Options = Options(),
-                predictionModels: [(name: String, model: PredictionModel)] = []) throws(LookupError) {
+                predictionModels: [(name: String, model: any Predictor)] = []) throws(LookupError) {
         self.parameterServer = parameterServer
         self.options = options
-        var sessions: [LookupSession] = []
+        var served: [ServedModel] = []
         for model in parameterServer.configuration.models {
-            sessions.append(try parameterServer.session(model: model.name))
+            let devices = parameterServer.deviceSessions(model: model.name)
+            served.append(ServedModel(sessions: devices.isEmpty ? [try parameterServer.session(model: model.name)] : devices))
         }
-        let tierNames = [parameterServer.volatileStore?.kind, parameterServer.persistentStore?.kind].compactMap { $0 }
-        metrics = ServerMetrics(sessions: sessions, tierNames: tierNames, modelNames: predictionModels.map(\.name))
-        let served = sessions.map(ServedModel.init) + predictionModels.map { ServedModel(prediction: $0.model, name: $0.name) }
-        routes = KServeRoutes(models: served, metrics: metrics, maxBodyBytes: options.maxBodyBytes, batching: options.batching)
+        served += predictionModels.map { ServedModel(prediction: $0.model, name: $0.name) }
+        metrics = ServerMetrics(sessions: served.flatMap(\.sessions), modelNames: predictionModels.map(\.name))
+        lookupPool = LookupThreadPool(threads: options.lookupThreads)
+        routes = KServeRoutes(models: served, metrics: metrics, maxBodyBytes: options.maxBodyBytes,
+                              batching: options.batching, pool: lookupPool)
     }
+
+    /// The devices each model is served from (nil: the CPU), by model name.
+    public var devices: [String: [Int?]] { routes.models.mapValues(\.devices) }
 
     /// The router of the KServe v2 endpoints, with the token check when a token is set.
     public func router() -> Router<BasicRequestContext> {
@@ -84,9 +109,13 @@ public struct HPSServer: Sendable {
         return router
     }
 
-    /// The KServe v2 HTTP and gRPC servers and the metrics HTTP server, as
-    /// services of a `ServiceGroup`; a graceful shutdown of the group closes the
-    /// listeners and answers the requests in flight.
+    /// The server as services of a `ServiceGroup`, in the order they start:
+    /// the hierarchy's background work (cache refreshes and inserts, Redis
+    /// connections), the lookups (their thread pool and the batchers'
+    /// queues), the KServe v2 HTTP and gRPC listeners, the metrics listener.
+    /// A graceful shutdown of the group stops them in the reverse order: the
+    /// listeners close and answer the requests in flight, then the lookup pool
+    /// stops once its lookups have finished, then the background work.
     /// - Parameter onListening: called with ("http", "grpc" or "metrics", host, port) once each port listens.
     public func services(logger: Logger,
                          onListening: @escaping @Sendable (String, String, Int) -> Void = { _, _, _ in }) -> [any Service] {
@@ -102,12 +131,14 @@ public struct HPSServer: Sendable {
                                      configuration: ApplicationConfiguration(address: .hostname(host, port: options.metricsPort),
                                                                              serverName: KServeRoutes.serverName),
                                      onServerRunning: listening("metrics"), logger: logger)
+        let background: [any Service] = parameterServer.backgroundWork.map(BackgroundWorkService.init)
+        let lookups = LookupService(pool: lookupPool, batchers: routes.batchers.keys.sorted().map { routes.batchers[$0]! })
         #if Serving
         // One bundle, so that SIGTERM closes both KServe listeners at once.
         let kserve = ServiceBundle([http, grpcService(onListening: { port in onListening("grpc", host, port) })])
-        return [kserve, metricsApp]
+        return background + [lookups, kserve, metricsApp]
         #else
-        return [http, metricsApp]
+        return background + [lookups, http, metricsApp]
         #endif
     }
 

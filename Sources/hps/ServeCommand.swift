@@ -1,6 +1,7 @@
 #if Serving
 import ArgumentParser
 import HPS
+import HPSCUDA
 import HPSServer
 import Glibc
 import Logging
@@ -19,12 +20,18 @@ struct ServeCommand: AsyncParsableCommand {
             predictions of the lookups → Dense(1)). \
             Over gRPC, inputs come in raw_input_contents (as tritonclient.grpc sends them) or typed contents, \
             OUTPUT0 goes back in raw_output_contents. \
+            With --device auto or gpu, every model with gpucache: true is served from its GPU tables on the GPUs \
+            of its deployed_device_list (requests spread over them), and the --demo prediction model runs its \
+            Dense head on the GPU; the other models, and every model with --device cpu or when auto finds no \
+            usable GPU (it says why), are served from the CPU. \
             SIGTERM or SIGINT stops it gracefully: new connections are refused, requests in flight are answered.
             """
     )
 
     @Option(help: "The HPS JSON configuration.")
     var config: String?
+    @Option(help: "Where lookups run: auto (the GPUs of each gpucache model when a GPU loads, else the CPU, saying why), cpu, or gpu (exits 1 without a usable GPU).")
+    var device: String = "auto"
     @Flag(help: "Serve the seed notebook's model (see --tables, --vocab, --dim, …) and its Dense(1) predictions, instead of --config.")
     var demo = false
     @OptionGroup(title: "Sizes of the --demo model")
@@ -51,8 +58,16 @@ struct ServeCommand: AsyncParsableCommand {
             help: "Microseconds a lookup that starts from idle waits for more requests to merge with (dynamic batching).")
     var maxQueueDelayMicroseconds: Int = 0
     @Option(name: .customLong("inline-lookup-keys"),
-            help: "The most keys a lookup from idle may have to run in the request's task instead of on Dispatch's pool (0: never).")
+            help: "The most keys a lookup of an in-memory model may have to run in the request's task instead of on the lookup threads (0: never).")
     var inlineLookupKeys: Int = 4096
+    @Option(name: .customLong("max-queued-requests"),
+            help: "The most requests of one model that may wait for a lookup; more are refused (HTTP 503, gRPC UNAVAILABLE).")
+    var maxQueuedRequests: Int = 1024
+    @Option(name: .customLong("lookup-threads"),
+            help: "Threads for the lookups that may block (Redis, RocksDB, mapped files, GPUs) and large ones (default: every core).")
+    var lookupThreads: Int?
+    @Option(help: "How a model on several GPUs spreads its lookups: least-busy or round-robin.")
+    var spread: String = LookupBatcher.Spreading.leastBusy.rawValue
 
     func run() async throws {
         try await reportingErrorsAsync {
@@ -69,6 +84,19 @@ struct ServeCommand: AsyncParsableCommand {
             options.batching.maxQueueDelay = .microseconds(maxQueueDelayMicroseconds)
             guard inlineLookupKeys >= 0 else { throw ValidationError("--inline-lookup-keys must not be negative, not \(inlineLookupKeys)") }
             options.batching.inlineKeys = inlineLookupKeys
+            guard maxQueuedRequests >= 1 else { throw ValidationError("--max-queued-requests must be at least 1, not \(maxQueuedRequests)") }
+            options.batching.maxQueuedRequests = maxQueuedRequests
+            guard let spreading = LookupBatcher.Spreading(rawValue: spread) else {
+                throw ValidationError("--spread must be least-busy or round-robin, not \(spread)")
+            }
+            options.batching.spreading = spreading
+            if let lookupThreads {
+                guard lookupThreads >= 1 else { throw ValidationError("--lookup-threads must be at least 1, not \(lookupThreads)") }
+                options.lookupThreads = lookupThreads
+            }
+            guard let target = ServeDevice(rawValue: device) else {
+                throw ValidationError("--device must be auto, cpu or gpu, not \(device)")
+            }
             for (name, port) in [("--http-port", httpPort), ("--grpc-port", grpcPort), ("--metrics-port", metricsPort)] where !(0...65535).contains(port) {
                 throw ValidationError("\(name) must be between 0 and 65535, not \(port)")
             }
@@ -82,20 +110,24 @@ struct ServeCommand: AsyncParsableCommand {
             var logger = Logger(label: "hps")
             logger.logLevel = .notice
             let parameterServer: HierarchicalParameterServer
-            var predictionModels: [(name: String, model: PredictionModel)] = []
+            var predictionModels: [(name: String, model: any Predictor)] = []
             switch (config, demo) {
             case let (config?, false):
-                parameterServer = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: config),
-                                                                  parallelism: threads ?? availableCores)
+                parameterServer = try hierarchy(try HPSConfiguration.load(path: config), target: target)
             case (nil, true):
                 let seed = try sizes.model()
                 let directory = try TemporaryDirectory(prefix: "hps-serve-demo")
-                defer { directory.remove() }  // loaded into the hash map, the files are no longer read
+                defer { directory.remove() }  // loaded into the hash map and the GPU tables, the files are no longer read
                 let path = try seed.write(to: directory.path)
-                parameterServer = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path),
-                                                                  parallelism: threads ?? availableCores)
-                let session = try parameterServer.session(model: seed.modelName)
-                predictionModels = [(seed.modelName + "_dense", try PredictionModel(session: session, seed: seed))]
+                parameterServer = try hierarchy(try HPSConfiguration.load(path: path), target: target)
+                let dense = DenseLayer(inputs: seed.tables * seed.keysPerSample * seed.dim, seed: seed.seed)
+                let name = seed.modelName + "_dense"
+                if let session = parameterServer.deviceSessions(model: seed.modelName).first {
+                    predictionModels = [(name, try Self.gpuPredictionModel(session: session, dense: dense, keysPerSample: seed.keysPerSample))]
+                } else {
+                    let session = try parameterServer.session(model: seed.modelName)
+                    predictionModels = [(name, try PredictionModel(session: session, dense: dense, keysPerSample: seed.keysPerSample))]
+                }
             case (_?, true):
                 throw ValidationError("give either --config or --demo, not both")
             case (nil, false):
@@ -103,6 +135,9 @@ struct ServeCommand: AsyncParsableCommand {
             }
             for warning in parameterServer.warnings { note("hps: warning: \(warning)") }
             let server = try HPSServer(parameterServer: parameterServer, options: options, predictionModels: predictionModels)
+            for (name, devices) in server.devices.sorted(by: { $0.key < $1.key }) where devices.contains(where: { $0 != nil }) {
+                note("hps: model \(name) is served from GPU \(devices.compactMap { $0 }.map(String.init).joined(separator: ", "))")
+            }
             try await server.run(logger: logger) { what, host, port in
                 switch what {
                 case "http": note("hps: KServe v2 HTTP on http://\(host):\(port)/v2")
@@ -112,6 +147,46 @@ struct ServeCommand: AsyncParsableCommand {
             }
             note("hps: stopped")
         }
+    }
+
+    /// Builds the tiers and sessions of `configuration` for `--device`: with
+    /// `gpu`, the GPU tables of every model with `gpucache: true` (or why
+    /// there are none, thrown); with `auto`, the same when a GPU serves, else
+    /// the CPU sessions only, with one line saying why.
+    private func hierarchy(_ configuration: HPSConfiguration, target: ServeDevice) throws -> HierarchicalParameterServer {
+        let parallelism = threads ?? availableCores
+        func onTheCPU() throws -> HierarchicalParameterServer {
+            try HierarchicalParameterServer(configuration: configuration, parallelism: parallelism)
+        }
+        guard target != .cpu else { return try onTheCPU() }
+        let gpuModels = configuration.models.filter(\.gpuCache)
+        let factory: any EmbeddingCacheFactory
+        do {
+            guard !gpuModels.isEmpty else {
+                throw ServeDeviceError.noGPUModel(models: configuration.models.map(\.name))
+            }
+            // Every device asked for, before a table is loaded.
+            for device in Set(gpuModels.flatMap(\.effectiveDevices)).sorted() { _ = try CUDADevice(index: device) }
+            factory = GPUCacheFactory()
+        } catch {
+            guard target == .auto else { throw (error as? ServeDeviceError) ?? .noGPU(reason: String(describing: error)) }
+            let server = try onTheCPU()
+            note("hps: serving from the CPU because \(error)")
+            return server
+        }
+        do {
+            return try HierarchicalParameterServer(configuration: configuration, parallelism: parallelism, gpu: factory)
+        } catch {
+            guard target == .auto else { throw error }
+            let server = try onTheCPU()
+            note("hps: serving from the CPU because the GPU tables could not be made: \(error)")
+            return server
+        }
+    }
+
+    /// The seed model's Dense head on `session`'s GPU (HPSCUDA's GPUPredictionModel).
+    static func gpuPredictionModel(session: LookupSession, dense: DenseLayer, keysPerSample: Int) throws -> any Predictor {
+        GPUPredictor(model: try GPUPredictionModel(session: session, dense: dense, keysPerSample: keysPerSample))
     }
 
     /// A small text file's contents.
@@ -128,6 +203,39 @@ struct ServeCommand: AsyncParsableCommand {
             bytes += chunk[0..<n]
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+/// HPSCUDA's prediction head, served through `Predictor`.
+// TEMPORARY: until GPUPredictionModel declares its conformance to Predictor in HPSCUDA.
+struct GPUPredictor: Predictor {
+    let model: GPUPredictionModel
+    var session: LookupSession { model.session }
+    var keysPerSample: Int { model.keysPerSample }
+
+    func predict(keys: [[Int64]], samples: Int) throws(LookupError) -> (predictions: [Float], counts: LookupCounts) {
+        try model.predict(keys: keys, samples: samples)
+    }
+}
+
+/// `hps serve --device`.
+enum ServeDevice: String {
+    case auto, cpu, gpu
+}
+
+/// Why `hps serve --device gpu` cannot serve from a GPU.
+enum ServeDeviceError: Error, CustomStringConvertible {
+    /// No model of the configuration asks for a GPU cache.
+    case noGPUModel(models: [String])
+    /// No GPU loads, or the GPU tables could not be made.
+    case noGPU(reason: String)
+
+    var description: String {
+        switch self {
+        case let .noGPUModel(models):
+            "no model of the configuration (\(models.joined(separator: ", "))) has gpucache: true; set it on the models to serve from a GPU"
+        case let .noGPU(reason):
+            "--device gpu cannot serve from a GPU: \(reason); serve from the CPU with --device cpu or auto"
+        }
     }
 }
 #endif

@@ -3,6 +3,7 @@ import HPS
 import HPSServer
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// A blocking loopback TCP connection, to hold a request half sent.
@@ -87,5 +88,109 @@ struct GracefulShutdownTests {
             #expect(floats(json["outputs"]?.arrayValue?.first?["data"]) == expected)
             try await tasks.waitForAll()
         }
+    }
+}
+
+/// A record of events, in order, from any task.
+final class EventLog: Sendable {
+    private let events = Mutex<[String]>([])
+    func append(_ event: String) { events.withLock { $0.append(event) } }
+    var all: [String] { events.withLock { $0 } }
+
+    /// Waits until `event` is recorded (at most 10 s).
+    func wait(for event: String) async throws {
+        for _ in 0..<1000 where !all.contains(event) { try await Task.sleep(for: .milliseconds(10)) }
+    }
+}
+
+/// Background work that runs until it is cancelled (or, with `endsAtOnce`, returns at once).
+struct RecordedWork: BackgroundWork {
+    let log: EventLog
+    var endsAtOnce = false
+    var name: String { "recorded work" }
+
+    func run() async throws {
+        log.append("work started")
+        if endsAtOnce { return }
+        do {
+            try await Task.sleep(for: .seconds(3600))
+        } catch {
+            log.append("work cancelled")
+            throw error
+        }
+    }
+}
+
+/// A service that, like a listener, stops at the graceful shutdown and records it.
+struct RecordedListener: Service {
+    let log: EventLog
+    func run() async throws {
+        try? await gracefulShutdown()
+        log.append("listener stopped")
+    }
+}
+
+struct ServiceOrderTests {
+    @Test("the server's services are the lookups, then the KServe listeners, then metrics; after a graceful shutdown the batchers refuse requests")
+    func lookupsBeforeListeners() async throws {
+        var options = HPSServer.Options()
+        options.httpPort = 0
+        options.grpcPort = 0
+        options.metricsPort = 0
+        let fixture = try ServerFixture(options: options)
+        let logger = Logger(label: "test")
+        let services = fixture.server.services(logger: logger)
+        #expect(services.count == 3)
+        #expect(services.first is LookupService)
+        let (ports, listening) = AsyncStream.makeStream(of: String.self)
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: fixture.server.services(logger: logger) { what, _, _ in listening.yield(what) }, logger: logger))
+        let batcher = try #require(fixture.server.routes.batchers[fixture.model])
+        let batch = ServedModel.Batch(keysPerTable: [[4], [104]], totalKeys: 2)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var seen = Set<String>()
+            for await what in ports {
+                seen.insert(what)
+                if seen.count == 3 { break }
+            }
+            #expect(try await batcher.lookup(batch) == fixture.expected(batch.keysPerTable))
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        await #expect(throws: InferenceError.shuttingDown(model: fixture.model)) { try await batcher.lookup(batch) }
+    }
+
+    @Test("background work runs until the graceful shutdown cancels it, after the services listed after it have stopped")
+    func backgroundWorkStopsLast() async throws {
+        let log = EventLog()
+        let logger = Logger(label: "test")
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [BackgroundWorkService(RecordedWork(log: log)), RecordedListener(log: log)], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await log.wait(for: "work started")
+            #expect(log.all == ["work started"])
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(log.all == ["work started", "listener stopped", "work cancelled"])
+    }
+
+    @Test("background work that ends by itself does not stop the server")
+    func backgroundWorkEndingEarly() async throws {
+        let log = EventLog()
+        let logger = Logger(label: "test")
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [BackgroundWorkService(RecordedWork(log: log, endsAtOnce: true)), RecordedListener(log: log)], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await log.wait(for: "work started")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(log.all == ["work started"], "the listener still runs")
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(log.all == ["work started", "listener stopped"])
     }
 }

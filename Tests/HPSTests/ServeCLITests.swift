@@ -1,10 +1,100 @@
+import Foundation
+import Glibc
+import HPSCUDA
 import Testing
 
 @testable import HPS
 
-/// `hps serve` refuses bad flags with one sentence before it listens.
+/// `hps serve` refuses bad flags with one sentence before it listens, and
+/// picks the GPU or the CPU as `--device` says.
 /// (The server itself is tested in HPSServerTests and Tests/python.)
 struct ServeCLITests {
+    /// The small seed model, served.
+    static let demo = ["serve", "--demo", "--tables", "2", "--vocab", "100", "--dim", "8", "--keys-per-sample", "4",
+                       "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"]
+
+    /// Whether a GPU loads on this machine.
+    static var hasGPU: Bool { (try? CUDADevice(index: 0)) != nil }
+
+    @Test("hps serve --device gpu without a GPU exits 1 with one sentence saying why", .enabled(if: !hasGPU))
+    func deviceGPUWithoutGPU() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-cli")
+        defer { directory.remove() }
+        let outcome = try CLITests().hps(Self.demo + ["--device", "gpu"], in: directory.path)
+        #expect(outcome.status == 1)
+        #expect(outcome.stderrLines.count == 1, "\(outcome.stderr)")
+        #expect(outcome.stderr.hasPrefix("hps: --device gpu cannot serve from a GPU: no GPU"), "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("--device cpu or auto"))
+        #expect(!outcome.stderr.contains("KServe"), "it does not listen")
+    }
+
+    @Test("hps serve --device auto without a GPU serves from the CPU and says why in one line", .enabled(if: !hasGPU))
+    func deviceAutoFallsBack() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-cli")
+        defer { directory.remove() }
+        let stderr = try Self.serveUntilListening(Self.demo + ["--device", "auto"], in: directory.path)
+        let lines = stderr.split(separator: "\n")
+        let why = lines.filter { $0.hasPrefix("hps: serving from the CPU because") }
+        #expect(why.count == 1, "\(stderr)")
+        #expect(why.first?.contains("no GPU") == true, "\(stderr)")
+        #expect(!lines.contains { $0.contains("served from GPU") })
+        #expect(lines.contains { $0.hasPrefix("hps: KServe v2 HTTP on http://127.0.0.1:") })
+        #expect(lines.last == "hps: stopped", "SIGTERM stops it gracefully")
+    }
+
+    @Test("hps serve --device cpu serves from the CPU without a word about GPUs")
+    func deviceCPU() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-cli")
+        defer { directory.remove() }
+        let stderr = try Self.serveUntilListening(Self.demo + ["--device", "cpu"], in: directory.path)
+        #expect(!stderr.contains("GPU"), "\(stderr)")
+        #expect(stderr.contains("hps: KServe v2 HTTP on"))
+    }
+
+    @Test("hps serve with an unknown --device, --spread or --max-queued-requests exits 1 naming the flag",
+          arguments: [(["--device", "tpu"], "--device must be auto, cpu or gpu, not tpu"),
+                      (["--spread", "random"], "--spread must be least-busy or round-robin, not random"),
+                      (["--max-queued-requests", "0"], "--max-queued-requests must be at least 1, not 0")])
+    func badServingFlags(flags: [String], message: String) throws {
+        let directory = try TemporaryDirectory(prefix: "hps-cli")
+        defer { directory.remove() }
+        let outcome = try CLITests().hps(Self.demo + flags, in: directory.path)
+        #expect(outcome.status == 1)
+        #expect(outcome.stderrLines.count == 1, "\(outcome.stderr)")
+        #expect(outcome.stderr.contains(message), "\(outcome.stderr)")
+    }
+
+    /// Runs `hps arguments…` until it says it listens over HTTP, then stops it
+    /// with SIGTERM; returns its stderr.
+    static func serveUntilListening(_ arguments: [String], in directory: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try CLITests.executable())
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let errPath = joinPath(directory, "stderr-\(UUID().uuidString)")
+        guard FileManager.default.createFile(atPath: errPath, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: directory])
+        }
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        var stderr = ""
+        for _ in 0..<600 where process.isRunning {
+            stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+            if stderr.contains("hps: KServe v2 HTTP on") { break }
+            usleep(100_000)
+        }
+        try #require(stderr.contains("hps: KServe v2 HTTP on"), "hps serve did not listen: \(stderr)")
+        process.terminate()  // SIGTERM: a graceful shutdown
+        process.waitUntilExit()
+        try err.close()
+        #expect(process.terminationStatus == 0)
+        return try String(contentsOfFile: errPath, encoding: .utf8)
+    }
+
     @Test("hps serve with a missing configuration exits 1 naming the file")
     func missingConfiguration() throws {
         let directory = try TemporaryDirectory(prefix: "hps-cli")

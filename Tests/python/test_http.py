@@ -188,6 +188,66 @@ def test_metrics(server):
     assert "hps_tier_hit_ratio{" in text
 
 
+def metric_values(port, prefix, *labels):
+    """The values of the exposition's lines that start with `prefix` and hold every one of `labels`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith(prefix) and all(label in line for label in labels)]
+
+
+def test_cpu_cache_in_front_of_the_mapped_tier(model_dir, tables, tmp_path):
+    """volatile_db disabled, persistent_db mapped, gpucache true, served from the CPU: lookups go through
+    a cpu_cache L1 in front of the mapped files (on the lookup threads); its misses and hits are in the metrics."""
+    with open(os.path.join(model_dir, "hps.json")) as f:
+        config = json.load(f)
+    config["volatile_db"] = {"type": "disabled"}
+    config["persistent_db"] = {"type": "mapped", "path": str(tmp_path / "index")}
+    model = config["models"][0]
+    model["sparse_files"] = [os.path.join(model_dir, path) for path in model["sparse_files"]]
+    model["gpucache"] = True
+    directory = tmp_path / "config"
+    directory.mkdir()
+    (directory / "hps.json").write_text(json.dumps(config))
+    s = Server(str(directory), ["--device", "cpu"])
+    try:
+        client = httpclient.InferenceServerClient(s.url)
+        keys_per_table = [[0, 17, 99], [100, 142]]
+        for binary in (True, False):  # the first from the files, the second from the cache
+            result = client.infer(MODEL, keys_request(keys_per_table, binary),
+                                  outputs=[httpclient.InferRequestedOutput("OUTPUT0", binary_data=binary)])
+            np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), expected(tables, keys_per_table))
+        model_label = f'model="{MODEL}"'
+        for table, count in (("table0", 3), ("table1", 2)):
+            labels = (model_label, f'table="{table}"')
+            assert metric_values(s.metrics_port, "hps_tier_hits_total{", *labels, 'tier="cpu_cache"') == [count]
+            assert metric_values(s.metrics_port, "hps_tier_hits_total{", *labels, 'tier="mapped"') == [count]
+            assert metric_values(s.metrics_port, "hps_l1_hit_ratio{", *labels, 'cache="cpu_cache"') == [0.5]
+        assert metric_values(s.metrics_port, "hps_l1_cache_hit_ratio{", model_label, 'device="cpu"') == [0.5]
+        assert metric_values(s.metrics_port, "hps_l1_cache_inserts_total{", model_label, 'device="cpu"') == [5]
+        assert metric_values(s.metrics_port, "hps_gpu_lookup_duration_seconds_count{") == []
+    finally:
+        s.stop()
+
+
+def test_device_auto_without_gpu_serves_from_the_cpu(model_dir, tables):
+    """--device auto (the default) on a machine without a GPU: served from the CPU, with one line saying why."""
+    s = Server(model_dir, ["--device", "auto"])
+    try:
+        client = httpclient.InferenceServerClient(s.url)
+        keys_per_table = [[1], [101]]
+        output = client.infer(MODEL, keys_request(keys_per_table, True)).as_numpy("OUTPUT0")
+        np.testing.assert_array_equal(output, expected(tables, keys_per_table))
+    finally:
+        s.stop()
+    stderr = s.process.stderr.read().decode()
+    lines = stderr.splitlines()
+    if any("is served from GPU" in line for line in lines):
+        pytest.skip("this machine has a GPU")
+    because = [line for line in lines if line.startswith("hps: serving from the CPU because")]
+    assert len(because) == 1, stderr
+
+
 def test_auth_token(model_dir, tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("s3cret\n")

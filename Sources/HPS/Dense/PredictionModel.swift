@@ -3,7 +3,7 @@
 /// `Dense(1)` over them, one prediction per sample.
 ///
 /// Thread safety: `predict` may run concurrently (the session allows it).
-public struct PredictionModel: Sendable {
+public struct PredictionModel: Predictor {
     /// The session whose tables are looked up; every table shares one vec size.
     public let session: LookupSession
     /// The dense layer: `tables × keysPerSample × vecSize` weights.

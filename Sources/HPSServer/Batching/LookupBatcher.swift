@@ -1,24 +1,38 @@
-import Dispatch
-import Glibc
 import HPS
 public import NIOCore
 import Synchronization
 
-/// Dynamic batching of one model's lookups: a request that arrives while no
-/// lookup of the model runs is looked up at once; requests that arrive while
-/// one runs wait, and when it finishes they are merged (up to the model's
-/// limits) into one lookup, whose output is split back to them.
+/// Dynamic batching of one model's lookups, on structured concurrency: every
+/// lookup runs in the task of one of the requests it answers (or on the
+/// server's thread pool, awaited by that task), never in a task or a queue of
+/// its own.
 ///
-/// So an idle server adds no latency (with `maxQueueDelay` zero), and a busy
-/// one makes one store lookup per fusion group for many requests instead of
-/// one each. With `enabled` off every request is looked up on its own, concurrently.
+/// A request that arrives while a replica of the model (one of its GPUs, or
+/// its CPU session) has no lookup running leads a lookup there: after
+/// `maxQueueDelay` (zero: at once) it takes the requests queued meanwhile
+/// that fit into one lookup with its own, looks them up as one (one store
+/// lookup per fusion group for all of them), splits the output back and
+/// answers them. Requests that arrive while every replica is busy queue, up
+/// to `maxQueuedRequests` (more are refused: 503, gRPC UNAVAILABLE). When a
+/// lookup ends, the first queued request is woken to lead the next lookup,
+/// with the queued requests that fit beside it, on the same replica; so a
+/// request's task runs at most one lookup, its own. An idle server adds no
+/// latency (with `maxQueueDelay` zero), and a busy one makes one lookup for
+/// many requests. With `enabled` off every request is looked up on its own,
+/// concurrently, on the least busy replica (or the next in turn).
 ///
-/// A small lookup that starts from idle (at most `inlineKeys` keys, tens of
-/// microseconds) runs in the calling task, which saves two thread hops;
-/// larger lookups and the merged lookups of queued requests run on
-/// Dispatch's global pool, off the event loops and Swift's cooperative pool.
+/// Where a lookup runs: in the leading request's task when the session keeps
+/// all it needs in memory (`mayBlock` false) and the lookup has at most
+/// `inlineKeys` keys (tens of microseconds of CPU work); otherwise (a Redis
+/// Cluster, RocksDB or memory-mapped tier, a GPU, a large lookup) on the
+/// server's `LookupThreadPool`, awaited.
 ///
-/// Thread safety: `lookup` may be called concurrently.
+/// A request whose task is cancelled while it waits in the queue, and every
+/// request still queued when `shutdown()` is called, gets
+/// `InferenceError.shuttingDown` instead of waiting; a lookup that runs is
+/// not interrupted (it answers several requests).
+///
+/// Thread safety: `lookup` may be called concurrently, also with `shutdown`.
 public final class LookupBatcher: Sendable {
     /// How requests are batched.
     public struct Options: Sendable {
@@ -27,13 +41,26 @@ public final class LookupBatcher: Sendable {
         /// How long a lookup that starts from idle waits for more requests to
         /// merge with (zero: it starts at once).
         public var maxQueueDelay: Duration = .zero
-
-        /// The most keys a lookup from idle may have to run in the calling
-        /// task instead of on Dispatch's pool (0: never).
+        /// The most keys a lookup of an in-memory session may have to run in
+        /// the calling task instead of on the server's thread pool (0: never).
         public var inlineKeys = 4096
+        /// The most requests of one model that may wait for a lookup; more are
+        /// refused with `InferenceError.overloaded` (HTTP 503, gRPC UNAVAILABLE).
+        public var maxQueuedRequests = 1024
+        /// How a model served from several GPUs spreads its lookups over them.
+        public var spreading = Spreading.leastBusy
 
         /// Batching on, no added wait.
         public init() {}
+    }
+
+    /// How the lookups of a model with several replicas are spread over them.
+    public enum Spreading: String, Sendable, CaseIterable {
+        /// Each lookup to the replica with the fewest lookups running (ties: the next in turn).
+        case leastBusy = "least-busy"
+        /// Each lookup to the next replica in turn that is free (batching
+        /// off: the next replica in turn, busy or not).
+        case roundRobin = "round-robin"
     }
 
     /// The model looked up.
@@ -41,179 +68,323 @@ public final class LookupBatcher: Sendable {
     /// How requests are batched.
     public let options: Options
     private let metrics: ServerMetrics
-    private let state = Mutex(State())
+    private let pool: LookupThreadPool
+    private let state: Mutex<State>
 
     private struct State: ~Copyable {
-        var running = false
+        /// Lookups running on each replica (with batching on, 0 or 1).
+        var running: [Int]
+        /// Requests waiting for a lookup, in arrival order.
         var queue: [Pending] = []
+        /// The replica after the one last chosen.
+        var nextReplica = 0
+        var nextID: UInt64 = 0
+        /// Set by `shutdown()`: no request is queued or led any more.
+        var closed = false
     }
 
-    /// One request waiting for its output.
+    /// One request waiting for its turn.
     private struct Pending: Sendable {
+        var id: UInt64
         var batch: ServedModel.Batch
-        var continuation: CheckedContinuation<Result<[Float], InferenceError>, Never>
+        var continuation: CheckedContinuation<Turn, Never>
     }
 
-    /// A batcher for `model`, recording its lookups in `metrics`.
-    public init(model: ServedModel, metrics: ServerMetrics, options: Options = Options()) {
+    /// What wakes a queued request.
+    private enum Turn: Sendable {
+        /// Its output (it was looked up with others), or why not.
+        case answered(Result<[Float], InferenceError>)
+        /// It leads the lookup of its batch with `others` on `replica`.
+        case lead(others: [Pending], replica: Int)
+    }
+
+    /// How a request enters the batcher.
+    private enum Admission {
+        case lead(replica: Int)
+        case queue(id: UInt64)
+    }
+
+    /// A batcher for `model`, recording its lookups in `metrics` and running
+    /// the blocking ones on `pool`.
+    public init(model: ServedModel, metrics: ServerMetrics, pool: LookupThreadPool, options: Options = Options()) {
         self.model = model
         self.metrics = metrics
+        self.pool = pool
         self.options = options
+        state = Mutex(State(running: [Int](repeating: 0, count: model.sessions.count)))
     }
 
     /// Looks up a checked batch, merged with concurrent requests when batching is on.
     /// - Returns: exactly the floats `model.lookup(batch)` returns for this batch alone.
+    /// - Throws: what the lookup refuses (`.lookup`), `.overloaded` when the
+    ///   queue is full, `.shuttingDown` after `shutdown()` or when the task is
+    ///   cancelled while the request waits.
     public func lookup(_ batch: ServedModel.Batch) async throws(InferenceError) -> [Float] {
-        if claimInline(batch) {
-            let result = timedLookup(batch)
-            finishInline()
-            return try result.get()
-        }
-        return try await queued(batch).get()
+        var output = Output.floats
+        return try await lookup(batch, output: &output)
     }
 
     /// Looks up a checked batch as `lookup(_:)` does, and appends its floats,
-    /// little-endian, to `buffer` (Triton's binary tensor data). A lookup that
-    /// runs in the calling task writes them there directly
-    /// (`ServedModel.lookup(_:appendingTo:)`); a merged one copies its part.
+    /// little-endian, to `buffer` (Triton's binary tensor data). A lookup of
+    /// this request alone writes them there directly
+    /// (`ServedModel.lookup(_:appendingTo:replica:)`), on the thread pool too;
+    /// a merged one copies its part.
     /// - Throws: as `lookup(_:)`; `buffer` is then as it was.
     public func lookup(_ batch: ServedModel.Batch, appendingTo buffer: inout ByteBuffer) async throws(InferenceError) {
-        if claimInline(batch) {
-            let result = timed { () throws(InferenceError) -> LookupCounts in try model.lookup(batch, appendingTo: &buffer) }
-            finishInline()
-            try result.get()
-            return
+        var output = Output.buffer(buffer)
+        buffer = ByteBuffer()  // so that the buffer's storage is unique where the lookup writes it
+        defer {
+            if case let .buffer(written) = output { buffer = written }
         }
-        buffer.writeLittleEndianFloats(try await queued(batch).get())
+        let floats = try await lookup(batch, output: &output)
+        output.append(floats)  // nothing when the lookup wrote the buffer itself
     }
 
-    /// Whether a lookup of `batch` runs now in the calling task: a small one
-    /// with no added wait, when batching is off or no lookup of the model runs
-    /// (which it then marks as running).
-    private func claimInline(_ batch: ServedModel.Batch) -> Bool {
-        guard batch.totalKeys <= options.inlineKeys && options.maxQueueDelay == .zero else { return false }
-        return !options.enabled || state.withLock { state -> Bool in
-            if state.running { return false }
-            state.running = true
-            return true
-        }
-    }
-
-    /// After a lookup in the calling task: counts it, and drains the requests
-    /// that queued meanwhile on Dispatch's pool.
-    private func finishInline() {
-        metrics.recordBatch(model: model.name, requests: 1)
-        guard options.enabled else { return }
+    /// Closes the batcher: every request still queued gets
+    /// `InferenceError.shuttingDown`, and so does every later one; lookups
+    /// running finish.
+    public func shutdown() {
         let queued = state.withLock { state in
-            let taken = take(from: &state.queue, after: [])
-            if taken.isEmpty { state.running = false }
-            return taken
+            state.closed = true
+            defer { state.queue.removeAll() }
+            return state.queue
         }
-        if !queued.isEmpty { DispatchQueue.global().async { self.drain(queued) } }
+        for pending in queued { pending.continuation.resume(returning: .answered(.failure(.shuttingDown(model: model.name)))) }
     }
 
-    /// Queues `batch` for a lookup on Dispatch's pool, merged with others when
-    /// batching is on, and waits for its output.
-    private func queued(_ batch: ServedModel.Batch) async -> Result<[Float], InferenceError> {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Result<[Float], InferenceError>, Never>) in
-            let pending = Pending(batch: batch, continuation: continuation)
-            guard options.enabled else {
-                DispatchQueue.global().async { self.run([pending]) }
-                return
-            }
-            let startNow = state.withLock { state -> Bool in
-                if state.running {
-                    state.queue.append(pending)
-                    return false
-                }
-                state.running = true
-                return true
-            }
-            if startNow { DispatchQueue.global().async { self.drain(first: pending) } }
+    // MARK: Turns
+
+    /// Where a request's floats go: returned, or appended to a response buffer.
+    private enum Output {
+        case floats
+        case buffer(ByteBuffer)
+
+        /// Appends `floats` to the buffer (nothing for `.floats`).
+        mutating func append(_ floats: [Float]) {
+            guard case var .buffer(buffer) = self else { return }
+            self = .floats  // the buffer's storage stays unique while it grows
+            buffer.writeLittleEndianFloats(floats)
+            self = .buffer(buffer)
+        }
+
+        /// The buffer, whose storage is then referenced only by the value returned.
+        mutating func takeBuffer() -> ByteBuffer {
+            guard case let .buffer(buffer) = self else { return ByteBuffer() }
+            self = .floats
+            return buffer
         }
     }
 
-    /// Runs lookups until no request waits.
-    private func drain(first: Pending) {
-        var group = [first]
-        if options.maxQueueDelay > .zero {
-            let (seconds, attoseconds) = options.maxQueueDelay.components
-            let microseconds = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
-            usleep(UInt32(clamping: microseconds))
-            group += state.withLock { state in take(from: &state.queue, after: [first]) }
-        }
-        drain(group)
-    }
+    /// A response buffer lent to the thread pool: its storage moves there
+    /// and back, so that the lookup writes it without a copy.
+    private final class LentBuffer: Sendable {
+        private let buffer: Mutex<ByteBuffer>
 
-    /// Runs `group`, then what queued meanwhile, until no request waits.
-    private func drain(_ first: [Pending]) {
-        var group = first
-        while true {
-            run(group)
-            group = state.withLock { state in
-                let taken = take(from: &state.queue, after: [])
-                if taken.isEmpty { state.running = false }
+        init(_ buffer: consuming ByteBuffer) { self.buffer = Mutex(buffer) }
+
+        func withBuffer(_ body: (inout ByteBuffer) -> Result<Void, InferenceError>) -> Result<Void, InferenceError> {
+            buffer.withLock { body(&$0) }
+        }
+
+        /// The buffer, the lent one left empty.
+        func take() -> ByteBuffer {
+            buffer.withLock { buffer in
+                var taken = ByteBuffer()
+                swap(&taken, &buffer)
                 return taken
             }
-            if group.isEmpty { return }
         }
     }
 
-    /// The longest prefix of `queue` that fits into one lookup with `group`
-    /// (at least one request when `group` is empty), removed from it.
-    private func take(from queue: inout [Pending], after group: [Pending]) -> [Pending] {
+    /// The request's turn: it leads a lookup, or waits in the queue to be
+    /// answered or to lead one. With `.buffer` output, returns [] when the
+    /// floats were written to the buffer, else the floats for the caller to append.
+    private func lookup(_ batch: ServedModel.Batch, output: inout Output) async throws(InferenceError) -> [Float] {
+        guard options.enabled else {
+            let replica = try state.withLock { (state) throws(InferenceError) -> Int in
+                if state.closed { throw .shuttingDown(model: model.name) }
+                return claimReplica(&state, idleOnly: false)!
+            }
+            let result = await lookUp(batch, others: [], replica: replica, output: &output)
+            state.withLock { $0.running[replica] -= 1 }
+            return try result.get()
+        }
+        let admission = try state.withLock { (state) throws(InferenceError) -> Admission in
+            if state.closed { throw .shuttingDown(model: model.name) }
+            if let replica = claimReplica(&state, idleOnly: true) { return .lead(replica: replica) }
+            state.nextID &+= 1
+            return .queue(id: state.nextID)
+        }
+        switch admission {
+        case let .lead(replica):
+            var others: [Pending] = []
+            if options.maxQueueDelay > .zero {
+                // Cancellation (the server stopping) only ends the wait early: the requests it gathers are answered.
+                try? await Task.sleep(for: options.maxQueueDelay)
+                others = state.withLock { state in take(from: &state.queue, after: batch) }
+            }
+            return try await lead(batch, others: others, replica: replica, output: &output)
+        case let .queue(id):
+            switch await queued(batch, id: id) {
+            case let .answered(result):
+                return try result.get()
+            case let .lead(others, replica):
+                return try await lead(batch, others: others, replica: replica, output: &output)
+            }
+        }
+    }
+
+    /// Waits in the queue for the request's turn.
+    private func queued(_ batch: ServedModel.Batch, id: UInt64) async -> Turn {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
+                let refusal = state.withLock { state -> Turn? in
+                    if state.closed || Task.isCancelled { return .answered(.failure(.shuttingDown(model: model.name))) }
+                    // A replica may have become idle since the admission.
+                    if let replica = claimReplica(&state, idleOnly: true) { return .lead(others: [], replica: replica) }
+                    guard state.queue.count < options.maxQueuedRequests else {
+                        return .answered(.failure(.overloaded(model: model.name, limit: options.maxQueuedRequests)))
+                    }
+                    state.queue.append(Pending(id: id, batch: batch, continuation: continuation))
+                    return nil
+                }
+                if let refusal { continuation.resume(returning: refusal) }
+            }
+        } onCancel: {
+            let removed = state.withLock { state -> Pending? in
+                guard let index = state.queue.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.queue.remove(at: index)
+            }
+            removed?.continuation.resume(returning: .answered(.failure(.shuttingDown(model: model.name))))
+        }
+    }
+
+    /// Runs the lookup of `batch` with `others` on `replica`, answers the
+    /// others, and hands the replica to the first request queued meanwhile
+    /// (or marks it idle).
+    private func lead(_ batch: ServedModel.Batch, others: [Pending], replica: Int,
+                      output: inout Output) async throws(InferenceError) -> [Float] {
+        let result = await lookUp(batch, others: others, replica: replica, output: &output)
+        let next = state.withLock { state -> (first: Pending, others: [Pending])? in
+            guard !state.queue.isEmpty else {
+                state.running[replica] -= 1
+                return nil
+            }
+            let first = state.queue.removeFirst()
+            return (first, take(from: &state.queue, after: first.batch))
+        }
+        if let next { next.first.continuation.resume(returning: .lead(others: next.others, replica: replica)) }
+        return try result.get()
+    }
+
+    /// A replica for a new lookup, counted as running one more: with
+    /// `idleOnly`, one with no lookup running (nil: none); else the least busy
+    /// (or the next in turn).
+    private func claimReplica(_ state: inout State, idleOnly: Bool) -> Int? {
+        let count = state.running.count
+        var chosen: Int? = nil
+        for step in 0..<count {
+            let replica = (state.nextReplica + step) % count
+            if idleOnly && state.running[replica] > 0 { continue }
+            if !idleOnly && options.spreading == .roundRobin { chosen = replica; break }
+            if chosen == nil || state.running[replica] < state.running[chosen!] { chosen = replica }
+            if state.running[replica] == 0 { break }
+        }
+        guard let chosen else { return nil }
+        state.running[chosen] += 1
+        state.nextReplica = (chosen + 1) % count
+        return chosen
+    }
+
+    /// The longest prefix of `queue` that fits into one lookup with `batch`, removed from it.
+    private func take(from queue: inout [Pending], after batch: ServedModel.Batch) -> [Pending] {
         var limits = Limits(model: model)
-        for pending in group { _ = limits.admit(pending.batch) }
+        _ = limits.admit(batch)
         var count = 0
-        while count < queue.count && (limits.admit(queue[count].batch) || (count == 0 && group.isEmpty)) { count += 1 }
+        while count < queue.count && limits.admit(queue[count].batch) { count += 1 }
         let taken = Array(queue[0..<count])
         queue.removeFirst(count)
         return taken
     }
 
-    /// Looks up a group as one lookup and answers each request; if the merged
-    /// lookup is refused, each request is looked up alone so that only the
-    /// bad one gets the error.
-    private func run(_ group: [Pending]) {
-        if group.count == 1 {
-            let result = timedLookup(group[0].batch)
+    // MARK: Lookups
+
+    /// Looks up `batch` and `others` as one lookup on `replica` (in this task,
+    /// or on the pool), answers the others, and gives this request's result.
+    /// A lookup of `batch` alone into a buffer writes there and gives [].
+    private func lookUp(_ batch: ServedModel.Batch, others: [Pending], replica: Int,
+                        output: inout Output) async -> Result<[Float], InferenceError> {
+        let keys = others.reduce(batch.totalKeys) { $0 + $1.batch.totalKeys }
+        let inline = !model.sessions[replica].mayBlock && keys <= options.inlineKeys
+        if others.isEmpty, case .buffer = output {
+            // Straight into the response buffer, whose storage moves to the lookup and back.
+            let result: Result<Void, InferenceError>
+            if inline {
+                var buffer = output.takeBuffer()
+                result = timed(replica: replica) { () throws(InferenceError) -> LookupCounts in
+                    try model.lookup(batch, appendingTo: &buffer, replica: replica)
+                }
+                output = .buffer(buffer)
+            } else {
+                let lent = LentBuffer(output.takeBuffer())
+                result = await pool.run { [self] in
+                    lent.withBuffer { buffer in
+                        timed(replica: replica) { () throws(InferenceError) -> LookupCounts in
+                            try model.lookup(batch, appendingTo: &buffer, replica: replica)
+                        }
+                    }
+                } ?? .failure(.shuttingDown(model: model.name))
+                output = .buffer(lent.take())
+            }
             metrics.recordBatch(model: model.name, requests: 1)
-            group[0].continuation.resume(returning: result)
-            return
+            return result.map { [] }
         }
-        let merged = ServedModel.Batch(merging: group.map(\.batch))
-        switch timedLookup(merged) {
-        case let .success(output):
-            metrics.recordBatch(model: model.name, requests: group.count)
-            let parts = merged.split(output, into: group.map(\.batch),
-                                     vecSizes: model.prediction == nil ? model.session.model.vecSizes : nil)
-            for (pending, part) in zip(group, parts) {
-                pending.continuation.resume(returning: .success(part))
+        let batches = [batch] + others.map(\.batch)
+        let results: [Result<[Float], InferenceError>]
+        if inline {
+            results = process(batches, replica: replica)
+        } else {
+            results = await pool.run { [self] in process(batches, replica: replica) }
+                ?? [Result](repeating: .failure(.shuttingDown(model: model.name)), count: batches.count)
+        }
+        for (pending, result) in zip(others, results.dropFirst()) { pending.continuation.resume(returning: .answered(result)) }
+        return results[0]
+    }
+
+    /// Looks up `batches` as one lookup on `replica` and splits the output
+    /// back; if the merged lookup is refused, each batch alone, so that only
+    /// the bad request gets the error. Blocking work.
+    private func process(_ batches: [ServedModel.Batch], replica: Int) -> [Result<[Float], InferenceError>] {
+        if batches.count > 1 {
+            let merged = ServedModel.Batch(merging: batches)
+            if case let .success(output) = timedLookup(merged, replica: replica) {
+                metrics.recordBatch(model: model.name, requests: batches.count)
+                let vecSizes = model.prediction == nil ? model.session.model.vecSizes : nil
+                return merged.split(output, into: batches, vecSizes: vecSizes).map { .success($0) }
             }
-        case .failure:
-            for pending in group {
-                let result = timedLookup(pending.batch)
-                metrics.recordBatch(model: model.name, requests: 1)
-                pending.continuation.resume(returning: result)
-            }
+        }
+        return batches.map { batch in
+            defer { metrics.recordBatch(model: model.name, requests: 1) }
+            return timedLookup(batch, replica: replica)
         }
     }
 
-    private func timedLookup(_ batch: ServedModel.Batch) -> Result<[Float], InferenceError> {
+    private func timedLookup(_ batch: ServedModel.Batch, replica: Int) -> Result<[Float], InferenceError> {
         var vectors: [Float] = []
-        return timed { () throws(InferenceError) -> LookupCounts in
-            let (floats, counts) = try model.lookup(batch)
+        return timed(replica: replica) { () throws(InferenceError) -> LookupCounts in
+            let (floats, counts) = try model.lookup(batch, replica: replica)
             vectors = floats
             return counts
         }.map { vectors }
     }
 
-    /// Runs a lookup and records its duration and counts.
-    private func timed(_ lookup: () throws(InferenceError) -> LookupCounts) -> Result<Void, InferenceError> {
+    /// Runs a lookup on `replica` and records its duration and counts (and a
+    /// lookup of one request alone as a batch of one).
+    private func timed(replica: Int, _ lookup: () throws(InferenceError) -> LookupCounts) -> Result<Void, InferenceError> {
         let start = ContinuousClock.now
         do throws(InferenceError) {
             let counts = try lookup()
-            metrics.recordLookup(session: model.session, counts: counts, duration: ContinuousClock.now - start)
+            metrics.recordLookup(session: model.sessions[replica], counts: counts, duration: ContinuousClock.now - start)
             return .success(())
         } catch {
             return .failure(error)

@@ -6,13 +6,15 @@ public import GRPCCore
 /// with this code and the same one-sentence message the HTTP body carries.
 extension InferenceError: RPCErrorConvertible {
     /// unknown model or version → NOT_FOUND, a bad request → INVALID_ARGUMENT,
-    /// a request over the size limit → RESOURCE_EXHAUSTED, no or a wrong token → UNAUTHENTICATED.
+    /// a request over the size limit → RESOURCE_EXHAUSTED, no or a wrong token → UNAUTHENTICATED,
+    /// a full queue or a server shutting down → UNAVAILABLE (clients may retry).
     public var rpcErrorCode: RPCError.Code {
         switch self {
         case .unknownModel, .unknownVersion: .notFound
         case .malformed, .invalidInput, .lookup: .invalidArgument
         case .bodyTooLarge, .messageTooLarge: .resourceExhausted
         case .unauthorized: .unauthenticated
+        case .overloaded, .shuttingDown: .unavailable
         }
     }
 

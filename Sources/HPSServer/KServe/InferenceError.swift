@@ -23,6 +23,10 @@ public enum InferenceError: Error, Sendable, Equatable, CustomStringConvertible 
     case messageTooLarge(bytes: Int, limit: Int)
     /// No or a wrong bearer token (401).
     case unauthorized(String)
+    /// As many requests of the model wait for a lookup as the server queues (503).
+    case overloaded(model: String, limit: Int)
+    /// The server is shutting down and did not look the request up (503).
+    case shuttingDown(model: String)
 
     /// The HTTP status the protocol gives this error.
     public var status: HTTPResponse.Status {
@@ -31,6 +35,7 @@ public enum InferenceError: Error, Sendable, Equatable, CustomStringConvertible 
         case .malformed, .invalidInput, .lookup: .badRequest
         case .bodyTooLarge, .messageTooLarge: .contentTooLarge
         case .unauthorized: .unauthorized
+        case .overloaded, .shuttingDown: .serviceUnavailable
         }
     }
 
@@ -53,6 +58,10 @@ public enum InferenceError: Error, Sendable, Equatable, CustomStringConvertible 
             "the request message of \(bytes) bytes is larger than the server's limit of \(limit) bytes; raise it with hps serve --max-body-bytes"
         case let .unauthorized(reason):
             reason
+        case let .overloaded(model, limit):
+            "model \(model) already has \(limit) requests waiting for a lookup, the most the server queues (hps serve --max-queued-requests); retry later, or raise the limit"
+        case let .shuttingDown(model):
+            "the server is shutting down and did not look up the request to model \(model); retry it on another server"
         }
     }
 }

@@ -21,13 +21,13 @@ public struct KServeRoutes: Sendable {
     /// The server's version in the server metadata.
     public static let serverVersion = "0.1.0"
 
-    /// Routes for `models`.
+    /// Routes for `models`, whose blocking lookups run on `pool`.
     public init(models: [ServedModel], metrics: ServerMetrics, maxBodyBytes: Int,
-                batching: LookupBatcher.Options = LookupBatcher.Options()) {
+                batching: LookupBatcher.Options = LookupBatcher.Options(), pool: LookupThreadPool) {
         self.models = Dictionary(models.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         self.metrics = metrics
         self.maxBodyBytes = maxBodyBytes
-        batchers = self.models.mapValues { LookupBatcher(model: $0, metrics: metrics, options: batching) }
+        batchers = self.models.mapValues { LookupBatcher(model: $0, metrics: metrics, pool: pool, options: batching) }
     }
 
     /// Adds the endpoints to `router`.

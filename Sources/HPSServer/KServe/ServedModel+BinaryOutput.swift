@@ -2,17 +2,17 @@ public import HPS
 public import NIOCore
 
 extension ServedModel {
-    /// Looks up a checked batch straight into a response buffer: appends the
-    /// output's `outputCount(batch)` floats, little-endian (Triton's binary
-    /// tensor data), after `buffer`'s written bytes. Blocking CPU work; run it
-    /// off the event loop.
+    /// Looks up a checked batch on one replica straight into a response
+    /// buffer: appends the output's `outputCount(batch)` floats, little-endian
+    /// (Triton's binary tensor data), after `buffer`'s written bytes. Blocking
+    /// work, as `lookup(_:replica:)`; run it off the event loop.
     ///
     /// Where the floats' place in `buffer` is 4-byte aligned (little-endian
     /// machines), the lookup writes them there, without an array of its own
     /// and a copy of the output; elsewhere they go through `lookup(_:)`.
     /// - Returns: what the lookup found where.
-    /// - Throws: as `lookup(_:)`; `buffer` is then as it was.
-    public func lookup(_ batch: Batch, appendingTo buffer: inout ByteBuffer) throws(InferenceError) -> LookupCounts {
+    /// - Throws: as `lookup(_:replica:)`; `buffer` is then as it was.
+    public func lookup(_ batch: Batch, appendingTo buffer: inout ByteBuffer, replica: Int = 0) throws(InferenceError) -> LookupCounts {
         let count = outputCount(batch)
         #if _endian(little)
         if count > 0 {
@@ -21,7 +21,7 @@ extension ServedModel {
                 guard let base = bytes.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else { return 0 }
                 let floats = UnsafeMutableRawBufferPointer(rebasing: bytes[0..<(count * 4)])
                 result = floats.withMemoryRebound(to: Float.self) { output in
-                    Result { () throws(InferenceError) -> LookupCounts in try lookup(batch, into: output) }
+                    Result { () throws(InferenceError) -> LookupCounts in try lookup(batch, into: output, replica: replica) }
                 }
                 guard case .success = result else { return 0 }
                 return count * 4
@@ -29,7 +29,7 @@ extension ServedModel {
             if let result { return try result.get() }
         }
         #endif
-        let (vectors, counts) = try lookup(batch)
+        let (vectors, counts) = try lookup(batch, replica: replica)
         buffer.writeLittleEndianFloats(vectors)
         return counts
     }

@@ -9,7 +9,13 @@ public import HPS
 ///   `KEYS<i>` per table (INT64 or INT32, [batch, keys per sample]), one FP32
 ///   output `OUTPUT0` of [batch, 1] predictions.
 ///
-/// Thread safety: `lookup` may run concurrently (the session allows it).
+/// A model is served from the sessions it is given: an HPS model from its
+/// sessions on the GPUs of its `deployed_device_list` (each a replica of the
+/// tables, with its GPU cache as L1) or from its CPU session; a prediction
+/// model from its predictor's session. Every lookup names the replica it
+/// runs on (`LookupBatcher` spreads requests over them).
+///
+/// Thread safety: `lookup` may run concurrently (the sessions allow it).
 public struct ServedModel: Sendable {
     /// The only version served.
     public static let version = "1"
@@ -20,26 +26,43 @@ public struct ServedModel: Sendable {
     /// The vectors output.
     public static let output = "OUTPUT0"
 
-    /// The model's session.
-    public let session: LookupSession
-    /// For a prediction model: the dense layer over the lookups; nil for an HPS model.
-    public let prediction: PredictionModel?
+    /// The sessions the model is served from, one per replica: its sessions
+    /// on its GPUs in device order, or its one session on the CPU.
+    public let sessions: [LookupSession]
+    /// For a prediction model: the lookups → dense head; nil for an HPS model.
+    public let prediction: (any Predictor)?
     /// The name served.
     public let name: String
 
     /// Serves a session as an HPS model, under the model's name.
     public init(session: LookupSession) {
-        self.session = session
-        prediction = nil
-        name = session.model.name
+        self.init(sessions: [session])
     }
 
-    /// Serves a prediction model under `name`.
-    public init(prediction: PredictionModel, name: String) {
-        session = prediction.session
+    /// Serves a model from its replicas, under the model's name: its
+    /// sessions on several GPUs (`HierarchicalParameterServer.deviceSessions(model:)`).
+    /// - Precondition: at least one session, all of the same model.
+    public init(sessions: [LookupSession]) {
+        precondition(!sessions.isEmpty, "a served model needs a session")
+        precondition(sessions.allSatisfy { $0.model.name == sessions[0].model.name }, "the replicas of one model")
+        self.sessions = sessions
+        prediction = nil
+        name = sessions[0].model.name
+    }
+
+    /// Serves a prediction head (on the CPU or a GPU) under `name`.
+    public init(prediction: any Predictor, name: String) {
+        sessions = [prediction.session]
         self.prediction = prediction
         self.name = name
     }
+
+    /// The first replica's session: it holds the model's configuration,
+    /// which every replica shares.
+    public var session: LookupSession { sessions[0] }
+
+    /// The devices the model is served from, one per replica (nil: the CPU).
+    public var devices: [Int?] { sessions.map(\.device) }
 
     /// The input of table `table` of a prediction model: `KEYS<table>`.
     public static func keysInput(table: Int) -> String { "KEYS\(table)" }
@@ -192,24 +215,27 @@ public struct ServedModel: Sendable {
         return total
     }
 
-    /// Looks up a checked batch (and, for a prediction model, predicts it):
-    /// blocking CPU work; run it off the event loop.
+    /// Looks up a checked batch (and, for a prediction model, predicts it)
+    /// on one replica: blocking work (CPU, or a wait on a network, a disk or
+    /// a GPU when the session's `mayBlock` is true); run it off the event loop.
+    /// - Parameter replica: the index in `sessions` of the session to use.
     /// - Returns: the output's floats — for an HPS model (total keys × vec size)
     ///   floats, table after table; for a prediction model (samples)
     ///   predictions — and what the lookup found where.
-    public func lookup(_ batch: Batch) throws(InferenceError) -> (vectors: [Float], counts: LookupCounts) {
+    public func lookup(_ batch: Batch, replica: Int = 0) throws(InferenceError) -> (vectors: [Float], counts: LookupCounts) {
         var vectors = [Float](repeating: 0, count: outputCount(batch))
         let counts = try vectors.withUnsafeMutableBufferPointer { (output) throws(InferenceError) -> LookupCounts in
-            try lookup(batch, into: output)
+            try lookup(batch, into: output, replica: replica)
         }
         return (vectors, counts)
     }
 
-    /// `lookup(_:)` into the caller's buffer.
+    /// `lookup(_:replica:)` into the caller's buffer.
     /// - Parameter output: `outputCount(batch)` floats, all of which are
     ///   written when the call returns (vectors, defaults or predictions);
     ///   after a throw their contents are unspecified.
-    public func lookup(_ batch: Batch, into output: UnsafeMutableBufferPointer<Float>) throws(InferenceError) -> LookupCounts {
+    public func lookup(_ batch: Batch, into output: UnsafeMutableBufferPointer<Float>,
+                       replica: Int = 0) throws(InferenceError) -> LookupCounts {
         precondition(output.count == outputCount(batch), "the output holds \(output.count) floats, not \(outputCount(batch))")
         if let prediction {
             do throws(LookupError) {
@@ -220,22 +246,18 @@ public struct ServedModel: Sendable {
                 throw .lookup(error)
             }
         }
-        let vecSizes = session.model.vecSizes
+        let session = sessions[replica]
         let flatKeys = batch.keysPerTable.flatMap { $0 }
         do throws(LookupError) {
             return try flatKeys.withUnsafeBufferPointer { (keys) throws(LookupError) -> LookupCounts in
-                var runs: [LookupRun] = []
-                runs.reserveCapacity(batch.keysPerTable.count)
-                var keyOffset = 0, floatOffset = 0
+                var parts: [(table: Int, keys: UnsafeBufferPointer<Int64>)] = []
+                parts.reserveCapacity(batch.keysPerTable.count)
+                var offset = 0
                 for (table, tableKeys) in batch.keysPerTable.enumerated() where !tableKeys.isEmpty {
-                    runs.append(LookupRun(member: table, keys: keys.baseAddress! + keyOffset, count: tableKeys.count,
-                                          output: output.baseAddress! + floatOffset))
-                    keyOffset += tableKeys.count
-                    floatOffset += tableKeys.count * vecSizes[table]
+                    parts.append((table, UnsafeBufferPointer(rebasing: keys[offset..<(offset + tableKeys.count)])))
+                    offset += tableKeys.count
                 }
-                return try runs.withUnsafeBufferPointer { (runs) throws(LookupError) -> LookupCounts in
-                    try session.lookup(runs)
-                }
+                return try session.lookup(parts, into: .host(output))
             }
         } catch {
             throw .lookup(error)
@@ -253,7 +275,7 @@ public struct ServedModel: Sendable {
 
     /// A prediction model's inputs: `KEYS<i>` for every table, all of shape
     /// [batch, keys per sample] (or [keys per sample] for one sample).
-    private func predictionBatch(of request: InferenceRequest, _ prediction: PredictionModel) throws(InferenceError) -> Batch {
+    private func predictionBatch(of request: InferenceRequest, _ prediction: any Predictor) throws(InferenceError) -> Batch {
         let tables = session.model.tableNames.count, k = prediction.keysPerSample
         let names = (0..<tables).map(Self.keysInput(table:))
         var keysPerTable = [[Int64]?](repeating: nil, count: tables)

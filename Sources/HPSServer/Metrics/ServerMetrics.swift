@@ -1,22 +1,30 @@
 public import HPS
 public import Prometheus
+import Synchronization
 
 /// The server's Prometheus metrics, served on the metrics port at `/metrics`.
 ///
 /// Per model: inference requests and failures (by HTTP status), request and
-/// lookup latency histograms; per model and table: keys looked up, keys
-/// answered by each tier and with the default value, and the hit rate of
-/// each tier since start (a fused lookup split by its member tables' keys).
+/// lookup latency histograms, and the lookup time on each GPU; per model and
+/// table: keys looked up, keys answered by each tier (named by the sessions'
+/// `tierNames`: the L1 cache's kind first, then the stores'), keys answered
+/// with the default value, the hit rate of each tier and of the L1 cache since
+/// start (a fused lookup split by its member tables' keys); per L1 cache (a
+/// fusion group on a device or the CPU): its hit rate, inserts, evictions and
+/// refreshes, read from its statistics when the metrics are scraped.
 public final class ServerMetrics: Sendable {
     /// The registry the metrics live in.
     public let registry = PrometheusCollectorRegistry()
+    /// The sessions served, each once.
     private let sessions: [LookupSession]
-    private let tierNames: [String]
     /// Each served session's counters, made once: a registry look-up per
     /// request and table costs more than the lookup of one sample.
-    private let lookupMetrics: [String: LookupMetrics]
+    private let lookupMetrics: [ObjectIdentifier: LookupMetrics]
     private let requestMetrics: [String: RequestMetrics]
+    /// Each cache's statistics at the last scrape, so that its counters grow by the difference.
+    private let cacheSnapshots = Mutex<[ObjectIdentifier: CacheStatistics]>([:])
     private static let latencyBuckets: [Duration] = [
+        .microseconds(10), .microseconds(25),
         .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
         .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
@@ -30,38 +38,52 @@ public final class ServerMetrics: Sendable {
     private static var requestDuration: MetricNameDescriptor { name("inference_request_duration", "seconds",
                                               "Time from request to response, parsing and encoding included") }
     private static var lookupDuration: MetricNameDescriptor { name("lookup_duration", "seconds", "Time of the embedding lookup alone") }
+    private static var gpuLookupDuration: MetricNameDescriptor { name("gpu_lookup_duration", "seconds",
+                                                "Time of the lookups on a GPU's sessions (a prediction model's dense head included), per device") }
     private static var keys: MetricNameDescriptor { name("keys_looked_up", "total", "Keys looked up, per table") }
-    private static var tierHits: MetricNameDescriptor { name("tier_hits", "total", "Keys answered by each tier, per table") }
+    private static var tierHits: MetricNameDescriptor { name("tier_hits", "total", "Keys answered by each tier (the L1 cache first), per table") }
     private static var defaults: MetricNameDescriptor { name("default_value_keys", "total", "Keys found in no tier, answered with the table's default value, per table") }
     private static var batches: MetricNameDescriptor { name("lookup_batches", "total", "Lookups made, each for one or more merged requests") }
     private static var batchRequests: MetricNameDescriptor { name("lookup_batch", "requests", "Requests merged into one lookup (dynamic batching)") }
     private static let batchBuckets: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
     private static var hitRatio: MetricNameDescriptor { name("tier_hit", "ratio", "Share of a table's keys looked up since start that each tier answered") }
+    private static var l1HitRatio: MetricNameDescriptor { name("l1_hit", "ratio",
+                                         "Share of a table's keys looked up since start through an L1 cache that the cache answered") }
+    private static var cacheHitRatio: MetricNameDescriptor { name("l1_cache_hit", "ratio", "Share of the keys an L1 cache was asked since start that it held, per fusion group and device") }
+    private static var cacheInserts: MetricNameDescriptor { name("l1_cache_inserts", "total", "Rows an L1 cache inserted after misses (or prefilled), per fusion group and device") }
+    private static var cacheEvictions: MetricNameDescriptor { name("l1_cache_evictions", "total", "Rows an L1 cache evicted to make room, per fusion group and device") }
+    private static var cacheRefreshes: MetricNameDescriptor { name("l1_cache_refreshes", "total", "Refreshes of an L1 cache's rows from the tiers below, per fusion group and device") }
 
     /// Metrics for the sessions served.
-    /// - Parameter tierNames: the tiers' names, top first (e.g. the stores' kinds).
-    /// - Parameter modelNames: every name requests may be counted under
-    ///   (the sessions' models and other served models); others are counted too,
-    ///   only more slowly.
-    public init(sessions: [LookupSession], tierNames: [String], modelNames: [String] = []) {
-        self.sessions = sessions
-        self.tierNames = tierNames
+    /// - Parameters:
+    ///   - sessions: every session a request may be looked up on (the
+    ///     replicas of each model, and the prediction models' sessions); a
+    ///     session given twice counts once.
+    ///   - modelNames: every name requests may be counted under (the
+    ///     sessions' models and other served models); others are counted
+    ///     too, only more slowly.
+    public init(sessions: [LookupSession], modelNames: [String] = []) {
+        var seen = Set<ObjectIdentifier>()
+        self.sessions = sessions.filter { seen.insert(ObjectIdentifier($0)).inserted }
         let registry = self.registry
-        var lookupMetrics: [String: LookupMetrics] = [:]
+        var lookupMetrics: [ObjectIdentifier: LookupMetrics] = [:]
         var requestMetrics: [String: RequestMetrics] = [:]
-        func tierName(_ tier: Int) -> String { tier < tierNames.count ? tierNames[tier] : "tier\(tier)" }
-        for session in sessions {
+        for session in self.sessions {
             let model = session.model.name
-            let tiers = session.statistics.totals.tierHits.count
-            lookupMetrics[model] = LookupMetrics(
+            let tiers = session.tierNames
+            lookupMetrics[ObjectIdentifier(session)] = LookupMetrics(
                 duration: registry.makeDurationHistogram(descriptor: Self.lookupDuration, labels: [("model", model)], buckets: Self.latencyBuckets),
+                gpuDuration: session.device.map { device in
+                    registry.makeDurationHistogram(descriptor: Self.gpuLookupDuration, labels: [("model", model), ("device", String(device))],
+                                                   buckets: Self.latencyBuckets)
+                },
                 keys: session.model.tableNames.map { registry.makeCounter(descriptor: Self.keys, labels: [("model", model), ("table", $0)]) },
                 tierHits: session.model.tableNames.map { table in
-                    (0..<tiers).map { registry.makeCounter(descriptor: Self.tierHits, labels: [("model", model), ("table", table), ("tier", tierName($0))]) }
+                    tiers.map { registry.makeCounter(descriptor: Self.tierHits, labels: [("model", model), ("table", table), ("tier", $0)]) }
                 },
                 defaults: session.model.tableNames.map { registry.makeCounter(descriptor: Self.defaults, labels: [("model", model), ("table", $0)]) })
         }
-        for model in Set(sessions.map(\.model.name) + modelNames) {
+        for model in Set(self.sessions.map(\.model.name) + modelNames) {
             requestMetrics[model] = RequestMetrics(
                 requests: registry.makeCounter(descriptor: Self.requests, labels: [("model", model)]),
                 duration: registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("model", model)], buckets: Self.latencyBuckets),
@@ -75,7 +97,10 @@ public final class ServerMetrics: Sendable {
     /// One session's counters.
     private struct LookupMetrics: Sendable {
         let duration: DurationHistogram
+        /// For a session on a GPU.
+        let gpuDuration: DurationHistogram?
         let keys: [Counter]
+        /// Per table, per tier of the session.
         let tierHits: [[Counter]]
         let defaults: [Counter]
     }
@@ -105,11 +130,12 @@ public final class ServerMetrics: Sendable {
         registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("model", model)], buckets: Self.latencyBuckets).record(duration)
     }
 
-    /// Counts one lookup.
+    /// Counts one lookup on `session` (on its GPU's histogram too for a session on a GPU).
     func recordLookup(session: LookupSession, counts: LookupCounts, duration: Duration) {
         let model = session.model.name
-        if let metrics = lookupMetrics[model] {
+        if let metrics = lookupMetrics[ObjectIdentifier(session)] {
             metrics.duration.record(duration)
+            metrics.gpuDuration?.record(duration)
             for (t, table) in counts.tables.enumerated() where table.keys > 0 {
                 metrics.keys[t].increment(by: Int64(table.keys))
                 for (tier, hits) in table.tierHits.enumerated() where tier < metrics.tierHits[t].count {
@@ -120,11 +146,15 @@ public final class ServerMetrics: Sendable {
             return
         }
         registry.makeDurationHistogram(descriptor: Self.lookupDuration, labels: [("model", model)], buckets: Self.latencyBuckets).record(duration)
+        if let device = session.device {
+            registry.makeDurationHistogram(descriptor: Self.gpuLookupDuration, labels: [("model", model), ("device", String(device))],
+                                           buckets: Self.latencyBuckets).record(duration)
+        }
         for (t, table) in counts.tables.enumerated() where table.keys > 0 {
             let name = session.model.tableNames[t]
             registry.makeCounter(descriptor: Self.keys, labels: [("model", model), ("table", name)]).increment(by: Int64(table.keys))
             for (tier, hits) in table.tierHits.enumerated() {
-                registry.makeCounter(descriptor: Self.tierHits, labels: [("model", model), ("table", name), ("tier", tierName(tier))])
+                registry.makeCounter(descriptor: Self.tierHits, labels: [("model", model), ("table", name), ("tier", Self.tierName(session, tier))])
                     .increment(by: Int64(hits))
             }
             registry.makeCounter(descriptor: Self.defaults, labels: [("model", model), ("table", name)]).increment(by: Int64(table.defaults))
@@ -143,22 +173,86 @@ public final class ServerMetrics: Sendable {
             .record(Double(requests))
     }
 
-    /// The Prometheus text exposition, with the hit rates brought up to date.
+    /// The Prometheus text exposition, with the hit rates and the caches'
+    /// counters brought up to date from the sessions' and caches' statistics.
     public func exposition() -> [UInt8] {
-        for session in sessions {
-            for (t, table) in session.statistics.totals.tables.enumerated() where table.keys > 0 {
-                for tier in table.tierHits.indices {
-                    registry.makeGauge(descriptor: Self.hitRatio, labels: [("model", session.model.name),
-                                                                         ("table", session.model.tableNames[t]), ("tier", tierName(tier))])
-                        .set(table.hitRatio(tier: tier))
-                }
-            }
-        }
+        updateHitRatios()
+        updateCaches()
         return registry.emitToBuffer()
     }
 
-    /// The tier's name, or its level from the top.
-    func tierName(_ tier: Int) -> String {
-        tier < tierNames.count ? tierNames[tier] : "tier\(tier)"
+    /// Sets the tier and L1 hit ratios of each model and table from the
+    /// sessions' totals, summed over a model's replicas.
+    private func updateHitRatios() {
+        struct Table {
+            var keys = 0
+            var tierHits: [String: Int] = [:]
+            var cachedKeys = 0
+            var cacheHits: [String: Int] = [:]
+        }
+        var tables: [String: [Table]] = [:]
+        for session in sessions {
+            let totals = session.statistics.totals
+            let cached = session.groupCaches.contains { $0 != nil }
+            var modelTables = tables[session.model.name] ?? [Table](repeating: Table(), count: session.model.tableNames.count)
+            for (t, table) in totals.tables.enumerated() where table.keys > 0 {
+                modelTables[t].keys += table.keys
+                for (tier, hits) in table.tierHits.enumerated() {
+                    modelTables[t].tierHits[Self.tierName(session, tier), default: 0] += hits
+                }
+                if cached, let hits = table.tierHits.first {
+                    modelTables[t].cachedKeys += table.keys
+                    modelTables[t].cacheHits[Self.tierName(session, 0), default: 0] += hits
+                }
+            }
+            tables[session.model.name] = modelTables
+        }
+        let tableNames = Dictionary(sessions.map { ($0.model.name, $0.model.tableNames) }, uniquingKeysWith: { a, _ in a })
+        for (model, modelTables) in tables {
+            for (t, table) in modelTables.enumerated() where table.keys > 0 {
+                let name = tableNames[model]![t]
+                for (tier, hits) in table.tierHits {
+                    registry.makeGauge(descriptor: Self.hitRatio, labels: [("model", model), ("table", name), ("tier", tier)])
+                        .set(Double(hits) / Double(table.keys))
+                }
+                for (cache, hits) in table.cacheHits where table.cachedKeys > 0 {
+                    registry.makeGauge(descriptor: Self.l1HitRatio, labels: [("model", model), ("table", name), ("cache", cache)])
+                        .set(Double(hits) / Double(table.cachedKeys))
+                }
+            }
+        }
+    }
+
+    /// Brings each L1 cache's hit ratio and counters up to date from a
+    /// snapshot of its statistics.
+    private func updateCaches() {
+        var current: [(id: ObjectIdentifier, labels: [(String, String)], statistics: CacheStatistics)] = []
+        for session in sessions {
+            for (group, cache) in session.groupCaches.enumerated() {
+                guard let cache else { continue }
+                let labels = [("model", session.model.name), ("group", session.plan.groups[group].name),
+                              ("device", cache.device.map(String.init) ?? "cpu"), ("cache", cache.kind)]
+                current.append((ObjectIdentifier(cache), labels, cache.statistics))
+            }
+        }
+        cacheSnapshots.withLock { previous in
+            for (id, labels, statistics) in current {
+                let last = previous[id] ?? CacheStatistics()
+                previous[id] = statistics
+                if statistics.keys > 0 {
+                    registry.makeGauge(descriptor: Self.cacheHitRatio, labels: labels).set(statistics.hitRate)
+                }
+                for (descriptor, now, before) in [(Self.cacheInserts, statistics.inserts, last.inserts),
+                                                  (Self.cacheEvictions, statistics.evictions, last.evictions),
+                                                  (Self.cacheRefreshes, statistics.refreshes, last.refreshes)] {
+                    registry.makeCounter(descriptor: descriptor, labels: labels).increment(by: Int64(max(0, now - before)))
+                }
+            }
+        }
+    }
+
+    /// The name of a session's tier, or its level from the top.
+    private static func tierName(_ session: LookupSession, _ tier: Int) -> String {
+        tier < session.tierNames.count ? session.tierNames[tier] : "tier\(tier)"
     }
 }

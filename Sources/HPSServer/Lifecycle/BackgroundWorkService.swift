@@ -1,0 +1,33 @@
+public import HPS
+public import ServiceLifecycle
+
+/// One piece of the hierarchy's background work (a GPU cache's refresh or
+/// inserts of its misses, a Redis Cluster's connections) as a service of the
+/// server's `ServiceGroup`: it runs the work, and cancels it at the graceful
+/// shutdown, which reaches it after the listeners and the lookups have stopped.
+///
+/// Work that ends before the shutdown leaves the service waiting for it, so
+/// that the group does not take the ending for a reason to stop serving; work
+/// that throws ends the group with its error.
+public struct BackgroundWorkService: Service, CustomStringConvertible {
+    /// The work run.
+    public let work: any BackgroundWork
+
+    /// The service of `work`.
+    public init(_ work: any BackgroundWork) { self.work = work }
+
+    /// The work's name, for the group's logs.
+    public var description: String { work.name }
+
+    /// Runs the work until the graceful shutdown cancels it.
+    public func run() async throws {
+        let work = self.work
+        do {
+            try await cancelWhenGracefulShutdown { try await work.run() }
+        } catch is CancellationError {
+            return
+        }
+        // The work ended by itself: serving goes on until the shutdown.
+        try? await gracefulShutdown()
+    }
+}

@@ -1,0 +1,28 @@
+public import ServiceLifecycle
+
+/// The lookups' part of the server's lifecycle, as a service of its
+/// `ServiceGroup`: it starts the thread pool the blocking lookups run on and,
+/// at the graceful shutdown (which reaches it once the KServe listeners,
+/// listed after it, have answered the requests in flight), answers any
+/// request still queued in a batcher with an error saying the server is
+/// shutting down, and stops the pool once the lookups running have finished.
+public struct LookupService: Service {
+    /// The pool started and stopped.
+    public let pool: LookupThreadPool
+    /// The batchers whose queues are closed at the shutdown.
+    public let batchers: [LookupBatcher]
+
+    /// The service of `pool` and `batchers`.
+    public init(pool: LookupThreadPool, batchers: [LookupBatcher]) {
+        self.pool = pool
+        self.batchers = batchers
+    }
+
+    /// Runs until the group shuts down gracefully (or the task is cancelled).
+    public func run() async {
+        pool.start()
+        try? await gracefulShutdown()
+        for batcher in batchers { batcher.shutdown() }
+        await pool.shutdown()
+    }
+}
