@@ -119,6 +119,8 @@ public enum GPUBenchmark {
                         bytes: seedBytes, keys: keysPerBatch))
         rows.append(Row(name: "seed batch unfused, keys from host memory: 8 copies + 8 launches", microseconds: unfusedFromHost,
                         bytes: seedBytes, keys: keysPerBatch))
+        rows += try dynamicSeedBatch(model: model, directory: directory.path, kernels: kernels, deviceKeys: keys,
+                                     sets: sets, output: output, runs: runs)
 
         // 1M lookups from 4M keys, vec 128 and 64 (HPS_BENCH_TABLE_KEYS sets
         // another table size, for tuning: how the index's size matters).
@@ -141,6 +143,84 @@ public enum GPUBenchmark {
                             bytes: 2 * row.keys * 128 * 4, keys: row.keys))
         }
         return (device.name, rows)
+    }
+
+    /// The seed batch through the dynamic cache of the seed configuration
+    /// (pre-filled, hit rate 1.0), into the dense input on the device: where
+    /// the time of one call goes. The kernel alone (events); the cache's call
+    /// from keys on the device, on the host clock and its device part by
+    /// events on the cache's stream (copies and kernel); and the call a
+    /// session makes, from keys in host memory.
+    static func dynamicSeedBatch(model: SeedModel, directory: String, kernels: GPUKernels,
+                                 deviceKeys: DeviceBuffer<UInt8>, sets: Int, output: DeviceBuffer<Float>, runs: Int) throws -> [Row] {
+        let device = kernels.device
+        let tables = try GPUSeedModel(model: model, directory: directory, kernels: kernels, cacheType: .dynamic)
+        guard case .dynamicCache(let cache) = tables.fused else { return [] }
+        let t = model.tables, k = model.keysPerSample, perTable = model.batchSize * k, keysPerBatch = t * perTable
+        let seedBytes = 2 * keysPerBatch * model.dim * 4
+        let fusedRuns = (0..<t).map { (member: $0, count: perTable) }
+        func setKeys(_ i: Int) -> UInt64 { deviceKeys.address + UInt64((i % sets) * keysPerBatch * tables.keyBytes) }
+        let starts = try DeviceBuffer(device: device, copying: (0...t).map { Int32($0 * perTable) })
+        let members = try DeviceBuffer(device: device, copying: (0..<t).map { Int32($0) })
+        let misses = try DeviceBuffer<UInt32>(device: device, count: 1)
+        try misses.fill32(0)
+        let kernelOnly = try time(stream: cache.stream, runs: runs) { i in
+            try LookupLaunch(keys: setKeys(i), count: keysPerBatch, runStarts: starts.address, runMembers: members.address, runs: t,
+                             slots: cache.slots.address, capacity: cache.slotCapacity, rowBits: cache.rowBits,
+                             vectors: cache.vectors.address, defaults: cache.defaults.address, output: output.address,
+                             layout: .samplesByRun, keysPerSample: k, misses: misses.address, stamps: cache.stamps.address,
+                             epoch: 2).launch(cache.lookupKernel, device: device, stream: cache.stream)
+        }
+        guard try misses.download()[0] == 0 else { throw CUDAError.unsupported("the pre-filled dynamic cache missed keys it holds") }
+        var hostTimes: [Double] = [], deviceTimes: [Double] = []
+        let begin = try CUDAEvent(device: device), end = try CUDAEvent(device: device)
+        for i in 0..<(runs + 10) {
+            let start = MonotonicClock.nanoseconds()
+            try begin.record(cache.stream)
+            let report = try cache.lookup(deviceKeys: setKeys(i), count: keysPerBatch, runs: fusedRuns, output: output.address,
+                                          layout: .samplesByRun, keysPerSample: k)
+            try end.record(cache.stream)
+            let stop = MonotonicClock.nanoseconds()
+            guard report.hits == report.keys else { throw CUDAError.unsupported("the pre-filled dynamic cache missed keys it holds") }
+            if i >= 10 {
+                hostTimes.append(Double(stop - start) / 1000)
+                deviceTimes.append(try end.milliseconds(since: begin) * 1000)
+            }
+        }
+        // From host keys into device memory, as a session on the GPU looks up (the keys packed and copied by the cache).
+        var random = SplitMix64(seed: 97)
+        let batches = (0..<sets).map { _ in model.batch(&random).flatMap { $0 } }
+        var sessionTimes: [Double] = []
+        let dense = DevicePointer<Float>(device: device.index, address: output.address)
+        var hits = TierHits(tiers: 2, members: t)
+        var ignored: Float = 0
+        let defaults = [Float](repeating: 0, count: t)
+        for i in 0..<(runs + 10) {
+            try batches[i % sets].withUnsafeBufferPointer { flat in
+                try withUnsafeMutablePointer(to: &ignored) { out in
+                    let runs = (0..<t).map { LookupRun(member: $0, keys: flat.baseAddress! + $0 * perTable, count: perTable, output: out) }
+                    try runs.withUnsafeBufferPointer { runs in
+                        try defaults.withUnsafeBufferPointer { defaults in
+                            let start = MonotonicClock.nanoseconds()
+                            try cache.lookup(CacheBatch(keys: flat, runs: runs, device: dense, layout: .samplesByRun(keysPerSample: k)),
+                                             below: nil, defaults: defaults, hits: &hits)
+                            if i >= 10 { sessionTimes.append(Double(MonotonicClock.nanoseconds() - start) / 1000) }
+                        }
+                    }
+                }
+            }
+        }
+        guard hits.totalMissing == 0 else { throw CUDAError.unsupported("the pre-filled dynamic cache missed keys it holds") }
+        return [
+            Row(name: "seed batch, dynamic cache at hit rate 1.0: the lookup kernel alone", microseconds: kernelOnly,
+                bytes: seedBytes, keys: keysPerBatch),
+            Row(name: "seed batch, dynamic cache at hit rate 1.0: its lookup from device keys, device part (copies + kernel, events)",
+                microseconds: percentile(deviceTimes, 0.5), bytes: seedBytes, keys: keysPerBatch),
+            Row(name: "seed batch, dynamic cache at hit rate 1.0: its lookup from device keys, whole call (host clock)",
+                microseconds: percentile(hostTimes, 0.5), bytes: seedBytes, keys: keysPerBatch),
+            Row(name: "seed batch, dynamic cache at hit rate 1.0: a session's lookup from host keys into the dense input (host clock)",
+                microseconds: percentile(sessionTimes, 0.5), bytes: seedBytes, keys: keysPerBatch),
+        ]
     }
 
     /// `lookups` random lookups (all hits) from a static table of `tableKeys` int64 keys.

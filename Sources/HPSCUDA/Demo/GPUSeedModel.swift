@@ -14,10 +14,13 @@ final class GPUSeedModel {
     let int64Keys: Bool
     /// The CPU servers behind the dynamic caches (kept alive with them).
     let servers: [HierarchicalParameterServer]
+    /// Recorded after a batch's keys are written, for a dynamic cache's stream to wait on.
+    let keysCopied: CUDAEvent
 
     init(model: SeedModel, directory: String, kernels: GPUKernels, cacheType requested: EmbeddingCacheType? = nil) throws {
         self.model = model
         self.kernels = kernels
+        keysCopied = try CUDAEvent(device: kernels.device, timing: false)
         var configuration = try HPSConfiguration.load(path: "\(directory)/hps.json")
         guard let config = configuration.model(named: model.modelName) else {
             throw CUDAError.unsupported("\(directory)/hps.json has no model \(model.modelName)")
@@ -85,10 +88,13 @@ final class GPUSeedModel {
             try table.lookup(keys: keys, count: count, runStarts: runArrays.starts, runMembers: runArrays.members,
                              runs: runs.count, output: output, layout: layout, keysPerSample: keysPerSample, stream: stream)
         case .dynamicCache(let cache):
-            // The cache works on its own stream; order it after the key copy.
-            try stream.synchronize()
+            // The cache works on its own stream: it waits on the device for the
+            // key copy on this one (an event, not a host synchronize, which
+            // cost the call the copy's whole round trip), and returns once its
+            // work is done, so this stream's later work may read the output.
+            try keysCopied.record(stream)
             _ = try cache.lookup(deviceKeys: keys, count: count, runs: runs, output: output, layout: layout,
-                                 keysPerSample: keysPerSample)
+                                 keysPerSample: keysPerSample, after: keysCopied)
         }
     }
 }

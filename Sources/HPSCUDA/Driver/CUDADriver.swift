@@ -37,6 +37,7 @@ public final class CUDADriver: Sendable {
     let cuStreamCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Result
     let cuStreamDestroy: @convention(c) (OpaquePointer?) -> Result
     let cuStreamSynchronize: @convention(c) (OpaquePointer?) -> Result
+    let cuStreamWaitEvent: @convention(c) (OpaquePointer?, OpaquePointer?, UInt32) -> Result
     let cuEventCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Result
     let cuEventDestroy: @convention(c) (OpaquePointer?) -> Result
     let cuEventRecord: @convention(c) (OpaquePointer?, OpaquePointer?) -> Result
@@ -81,6 +82,7 @@ public final class CUDADriver: Sendable {
         cuStreamCreate = try lib.function("cuStreamCreate")
         cuStreamDestroy = try lib.function("cuStreamDestroy_v2")
         cuStreamSynchronize = try lib.function("cuStreamSynchronize")
+        cuStreamWaitEvent = try lib.function("cuStreamWaitEvent")
         cuEventCreate = try lib.function("cuEventCreate")
         cuEventDestroy = try lib.function("cuEventDestroy_v2")
         cuEventRecord = try lib.function("cuEventRecord")

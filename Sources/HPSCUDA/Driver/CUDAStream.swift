@@ -18,6 +18,12 @@ public final class CUDAStream: @unchecked Sendable {
         try device.driver.check(device.driver.cuStreamSynchronize(handle), "cuStreamSynchronize")
     }
 
+    /// Makes the stream's later work wait for `event` (recorded on another
+    /// stream), without the host waiting.
+    public func wait(for event: CUDAEvent) throws(CUDAError) {
+        try device.driver.check(device.driver.cuStreamWaitEvent(handle, event.handle, 0), "cuStreamWaitEvent")
+    }
+
     /// Copies `bytes` from host to device, in order on this stream.
     public func copy(to target: UInt64, from source: UnsafeRawPointer, bytes: Int) throws(CUDAError) {
         try device.driver.check(device.driver.cuMemcpyHtoDAsync(target, source, bytes, handle), "cuMemcpyHtoDAsync")
@@ -48,16 +54,18 @@ public final class CUDAStream: @unchecked Sendable {
     }
 }
 
-/// A CUDA event for timing, destroyed when released.
+/// A CUDA event, for timing or for ordering streams, destroyed when released.
 public final class CUDAEvent: @unchecked Sendable {
     let handle: OpaquePointer?
     let device: CUDADevice
 
-    /// Creates a timing event.
-    public init(device: CUDADevice) throws(CUDAError) {
+    /// Creates a timing event, or with `timing` false an event that only
+    /// orders streams (cheaper to record and to wait for).
+    public init(device: CUDADevice, timing: Bool = true) throws(CUDAError) {
         self.device = device
         var handle: OpaquePointer? = nil
-        try device.driver.check(device.driver.cuEventCreate(&handle, 0), "cuEventCreate")
+        // CU_EVENT_DISABLE_TIMING = 0x2
+        try device.driver.check(device.driver.cuEventCreate(&handle, timing ? 0 : 0x2), "cuEventCreate")
         self.handle = handle
     }
 

@@ -376,11 +376,16 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     /// made) into a device output (the demo's and the benchmarks' path, whose
     /// keys are on the device already).
     /// - Parameters:
-    ///   - deviceKeys: device address of n keys, run after run, written before the call (synchronized).
+    ///   - deviceKeys: device address of n keys, run after run.
     ///   - runs: (member, count) per run; the counts sum to n.
     ///   - output: device address of n × dim floats, laid out by `layout`.
+    ///   - keysWritten: an event recorded after the work that writes the keys
+    ///     (on the caller's stream), which the cache's stream waits for; nil
+    ///     when that work is done already. Waiting on the device, not the host,
+    ///     lets the cache stage its run arrays while the keys are still copied.
     func lookup(deviceKeys: UInt64, count n: Int, runs: [(member: Int, count: Int)], output: UInt64,
-                layout: GPUStaticTable.Layout = .keyOrder, keysPerSample: Int = 1) throws(CUDAError) -> LookupReport {
+                layout: GPUStaticTable.Layout = .keyOrder, keysPerSample: Int = 1,
+                after keysWritten: CUDAEvent? = nil) throws(CUDAError) -> LookupReport {
         guard n > 0 else { return LookupReport(keys: 0, hits: 0, filled: true) }
         lock.lockWrite()
         defer { lock.unlock() }
@@ -388,6 +393,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         applyPendingLocked()
         let start = MonotonicClock.nanoseconds()
         let staged = try stage.stage(keys: nil, count: n, int64Keys: int64Keys, runs: runs, rowBytes: 0)
+        if let keysWritten { try stream.wait(for: keysWritten) }
         let outcome = try lookupLocked(staged, keys: deviceKeys, output: output, layout: layout,
                                        keysPerSample: keysPerSample, hostRows: false)
         counts.deviceNanoseconds += MonotonicClock.nanoseconds() - start
