@@ -177,8 +177,9 @@ let package = Package(
         // Needs redis-server and redis-cli: the tests start their own cluster on ports 7100-7102.
         .testTarget(
             name: "HPSRedisTests",
-            // The CLI test runs the built `hps` binary against the cluster.
-            dependencies: ["HPS", "HPSRedis", "hps"],
+            // The CLI test runs the built `hps` binary against the cluster; the L1 cache
+            // tests put RocksDB under it.
+            dependencies: ["HPS", "HPSRedis", "HPSRocksDB", "hps"],
             swiftSettings: swiftSettings
         ),
     ]
