@@ -9,7 +9,8 @@ struct RedisConnectionWork: BackgroundWork {
 
     var name: String { "redis-cluster connections (\(cluster.seeds.map(\.description).joined(separator: ",")))" }
 
-    func run() async throws {
+    func run(blocking: BlockingRunner) async throws {
+        // Nothing here blocks: the refresh awaits its replies.
         defer { cluster.close() }
         while true {
             do {

@@ -131,7 +131,7 @@ public struct HPSServer: Sendable {
                                      configuration: ApplicationConfiguration(address: .hostname(host, port: options.metricsPort),
                                                                              serverName: KServeRoutes.serverName),
                                      onServerRunning: listening("metrics"), logger: logger)
-        let background: [any Service] = parameterServer.backgroundWork.map(BackgroundWorkService.init)
+        let background: [any Service] = parameterServer.backgroundWork.map { BackgroundWorkService($0, pool: lookupPool) }
         let lookups = LookupService(pool: lookupPool, batchers: routes.batchers.keys.sorted().map { routes.batchers[$0]! })
         #if Serving
         // One bundle, so that SIGTERM closes both KServe listeners at once.

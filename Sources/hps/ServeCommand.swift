@@ -186,7 +186,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// The seed model's Dense head on `session`'s GPU (HPSCUDA's GPUPredictionModel).
     static func gpuPredictionModel(session: LookupSession, dense: DenseLayer, keysPerSample: Int) throws -> any Predictor {
-        GPUPredictor(model: try GPUPredictionModel(session: session, dense: dense, keysPerSample: keysPerSample))
+        try GPUPredictionModel(session: session, dense: dense, keysPerSample: keysPerSample)
     }
 
     /// A small text file's contents.
@@ -206,17 +206,6 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 /// HPSCUDA's prediction head, served through `Predictor`.
-// TEMPORARY: until GPUPredictionModel declares its conformance to Predictor in HPSCUDA.
-struct GPUPredictor: Predictor {
-    let model: GPUPredictionModel
-    var session: LookupSession { model.session }
-    var keysPerSample: Int { model.keysPerSample }
-
-    func predict(keys: [[Int64]], samples: Int) throws(LookupError) -> (predictions: [Float], counts: LookupCounts) {
-        try model.predict(keys: keys, samples: samples)
-    }
-}
-
 /// `hps serve --device`.
 enum ServeDevice: String {
     case auto, cpu, gpu

@@ -109,7 +109,7 @@ struct RecordedWork: BackgroundWork {
     var endsAtOnce = false
     var name: String { "recorded work" }
 
-    func run() async throws {
+    func run(blocking: BlockingRunner) async throws {
         log.append("work started")
         if endsAtOnce { return }
         do {

@@ -105,5 +105,36 @@ public protocol BackgroundWork: Sendable {
     /// A name for logs.
     var name: String { get }
     /// Runs until the task is cancelled.
-    func run() async throws
+    /// - Parameter blocking: where the work's blocking steps run (device
+    ///   copies, reads of a network or disk tier): never on Swift's
+    ///   cooperative pool, which the work's own loop runs on.
+    func run(blocking: BlockingRunner) async throws
+}
+
+/// Runs a step that blocks its thread where blocking is allowed: `hps serve`
+/// passes one over its lookup thread pool. A step the runner cannot run any
+/// more (its pool has shut down) is skipped.
+public struct BlockingRunner: Sendable {
+    private let body: @Sendable (@escaping @Sendable () -> Void) async -> Void
+
+    /// A runner that hands each step to `body`, which runs it on a thread that may block and returns when it has run.
+    public init(_ body: @escaping @Sendable (@escaping @Sendable () -> Void) async -> Void) {
+        self.body = body
+    }
+
+    /// Runs `step` and returns when it has run (or been skipped).
+    public func run(_ step: @escaping @Sendable () -> Void) async {
+        await body(step)
+    }
+
+    /// A runner on a thread of its own per step: for callers that have no
+    /// pool, such as tools and tests.
+    public static let dedicatedThread = BlockingRunner { step in
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            BlockingThread.start {
+                step()
+                done.resume()
+            }
+        }
+    }
 }

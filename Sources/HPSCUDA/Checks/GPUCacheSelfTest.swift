@@ -246,7 +246,7 @@ enum GPUCacheSelfTest {
     static func running(_ work: any BackgroundWork, until done: () -> Bool) -> String? {
         let finished = Finished()
         let task = Task.detached {
-            try? await work.run()
+            try? await work.run(blocking: .dedicatedThread)
             finished.set()
         }
         var waited = 0

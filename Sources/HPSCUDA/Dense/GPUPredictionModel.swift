@@ -147,3 +147,6 @@ public final class GPUPredictionModel: Sendable {
         }
     }
 }
+
+/// The server serves a prediction head through `Predictor`, on the GPU as on the CPU.
+extension GPUPredictionModel: Predictor {}

@@ -5,8 +5,8 @@ public import HPS
 /// tiers below and inserts them, until its task is cancelled.
 ///
 /// Each step blocks its thread (device copies, and reads of the tiers below,
-/// which may be Redis or RocksDB) while it holds the cache's lock; the owner
-/// runs it where blocking is allowed. A cache whose insert work does not run
+/// which may be Redis or RocksDB) while it holds the cache's lock, so it runs
+/// through the owner's `BlockingRunner`, off the cooperative pool. A cache whose insert work does not run
 /// still applies its pending inserts, at its next lookup.
 public struct GPUCacheInsertWork: BackgroundWork {
     /// The cache.
@@ -22,7 +22,7 @@ public struct GPUCacheInsertWork: BackgroundWork {
 
     /// Applies pending inserts as lookups leave them, until cancelled; returns
     /// promptly on cancellation (an insert under way finishes first).
-    public func run() async throws {
+    public func run(blocking: BlockingRunner) async throws {
         // A stream of its own per run, so that a run after a cancelled one
         // (whose stream ended with it) is woken too; one wake-up is buffered.
         let (wakeUps, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -33,7 +33,8 @@ public struct GPUCacheInsertWork: BackgroundWork {
         }
         for await _ in wakeUps {
             if Task.isCancelled { break }
-            cache.applyPendingInserts()
+            let cache = self.cache
+            await blocking.run { cache.applyPendingInserts() }
         }
     }
 }
@@ -43,8 +44,8 @@ public struct GPUCacheInsertWork: BackgroundWork {
 /// updates to those tiers reach the GPU, until its task is cancelled.
 ///
 /// A refresh blocks its thread (device copies of the whole cache's keys, and
-/// reads of the tiers below) while it holds the cache's lock; the owner runs
-/// it where blocking is allowed. A failed refresh is counted in the cache's
+/// reads of the tiers below) while it holds the cache's lock, so it runs
+/// through the owner's `BlockingRunner`, off the cooperative pool. A failed refresh is counted in the cache's
 /// `detailedStatistics` and the next one runs on time.
 public struct GPUCacheRefreshWork: BackgroundWork {
     /// The cache.
@@ -66,12 +67,13 @@ public struct GPUCacheRefreshWork: BackgroundWork {
 
     /// Refreshes until cancelled; returns promptly on cancellation (a refresh
     /// under way finishes first).
-    public func run() async throws {
+    public func run(blocking: BlockingRunner) async throws {
         guard interval > 0 else { return }
+        let cache = self.cache
         do {
             try await Task.sleep(for: .seconds(max(0, delay)))
             while true {
-                cache.refreshCountingErrors()
+                await blocking.run { cache.refreshCountingErrors() }
                 try await Task.sleep(for: .seconds(interval))
             }
         } catch is CancellationError {
