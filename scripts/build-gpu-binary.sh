@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Builds the `hps` binary for the GPU machine (which has no Swift toolchain):
-# static Swift standard library, stripped, into .device/hps (ignored by git,
-# carried to the GPU machine by the device tool's `carry`). Built without the
-# default traits: `hps serve` (Hummingbird) would bring Foundation's
-# internationalization and more than the 64 MiB that can travel.
+# Builds `hps` and `hps-load` for the GPU machine (which has no Swift
+# toolchain): static Swift standard library, with serving (the default
+# traits), stripped, then compressed with xz into .device/ (ignored by git,
+# carried to the GPU machine by the device tool's `carry`; what travels is at
+# most 64 MiB). Unpack there with `xz -dk .device/*.xz && chmod +x .device/hps .device/hps-load`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --static-swift-stdlib --disable-default-traits --scratch-path .build-static --product hps
+swift build -c release --static-swift-stdlib --scratch-path .build-static --product hps
+swift build -c release --static-swift-stdlib --scratch-path .build-static --product hps-load
 mkdir -p .device
-strip -o .device/hps .build-static/release/hps
-ls -la .device/hps
+for binary in hps hps-load; do
+    strip -o ".device/$binary" ".build-static/release/$binary"
+    xz -9 -T2 -f -k ".device/$binary"
+done
+ls -la .device
