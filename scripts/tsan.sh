@@ -3,8 +3,7 @@
 # build folder (.build-tsan) so that it leaves the ordinary build alone.
 # Needs what .ci/run installs (redis-server, librocksdb-dev). Writes the log to
 # ${TSAN_LOG:-/tmp/hps-tsan.log}; exits non-zero if a test fails or TSan reports
-# a data race. The last run's result is recorded in docs/performance.md's
-# neighbour docs/checks.md.
+# a data race. The last run's result is recorded in docs/checks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=${TSAN_LOG:-/tmp/hps-tsan.log}

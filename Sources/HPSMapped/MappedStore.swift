@@ -1,5 +1,4 @@
 public import HPS
-import Synchronization
 
 /// The `mapped` persistent tier, an extension of HugeCTR's `persistent_db`
 /// schema (`"persistent_db": {"type": "mapped"}`): tables are served straight
@@ -20,7 +19,7 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
     public let kind = "mapped"
     /// Where indexes go for model folders that cannot hold their own, or nil.
     public let indexFolder: String?
-    private let tables = Mutex<[String: MappedTable]>([:])
+    private let tables = Locked<[String: MappedTable]>([:])
 
     /// Creates an empty store; tables come from `attach`.
     /// - Parameter indexFolder: where to keep the index of a folder that cannot

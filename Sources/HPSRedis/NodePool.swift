@@ -1,5 +1,5 @@
+import HPS
 import NIOCore
-import Synchronization
 
 /// The `num_node_connections` connections to one node, handed out round-robin,
 /// opened lazily and reopened after a failure.
@@ -25,13 +25,13 @@ final class NodePool: Sendable {
         var skipUntil = NIODeadline.distantPast
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(address: NodeAddress, options: RedisCluster.Options, group: any EventLoopGroup) {
         self.address = address
         self.options = options
         self.group = group
-        state = Mutex(State(slots: Array(repeating: .empty, count: max(1, options.connectionsPerNode))))
+        state = Locked(State(slots: Array(repeating: .empty, count: max(1, options.connectionsPerNode))))
     }
 
     /// The number of connections kept.

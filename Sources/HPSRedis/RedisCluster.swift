@@ -73,8 +73,8 @@ public final class RedisCluster: Sendable {
         }
     }
 
-    private let map = Mutex(SlotMap())
-    private let pools = Mutex<[NodeAddress: NodePool]>([:])
+    private let map = Locked(SlotMap())
+    private let pools = Locked<[NodeAddress: NodePool]>([:])
     private let failures = Atomic<Int>(0)
     private let redirections = Atomic<Int>(0)
 

@@ -21,7 +21,7 @@ public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
     /// The `volatile_db` section the store was made from.
     public let configuration: VolatileDatabaseConfiguration
     let errors = ErrorCounter()
-    private let tables = Mutex<[String: RedisClusterTable]>([:])
+    private let tables = Locked<[String: RedisClusterTable]>([:])
 
     /// Opens the cluster named by `configuration.address` (comma-separated
     /// `host:port`), authenticating with `user_name` and `password` when a

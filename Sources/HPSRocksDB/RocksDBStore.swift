@@ -2,7 +2,6 @@
 import CRocksDB
 import Glibc
 public import HPS
-import Synchronization
 
 /// The `rocks_db` persistent tier: one RocksDB database at `persistent_db.path`
 /// holding one column family per table.
@@ -35,8 +34,8 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
     private var defaultFamily: RocksColumnFamily { context.defaultFamily }
     private var readOptions: RocksReadOptions { context.readOptions }
     private let familyOptions = RocksOptions()
-    private let state: Mutex<[String: RocksDBTable]>
-    private let families: Mutex<[String: RocksColumnFamily]>
+    private let state: Locked<[String: RocksDBTable]>
+    private let families: Locked<[String: RocksColumnFamily]>
 
     /// The block cache shared by the tables of one store. The page cache holds
     /// the rest of the files; this only saves copying hot blocks out of it.
@@ -112,8 +111,8 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
             throw .corrupt(path: path, message: "the default column family is missing")
         }
         context = RocksContext(database: database, defaultFamily: defaultFamily, readOnly: readOnly, maxBatchSize: self.maxBatchSize)
-        families = Mutex(opened)
-        state = Mutex([:])
+        families = Locked(opened)
+        state = Locked([:])
         // Tables written by an earlier run.
         var tables: [String: RocksDBTable] = [:]
         for (tag, family) in opened {

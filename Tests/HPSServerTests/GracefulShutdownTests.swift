@@ -3,7 +3,6 @@ import HPS
 import HPSServer
 import Logging
 import ServiceLifecycle
-import Synchronization
 import Testing
 
 /// A blocking loopback TCP connection, to hold a request half sent.
@@ -93,7 +92,7 @@ struct GracefulShutdownTests {
 
 /// A record of events, in order, from any task.
 final class EventLog: Sendable {
-    private let events = Mutex<[String]>([])
+    private let events = Locked<[String]>([])
     func append(_ event: String) { events.withLock { $0.append(event) } }
     var all: [String] { events.withLock { $0 } }
 

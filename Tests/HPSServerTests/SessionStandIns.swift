@@ -1,13 +1,12 @@
 import Glibc
 import HPS
 import HPSServer
-import Synchronization
 
 /// A store table that answers from another and records the name of the
 /// thread of each lookup, to tell where a session's lookups ran.
 final class ThreadRecordingTable: EmbeddingStoreTable {
     let inner: any EmbeddingStoreTable
-    private let names = Mutex<[String]>([])
+    private let names = Locked<[String]>([])
 
     init(_ inner: any EmbeddingStoreTable) { self.inner = inner }
 

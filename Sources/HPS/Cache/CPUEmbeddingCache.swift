@@ -1,4 +1,3 @@
-import Synchronization
 
 /// A bounded cache in CPU memory in front of tiers that are slow to ask
 /// (Redis Cluster over the network, RocksDB on disk): the L1 of a session
@@ -22,7 +21,7 @@ public final class CPUEmbeddingCache: EmbeddingCache {
     public let capacity: Int
     let rows: HashMapTable
     let parallelism: Int
-    private let counters = Mutex(CacheStatistics())
+    private let counters = Locked(CacheStatistics())
 
     /// An empty cache of `capacity` rows for a group of `members` tables of `vecSize` floats.
     /// - Parameters:

@@ -1,12 +1,11 @@
-import Synchronization
 
 /// Counters of a session's lookups since it started, in all and per table.
 ///
 /// Thread safety: lookups record concurrently; `totals` may be read at any time.
 public final class LookupStatistics: Sendable {
-    private let state: Mutex<LookupCounts>
+    private let state: Locked<LookupCounts>
 
-    init(tables: Int, tiers: Int) { state = Mutex(LookupCounts(tables: tables, tiers: tiers)) }
+    init(tables: Int, tiers: Int) { state = Locked(LookupCounts(tables: tables, tiers: tiers)) }
 
     func record(_ counts: LookupCounts) {
         state.withLock { $0.add(counts) }

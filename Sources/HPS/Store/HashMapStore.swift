@@ -1,4 +1,3 @@
-import Synchronization
 
 /// The in-process volatile store (`hash_map` and `parallel_hash_map`): tables
 /// of partitioned hash maps in this process's memory.
@@ -12,7 +11,7 @@ public final class HashMapStore: EmbeddingStore, @unchecked Sendable {
     /// Partitions per table.
     public let partitionCount: Int
     let overflow: OverflowSettings
-    private let tables = Mutex<[String: HashMapTable]>([:])
+    private let tables = Locked<[String: HashMapTable]>([:])
 
     /// Creates an empty store.
     /// - Parameters:

@@ -29,7 +29,7 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
     let partitions: [HashMapPartition]
     let overflow: OverflowSettings
     private let epoch = Atomic<UInt32>(1)
-    private let evictionRandom: Mutex<SplitMix64>
+    private let evictionRandom: Locked<SplitMix64>
 
     /// Keys a lookup handles per taking of the partition locks.
     static let lockChunk = 16_384
@@ -64,7 +64,7 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
         // A fixed hash of the tag (FNV-1a), so random eviction repeats from run to run.
         var seed: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in tag.utf8 { seed = (seed ^ UInt64(byte)) &* 0x100_0000_01B3 }
-        evictionRandom = Mutex(SplitMix64(seed: seed))
+        evictionRandom = Locked(SplitMix64(seed: seed))
     }
 
     /// Keys expected in the fullest partition: the mean plus four standard deviations.
@@ -263,7 +263,7 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
         try checkInsert(member: member, keys: keys.count, floats: vectors.count)
         guard let keyBase = keys.baseAddress, let vectorBase = vectors.baseAddress, !keys.isEmpty else { return InsertCounts() }
         let n = keys.count
-        let failure = Mutex<StoreError?>(nil)
+        let failure = Locked<StoreError?>(nil)
         let total = LargeAllocation.withScratch(Int32.self, count: n) { order in
             LargeAllocation.withScratch(UInt64.self, count: n) { hashes in
                 insertBatch(member: member, keys: keyBase, vectors: vectorBase, count: n, order: order, hashes: hashes,
@@ -278,7 +278,7 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
     /// that each partition's lock is taken once and partitions fill in parallel.
     private func insertBatch(member: Int, keys keyBase: UnsafePointer<Int64>, vectors vectorBase: UnsafePointer<Float>,
                              count n: Int, order: UnsafeMutableBufferPointer<Int32>, hashes: UnsafeMutableBufferPointer<UInt64>,
-                             parallelism: Int, failure: borrowing Mutex<StoreError?>) -> InsertCounts {
+                             parallelism: Int, failure: Locked<StoreError?>) -> InsertCounts {
         let pc = partitions.count
         var starts = [Int](repeating: 0, count: pc + 1)
         for i in 0..<n {

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// The store backends that live outside the core module (Redis Cluster,
 /// RocksDB, the memory-mapped tier), registered by their modules so that
@@ -15,8 +14,8 @@ public enum StoreBackends {
     /// Makes the persistent store of a `persistent_db` section.
     public typealias PersistentFactory = @Sendable (PersistentDatabaseConfiguration) throws -> any EmbeddingStore
 
-    private static let volatileFactories = Mutex<[VolatileDatabaseType: VolatileFactory]>([:])
-    private static let persistentFactories = Mutex<[PersistentDatabaseType: PersistentFactory]>([:])
+    private static let volatileFactories = Locked<[VolatileDatabaseType: VolatileFactory]>([:])
+    private static let persistentFactories = Locked<[PersistentDatabaseType: PersistentFactory]>([:])
 
     /// Registers the factory of a volatile store type, replacing any earlier one.
     public static func register(volatile type: VolatileDatabaseType, _ factory: @escaping VolatileFactory) {

@@ -1,6 +1,5 @@
 import Glibc
 import HPS
-import Synchronization
 
 /// Checks the GPU dynamic cache against the CPU store it sits in front of,
 /// through its L1 cache path (`EmbeddingCache.lookup`) into device and host
@@ -235,7 +234,7 @@ enum GPUCacheSelfTest {
 
     /// Set once a background task has returned.
     final class Finished: Sendable {
-        let flag = Mutex(false)
+        let flag = Locked(false)
         var value: Bool { flag.withLock { $0 } }
         func set() { flag.withLock { $0 = true } }
     }

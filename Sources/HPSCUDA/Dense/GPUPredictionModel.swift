@@ -1,5 +1,4 @@
 public import HPS
-import Synchronization
 
 /// The seed notebook's model on a GPU, as `PredictionModel` is on the CPU:
 /// each sample's keys looked up through a session on the GPU straight into
@@ -30,7 +29,7 @@ public final class GPUPredictionModel: Sendable {
     let kernels: GPUKernels
     let denseKernel: CUDAKernel
     let weights: DeviceBuffer<Float>
-    let buffers: Mutex<Buffers>
+    let buffers: Locked<Buffers>
 
     /// A stream, and the dense input, the predictions and their pinned copy, grown to the largest batch seen.
     struct Buffers {
@@ -70,7 +69,7 @@ public final class GPUPredictionModel: Sendable {
             try kernels.device.makeCurrent()
             denseKernel = try kernels.dense()
             weights = try DeviceBuffer(device: kernels.device, copying: dense.weights)
-            buffers = Mutex(Buffers(stream: try CUDAStream(device: kernels.device)))
+            buffers = Locked(Buffers(stream: try CUDAStream(device: kernels.device)))
         } catch {
             throw .device(reason: "GPU \(device) could not take the dense layer of model \(session.model.name): \(error)")
         }

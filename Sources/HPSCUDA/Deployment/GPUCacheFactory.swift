@@ -1,5 +1,4 @@
 public import HPS
-import Synchronization
 
 /// Makes the GPU L1 caches of the models a `HierarchicalParameterServer`
 /// serves from GPUs (`gpucache: true`, on each device of
@@ -20,7 +19,7 @@ import Synchronization
 ///
 /// Thread safety: `makeCaches` may be called from any thread.
 public final class GPUCacheFactory: EmbeddingCacheFactory {
-    private let kernelsByDevice = Mutex<[Int: GPUKernels]>([:])
+    private let kernelsByDevice = Locked<[Int: GPUKernels]>([:])
 
     /// A factory that opens each GPU when a model first asks for it.
     public init() {}

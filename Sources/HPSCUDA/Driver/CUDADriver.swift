@@ -1,5 +1,5 @@
+import HPS
 import Glibc
-import Synchronization
 
 /// The CUDA driver API, opened from `libcuda.so.1` with dlopen at first use,
 /// so that the binary builds and runs on machines without a GPU.
@@ -96,7 +96,7 @@ public final class CUDADriver: Sendable {
         try check(cuInit(0), "cuInit")
     }
 
-    private static let loaded = Mutex<Swift.Result<CUDADriver, CUDAError>?>(nil)
+    private static let loaded = Locked<Swift.Result<CUDADriver, CUDAError>?>(nil)
 
     /// The driver, loaded and initialized on first use; the same result
     /// (driver or error) for every later call.

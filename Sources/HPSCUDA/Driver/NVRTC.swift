@@ -1,5 +1,5 @@
+import HPS
 import Glibc
-import Synchronization
 
 /// NVRTC, the CUDA run-time compiler, opened with dlopen at first use.
 /// Kernels are CUDA C compiled to a cubin for the device's architecture.
@@ -37,7 +37,7 @@ public final class NVRTC: Sendable {
         nvrtcGetErrorString = try lib.function("nvrtcGetErrorString")
     }
 
-    private static let loaded = Mutex<Swift.Result<NVRTC, CUDAError>?>(nil)
+    private static let loaded = Locked<Swift.Result<NVRTC, CUDAError>?>(nil)
 
     /// NVRTC, loaded on first use; the same result for every later call.
     public static func shared() throws(CUDAError) -> NVRTC {

@@ -1,11 +1,11 @@
-import Synchronization
+import HPS
 
 /// The compiled kernels of one device, one module per (vec size, key type),
 /// compiled by NVRTC on first use and kept for the life of the process.
 public final class GPUKernels: Sendable {
     /// The device.
     public let device: CUDADevice
-    private let modules = Mutex<[String: CUDAModule]>([:])
+    private let modules = Locked<[String: CUDAModule]>([:])
 
     /// Kernels for `device`.
     public init(device: CUDADevice) {

@@ -1,5 +1,4 @@
 public import HPS
-import Synchronization
 
 /// HugeCTR's static embedding cache: a whole (possibly fused) table in GPU
 /// memory behind a GPU hash index, read-only, the fastest path.
@@ -49,7 +48,7 @@ public final class GPUStaticTable: Sendable {
     public let name: String
     /// The stream, staging buffers and counters of cache lookups, made at the
     /// first one (a table that only serves as a uvm cache's source needs none).
-    let lookupState = Mutex(LookupState())
+    let lookupState = Locked(LookupState())
 
     struct LookupState {
         var stage: GPULookupStage?

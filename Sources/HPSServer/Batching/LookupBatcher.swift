@@ -1,6 +1,5 @@
 import HPS
 public import NIOCore
-import Synchronization
 
 /// Dynamic batching of one model's lookups, on structured concurrency: every
 /// lookup runs in the task of one of the requests it answers (or on the
@@ -69,7 +68,7 @@ public final class LookupBatcher: Sendable {
     public let options: Options
     private let metrics: ServerMetrics
     private let pool: LookupThreadPool
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     private struct State: ~Copyable {
         /// Lookups running on each replica (with batching on, 0 or 1).
@@ -111,7 +110,7 @@ public final class LookupBatcher: Sendable {
         self.metrics = metrics
         self.pool = pool
         self.options = options
-        state = Mutex(State(running: [Int](repeating: 0, count: model.sessions.count)))
+        state = Locked(State(running: [Int](repeating: 0, count: model.sessions.count)))
     }
 
     /// Looks up a checked batch, merged with concurrent requests when batching is on.
@@ -178,9 +177,9 @@ public final class LookupBatcher: Sendable {
     /// A response buffer lent to the thread pool: its storage moves there
     /// and back, so that the lookup writes it without a copy.
     private final class LentBuffer: Sendable {
-        private let buffer: Mutex<ByteBuffer>
+        private let buffer: Locked<ByteBuffer>
 
-        init(_ buffer: consuming ByteBuffer) { self.buffer = Mutex(buffer) }
+        init(_ buffer: consuming ByteBuffer) { self.buffer = Locked(buffer) }
 
         func withBuffer(_ body: (inout ByteBuffer) -> Result<Void, InferenceError>) -> Result<Void, InferenceError> {
             buffer.withLock { body(&$0) }

@@ -1,5 +1,5 @@
+import HPS
 import NIOPosix
-import Synchronization
 
 /// The threads that run the lookups which may block: those of sessions
 /// whose `mayBlock` is true (a Redis Cluster, RocksDB or memory-mapped tier,
@@ -17,7 +17,7 @@ public final class LookupThreadPool: Sendable {
     /// The threads.
     public let threads: Int
     private let pool: NIOThreadPool
-    private let state = Mutex(State.idle)
+    private let state = Locked(State.idle)
 
     private enum State {
         case idle, running, stopped

@@ -1,6 +1,5 @@
 public import HPS
 public import Prometheus
-import Synchronization
 
 /// The server's Prometheus metrics, served on the metrics port at `/metrics`.
 ///
@@ -22,7 +21,7 @@ public final class ServerMetrics: Sendable {
     private let lookupMetrics: [ObjectIdentifier: LookupMetrics]
     private let requestMetrics: [String: RequestMetrics]
     /// Each cache's statistics at the last scrape, so that its counters grow by the difference.
-    private let cacheSnapshots = Mutex<[ObjectIdentifier: CacheStatistics]>([:])
+    private let cacheSnapshots = Locked<[ObjectIdentifier: CacheStatistics]>([:])
     private static let latencyBuckets: [Duration] = [
         .microseconds(10), .microseconds(25),
         .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
