@@ -29,12 +29,14 @@ let package = Package(
         .library(name: "HPSRocksDB", targets: ["HPSRocksDB"]),
         .library(name: "HPSMapped", targets: ["HPSMapped"]),
         .library(name: "HPSRedis", targets: ["HPSRedis"]),
+        .library(name: "HPSKafka", targets: ["HPSKafka"]),
         .executable(name: "hps", targets: ["hps"]),
         .executable(name: "hps-load", targets: ["hps-load"]),
     ],
     traits: [
         .trait(name: "RocksDB", description: "The RocksDB persistent tier (HPSRocksDB), linking the system librocksdb (Debian librocksdb-dev)."),
         .trait(name: "Serving", description: "hps serve: KServe v2 over HTTP and gRPC (HPSServer: Hummingbird, grpc-swift-2). Off for the GPU machine's binary, which must stay small and free of Foundation's internationalization."),
+        .trait(name: "Kafka", description: "Online updates from Kafka (HPSKafka), linking the system librdkafka (Debian librdkafka-dev)."),
         .default(enabledTraits: ["Serving"]),
     ],
     dependencies: [
@@ -97,6 +99,24 @@ let package = Package(
             dependencies: ["HPS", .target(name: "CRocksDB", condition: .when(traits: ["RocksDB"]))],
             swiftSettings: swiftSettings
         ),
+        // librdkafka's C API and its mock cluster, from the system (Debian librdkafka-dev); used only with the Kafka trait.
+        .systemLibrary(
+            name: "CRdKafka",
+            path: "Sources/CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        // Online updates in HugeCTR's Kafka format: the message codec and topics always; the
+        // producer and consumers over librdkafka with the Kafka trait.
+        .target(
+            name: "HPSKafka",
+            dependencies: [
+                "HPS",
+                .target(name: "CRdKafka", condition: .when(traits: ["Kafka"])),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The memory-mapped tier: serves straight from HugeCTR sparse files through an index beside them.
         .target(name: "HPSMapped", dependencies: ["HPS", "CHPSSupport"], swiftSettings: swiftSettings),
         // A child process for the SIGKILL durability test: writes batches and prints each acknowledged one.
@@ -124,6 +144,7 @@ let package = Package(
                 "HPSRocksDB",
                 "HPSMapped",
                 "HPSRedis",
+                "HPSKafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -172,6 +193,10 @@ let package = Package(
             dependencies: ["HPS", "HPSRocksDB", "HPSStoreTestSupport", "hps-rocksdb-writer"],
             swiftSettings: swiftSettings
         ),
+        // The broker tests need the Kafka trait: they start librdkafka's mock cluster in process.
+        // `hps publish` is run as a process by its test.
+        .testTarget(name: "HPSKafkaTests", dependencies: ["HPS", "HPSKafka", "HPSStoreTestSupport", "hps"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "HPSMappedTests", dependencies: ["HPS", "HPSMapped", "HPSStoreTestSupport"],
                     swiftSettings: swiftSettings),
         // Needs redis-server and redis-cli: the tests start their own cluster on ports 7100-7102.

@@ -63,14 +63,20 @@ public struct HPSServer: Sendable {
     public let metrics: ServerMetrics
     /// The threads the lookups that may block run on.
     public let lookupPool: LookupThreadPool
+    /// Background work that writes into the hierarchy (the Kafka consumers).
+    public let updates: [any BackgroundWork]
 
     /// A server for every model of `parameterServer` (from its GPU sessions
     /// when it has any, else from its CPU session), and for
     /// `predictionModels` (lookups → dense head, on the CPU or a GPU) under
     /// their names.
+    /// - Parameter updates: further background work that writes into the
+    ///   hierarchy (the Kafka consumers), run and stopped with the rest.
     public init(parameterServer: HierarchicalParameterServer, options: Options = Options(),
-                predictionModels: [(name: String, model: any Predictor)] = []) throws(LookupError) {
+                predictionModels: [(name: String, model: any Predictor)] = [],
+                updates: [any BackgroundWork] = []) throws(LookupError) {
         self.parameterServer = parameterServer
+        self.updates = updates
         self.options = options
         var served: [ServedModel] = []
         for model in parameterServer.configuration.models {
@@ -131,7 +137,7 @@ public struct HPSServer: Sendable {
                                      configuration: ApplicationConfiguration(address: .hostname(host, port: options.metricsPort),
                                                                              serverName: KServeRoutes.serverName),
                                      onServerRunning: listening("metrics"), logger: logger)
-        let background: [any Service] = parameterServer.backgroundWork.map { BackgroundWorkService($0, pool: lookupPool) }
+        let background: [any Service] = (parameterServer.backgroundWork + updates).map { BackgroundWorkService($0, pool: lookupPool) }
         let lookups = LookupService(pool: lookupPool, batchers: routes.batchers.keys.sorted().map { routes.batchers[$0]! })
         #if Serving
         // One bundle, so that SIGTERM closes both KServe listeners at once.

@@ -17,6 +17,7 @@ private var commands: [any ParsableCommand.Type] {
     #if Serving
     list.append(ServeCommand.self)
     #endif
+    list.append(PublishCommand.self)
     list.append(SelfTestCommand.self)
     return list
 }

@@ -134,7 +134,9 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("give --config FILE (an HPS configuration), or --demo to serve the seed model")
             }
             for warning in parameterServer.warnings { note("hps: warning: \(warning)") }
-            let server = try HPSServer(parameterServer: parameterServer, options: options, predictionModels: predictionModels)
+            let updates = try UpdateFollowing.consumers(of: parameterServer, logger: logger)
+            let server = try HPSServer(parameterServer: parameterServer, options: options, predictionModels: predictionModels,
+                                       updates: updates)
             for (name, devices) in server.devices.sorted(by: { $0.key < $1.key }) where devices.contains(where: { $0 != nil }) {
                 note("hps: model \(name) is served from GPU \(devices.compactMap { $0 }.map(String.init).joined(separator: ", "))")
             }

@@ -78,9 +78,22 @@ struct BackendAvailabilityTests {
         #expect(error?.description.contains("persistent_db.type") == true)
     }
 
-    @Test("the Kafka update source is refused with its JSON path")
+    @Test("the Kafka update source, where not registered, is refused with its JSON path")
     func kafkaUpdateSource() throws {
-        let error = try startError("update_source", [("type", .string("kafka_message_queue"))])
+        // The HPSKafka tests of this test process register it (with the Kafka
+        // trait), at any moment: once registered, the attempt proves nothing.
+        let directory = try TemporaryDirectory(prefix: "hps-backend")
+        defer { directory.remove() }
+        try RandomTable(count: 10, vecSize: 2, seed: 1).write(to: joinPath(directory.path, "t0"))
+        let json = TestConfiguration.json(tables: [TableSpec(name: "t0", folder: "t0", vecSize: 2)],
+                                          extra: [("update_source", .object(JSONObject([("type", .string("kafka_message_queue"))])))])
+        var error: StoreError? = nil
+        do {
+            _ = try TestConfiguration.server(json, in: directory.path)
+        } catch let caught as StoreError {
+            error = caught
+        }
+        if StoreBackends.hasUpdateSource(.kafkaMessageQueue) { return }
         guard case let .backendUnavailable(path, found, _) = error else {
             Issue.record("expected backendUnavailable, got \(String(describing: error))")
             return

@@ -72,7 +72,7 @@ public final class HierarchicalParameterServer: Sendable {
             }
             persistentStore = try factory(persistent)
         }
-        if configuration.updateSource.type != .null {
+        if !StoreBackends.hasUpdateSource(configuration.updateSource.type) {
             throw StoreError.backendUnavailable(path: "update_source.type", type: configuration.updateSource.type.rawValue,
                                                 reason: "this build has no Kafka update source; remove update_source")
         }

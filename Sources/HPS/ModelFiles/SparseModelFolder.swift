@@ -14,18 +14,31 @@ public struct SparseModelFolder: Sendable {
     /// Floats per vector.
     public let vecSize: Int
 
-    /// The path of the key file.
-    public var keyPath: String { joinPath(path, "key") }
-    /// The path of the vector file.
-    public var vectorPath: String { joinPath(path, "emb_vector") }
+    /// The path of the key file (`key` in the folder).
+    public let keyPath: String
+    /// The path of the vector file (`emb_vector` in the folder).
+    public let vectorPath: String
 
     /// Opens a folder and checks that its files agree with each other and,
     /// when given, with the configured vec size.
     /// - Throws: `ModelFileError` naming the file and both sizes when they disagree.
     public init(path: String, table: String, vecSize configured: Int?) throws(ModelFileError) {
-        self.path = path
+        try self.init(keyPath: joinPath(path, "key"), vectorPath: joinPath(path, "emb_vector"), folder: path,
+                      table: table, vecSize: configured)
+    }
+
+    /// Opens a key file and a vector file in HugeCTR's format that need not
+    /// sit in one folder under their usual names (`hps publish --keys --vectors`),
+    /// with the same checks as a folder's.
+    public init(keyPath: String, vectorPath: String, table: String, vecSize configured: Int?) throws(ModelFileError) {
+        try self.init(keyPath: keyPath, vectorPath: vectorPath, folder: keyPath, table: table, vecSize: configured)
+    }
+
+    private init(keyPath: String, vectorPath: String, folder: String, table: String, vecSize configured: Int?) throws(ModelFileError) {
+        self.path = folder
         self.table = table
-        let keyPath = joinPath(path, "key"), vectorPath = joinPath(path, "emb_vector")
+        self.keyPath = keyPath
+        self.vectorPath = vectorPath
         guard fileExists(keyPath) else { throw .missingFile(table: table, path: keyPath) }
         guard fileExists(vectorPath) else { throw .missingFile(table: table, path: vectorPath) }
         let keyBytes = try FileDescriptor(reading: keyPath).size()

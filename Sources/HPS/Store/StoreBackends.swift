@@ -16,6 +16,7 @@ public enum StoreBackends {
 
     private static let volatileFactories = Locked<[VolatileDatabaseType: VolatileFactory]>([:])
     private static let persistentFactories = Locked<[PersistentDatabaseType: PersistentFactory]>([:])
+    private static let updateSources = Locked<Set<UpdateSourceType>>([])
 
     /// Registers the factory of a volatile store type, replacing any earlier one.
     public static func register(volatile type: VolatileDatabaseType, _ factory: @escaping VolatileFactory) {
@@ -25,6 +26,17 @@ public enum StoreBackends {
     /// Registers the factory of a persistent store type, replacing any earlier one.
     public static func register(persistent type: PersistentDatabaseType, _ factory: @escaping PersistentFactory) {
         persistentFactories.withLock { $0[type] = factory }
+    }
+
+    /// Records that this build can follow an update source type (its module
+    /// runs the consumers), so that a configuration naming it is served.
+    public static func register(updateSource type: UpdateSourceType) {
+        _ = updateSources.withLock { $0.insert(type) }
+    }
+
+    /// Whether this build can follow an update source type (`null` always).
+    public static func hasUpdateSource(_ type: UpdateSourceType) -> Bool {
+        type == .null || updateSources.withLock { $0.contains(type) }
     }
 
     /// The factory of a volatile store type, if this build has one.

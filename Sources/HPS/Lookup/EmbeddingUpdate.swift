@@ -1,0 +1,132 @@
+/// What applying new vectors to a model's table did.
+public struct UpdateReport: Sendable, Equatable {
+    /// Keys applied.
+    public var keys = 0
+    /// Per tier written, by its name (`hash_map`, `redis_cluster`, `rocks_db`):
+    /// keys that were new there, and keys that replaced a vector.
+    public var tiers: [(name: String, inserted: Int, replaced: Int)] = []
+    /// Tiers that take no writes (a read-only RocksDB, the memory-mapped model
+    /// files), which the update passed by.
+    public var readOnlyTiers: [String] = []
+    /// L1 cache rows replaced or dropped (CPU caches).
+    public var cachedRowsUpdated = 0
+    /// L1 caches that cannot take updates yet (the GPU tables), which keep
+    /// serving their copy of these keys until their next refresh.
+    public var staleCaches: [String] = []
+
+    public init() {}
+
+    public static func == (a: UpdateReport, b: UpdateReport) -> Bool {
+        a.keys == b.keys && a.readOnlyTiers == b.readOnlyTiers && a.cachedRowsUpdated == b.cachedRowsUpdated
+            && a.staleCaches == b.staleCaches && a.tiers.count == b.tiers.count
+            && zip(a.tiers, b.tiers).allSatisfy { $0.name == $1.name && $0.inserted == $1.inserted && $0.replaced == $1.replaced }
+    }
+}
+
+/// Which parts of the hierarchy an update writes: HugeCTR runs one Kafka
+/// consumer group per store (`hps.volatile`, `hps.persistent`), each writing
+/// its own store.
+public struct UpdateTargets: OptionSet, Sendable, Hashable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    /// The persistent store (RocksDB), unless it is read-only.
+    public static let persistent = UpdateTargets(rawValue: 1)
+    /// The volatile store (hash map, Redis Cluster).
+    public static let volatile = UpdateTargets(rawValue: 2)
+    /// The L1 caches.
+    public static let caches = UpdateTargets(rawValue: 4)
+    /// Everything.
+    public static let all: UpdateTargets = [.persistent, .volatile, .caches]
+}
+
+/// Why new vectors could not be applied.
+public enum UpdateError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The model or table is not served (the lookup error says which exist).
+    case lookup(LookupError)
+    /// The vectors do not hold vec size floats per key.
+    case vectorCount(table: String, keys: Int, vecSize: Int, floats: Int)
+    /// A tier refused the write; the tiers before it in `written` took it.
+    case store(StoreError, written: [String])
+
+    /// One sentence a user can act on.
+    public var description: String {
+        switch self {
+        case let .lookup(error):
+            return error.description
+        case let .vectorCount(table, keys, vecSize, floats):
+            return "an update of table \(table) gave \(floats) floats for \(keys) keys of vec size \(vecSize); expected \(keys * vecSize)"
+        case let .store(error, written):
+            return "the update was not applied everywhere (written to \(written.isEmpty ? "no tier" : written.joined(separator: ", "))): \(error.description)"
+        }
+    }
+}
+
+extension HierarchicalParameterServer {
+    /// Applies new vectors for keys of one table of a model, as an online
+    /// update from Kafka or the API does: to the persistent store, then the
+    /// volatile store (HugeCTR's order), then to every L1 cache of the model
+    /// that holds the keys (on the CPU: the rows are dropped, so the next
+    /// lookup reads the new vector from below). Applying the same update
+    /// twice leaves the same state.
+    ///
+    /// - Parameters:
+    ///   - model: the model's name.
+    ///   - table: the table's index in the model.
+    ///   - keys: (n) keys; with `supportlonglong: false` each must fit in 32 bits.
+    ///   - vectors: (n × vecSize) floats, row i for `keys[i]`.
+    ///   - targets: the parts written (all by default).
+    public func update(model: String, table: Int, keys: UnsafeBufferPointer<Int64>,
+                       vectors: UnsafeBufferPointer<Float>, targets: UpdateTargets = .all) throws(UpdateError) -> UpdateReport {
+        let session: LookupSession
+        do throws(LookupError) {
+            session = try self.session(model: model)
+        } catch {
+            throw .lookup(error)
+        }
+        let names = session.model.tableNames
+        guard table >= 0 && table < names.count else {
+            throw .lookup(.unknownTable(model: model, table: String(table), available: names))
+        }
+        let vecSize = session.model.vecSizes[table]
+        guard vectors.count == keys.count * vecSize else {
+            throw .vectorCount(table: names[table], keys: keys.count, vecSize: vecSize, floats: vectors.count)
+        }
+        if session.keyType == .int32, let key = keys.first(where: { Int64(Int32(truncatingIfNeeded: $0)) != $0 }) {
+            throw .lookup(.keyOutOfRange(table: names[table], key: key))
+        }
+        var report = UpdateReport()
+        report.keys = keys.count
+        guard !keys.isEmpty else { return report }
+        let group = session.plan.groupOfTable[table]
+        let member = session.plan.memberOfTable[table]
+        let tag = FusionPlan.tag(model: model, group: session.plan.groups[group].name)
+        let readOnlyPersistent = persistentStore.map { $0 is any FileBackedStore || configuration.persistentDatabase.readOnly } ?? false
+        // The session's tiers run volatile first; updates go to the persistent tier first.
+        var written: [String] = []
+        for (tierTable, name) in zip(session.tiers[group], session.tierNames.suffix(session.tiers[group].count)).reversed() {
+            let isPersistent = persistentStore?.table(tag).map { $0 === tierTable } ?? false
+            guard targets.contains(isPersistent ? .persistent : .volatile) else { continue }
+            if isPersistent && readOnlyPersistent {
+                report.readOnlyTiers.append(name)
+                continue
+            }
+            do throws(StoreError) {
+                let counts = try tierTable.insert(member: member, keys: keys, vectors: vectors, parallelism: session.parallelism)
+                report.tiers.append((name, counts.inserted, counts.replaced))
+                written.append(name)
+            } catch {
+                throw .store(error, written: written)
+            }
+        }
+        for cacheSession in [session] + deviceSessions(model: model) where targets.contains(.caches) {
+            guard let cache = cacheSession.caches[group] else { continue }
+            if let cpu = cache as? CPUEmbeddingCache {
+                report.cachedRowsUpdated += cpu.update(member: member, keys: keys, vectors: vectors)
+            } else {
+                report.staleCaches.append(cache.device.map { "\(cache.kind) on GPU \($0)" } ?? cache.kind)
+            }
+        }
+        return report
+    }
+}
