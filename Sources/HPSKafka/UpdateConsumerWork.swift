@@ -14,7 +14,7 @@ import Glibc
 /// The loop blocks in librdkafka's poll, so it runs on a thread of its own
 /// for as long as it runs; cancelling the task stops it within one poll
 /// timeout, after committing what it applied.
-public struct UpdateConsumerWork: BackgroundWork {
+public struct UpdateConsumerWork: BackgroundWork, UpdateCounting {
     /// The consumer.
     public let consumer: UpdateConsumer
     /// Where its messages go.
@@ -34,6 +34,14 @@ public struct UpdateConsumerWork: BackgroundWork {
 
     /// `kafka consumer <group>`.
     public var name: String { "kafka consumer \(consumer.group)" }
+
+    /// The consumer's group.
+    public var countingName: String { consumer.group }
+
+    /// The applier's counts per topic.
+    public var updateCounts: [String: (messages: Int, keys: Int, malformed: Int)] {
+        applier.counts.mapValues { ($0.messages, $0.keys, $0.malformed) }
+    }
 
     /// Runs the loop on a thread of its own until the task is cancelled.
     public func run(blocking: BlockingRunner) async throws {

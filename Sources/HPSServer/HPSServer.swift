@@ -84,7 +84,8 @@ public struct HPSServer: Sendable {
             served.append(ServedModel(sessions: devices.isEmpty ? [try parameterServer.session(model: model.name)] : devices))
         }
         served += predictionModels.map { ServedModel(prediction: $0.model, name: $0.name) }
-        metrics = ServerMetrics(sessions: served.flatMap(\.sessions), modelNames: predictionModels.map(\.name))
+        metrics = ServerMetrics(sessions: served.flatMap(\.sessions), modelNames: predictionModels.map(\.name),
+                                updates: updates.compactMap { $0 as? any UpdateCounting })
         lookupPool = LookupThreadPool(threads: options.lookupThreads)
         routes = KServeRoutes(models: served, metrics: metrics, maxBodyBytes: options.maxBodyBytes,
                               batching: options.batching, pool: lookupPool)

@@ -56,6 +56,8 @@ struct BenchCommand: ParsableCommand {
     var redisRounds = 5
     @Flag(help: "Skip the RocksDB and mapped part of --tier-rates.")
     var skipPersistent = false
+    @Flag(help: "Measure online updates instead: 1M key updates of vec size 128 as Kafka messages applied into the hash map on one core, against inserting the same rows and memcpy.")
+    var updates = false
     @Option(help: .hidden)
     var probeRocksdbLoad: String?
     @Option(help: .hidden)
@@ -92,6 +94,11 @@ struct BenchCommand: ParsableCommand {
             }
             if device == "gpu" {
                 try gpuBench()
+                return
+            }
+            if updates {
+                try UpdateBenchmark.run(tableKeys: 1_000_000, updates: 1_000_000, keysPerMessage: 1000, runs: min(runs, 7),
+                                        markdown: markdown)
                 return
             }
             guard device == "cpu" else { throw ValidationError("--device must be cpu or gpu, not \(device)") }

@@ -31,6 +31,13 @@ struct KafkaBrokerTests {
         return try condition()
     }
 
+    /// A mock cluster with the model's two topics (4 partitions each), and the model following it.
+    func clusterAndModel() throws -> (KafkaMockCluster, UpdateFixture) {
+        let cluster = try KafkaMockCluster(brokers: 1)
+        for table in ["t0", "t1"] { try cluster.createTopic("hps_et.m.\(table)", partitions: 4) }
+        return (cluster, try UpdateFixture(updateSource: source(cluster)))
+    }
+
     /// Publishes new vectors for `keys` of table `table` of model `m`.
     @discardableResult
     func publish(_ publisher: UpdatePublisher, table: Int, keys: [Int64], vectors: [Float]) throws -> Int {
@@ -55,9 +62,7 @@ struct KafkaBrokerTests {
 
     @Test("updates published to the brokers reach every lookup, and the consumer commits every message it applied")
     func publishConsumeCommit() async throws {
-        let cluster = try KafkaMockCluster(brokers: 1)
-        for table in ["t0", "t1"] { try cluster.createTopic("hps_et.m.\(table)", partitions: 4) }
-        let fixture = try UpdateFixture(updateSource: source(cluster))
+        let (cluster, fixture) = try clusterAndModel()
         let (work, warnings) = try UpdateConsumers.make(server: fixture.server, hostname: "test", settings: fastGroups)
         #expect(warnings.isEmpty)
         #expect(work.map(\.consumer.group) == ["hps.volatile.test"])
@@ -115,9 +120,7 @@ struct KafkaBrokerTests {
 
     @Test("a consumer started again resumes from the committed offsets (a persisting store's); a hash map's replays from the start")
     func resumes() async throws {
-        let cluster = try KafkaMockCluster(brokers: 1)
-        for table in ["t0", "t1"] { try cluster.createTopic("hps_et.m.\(table)", partitions: 4) }
-        let fixture = try UpdateFixture(updateSource: source(cluster))
+        let (cluster, fixture) = try clusterAndModel()
         let publisher = try UpdatePublisher(brokers: cluster.bootstrapServers, keyGroups: 4)
         let (keys, first) = fixture.updates(table: 0, count: 50, seed: 8)
         let second = first.map { $0 + 10 }
@@ -155,9 +158,7 @@ struct KafkaBrokerTests {
 
     @Test("a malformed message on the brokers is counted, skipped and committed past; the updates after it apply")
     func malformedOnTheWire() async throws {
-        let cluster = try KafkaMockCluster(brokers: 1)
-        for table in ["t0", "t1"] { try cluster.createTopic("hps_et.m.\(table)", partitions: 4) }
-        let fixture = try UpdateFixture(updateSource: source(cluster))
+        let (cluster, fixture) = try clusterAndModel()
         let publisher = try UpdatePublisher(brokers: cluster.bootstrapServers, keyGroups: 1)
         // Key group 0 goes to partition 0, so the three messages keep their order.
         try publisher.publish(rawMessage: Array("not an update".utf8), to: "hps_et.m.t0")
@@ -178,9 +179,7 @@ struct KafkaBrokerTests {
 
     @Test("with the broker down, lookups go on and nothing is lost: the updates apply once it is back")
     func brokerDownAndUp() async throws {
-        let cluster = try KafkaMockCluster(brokers: 1)
-        for table in ["t0", "t1"] { try cluster.createTopic("hps_et.m.\(table)", partitions: 4) }
-        let fixture = try UpdateFixture(updateSource: source(cluster))
+        let (cluster, fixture) = try clusterAndModel()
         let (work, _) = try UpdateConsumers.make(server: fixture.server, hostname: "test", settings: fastGroups)
         let running = Task { try await work[0].run(blocking: .dedicatedThread) }
         let publisher = try UpdatePublisher(brokers: cluster.bootstrapServers, keyGroups: 4)

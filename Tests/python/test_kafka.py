@@ -13,6 +13,7 @@ import signal
 import struct
 import subprocess
 import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -93,6 +94,13 @@ def test_updates_from_an_independent_producer_reach_lookups(model, kafka):
     server = Server(model)
     try:
         assert wait_until(lambda: np.array_equal(lookup(server, 1, keys), vectors)), "the updates never became visible"
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        labels = f'topic="{topic}"'
+        counts = {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                  if line.startswith("hps_update_") and labels in line}
+        assert counts == {"hps_update_messages_total": 2, "hps_update_keys_total": 40,
+                          "hps_update_malformed_messages_total": 1}, metrics
     finally:
         server.stop()
         stderr = server.process.stderr.read().decode()

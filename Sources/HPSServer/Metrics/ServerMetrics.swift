@@ -22,6 +22,9 @@ public final class ServerMetrics: Sendable {
     private let requestMetrics: [String: RequestMetrics]
     /// Each cache's statistics at the last scrape, so that its counters grow by the difference.
     private let cacheSnapshots = Locked<[ObjectIdentifier: CacheStatistics]>([:])
+    /// The update consumers, and the counts last exported per (consumer, topic).
+    private let updates: [any UpdateCounting]
+    private let updateSnapshots = Locked<[String: (messages: Int, keys: Int, malformed: Int)]>([:])
     private static let latencyBuckets: [Duration] = [
         .microseconds(10), .microseconds(25),
         .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
@@ -51,6 +54,9 @@ public final class ServerMetrics: Sendable {
     private static var cacheHitRatio: MetricNameDescriptor { name("l1_cache_hit", "ratio", "Share of the keys an L1 cache was asked since start that it held, per fusion group and device") }
     private static var cacheInserts: MetricNameDescriptor { name("l1_cache_inserts", "total", "Rows an L1 cache inserted after misses (or prefilled), per fusion group and device") }
     private static var cacheEvictions: MetricNameDescriptor { name("l1_cache_evictions", "total", "Rows an L1 cache evicted to make room, per fusion group and device") }
+    private static var updateMessages: MetricNameDescriptor { name("update_messages", "total", "Online update messages applied, per consumer group and topic") }
+    private static var updateKeys: MetricNameDescriptor { name("update_keys", "total", "Keys of online updates applied, per consumer group and topic") }
+    private static var updateMalformed: MetricNameDescriptor { name("update_malformed_messages", "total", "Online update messages skipped as malformed, per consumer group and topic") }
     private static var cacheRefreshes: MetricNameDescriptor { name("l1_cache_refreshes", "total", "Refreshes of an L1 cache's rows from the tiers below, per fusion group and device") }
 
     /// Metrics for the sessions served.
@@ -61,7 +67,9 @@ public final class ServerMetrics: Sendable {
     ///   - modelNames: every name requests may be counted under (the
     ///     sessions' models and other served models); others are counted
     ///     too, only more slowly.
-    public init(sessions: [LookupSession], modelNames: [String] = []) {
+    /// - Parameter updates: the update consumers whose counts are exported.
+    public init(sessions: [LookupSession], modelNames: [String] = [], updates: [any UpdateCounting] = []) {
+        self.updates = updates
         var seen = Set<ObjectIdentifier>()
         self.sessions = sessions.filter { seen.insert(ObjectIdentifier($0)).inserted }
         let registry = self.registry
@@ -177,6 +185,7 @@ public final class ServerMetrics: Sendable {
     public func exposition() -> [UInt8] {
         updateHitRatios()
         updateCaches()
+        updateUpdates()
         return registry.emitToBuffer()
     }
 
@@ -245,6 +254,26 @@ public final class ServerMetrics: Sendable {
                                                   (Self.cacheEvictions, statistics.evictions, last.evictions),
                                                   (Self.cacheRefreshes, statistics.refreshes, last.refreshes)] {
                     registry.makeCounter(descriptor: descriptor, labels: labels).increment(by: Int64(max(0, now - before)))
+                }
+            }
+        }
+    }
+
+    /// Brings the update consumers' counters up to date.
+    private func updateUpdates() {
+        let current = updates.map { ($0.countingName, $0.updateCounts) }
+        updateSnapshots.withLock { previous in
+            for (group, topics) in current {
+                for (topic, counts) in topics {
+                    let key = group + "\u{0}" + topic
+                    let last = previous[key] ?? (0, 0, 0)
+                    previous[key] = counts
+                    let labels = [("group", group), ("topic", topic)]
+                    for (descriptor, now, before) in [(Self.updateMessages, counts.messages, last.messages),
+                                                      (Self.updateKeys, counts.keys, last.keys),
+                                                      (Self.updateMalformed, counts.malformed, last.malformed)] {
+                        registry.makeCounter(descriptor: descriptor, labels: labels).increment(by: Int64(max(0, now - before)))
+                    }
                 }
             }
         }
