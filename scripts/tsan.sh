@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 log=${TSAN_LOG:-/tmp/hps-tsan.log}
 # halt_on_error=0: every race of the run is reported, not only the first.
-export TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+# suppressions: reports judged false, each explained in the file.
+export TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan-suppressions.txt ${TSAN_OPTIONS:-}"
 # Left out: the tests that run librdkafka's clients in this process (the Kafka
 # broker tests and hps publish's, which reads from a consumer here).
 # librdkafka starts its threads with C11 thrd_create, which ThreadSanitizer
