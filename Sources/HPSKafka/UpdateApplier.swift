@@ -20,20 +20,6 @@ public struct ReceivedUpdate: Sendable, Equatable {
     }
 }
 
-/// Counts of the updates a consumer applied and skipped, per topic.
-public struct UpdateCounts: Sendable, Equatable {
-    /// Messages applied.
-    public var messages = 0
-    /// Keys applied.
-    public var keys = 0
-    /// Malformed messages skipped (their offsets advance with the rest).
-    public var malformed = 0
-    /// The last reason a message of this topic was skipped.
-    public var lastProblem: String?
-
-    public init() {}
-}
-
 /// Applies batches of received messages to a parameter server's tiers:
 /// each message in order, decoded against its table's vec size. A malformed
 /// message is counted, logged once per topic with what is wrong, and
@@ -76,10 +62,16 @@ public final class UpdateApplier: Sendable {
                 skip(message, because: error)
                 continue
             }
-            _ = try update.keys.withUnsafeBufferPointer { keys throws(UpdateError) in
-                try update.vectors.withUnsafeBufferPointer { vectors throws(UpdateError) in
-                    try server.update(model: model, table: table, keys: keys, vectors: vectors, targets: targets)
+            do throws(UpdateError) {
+                _ = try update.keys.withUnsafeBufferPointer { keys throws(UpdateError) in
+                    try update.vectors.withUnsafeBufferPointer { vectors throws(UpdateError) in
+                        try server.update(model: model, table: table, keys: keys, vectors: vectors, targets: targets)
+                    }
                 }
+            } catch .lookup(.keyOutOfRange(_, let key)) {
+                // Checked before any tier is written: the message is malformed, not the tiers at fault.
+                skip(message, because: .keyOutOfRange(key: key))
+                continue
             }
             applied += update.keys.count
             state.withLock {
@@ -100,9 +92,6 @@ public final class UpdateApplier: Sendable {
         let update = try message.payload.withUnsafeBytes { bytes in
             Result { () throws(UpdateMessageError) in try UpdateMessage(decoding: bytes, vecSize: vecSize) }
         }.get()
-        if session.keyType == .int32, let key = update.keys.first(where: { Int64(Int32(truncatingIfNeeded: $0)) != $0 }) {
-            throw .keyOutOfRange(key: key)
-        }
         return (name.model, table, update)
     }
 

@@ -132,12 +132,16 @@ public final class UpdateConsumer: @unchecked Sendable {
     /// Commits, for each topic and partition of `messages`, the offset after
     /// the last of them, and waits for the broker's answer.
     public func commit(_ messages: [ReceivedUpdate]) throws(KafkaError) {
-        var next: [String: [Int32: Int64]] = [:]
-        for message in messages {
-            next[message.topic, default: [:]][message.partition] = max(next[message.topic]?[message.partition] ?? 0, message.offset + 1)
-        }
+        var offsets = CommitOffsets()
+        offsets.add(messages)
+        try commit(offsets)
+    }
+
+    /// Commits `offsets` and waits for the broker's answer.
+    public func commit(_ offsets: CommitOffsets) throws(KafkaError) {
+        let next = offsets.next
         guard !next.isEmpty else { return }
-        let list = rd_kafka_topic_partition_list_new(Int32(messages.count))!
+        let list = rd_kafka_topic_partition_list_new(Int32(next.values.reduce(0) { $0 + $1.count }))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for (topic, partitions) in next {
             for (partition, offset) in partitions {
@@ -166,6 +170,28 @@ public final class UpdateConsumer: @unchecked Sendable {
             result[element.partition] = element.offset
         }
         return result
+    }
+}
+
+/// The offsets to commit after applied messages: per topic and partition, the
+/// offset after the last message applied.
+public struct CommitOffsets: Sendable, Equatable {
+    /// Per topic and partition, the next offset.
+    public private(set) var next: [String: [Int32: Int64]] = [:]
+    /// Messages added since these offsets were made.
+    public private(set) var messages = 0
+
+    public init() {}
+
+    /// Whether no message was added.
+    public var isEmpty: Bool { messages == 0 }
+
+    /// Moves each message's partition past it.
+    public mutating func add(_ received: [ReceivedUpdate]) {
+        for message in received {
+            next[message.topic, default: [:]][message.partition] = max(next[message.topic]?[message.partition] ?? 0, message.offset + 1)
+        }
+        messages += received.count
     }
 }
 

@@ -39,9 +39,7 @@ public struct UpdateConsumerWork: BackgroundWork, UpdateCounting {
     public var countingName: String { consumer.group }
 
     /// The applier's counts per topic.
-    public var updateCounts: [String: (messages: Int, keys: Int, malformed: Int)] {
-        applier.counts.mapValues { ($0.messages, $0.keys, $0.malformed) }
-    }
+    public var updateCounts: [String: UpdateCounts] { applier.counts }
 
     /// Runs the loop on a thread of its own until the task is cancelled.
     public func run(blocking: BlockingRunner) async throws {
@@ -56,7 +54,7 @@ public struct UpdateConsumerWork: BackgroundWork, UpdateCounting {
     /// Polls, applies and commits until `stop` is set.
     func loop(until stop: Locked<Bool>) {
         let backoff = UInt32(max(1, source.failureBackoffMs)) * 1000
-        var applied: [ReceivedUpdate] = []
+        var offsets = CommitOffsets()
         var lastError: String?
         func stopping() -> Bool { stop.withLock { $0 } }
         while !stopping() {
@@ -83,20 +81,20 @@ public struct UpdateConsumerWork: BackgroundWork, UpdateCounting {
                     }
                 }
                 if !done { break }
-                applied += poll.messages
+                offsets.add(poll.messages)
             }
-            if !applied.isEmpty && (poll.idle || applied.count >= source.maxCommitInterval) {
-                if commit(applied) { applied.removeAll(keepingCapacity: true) } else { usleep(backoff) }
+            if !offsets.isEmpty && (poll.idle || offsets.messages >= source.maxCommitInterval) {
+                if commit(offsets) { offsets = CommitOffsets() } else { usleep(backoff) }
             }
         }
-        if !applied.isEmpty { _ = commit(applied) }
+        if !offsets.isEmpty { _ = commit(offsets) }
         consumer.close()
     }
 
     /// Commits the applied messages' offsets; false (and logged) when the broker did not take them.
-    private func commit(_ messages: [ReceivedUpdate]) -> Bool {
+    private func commit(_ offsets: CommitOffsets) -> Bool {
         do throws(KafkaError) {
-            try consumer.commit(messages)
+            try consumer.commit(offsets)
             return true
         } catch {
             logger.warning("\(name): \(error.description); the applied updates are committed again later")
@@ -126,7 +124,7 @@ public enum UpdateConsumers {
         var work: [UpdateConsumerWork] = []
         var warnings: [String] = []
         // The L1 caches are updated by the consumer of the store right below them.
-        let volatileOn = configuration.volatileDatabase.type != .disabled && server.volatileStore != nil
+        let volatileOn = server.volatileStore != nil
         // (group, filters, shared between servers, survives a restart, targets)
         var stores: [(group: String, filters: [String], shared: Bool, persists: Bool, targets: UpdateTargets)] = []
         if volatileOn {

@@ -2,9 +2,18 @@
 public struct UpdateReport: Sendable, Equatable {
     /// Keys applied.
     public var keys = 0
-    /// Per tier written, by its name (`hash_map`, `redis_cluster`, `rocks_db`):
-    /// keys that were new there, and keys that replaced a vector.
-    public var tiers: [(name: String, inserted: Int, replaced: Int)] = []
+    /// What one tier took of an update.
+    public struct TierWrite: Sendable, Equatable {
+        /// The tier's name (`hash_map`, `redis_cluster`, `rocks_db`).
+        public var name: String
+        /// Keys that were new there.
+        public var inserted: Int
+        /// Keys that replaced a vector.
+        public var replaced: Int
+    }
+
+    /// Each tier written, in the order written.
+    public var tiers: [TierWrite] = []
     /// Tiers that take no writes (a read-only RocksDB, the memory-mapped model
     /// files), which the update passed by.
     public var readOnlyTiers: [String] = []
@@ -15,12 +24,6 @@ public struct UpdateReport: Sendable, Equatable {
     public var staleCaches: [String] = []
 
     public init() {}
-
-    public static func == (a: UpdateReport, b: UpdateReport) -> Bool {
-        a.keys == b.keys && a.readOnlyTiers == b.readOnlyTiers && a.cachedRowsUpdated == b.cachedRowsUpdated
-            && a.staleCaches == b.staleCaches && a.tiers.count == b.tiers.count
-            && zip(a.tiers, b.tiers).allSatisfy { $0.name == $1.name && $0.inserted == $1.inserted && $0.replaced == $1.replaced }
-    }
 }
 
 /// Which parts of the hierarchy an update writes: HugeCTR runs one Kafka
@@ -113,7 +116,7 @@ extension HierarchicalParameterServer {
             }
             do throws(StoreError) {
                 let counts = try tierTable.insert(member: member, keys: keys, vectors: vectors, parallelism: session.parallelism)
-                report.tiers.append((name, counts.inserted, counts.replaced))
+                report.tiers.append(UpdateReport.TierWrite(name: name, inserted: counts.inserted, replaced: counts.replaced))
                 written.append(name)
             } catch {
                 throw .store(error, written: written)

@@ -1,8 +1,22 @@
+/// Counts of the online updates a consumer applied and skipped, for one topic.
+public struct UpdateCounts: Sendable, Equatable {
+    /// Messages applied.
+    public var messages = 0
+    /// Keys applied.
+    public var keys = 0
+    /// Malformed messages skipped (their offsets advance with the rest).
+    public var malformed = 0
+    /// The last reason a message of this topic was skipped.
+    public var lastProblem: String?
+
+    public init() {}
+}
+
 /// Background work that applies online updates (a Kafka consumer) and
 /// counts them per topic, for the server's metrics.
 public protocol UpdateCounting: Sendable {
     /// A name for the counts (the consumer's group).
     var countingName: String { get }
-    /// Per topic: messages applied, keys applied, malformed messages skipped, since start.
-    var updateCounts: [String: (messages: Int, keys: Int, malformed: Int)] { get }
+    /// The counts since start, per topic.
+    var updateCounts: [String: UpdateCounts] { get }
 }

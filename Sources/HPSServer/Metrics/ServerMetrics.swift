@@ -24,7 +24,7 @@ public final class ServerMetrics: Sendable {
     private let cacheSnapshots = Locked<[ObjectIdentifier: CacheStatistics]>([:])
     /// The update consumers, and the counts last exported per (consumer, topic).
     private let updates: [any UpdateCounting]
-    private let updateSnapshots = Locked<[String: (messages: Int, keys: Int, malformed: Int)]>([:])
+    private let updateSnapshots = Locked<[String: UpdateCounts]>([:])
     private static let latencyBuckets: [Duration] = [
         .microseconds(10), .microseconds(25),
         .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
@@ -266,7 +266,7 @@ public final class ServerMetrics: Sendable {
             for (group, topics) in current {
                 for (topic, counts) in topics {
                     let key = group + "\u{0}" + topic
-                    let last = previous[key] ?? (0, 0, 0)
+                    let last = previous[key] ?? UpdateCounts()
                     previous[key] = counts
                     let labels = [("group", group), ("topic", topic)]
                     for (descriptor, now, before) in [(Self.updateMessages, counts.messages, last.messages),
