@@ -62,8 +62,9 @@ public final class UpdateApplier: Sendable {
                 skip(message, because: error)
                 continue
             }
+            let report: UpdateReport
             do throws(UpdateError) {
-                _ = try update.keys.withUnsafeBufferPointer { keys throws(UpdateError) in
+                report = try update.keys.withUnsafeBufferPointer { keys throws(UpdateError) in
                     try update.vectors.withUnsafeBufferPointer { vectors throws(UpdateError) in
                         try server.update(model: model, table: table, keys: keys, vectors: vectors, targets: targets)
                     }
@@ -74,9 +75,16 @@ public final class UpdateApplier: Sendable {
                 continue
             }
             applied += update.keys.count
-            state.withLock {
-                $0[message.topic, default: UpdateCounts()].messages += 1
-                $0[message.topic, default: UpdateCounts()].keys += update.keys.count
+            let unheld = report.keysNotInStaticTables
+            let firstUnheld = state.withLock { counts in
+                let before = counts[message.topic, default: UpdateCounts()].keysNotInGPUTables
+                counts[message.topic, default: UpdateCounts()].messages += 1
+                counts[message.topic, default: UpdateCounts()].keys += update.keys.count
+                counts[message.topic, default: UpdateCounts()].keysNotInGPUTables += unheld
+                return before == 0 && unheld > 0
+            }
+            if firstUnheld {
+                logger.warning("\(unheld) key(s) of an update in \(message.topic) are not in the model's GPU table (\(report.unheldKeys.keys.sorted().joined(separator: ", "))), which keeps the keys it was built with: they are served from the tiers below; later ones of this topic are counted in hps_update_keys_not_in_gpu_table_total, not logged")
             }
         }
         return applied

@@ -60,6 +60,10 @@ final class DeviceCacheStandIn: EmbeddingCache {
                 hits: inout TierHits) throws(LookupError) {
         try inner.lookup(batch, below: below, defaults: defaults, hits: &hits)
     }
+
+    func update(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>) -> CacheUpdate {
+        inner.update(member: member, keys: keys, vectors: vectors)
+    }
 }
 
 extension ServerFixture {

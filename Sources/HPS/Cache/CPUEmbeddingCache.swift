@@ -138,13 +138,13 @@ public final class CPUEmbeddingCache: EmbeddingCache {
         }
     }
 
-    /// Replaces the cached vectors of keys that the cache holds (an update
-    /// from the API or a message queue); keys it does not hold are left out.
-    /// - Returns: the keys replaced.
+    /// Drops the cached rows of keys that the cache holds (an update from
+    /// the API or a message queue); keys it does not hold are left out.
+    /// - Returns: the rows dropped.
     @discardableResult
-    public func update(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>) -> Int {
+    public func update(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>) -> CacheUpdate {
         // Dropping is as correct as replacing (the next lookup reads the new vector from below) and never grows the cache.
-        rows.erase(member: member, keys: keys)
+        CacheUpdate(rows: rows.erase(member: member, keys: keys))
     }
 }
 

@@ -32,6 +32,20 @@ public protocol EmbeddingCache: AnyObject, Sendable {
     func lookup(_ batch: CacheBatch, below: TierChain?, defaults: UnsafeBufferPointer<Float>,
                 hits: inout TierHits) throws(LookupError)
 
+    /// Applies new vectors of one member's keys (an online update, applied
+    /// to the tiers below first) to the rows the cache holds: each such row
+    /// is replaced in place or dropped, before the call returns, so that a
+    /// lookup after it answers the new vector. Keys the cache does not hold
+    /// are left to the tiers below.
+    ///
+    /// - Parameters:
+    ///   - member: the member table.
+    ///   - keys: (n) keys; a key repeated takes its last row.
+    ///   - vectors: (n × vecSize) floats, row i for `keys[i]`.
+    /// - Throws: `LookupError.device` when the device fails (the update may
+    ///   then have reached some rows; applying it again is harmless).
+    func update(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>) throws(LookupError) -> CacheUpdate
+
     /// What the cache has done since it was made; a snapshot taken under its lock.
     var statistics: CacheStatistics { get }
 
@@ -70,6 +84,22 @@ public struct CacheBatch: @unchecked Sendable {
         self.runs = runs
         self.device = device
         self.layout = layout
+    }
+}
+
+/// What an L1 cache did with an online update.
+public struct CacheUpdate: Sendable, Equatable {
+    /// Rows the cache held for the update's keys, now replaced or dropped.
+    public var rows = 0
+    /// Keys of the update that a cache with a fixed set of keys (a GPU
+    /// static table, or a uvm cache's table) does not hold: lookups of them
+    /// are answered by the tiers below, which took the update.
+    public var unheldKeys = 0
+
+    /// Nothing done.
+    public init(rows: Int = 0, unheldKeys: Int = 0) {
+        self.rows = rows
+        self.unheldKeys = unheldKeys
     }
 }
 

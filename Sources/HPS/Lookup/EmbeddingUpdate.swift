@@ -17,11 +17,15 @@ public struct UpdateReport: Sendable, Equatable {
     /// Tiers that take no writes (a read-only RocksDB, the memory-mapped model
     /// files), which the update passed by.
     public var readOnlyTiers: [String] = []
-    /// L1 cache rows replaced or dropped (CPU caches).
+    /// L1 cache rows replaced (GPU caches) or dropped (CPU caches).
     public var cachedRowsUpdated = 0
-    /// L1 caches that cannot take updates yet (the GPU tables), which keep
-    /// serving their copy of these keys until their next refresh.
-    public var staleCaches: [String] = []
+    /// Keys a GPU static table (or a uvm cache's table) does not hold, per
+    /// cache (`gpu_static on GPU 0`): HugeCTR's static tables keep the keys
+    /// they were built with, so these are answered by the tiers below.
+    public var unheldKeys: [String: Int] = [:]
+
+    /// Keys some cache with a fixed set of keys does not hold (the most over those caches).
+    public var keysNotInStaticTables: Int { unheldKeys.values.max() ?? 0 }
 
     public init() {}
 }
@@ -51,6 +55,9 @@ public enum UpdateError: Error, Sendable, Equatable, CustomStringConvertible {
     case vectorCount(table: String, keys: Int, vecSize: Int, floats: Int)
     /// A tier refused the write; the tiers before it in `written` took it.
     case store(StoreError, written: [String])
+    /// An L1 cache failed to take the update (its device failed); every
+    /// tier below it took it.
+    case cache(LookupError, written: [String])
 
     /// One sentence a user can act on.
     public var description: String {
@@ -61,6 +68,8 @@ public enum UpdateError: Error, Sendable, Equatable, CustomStringConvertible {
             return "an update of table \(table) gave \(floats) floats for \(keys) keys of vec size \(vecSize); expected \(keys * vecSize)"
         case let .store(error, written):
             return "the update was not applied everywhere (written to \(written.isEmpty ? "no tier" : written.joined(separator: ", "))): \(error.description)"
+        case let .cache(error, written):
+            return "the update was written to \(written.joined(separator: ", ")) but not to an L1 cache: \(error.description)"
         }
     }
 }
@@ -69,9 +78,10 @@ extension HierarchicalParameterServer {
     /// Applies new vectors for keys of one table of a model, as an online
     /// update from Kafka or the API does: to the persistent store, then the
     /// volatile store (HugeCTR's order), then to every L1 cache of the model
-    /// that holds the keys (on the CPU: the rows are dropped, so the next
-    /// lookup reads the new vector from below). Applying the same update
-    /// twice leaves the same state.
+    /// that holds the keys (on the CPU the rows are dropped, so the next
+    /// lookup reads the new vector from below; on a GPU they are replaced in
+    /// place). When it returns, a lookup anywhere answers the new vectors.
+    /// Applying the same update twice leaves the same state.
     ///
     /// - Parameters:
     ///   - model: the model's name.
@@ -124,10 +134,14 @@ extension HierarchicalParameterServer {
         }
         for cacheSession in [session] + deviceSessions(model: model) where targets.contains(.caches) {
             guard let cache = cacheSession.caches[group] else { continue }
-            if let cpu = cache as? CPUEmbeddingCache {
-                report.cachedRowsUpdated += cpu.update(member: member, keys: keys, vectors: vectors)
-            } else {
-                report.staleCaches.append(cache.device.map { "\(cache.kind) on GPU \($0)" } ?? cache.kind)
+            do throws(LookupError) {
+                let update = try cache.update(member: member, keys: keys, vectors: vectors)
+                report.cachedRowsUpdated += update.rows
+                if update.unheldKeys > 0 {
+                    report.unheldKeys[cache.device.map { "\(cache.kind) on GPU \($0)" } ?? cache.kind, default: 0] += update.unheldKeys
+                }
+            } catch {
+                throw .cache(error, written: written)
             }
         }
         return report

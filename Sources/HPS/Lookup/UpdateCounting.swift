@@ -6,6 +6,9 @@ public struct UpdateCounts: Sendable, Equatable {
     public var keys = 0
     /// Malformed messages skipped (their offsets advance with the rest).
     public var malformed = 0
+    /// Keys applied that a GPU static table (or a uvm cache's table) of the
+    /// model does not hold: served from the tiers below, not from the GPU.
+    public var keysNotInGPUTables = 0
     /// The last reason a message of this topic was skipped.
     public var lastProblem: String?
 

@@ -17,6 +17,9 @@ enum GPUCacheSelfTest {
             cases += try check(kernels: kernels, dim: dim, int64Keys: int64Keys, random: &random)
         }
         cases += try checkBackgroundWork(kernels: kernels, random: &random)
+        for (dim, int64Keys) in [(3, true), (16, false), (128, true)] {
+            cases += try GPUUpdateSelfTest.check(kernels: kernels, dim: dim, int64Keys: int64Keys, random: &random)
+        }
         return cases
     }
 
@@ -24,7 +27,8 @@ enum GPUCacheSelfTest {
     /// (poisoned first, then downloaded), or into host memory (poisoned).
     /// - Returns: the rows in the layout asked for, and where the keys were found.
     static func lookup(_ cache: any EmbeddingCache, keys: [Int64], runs: [(member: Int, count: Int)], defaults: [Float],
-                       output: DeviceBuffer<Float>, host: Bool, layout: OutputLayout = .runs) throws -> (rows: [Float], hits: TierHits) {
+                       output: DeviceBuffer<Float>, host: Bool, layout: OutputLayout = .runs,
+                       below: TierChain? = nil) throws -> (rows: [Float], hits: TierHits) {
         let dim = cache.vecSize
         var hits = TierHits(tiers: 2, members: cache.memberCount)
         var rows = [Float](repeating: .nan, count: keys.count * dim)
@@ -40,7 +44,7 @@ enum GPUCacheSelfTest {
                 try lookupRuns.withUnsafeBufferPointer { r in
                     try defaults.withUnsafeBufferPointer { d in
                         let device = host ? nil : DevicePointer<Float>(device: cache.device!, address: output.address)
-                        try cache.lookup(CacheBatch(keys: k, runs: r, device: device, layout: layout), below: nil, defaults: d,
+                        try cache.lookup(CacheBatch(keys: k, runs: r, device: device, layout: layout), below: below, defaults: d,
                                          hits: &hits)
                     }
                 }

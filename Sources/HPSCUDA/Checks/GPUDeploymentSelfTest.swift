@@ -39,6 +39,11 @@ enum GPUDeploymentSelfTest {
                                               fused: fuse, random: &random)
                     cases.append(.init(name: name, passed: problem == nil,
                                        detail: problem ?? "every element equal to the CPU session's, into host and device memory, and as many defaults"))
+                    let updateProblem = try checkUpdate(server: server, model: model, deviceIndex: deviceIndex, cacheType: cacheType,
+                                                        fused: fuse, random: &random)
+                    cases.append(.init(name: "online update through the server, \(cacheType.rawValue) cache, \(keyType == .int64 ? "int64" : "int32") keys, \(fuse ? "fused" : "unfused")",
+                                       passed: updateProblem == nil,
+                                       detail: updateProblem ?? "the GPU session answers every updated and added key with its new vector, and equals the CPU session's after it"))
                     if cacheType != .uvm {
                         let problem = try comparePredictions(server: server, model: model, deviceIndex: deviceIndex, fused: fuse,
                                                              random: &random)
@@ -138,6 +143,44 @@ enum GPUDeploymentSelfTest {
             }
         }
         return nil
+    }
+
+    /// Applies an update to every table through `HierarchicalParameterServer.update`
+    /// (held keys, and keys of no table, which the update adds), then checks
+    /// that the GPU session answers each with its new vector, that the
+    /// report counts what the GPU table did, and that the sessions agree.
+    static func checkUpdate(server: HierarchicalParameterServer, model: SeedModel, deviceIndex: Int,
+                            cacheType: EmbeddingCacheType, fused: Bool, random: inout SplitMix64) throws -> String? {
+        let gpu = try server.session(model: model.modelName, device: deviceIndex)
+        let dim = model.dim
+        for table in 0..<model.tables {
+            let held = (0..<64).map { _ in Int64(table * model.vocab) + Int64(random.next() % UInt64(model.vocab)) }
+            let added = (0..<16).map { _ in Int64(3_000_000 + random.next() % 1000) }
+            let keys = held + added
+            let vectors = (0..<(keys.count * dim)).map { _ in random.nextFloat(-4, 4) }
+            let report = try keys.withUnsafeBufferPointer { k in
+                try vectors.withUnsafeBufferPointer { v in try server.update(model: model.modelName, table: table, keys: k, vectors: v) }
+            }
+            var last: [Int64: Int] = [:]
+            for (i, key) in keys.enumerated() { last[key] = i }
+            if cacheType == .static {
+                let unheld = Set(added).count
+                if report.keysNotInStaticTables != unheld {
+                    return "table \(table): the update reported \(report.keysNotInStaticTables) keys not in the static table (\(report.unheldKeys)), not \(unheld)"
+                }
+                if report.cachedRowsUpdated < Set(held).count {
+                    return "table \(table): the update wrote \(report.cachedRowsUpdated) cached rows, fewer than the \(Set(held).count) held keys"
+                }
+            }
+            let got = try gpu.lookup(tables: [(table: table, keys: keys)])[0]
+            for (i, key) in keys.enumerated() {
+                let row = last[key]!
+                for e in 0..<dim where got[i * dim + e].bitPattern != vectors[row * dim + e].bitPattern {
+                    return "table \(table) key \(key)\(i >= held.count ? " (added by the update)" : "") element \(e): the GPU session answers \(got[i * dim + e]) after the update, not \(vectors[row * dim + e])"
+                }
+            }
+        }
+        return try compare(server: server, model: model, deviceIndex: deviceIndex, cacheType: cacheType, fused: fused, random: &random)
     }
 
     /// The first difference between the GPU and CPU prediction heads, or nil;

@@ -291,6 +291,41 @@ enum KernelSource {
         target[(long long)rows[i] * DIM + e] = source[i * DIM + e];
     }
 
+    // Online updates of the rows a GPU table holds. For k < count, one warp
+    // each: the row of (keys[k], member) takes row k of source, and *updated
+    // counts it; a key the table does not hold is skipped. The keys are
+    // distinct (two warps never write one row). A static table's ranked index:
+    extern "C" __global__ void hps_table_update(const long long* __restrict__ keys, int member, int count,
+                                                const long long* __restrict__ slotKeys, const u64* __restrict__ blocks,
+                                                const unsigned short* __restrict__ slotMembers, u32 capacity,
+                                                const float* __restrict__ source, float* __restrict__ target,
+                                                u32* __restrict__ updated)
+    {
+        const long long k = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+        const int lane = threadIdx.x & 31;
+        if (k >= count) return;
+        const long long row = hps_find_ranked(slotKeys, blocks, slotMembers, capacity, keys[k], member);
+        if (row < 0) return;
+        for (int e = lane; e < DIM; e += 32) target[row * DIM + e] = source[k * DIM + e];
+        if (lane == 0) atomicAdd(updated, 1u);
+    }
+
+    // The same for a dynamic cache's index (no insert runs meanwhile: the
+    // cache's lock is held, so no slot is HPS_BUSY).
+    extern "C" __global__ void hps_cache_update(const long long* __restrict__ keys, int member, int count,
+                                                const Slot* __restrict__ slots, u32 slotCapacity, u32 rowBits,
+                                                const float* __restrict__ source, float* __restrict__ target,
+                                                u32* __restrict__ updated)
+    {
+        const long long k = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+        const int lane = threadIdx.x & 31;
+        if (k >= count) return;
+        const long long row = hps_find_row(slots, slotCapacity, rowBits, keys[k], member);
+        if (row < 0) return;
+        for (int e = lane; e < DIM; e += 32) target[row * DIM + e] = source[k * DIM + e];
+        if (lane == 0) atomicAdd(updated, 1u);
+    }
+
     // A dynamic cache's stamps: the lookup epoch of each row's last use, or
     // HPS_FREE_ROW for a row that holds no key.
     #define HPS_FREE_ROW 0xFFFFFFFFu

@@ -340,15 +340,15 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
                                          runs: batch.runs.lazy.map { (member: $0.member, count: $0.count) },
                                          rowBytes: hostRows ? n * dim * 4 : 0)
             let outcome = try lookupLocked(staged, keys: staged.keys, output: output.device?.address ?? staged.rows,
-                                           layout: output.layout, keysPerSample: output.keysPerSample, hostRows: hostRows)
+                                           layout: output.layout, keysPerSample: output.keysPerSample, hostRows: hostRows,
+                                           below: below)
             counts.deviceNanoseconds += MonotonicClock.nanoseconds() - start
             hits.addAnswered(batch.runs)
             for member in 0..<memberCount where outcome.missed[member] > 0 {
                 if let fromBelow = outcome.below {
-                    for tier in fromBelow.answered.indices {
-                        hits.moveFromCache(member: member, count: fromBelow.answered[tier][member], to: tier + 1)
-                    }
-                    hits.moveFromCache(member: member, count: fromBelow.missing[member], to: nil)
+                    hits.moveFromCache(member: member, answeredBelow: fromBelow)
+                } else if let fromBelow = outcome.unheldBelow {
+                    hits.moveFromCache(member: member, answeredBelow: fromBelow)
                 } else if let found = outcome.foundInTable {
                     hits.moveFromCache(member: member, count: outcome.missed[member] - found[member], to: nil)
                 } else {
@@ -412,6 +412,9 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         var below: TierHits?
         /// uvm: per member, the missed keys the mapped table holds.
         var foundInTable: [Int]?
+        /// uvm: where the tiers below answered the missed keys the mapped
+        /// table does not hold (per tier and member), when there are tiers below.
+        var unheldBelow: TierHits?
     }
 
     /// The lookup of staged run arrays (and keys, unless `deviceKeys` is
@@ -431,7 +434,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     ///   synchronize; the free-row count, which only a fill needs, is read on
     ///   the miss path alone.
     func lookupLocked(_ staged: StagedLookup, keys deviceKeys: UInt64, output: UInt64, layout: GPUStaticTable.Layout,
-                      keysPerSample: Int, hostRows: Bool) throws(CUDAError) -> Outcome {
+                      keysPerSample: Int, hostRows: Bool, below: TierChain? = nil) throws(CUDAError) -> Outcome {
         let n = staged.count
         try nextEpoch()
         try LookupLaunch(keys: deviceKeys, count: n, runStarts: staged.runStarts, runMembers: staged.runMembers,
@@ -491,6 +494,17 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
                 if sourceRows[k] >= 0 { found[member] += 1 }
             }
             outcome.foundInTable = found
+            let unheld = (0..<misses).filter { sourceRows[$0] < 0 }
+            if let below, !unheld.isEmpty {
+                // Keys the mapped table was not built with: an online update may have added them below.
+                var planKeys = [Int64](repeating: 0, count: misses), planOutput = [Int64](repeating: 0, count: misses)
+                try stream.download(into: &planKeys, from: plan.keys)
+                try stream.download(into: &planOutput, from: plan.output)
+                let keys = UnheldKeys(keys: unheld.map { planKeys[$0] }, members: unheld.map { plannedMembers[$0] },
+                                      outputRows: unheld.map { Int32(planOutput[$0]) })
+                outcome.unheldBelow = try keys.fill(from: below, dim: dim, defaults: hostDefaults, memberCount: memberCount,
+                                                    output: output, stage: stage, scatter: scatterRows)
+            }
             counts.synchronousFills += 1
         case .tier:
             try stream.copy(to: planned, from: plan.keys, bytes: misses * 8)
@@ -739,55 +753,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     func fetch(keys: [Int64], members: [Int32], hits: inout TierHits) -> (vectors: [Float], found: [Bool]) {
         let start = MonotonicClock.nanoseconds()
         defer { counts.fetchNanoseconds += MonotonicClock.nanoseconds() - start }
-        let lower = lower!
-        // The tiers take runs of one member: keys of several members are
-        // read in member order, then put back in place.
-        let grouped = zip(members, members.dropFirst()).allSatisfy { $0 <= $1 }
-        let order = grouped ? Array(keys.indices) : keys.indices.sorted { members[$0] < members[$1] }
-        let sortedKeys = grouped ? keys : order.map { keys[$0] }
-        var vectors = [Float](repeating: 0, count: keys.count * dim)
-        var sortedVectors = grouped ? [] : [Float](repeating: 0, count: keys.count * dim)
-        var missed = [Int](repeating: 0, count: keys.count)
-        func read(into v: UnsafeMutableBufferPointer<Float>, hits: inout TierHits) -> Int {
-            sortedKeys.withUnsafeBufferPointer { k in
-                var runs: [LookupRun] = []
-                var j = 0
-                while j < keys.count {
-                    var end = j + 1
-                    while end < keys.count && members[order[end]] == members[order[j]] { end += 1 }
-                    runs.append(LookupRun(member: Int(members[order[j]]), keys: k.baseAddress! + j, count: end - j,
-                                          output: v.baseAddress! + j * dim))
-                    j = end
-                }
-                return hostDefaults.withUnsafeBufferPointer { d in
-                    missed.withUnsafeMutableBufferPointer { m in
-                        runs.withUnsafeBufferPointer {
-                            lower.lookup($0, defaults: d, missed: m.baseAddress, parallelism: Self.fetchParallelism(keys.count),
-                                         hits: &hits)
-                        }
-                    }
-                }
-            }
-        }
-        let misses = grouped ? vectors.withUnsafeMutableBufferPointer { read(into: $0, hits: &hits) }
-                             : sortedVectors.withUnsafeMutableBufferPointer { read(into: $0, hits: &hits) }
-        var found = [Bool](repeating: true, count: keys.count)
-        for i in 0..<misses { found[order[missed[i]]] = false }
-        if !grouped {
-            vectors.withUnsafeMutableBufferPointer { target in
-                sortedVectors.withUnsafeBufferPointer { source in
-                    for (j, i) in order.enumerated() {
-                        (target.baseAddress! + i * dim).update(from: source.baseAddress! + j * dim, count: dim)
-                    }
-                }
-            }
-        }
-        return (vectors, found)
-    }
-
-    /// Threads for reading `count` misses from the tiers below: one per 4,096 keys, at most every core.
-    static func fetchParallelism(_ count: Int) -> Int {
-        max(1, min(availableCores, count / 4096))
+        return lower!.read(keys: keys, members: members, dim: dim, defaults: hostDefaults, hits: &hits)
     }
 
     /// Frees `count` rows, those used least recently: the GPU counts the

@@ -115,6 +115,11 @@ public final class GPUStaticTable: Sendable {
         kernel = try kernels.lookup(dim: dim, int64Keys: int64Keys)
     }
 
+    /// The kernel that writes rows read from the tiers below into an output.
+    func scatterKernel() throws(CUDAError) -> CUDAKernel {
+        try kernels.module(dim: dim, int64Keys: int64Keys).kernel("hps_scatter_rows")
+    }
+
     /// Device address of the vectors (rows of `dim` floats).
     var vectorsAddress: UInt64 { vectors.address }
 
@@ -168,8 +173,9 @@ extension GPUStaticTable: EmbeddingCache {
     /// device, one launch, and for a host destination one copy of the rows
     /// back (then copied to each run's output); for a device destination the
     /// rows are written there (`batch.layout`) and only the miss count comes back.
-    /// Keys the table lacks get the member's default and count as `missing`;
-    /// `below` is not asked (the table holds every key of the model).
+    /// The table holds every key of the model files; a key it lacks (one an
+    /// online update added) is read from `below` and counts for the tier
+    /// that held it, else it gets the member's default and counts as `missing`.
     /// - Throws: `LookupError.device` when the driver fails, `.destination`
     ///   for memory of another GPU or runs the layout does not fit.
     public func lookup(_ batch: CacheBatch, below: TierChain?, defaults: UnsafeBufferPointer<Float>,
@@ -199,7 +205,17 @@ extension GPUStaticTable: EmbeddingCache {
                 try stage.stream.synchronize()
                 let misses = staged.misses
                 hits.addAnswered(batch.runs)
-                if misses > 0 {
+                if misses > 0, let below {
+                    // Keys the table was not built with: an online update may have added them below.
+                    let indices = try stage.missIndices(staged, misses: misses)
+                    let unheld = UnheldKeys(indices: indices, batch: batch, layout: output.layout, keysPerSample: output.keysPerSample)
+                    let fromBelow = try unheld.fill(from: below, dim: dim, defaults: Array(defaults), memberCount: memberCount,
+                                                    output: output.device?.address ?? staged.rows, stage: stage,
+                                                    scatter: try scatterKernel())
+                    for member in 0..<memberCount { hits.moveFromCache(member: member, answeredBelow: fromBelow) }
+                    if output.device == nil { try stage.downloadRows(staged) }
+                    try stage.stream.synchronize()
+                } else if misses > 0 {
                     let members = Set(batch.runs.map(\.member))
                     if members.count == 1 {
                         hits.moveFromCache(member: members.first!, count: misses, to: nil)

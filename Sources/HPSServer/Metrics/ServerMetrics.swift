@@ -57,6 +57,7 @@ public final class ServerMetrics: Sendable {
     private static var updateMessages: MetricNameDescriptor { name("update_messages", "total", "Online update messages applied, per consumer group and topic") }
     private static var updateKeys: MetricNameDescriptor { name("update_keys", "total", "Keys of online updates applied, per consumer group and topic") }
     private static var updateMalformed: MetricNameDescriptor { name("update_malformed_messages", "total", "Online update messages skipped as malformed, per consumer group and topic") }
+    private static var updateUnheld: MetricNameDescriptor { name("update_keys_not_in_gpu_table", "total", "Keys of online updates that a GPU static table does not hold (served from the tiers below), per consumer group and topic") }
     private static var cacheRefreshes: MetricNameDescriptor { name("l1_cache_refreshes", "total", "Refreshes of an L1 cache's rows from the tiers below, per fusion group and device") }
 
     /// Metrics for the sessions served.
@@ -271,7 +272,8 @@ public final class ServerMetrics: Sendable {
                     let labels = [("group", group), ("topic", topic)]
                     for (descriptor, now, before) in [(Self.updateMessages, counts.messages, last.messages),
                                                       (Self.updateKeys, counts.keys, last.keys),
-                                                      (Self.updateMalformed, counts.malformed, last.malformed)] {
+                                                      (Self.updateMalformed, counts.malformed, last.malformed),
+                                                      (Self.updateUnheld, counts.keysNotInGPUTables, last.keysNotInGPUTables)] {
                         registry.makeCounter(descriptor: descriptor, labels: labels).increment(by: Int64(max(0, now - before)))
                     }
                 }

@@ -1,0 +1,132 @@
+public import HPS
+
+/// An online update's rows on the device, as `hps_table_update` and
+/// `hps_cache_update` take them: distinct keys (a repeated key keeps its last
+/// row, as the tiers below do), their vectors, and a zeroed counter of the
+/// rows written. Staged in a table's scratch buffers, on its stream.
+struct StagedUpdate {
+    /// Device address of `count` Int64 keys.
+    var keys: UInt64
+    /// Device address of `count × dim` floats.
+    var vectors: UInt64
+    /// Device address of one UInt32, zeroed.
+    var counter: UInt64
+    /// Distinct keys.
+    var count: Int
+
+    /// Copies the update to the device (from pageable memory: the driver
+    /// stages the bytes before returning).
+    init(keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>, dim: Int,
+         scratch: DeviceScratch, stream: CUDAStream) throws(CUDAError) {
+        var seen = Set<Int64>(minimumCapacity: keys.count)
+        var repeated = false
+        for key in keys where !seen.insert(key).inserted {
+            repeated = true
+            break
+        }
+        count = repeated ? Set(keys).count : keys.count
+        self.keys = try scratch.buffer("updateKeys", bytes: max(1, count) * 8).address
+        self.vectors = try scratch.buffer("updateVectors", bytes: max(1, count * dim) * 4).address
+        counter = try scratch.buffer("updateCounter", bytes: 4).address
+        if repeated {
+            // The last row of each key, in the order of their last rows.
+            var last: [Int64: Int] = [:]
+            for (i, key) in keys.enumerated() { last[key] = i }
+            let rows = last.values.sorted()
+            var distinctVectors = [Float]()
+            distinctVectors.reserveCapacity(rows.count * dim)
+            for row in rows { distinctVectors += vectors[(row * dim)..<((row + 1) * dim)] }
+            try stream.upload(rows.map { keys[$0] }, to: self.keys)
+            try stream.upload(distinctVectors, to: self.vectors)
+        } else if count > 0 {
+            try stream.copy(to: self.keys, from: UnsafeRawPointer(keys.baseAddress!), bytes: count * 8)
+            try stream.copy(to: self.vectors, from: UnsafeRawPointer(vectors.baseAddress!), bytes: count * dim * 4)
+        }
+        try stream.device.driver.check(stream.device.driver.cuMemsetD32Async(counter, 0, 1, stream.handle), "cuMemsetD32Async")
+    }
+
+    /// The rows written, after the stream's work (waits for it).
+    func written(on stream: CUDAStream) throws(CUDAError) -> Int {
+        var value: [UInt32] = [0]
+        try stream.download(into: &value, from: counter)
+        return Int(value[0])
+    }
+
+    /// Threads per block and blocks of an update kernel: one warp per key.
+    var grid: Int { (count * 32 + 255) / 256 }
+}
+
+extension GPUStaticTable {
+    /// Writes a staged update into the rows this table holds, on `stream`.
+    func launchUpdate(_ update: StagedUpdate, member: Int, stream: CUDAStream) throws(CUDAError) {
+        guard update.count > 0 else { return }
+        let kernel = try kernels.module(dim: dim, int64Keys: int64Keys).kernel("hps_table_update")
+        try kernel.launch(grid: update.grid, block: 256, stream: stream, [
+            update.keys, Int32(member), Int32(update.count), slotKeys.address, blocks.address, slotMembersAddress,
+            UInt32(capacity), update.vectors, vectors.address, update.counter,
+        ])
+    }
+
+    /// Replaces the vectors of the keys the table holds, in place (device
+    /// memory, or the mapped host memory of a `uvm` table). A key it does not
+    /// hold counts as unheld: the table keeps the keys it was built with,
+    /// and lookups answer such a key from the tiers below.
+    ///
+    /// The update takes turns with cache lookups (the same lock and stream),
+    /// so a lookup never reads a row half written; lookups of device
+    /// addresses on a caller's stream (`lookup(keys:count:…stream:)`) are not
+    /// ordered with it.
+    public func update(member: Int, keys: UnsafeBufferPointer<Int64>,
+                       vectors: UnsafeBufferPointer<Float>) throws(LookupError) -> CacheUpdate {
+        guard !keys.isEmpty else { return CacheUpdate() }
+        let index = kernels.device.index
+        return try lookupState.withLock { (state) throws(LookupError) -> CacheUpdate in
+            do throws(CUDAError) {
+                try kernels.device.makeCurrent()
+                if state.stage == nil { state.stage = try GPULookupStage(device: kernels.device) }
+                let stage = state.stage!
+                let staged = try StagedUpdate(keys: keys, vectors: vectors, dim: dim, scratch: stage.scratch, stream: stage.stream)
+                try launchUpdate(staged, member: member, stream: stage.stream)
+                let rows = try staged.written(on: stage.stream)
+                return CacheUpdate(rows: rows, unheldKeys: staged.count - rows)
+            } catch {
+                throw .device(reason: "GPU \(index) failed an update of \(name): \(error)")
+            }
+        }
+    }
+}
+
+extension GPUDynamicCache {
+    /// Replaces the cached rows of the update's keys in place; keys not
+    /// cached are left to the tiers below (which took the update first), or,
+    /// for a uvm cache, written into its mapped table too (a key that table
+    /// does not hold counts as unheld, as for a static table).
+    ///
+    /// Holding the cache's lock: a miss being inserted meanwhile read the
+    /// tiers below either before they took the update (and is inserted
+    /// before this runs, then replaced) or after.
+    public func update(member: Int, keys: UnsafeBufferPointer<Int64>,
+                       vectors: UnsafeBufferPointer<Float>) throws(LookupError) -> CacheUpdate {
+        guard !keys.isEmpty else { return CacheUpdate() }
+        lock.lockWrite()
+        defer { lock.unlock() }
+        do throws(CUDAError) {
+            try cuda.makeCurrent()
+            let staged = try StagedUpdate(keys: keys, vectors: vectors, dim: dim, scratch: stage.scratch, stream: stream)
+            var unheld = 0
+            if case .mappedTable(let table) = source {
+                try table.launchUpdate(staged, member: member, stream: stream)
+                unheld = staged.count - (try staged.written(on: stream))
+                try cuda.driver.check(cuda.driver.cuMemsetD32Async(staged.counter, 0, 1, stream.handle), "cuMemsetD32Async")
+            }
+            let kernel = try kernels.module(dim: dim, int64Keys: int64Keys).kernel("hps_cache_update")
+            try kernel.launch(grid: staged.grid, block: 256, stream: stream, [
+                staged.keys, Int32(member), Int32(staged.count), slots.address, UInt32(slotCapacity), UInt32(rowBits),
+                staged.vectors, self.vectors.address, staged.counter,
+            ])
+            return CacheUpdate(rows: try staged.written(on: stream), unheldKeys: unheld)
+        } catch {
+            throw .device(reason: "GPU \(cuda.index) failed an update of \(name): \(error)")
+        }
+    }
+}

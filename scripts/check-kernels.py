@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Compiles the GPU kernels (Sources/HPSCUDA/Kernels/KernelSource.swift) with
+NVRTC for sm_90, for the vec sizes and key types the tests and the demo use,
+on a machine without a GPU: NVRTC needs none. A kernel that does not compile
+fails here instead of on the GPU machine.
+
+Needs libnvrtc: the CUDA toolkit's, or the `nvidia-cuda-nvrtc-cu12` wheel's
+(found through the Python package). Usage: python3 scripts/check-kernels.py
+"""
+import ctypes
+import glob
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCE = os.path.join(ROOT, "Sources/HPSCUDA/Kernels/KernelSource.swift")
+
+
+def find_nvrtc():
+    candidates = []
+    try:
+        import nvidia.cuda_nvrtc as package  # the pip wheel
+        candidates += glob.glob(os.path.join(list(package.__path__)[0], "lib", "libnvrtc.so*"))
+    except ImportError:
+        pass
+    for root in ("/usr/local/cuda/lib64", "/usr/lib/x86_64-linux-gnu"):
+        candidates += glob.glob(os.path.join(root, "libnvrtc.so*"))
+    for path in candidates:
+        if "builtins" not in path:
+            return path
+    sys.exit("check-kernels: no libnvrtc found; pip install nvidia-cuda-nvrtc-cu12")
+
+
+def kernel_body():
+    text = open(SOURCE).read()
+    match = re.search(r'static let body = #"""\n(.*?)\n\s*"""#', text, re.S)
+    if not match:
+        sys.exit(f"check-kernels: no `static let body` raw string in {SOURCE}")
+    lines = match.group(1).split("\n")
+    indent = min(len(l) - len(l.lstrip()) for l in lines if l.strip())
+    return "\n".join(l[indent:] for l in lines)
+
+
+def lanes(dim):
+    units = dim // 4 if dim % 4 == 0 else dim
+    n = 1
+    while n < units and n < 32:
+        n *= 2
+    return n
+
+
+def main():
+    nvrtc = ctypes.CDLL(find_nvrtc())
+    body = kernel_body()
+    failures = 0
+    compiled = 0
+    for dim in (1, 3, 4, 8, 10, 16, 32, 64, 128, 256):
+        for int64 in (True, False):
+            source = f"#define DIM {dim}\n#define LANES {lanes(dim)}\n#define KEY_T {'long long' if int64 else 'unsigned int'}\n{body}"
+            program = ctypes.c_void_p()
+            rc = nvrtc.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"hps.cu", 0, None, None)
+            if rc != 0:
+                sys.exit(f"check-kernels: nvrtcCreateProgram failed ({rc})")
+            options = (ctypes.c_char_p * 1)(b"--gpu-architecture=sm_90")
+            rc = nvrtc.nvrtcCompileProgram(program, 1, options)
+            size = ctypes.c_size_t()
+            nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+            log = ctypes.create_string_buffer(size.value)
+            nvrtc.nvrtcGetProgramLog(program, log)
+            nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
+            if rc != 0:
+                failures += 1
+                print(f"DIM {dim}, {'int64' if int64 else 'uint32'} keys: does not compile\n{log.value.decode()}")
+            else:
+                compiled += 1
+    print(f"check-kernels: {compiled} of {compiled + failures} specializations compile for sm_90")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
