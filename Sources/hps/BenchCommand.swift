@@ -40,7 +40,7 @@ struct BenchCommand: ParsableCommand {
     var tierKeys = 10_000_000
     @Flag(help: "Also serve the seed batch entirely from each tier this build has.")
     var seedTiers = false
-    @Option(help: "A Redis Cluster's address (host:port,…) for --seed-tiers and --tier-rates; without it Redis is left out.")
+    @Option(help: "A Redis Cluster's address (host:port,…) for --seed-tiers, --tier-rates and --updates; without it Redis is left out.")
     var redis: String?
     @Flag(help: "Also measure each tier's lookup rate: Redis against redis-benchmark (with --redis), RocksDB cold and warm, and the mapped tier, against the hash map.")
     var tierRates = false
@@ -56,7 +56,7 @@ struct BenchCommand: ParsableCommand {
     var redisRounds = 5
     @Flag(help: "Skip the RocksDB and mapped part of --tier-rates.")
     var skipPersistent = false
-    @Flag(help: "Measure online updates instead: 1M key updates of vec size 128 as Kafka messages applied into the hash map on one core, against inserting the same rows and memcpy.")
+    @Flag(help: "Measure online updates instead: 1M key updates of vec size 128 as Kafka messages applied into the hash map on one core, against inserting the same rows and memcpy; with --device gpu, updates of the GPU tables against copying the same bytes to the device.")
     var updates = false
     @Option(help: .hidden)
     var probeRocksdbLoad: String?
@@ -92,13 +92,17 @@ struct BenchCommand: ParsableCommand {
                 print("\(result.keys) \(result.vecSize) \(result.fileBytes) \(result.seconds) \(result.overheadBytesPerKey)")
                 return
             }
+            if device == "gpu" && updates {
+                try gpuUpdateBench()
+                return
+            }
             if device == "gpu" {
                 try gpuBench()
                 return
             }
             if updates {
                 try UpdateBenchmark.run(tableKeys: 1_000_000, updates: 1_000_000, keysPerMessage: 1000, runs: min(runs, 7),
-                                        markdown: markdown)
+                                        markdown: markdown, redis: redis)
                 return
             }
             guard device == "cpu" else { throw ValidationError("--device must be cpu or gpu, not \(device)") }
@@ -169,6 +173,22 @@ struct BenchCommand: ParsableCommand {
                 print("| \(row.name) | \(format(row.microseconds, 1)) µs | \(format(row.gigabytesPerSecond, 0)) | \(format(share, 3)) | \(rate) |")
             } else {
                 print("  \(row.name): \(format(row.microseconds, 1)) µs, \(format(row.gigabytesPerSecond, 0)) GB/s = \(format(share * 100, 1))% of the copy, \(rate) billion lookups/s")
+            }
+        }
+    }
+
+    /// Online updates into the GPU tables, against copying the same bytes to the device.
+    func gpuUpdateBench() throws {
+        let (name, rows) = try GPUUpdateBenchmark.run(deviceIndex: gpu)
+        print(markdown ? "| online updates into GPU tables (\(name), vec 128, tables of 1M keys) | median per call | key updates/s | × host-to-device copy of the same bytes |"
+                       : "online updates into GPU tables on \(name), host wall clock medians")
+        if markdown { print("| --- | --- | --- | --- |") }
+        for row in rows {
+            let rate = "\(format(row.keysPerSecond / 1e6, 2)) M"
+            if markdown {
+                print("| \(row.name) | \(format(row.microseconds, 1)) µs | \(rate) | \(format(row.microseconds / row.copyMicroseconds, 2)) (copy \(format(row.copyMicroseconds, 1)) µs) |")
+            } else {
+                print("  \(row.name): \(format(row.microseconds, 1)) µs, \(rate) key updates/s, \(format(row.microseconds / row.copyMicroseconds, 2))× the copy (\(format(row.copyMicroseconds, 1)) µs)")
             }
         }
     }

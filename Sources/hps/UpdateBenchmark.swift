@@ -2,16 +2,54 @@ import Glibc
 import HPS
 import HPSKafka
 
-/// `hps bench --updates`: online updates applied into the in-process hash map
-/// on one core, as a Kafka consumer applies them (messages decoded, then
-/// written through `HierarchicalParameterServer.update`), against inserting
-/// the same rows straight into the table (the plain approach) and memcpy of
-/// the same bytes, in alternating rounds.
+/// `hps bench --updates`: online updates applied into each store as a Kafka
+/// consumer applies them (messages decoded, then written through
+/// `HierarchicalParameterServer.update` on the consumer's one thread),
+/// against writing the same rows with one update call (the plain approach)
+/// and memcpy of the same bytes, in alternating rounds: the in-process hash
+/// map on one core, a Redis Cluster (with `--redis`) and RocksDB.
 enum UpdateBenchmark {
+    /// One store measured: its name, its configuration's JSON members, and its sizes.
+    struct Store {
+        var name: String
+        var json: String
+        var tableKeys: Int
+        var updates: Int
+    }
+
+    /// The stores of a run: the hash map (`tableKeys` keys, `updates`
+    /// updates), then Redis Cluster at `redis` when given and RocksDB in
+    /// `folder`, with a fifth of both (their writes leave the process).
+    static func stores(tableKeys: Int, updates: Int, redis: String?, folder: String) -> [Store] {
+        var stores = [Store(name: "hash map", json: #""volatile_db": {"type": "hash_map", "num_partitions": 1}"#,
+                            tableKeys: tableKeys, updates: updates)]
+        if let redis {
+            stores.append(Store(name: "Redis Cluster",
+                                json: #""volatile_db": {"type": "redis_cluster", "address": "\#(redis)", "num_partitions": 16}"#,
+                                tableKeys: tableKeys / 5, updates: updates / 5))
+        }
+        stores.append(Store(name: "RocksDB",
+                            json: #""volatile_db": {"type": "disabled"}, "persistent_db": {"type": "rocks_db", "path": "\#(folder)/rocksdb"}"#,
+                            tableKeys: tableKeys / 5, updates: updates / 5))
+        return stores
+    }
+
     /// Prints one row per measurement.
-    static func run(tableKeys: Int, updates: Int, keysPerMessage: Int, runs: Int, markdown: Bool) throws {
-        let vecSize = 128
+    static func run(tableKeys: Int, updates: Int, keysPerMessage: Int, runs: Int, markdown: Bool, redis: String? = nil) throws {
         let directory = try TemporaryDirectory(prefix: "hps-bench-updates")
+        defer { directory.remove() }
+        if markdown {
+            print("| measurement (vec 128; the applier on one thread) | median | × memcpy | key updates/s |")
+            print("| --- | --- | --- | --- |")
+        }
+        for store in stores(tableKeys: tableKeys, updates: updates, redis: redis, folder: directory.path) {
+            try run(store, keysPerMessage: keysPerMessage, runs: runs, markdown: markdown, folder: directory.path)
+        }
+    }
+
+    static func run(_ store: Store, keysPerMessage: Int, runs: Int, markdown: Bool, folder: String) throws {
+        let vecSize = 128, tableKeys = store.tableKeys, updates = store.updates
+        let directory = try TemporaryDirectory(prefix: "hps-bench-updates-table")
         defer { directory.remove() }
         var random = SplitMix64(seed: 77)
         let keys = (0..<tableKeys).map { Int64($0) * 7 + 3 }
@@ -22,7 +60,7 @@ enum UpdateBenchmark {
             }
         }
         let json = """
-        {"supportlonglong": true, "volatile_db": {"type": "hash_map", "num_partitions": 1},
+        {"supportlonglong": true, \(store.json),
          "models": [{"model": "m", "sparse_files": ["\(directory.path)/t0"], "embedding_table_names": ["t0"],
                      "embedding_vecsize_per_table": [\(vecSize)], "maxnum_catfeature_query_per_table_per_sample": [1],
                      "default_value_for_each_table": [0], "deployed_device_list": [0], "max_batch_size": 1, "gpucache": false}]}
@@ -65,16 +103,12 @@ enum UpdateBenchmark {
         ])
         if let failure { throw failure }
         let names = [
-            "memcpy of the updates' \(bytes) bytes",
-            "\(updates) updates as \(messages.count) Kafka messages of \(keysPerMessage) keys: decoded and applied",
-            "the same rows inserted straight into the table (one update call)",
+            "\(store.name): memcpy of the updates' \(bytes) bytes",
+            "\(store.name), table of \(tableKeys) keys: \(updates) updates as \(messages.count) Kafka messages of \(keysPerMessage) keys, decoded and applied",
+            "\(store.name): the same rows written with one update call",
         ]
-        if markdown {
-            print("| measurement (one core, vec \(vecSize), table of \(tableKeys) keys) | median | × memcpy | key updates/s |")
-            print("| --- | --- | --- | --- |")
-        }
         for (name, seconds) in zip(names, medians) {
-            let rate = name.hasPrefix("memcpy") ? "-" : "\(format(Double(updates) / seconds / 1e6, 2)) M"
+            let rate = name.contains(": memcpy") ? "-" : "\(format(Double(updates) / seconds / 1e6, 2)) M"
             if markdown {
                 print("| \(name) | \(format(seconds * 1e3, 2)) ms | \(format(seconds / medians[0], 2)) | \(rate) |")
             } else {
