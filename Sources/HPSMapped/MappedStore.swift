@@ -73,6 +73,12 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
         tables.withLock { $0[tag] }
     }
 
+    /// Detaches the table: the model files stay where they are (the tier
+    /// only maps them); the mapping goes when the last reference does.
+    public func dropTable(_ tag: String) {
+        tables.withLock { _ = $0.removeValue(forKey: tag) }
+    }
+
     public var tableTags: [String] {
         tables.withLock { $0.keys.sorted() }
     }

@@ -84,6 +84,22 @@ public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
         tables.withLock { $0[tag] }
     }
 
+    /// Forgets the table and deletes its hashes (`UNLINK` of each
+    /// partition's value and access hash).
+    /// - Throws: `StoreError.backend` naming the hashes a node did not delete.
+    public func dropTable(_ tag: String) throws(StoreError) {
+        guard let table = tables.withLock({ $0.removeValue(forKey: tag) }) else { return }
+        let hashes = (0..<table.partitionCount).flatMap { p in [(table.valueKeys[p], p), (table.timeKeys[p], p)] }
+        let replies = cluster.execute(hashes.map { RedisClusterTable.request(slot: table.slots[$0.1], ["UNLINK", $0.0]) })
+        let failed = zip(hashes, replies).compactMap { hash, reply -> String? in
+            if case .failure(let error) = reply { return "\(hash.0): \(error)" }
+            return nil
+        }
+        if !failed.isEmpty {
+            throw .backend(kind: kind, message: "dropping table \(tag) left hashes behind: \(failed.joined(separator: "; "))")
+        }
+    }
+
     public var tableTags: [String] {
         tables.withLock { $0.keys.sorted() }
     }

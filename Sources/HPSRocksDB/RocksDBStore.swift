@@ -210,6 +210,33 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
         state.withLock { $0[tag] }
     }
 
+    /// Forgets the table, drops its column family and deletes its layout
+    /// and count records.
+    /// - Throws: `StoreError.backend` when RocksDB refuses (a read-only database among others).
+    public func dropTable(_ tag: String) throws(StoreError) {
+        guard state.withLock({ $0.removeValue(forKey: tag) }) != nil else { return }
+        if readOnly {
+            throw .backend(kind: kind, message: RocksDBError.readOnly(path: path, table: tag, operation: "drop").description)
+        }
+        guard let family = families.withLock({ $0.removeValue(forKey: tag) }) else { return }
+        let (_, message) = withErrorPointer { error -> Int? in
+            rocksdb_drop_column_family(database.handle, family.handle, error)
+            return nil
+        }
+        if let message {
+            throw .backend(kind: kind, message: Self.classify(path: path, operation: "drop column family \(tag)", message: message).description)
+        }
+        let batch = RocksWriteBatch()
+        for key in [Self.layoutKey(tag), Self.countKey(tag)] {
+            rocksdb_writebatch_delete_cf(batch.handle, defaultFamily.handle, key, key.utf8.count)
+        }
+        do throws(RocksDBError) {
+            try context.write(batch, operation: "delete the records of \(tag)")
+        } catch {
+            throw .backend(kind: kind, message: error.description)
+        }
+    }
+
     public var tableTags: [String] {
         state.withLock { $0.keys.sorted() }
     }

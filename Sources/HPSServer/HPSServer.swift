@@ -48,6 +48,11 @@ public struct HPSServer: Sendable {
         /// Threads of the pool that runs the lookups which may block (Redis,
         /// RocksDB, mapped files, GPUs) and large CPU lookups.
         public var lookupThreads = availableCores
+        /// Whether models may be loaded and unloaded while serving (Triton's `--model-control-mode`).
+        public var modelControl = ModelRepository.ControlMode.none
+        /// The configuration file a model load reads (`hps serve --config`);
+        /// nil when the hierarchy was configured in code.
+        public var configurationPath: String?
 
         /// The defaults.
         public init() {}
@@ -59,6 +64,8 @@ public struct HPSServer: Sendable {
     public let options: Options
     /// The KServe v2 endpoints.
     public let routes: KServeRoutes
+    /// The models served, loaded and unloaded while serving.
+    public var repository: ModelRepository { routes.repository }
     /// The metrics.
     public let metrics: ServerMetrics
     /// The threads the lookups that may block run on.
@@ -79,7 +86,7 @@ public struct HPSServer: Sendable {
         self.updates = updates
         self.options = options
         var served: [ServedModel] = []
-        for model in parameterServer.configuration.models {
+        for model in parameterServer.models {
             let devices = parameterServer.deviceSessions(model: model.name)
             served.append(ServedModel(sessions: devices.isEmpty ? [try parameterServer.session(model: model.name)] : devices))
         }
@@ -87,8 +94,10 @@ public struct HPSServer: Sendable {
         metrics = ServerMetrics(sessions: served.flatMap(\.sessions), modelNames: predictionModels.map(\.name),
                                 updates: updates.compactMap { $0 as? any UpdateCounting })
         lookupPool = LookupThreadPool(threads: options.lookupThreads)
-        routes = KServeRoutes(models: served, metrics: metrics, maxBodyBytes: options.maxBodyBytes,
-                              batching: options.batching, pool: lookupPool)
+        let repository = ModelRepository(parameterServer: parameterServer, models: served, mode: options.modelControl,
+                                         configurationPath: options.configurationPath, metrics: metrics, pool: lookupPool,
+                                         batching: options.batching, logger: Logger(label: "hps.repository"))
+        routes = KServeRoutes(repository: repository, metrics: metrics, maxBodyBytes: options.maxBodyBytes)
     }
 
     /// The devices each model is served from (nil: the CPU), by model name.
@@ -139,7 +148,7 @@ public struct HPSServer: Sendable {
                                                                              serverName: KServeRoutes.serverName),
                                      onServerRunning: listening("metrics"), logger: logger)
         let background: [any Service] = (parameterServer.backgroundWork + updates).map { BackgroundWorkService($0, pool: lookupPool) }
-        let lookups = LookupService(pool: lookupPool, batchers: routes.batchers.keys.sorted().map { routes.batchers[$0]! })
+        let lookups = LookupService(pool: lookupPool, repository: repository)
         #if Serving
         // One bundle, so that SIGTERM closes both KServe listeners at once.
         let kserve = ServiceBundle([http, grpcService(onListening: { port in onListening("grpc", host, port) })])

@@ -68,6 +68,12 @@ struct ServeCommand: AsyncParsableCommand {
     var lookupThreads: Int?
     @Option(help: "How a model on several GPUs spreads its lookups: least-busy or round-robin.")
     var spread: String = LookupBatcher.Spreading.leastBusy.rawValue
+    @Option(name: .customLong("model-control-mode"),
+            help: "none: every model of --config is loaded at start and stays. explicit: the models of --load-model are loaded at start, and models are loaded (read again from --config) and unloaded while serving through Triton's repository API (POST v2/repository/models/<name>/load and /unload, over HTTP and gRPC).")
+    var modelControlMode: String = ModelRepository.ControlMode.none.rawValue
+    @Option(name: .customLong("load-model"), parsing: .singleValue,
+            help: "With --model-control-mode explicit: a model of --config to load at start (repeatable; \"*\" for every model). Without it none is loaded until asked.")
+    var loadModels: [String] = []
 
     func run() async throws {
         try await reportingErrorsAsync {
@@ -93,6 +99,17 @@ struct ServeCommand: AsyncParsableCommand {
             if let lookupThreads {
                 guard lookupThreads >= 1 else { throw ValidationError("--lookup-threads must be at least 1, not \(lookupThreads)") }
                 options.lookupThreads = lookupThreads
+            }
+            guard let mode = ModelRepository.ControlMode(rawValue: modelControlMode) else {
+                throw ValidationError("--model-control-mode must be none or explicit, not \(modelControlMode)")
+            }
+            options.modelControl = mode
+            options.configurationPath = config
+            if !loadModels.isEmpty {
+                guard mode == .explicit else {
+                    throw ValidationError("--load-model needs --model-control-mode explicit (with none, every model of --config is loaded)")
+                }
+                guard config != nil else { throw ValidationError("--load-model names models of --config; give --config") }
             }
             guard let target = ServeDevice(rawValue: device) else {
                 throw ValidationError("--device must be auto, cpu or gpu, not \(device)")
@@ -157,8 +174,11 @@ struct ServeCommand: AsyncParsableCommand {
     /// the CPU sessions only, with one line saying why.
     private func hierarchy(_ configuration: HPSConfiguration, target: ServeDevice) throws -> HierarchicalParameterServer {
         let parallelism = threads ?? availableCores
+        // With explicit model control, the models of --load-model ("*": all); else every model.
+        let loading: [String]? = modelControlMode == ModelRepository.ControlMode.explicit.rawValue && config != nil
+            ? (loadModels.contains("*") ? nil : loadModels) : nil
         func onTheCPU() throws -> HierarchicalParameterServer {
-            try HierarchicalParameterServer(configuration: configuration, parallelism: parallelism)
+            try HierarchicalParameterServer(configuration: configuration, parallelism: parallelism, loading: loading)
         }
         guard target != .cpu else { return try onTheCPU() }
         let gpuModels = configuration.models.filter(\.gpuCache)
@@ -177,7 +197,8 @@ struct ServeCommand: AsyncParsableCommand {
             return server
         }
         do {
-            return try HierarchicalParameterServer(configuration: configuration, parallelism: parallelism, gpu: factory)
+            return try HierarchicalParameterServer(configuration: configuration, parallelism: parallelism, gpu: factory,
+                                                   loading: loading)
         } catch {
             guard target == .auto else { throw error }
             let server = try onTheCPU()

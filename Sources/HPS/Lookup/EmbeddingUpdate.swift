@@ -91,12 +91,13 @@ extension HierarchicalParameterServer {
     ///   - targets: the parts written (all by default).
     public func update(model: String, table: Int, keys: UnsafeBufferPointer<Int64>,
                        vectors: UnsafeBufferPointer<Float>, targets: UpdateTargets = .all) throws(UpdateError) -> UpdateReport {
-        let session: LookupSession
+        let deployment: ModelDeployment
         do throws(LookupError) {
-            session = try self.session(model: model)
+            deployment = try self.deployment(model: model)
         } catch {
             throw .lookup(error)
         }
+        let session = deployment.session
         let names = session.model.tableNames
         guard table >= 0 && table < names.count else {
             throw .lookup(.unknownTable(model: model, table: String(table), available: names))
@@ -113,12 +114,11 @@ extension HierarchicalParameterServer {
         guard !keys.isEmpty else { return report }
         let group = session.plan.groupOfTable[table]
         let member = session.plan.memberOfTable[table]
-        let tag = FusionPlan.tag(model: model, group: session.plan.groups[group].name)
         let readOnlyPersistent = persistentStore.map { $0 is any FileBackedStore || configuration.persistentDatabase.readOnly } ?? false
         // The session's tiers run volatile first; updates go to the persistent tier first.
         var written: [String] = []
-        for (tierTable, name) in zip(session.tiers[group], session.tierNames.suffix(session.tiers[group].count)).reversed() {
-            let isPersistent = persistentStore?.table(tag).map { $0 === tierTable } ?? false
+        for (tier, (tierTable, name)) in zip(session.tiers[group], session.tierNames.suffix(session.tiers[group].count)).enumerated().reversed() {
+            let isPersistent = deployment.persistentTiers[group] == tier
             guard targets.contains(isPersistent ? .persistent : .volatile) else { continue }
             if isPersistent && readOnlyPersistent {
                 report.readOnlyTiers.append(name)
@@ -132,7 +132,7 @@ extension HierarchicalParameterServer {
                 throw .store(error, written: written)
             }
         }
-        for cacheSession in [session] + deviceSessions(model: model) where targets.contains(.caches) {
+        for cacheSession in [session] + deployment.orderedDeviceSessions where targets.contains(.caches) {
             guard let cache = cacheSession.caches[group] else { continue }
             do throws(LookupError) {
                 let update = try cache.update(member: member, keys: keys, vectors: vectors)

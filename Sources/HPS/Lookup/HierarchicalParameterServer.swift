@@ -19,12 +19,30 @@ public final class HierarchicalParameterServer: Sendable {
     public let volatileStore: (any EmbeddingStore)?
     /// The persistent store (`persistent_db`), if enabled.
     public let persistentStore: (any EmbeddingStore)?
-    /// Non-fatal findings of parsing and loading, one sentence each.
-    public let warnings: [String]
-    /// What loading read, per table.
-    public let loadReports: [TableLoadReport]
-    private let sessions: [String: LookupSession]
-    private let deviceSessions: [String: [Int: LookupSession]]
+    /// Non-fatal findings of parsing and of loading the models loaded at start, one sentence each.
+    public var warnings: [String] { state.withLock { $0.startWarnings } }
+    /// What loading the models loaded at start read, per table.
+    public var loadReports: [TableLoadReport] { state.withLock { $0.startReports } }
+    /// The models loaded, by name, and what loading and unloading them needs.
+    private let state: Locked<Deployments>
+    /// Taken for the whole of a load or an unload, so that two of them
+    /// never build or drop the same model's tables at once.
+    private let modelChanges = Locked(())
+    private let keyType: KeyType
+    private let parallelism: Int
+    private let logger: Logger?
+    private let gpu: (any EmbeddingCacheFactory)?
+
+    struct Deployments {
+        var models: [String: ModelDeployment] = [:]
+        /// Names in the order loaded.
+        var order: [String] = []
+        /// Per name, the generation the next load of it gets (its tables'
+        /// tags must differ from those of a version still draining).
+        var nextGeneration: [String: Int] = [:]
+        var startWarnings: [String] = []
+        var startReports: [TableLoadReport] = []
+    }
 
     /// Builds the tiers and loads the tables.
     /// - Parameters:
@@ -33,15 +51,51 @@ public final class HierarchicalParameterServer: Sendable {
     ///   - logger: receives the warnings and a line per loaded table.
     ///   - gpu: builds the GPU tables and caches of the models with
     ///     `gpucache: true` on their devices; nil serves every model from the CPU.
+    ///   - loading: the models loaded now, by name (nil: every model of the
+    ///     configuration; `hps serve --model-control-mode explicit` loads those
+    ///     of `--load-model`, and the others on request).
     /// - Throws: `StoreError.backendUnavailable` for a backend this build lacks,
-    ///   `ModelFileError` for a model folder that cannot be read, and what
-    ///   `gpu` throws for a device or a table it cannot make.
+    ///   `ModelFileError` for a model folder that cannot be read, what `gpu`
+    ///   throws for a device or a table it cannot make, and
+    ///   `LookupError.unknownModel` for a name in `loading` that the
+    ///   configuration does not have.
     public init(configuration: HPSConfiguration, parallelism: Int = availableCores, logger: Logger? = nil,
-                gpu: (any EmbeddingCacheFactory)? = nil) throws {
+                gpu: (any EmbeddingCacheFactory)? = nil, loading: [String]? = nil) throws {
         self.configuration = configuration
+        self.parallelism = parallelism
+        self.logger = logger
+        self.gpu = gpu
+        keyType = configuration.supportLongLong ? .int64 : .int32
+        let (volatileStore, persistentStore) = try Self.makeStores(configuration)
+        self.volatileStore = volatileStore
+        self.persistentStore = persistentStore
+        state = Locked(Deployments())
         var warnings = configuration.warnings
-        let keyType: KeyType = configuration.supportLongLong ? .int64 : .int32
+        var reports: [TableLoadReport] = []
+        let names = configuration.models.map(\.name)
+        for name in loading ?? names where !names.contains(name) {
+            throw LookupError.unknownModel(name, available: names)
+        }
+        for model in configuration.models where loading?.contains(model.name) ?? true {
+            let deployment = try deploy(model, generation: 0, baseDirectory: configuration.baseDirectory)
+            warnings += deployment.warnings
+            reports += deployment.loadReports
+            state.withLock {
+                $0.models[model.name] = deployment
+                $0.order.append(model.name)
+                $0.nextGeneration[model.name] = 1
+            }
+        }
+        for warning in warnings { logger?.warning("\(warning)") }
+        state.withLock { [warnings, reports] in
+            $0.startWarnings = warnings
+            $0.startReports = reports
+        }
+    }
 
+    /// The stores a configuration asks for.
+    private static func makeStores(_ configuration: HPSConfiguration) throws -> ((any EmbeddingStore)?, (any EmbeddingStore)?) {
+        let volatileStore: (any EmbeddingStore)?, persistentStore: (any EmbeddingStore)?
         let volatile = configuration.volatileDatabase
         switch volatile.type {
         case .hashMap, .parallelHashMap:
@@ -80,111 +134,200 @@ public final class HierarchicalParameterServer: Sendable {
             throw StoreError.backendUnavailable(path: "volatile_db.type", type: "disabled",
                                                 reason: "with no persistent_db, a CPU deployment needs the volatile hash map to hold the tables; set volatile_db.type to hash_map")
         }
+        return (volatileStore, persistentStore)
+    }
 
-        var sessions: [String: LookupSession] = [:]
-        var deviceSessions: [String: [Int: LookupSession]] = [:]
+    /// Loads a model's tables into the stores, under the tags of
+    /// `generation` (`ModelDeployment.tag`), and makes its sessions.
+    private func deploy(_ model: ModelConfiguration, generation: Int, baseDirectory: String?) throws -> ModelDeployment {
+        var warnings: [String] = []
         var reports: [TableLoadReport] = []
+        let volatile = configuration.volatileDatabase
+        let persistent = configuration.persistentDatabase
         let storeNames = [volatileStore?.kind, persistentStore?.kind].compactMap { $0 }
         // The top store decides whether lookups wait on a network or a disk, and so whether a CPU cache pays.
         let topMayBlock = (volatileStore ?? persistentStore)?.mayBlock ?? false
         let mayBlock = (volatileStore?.mayBlock ?? false) || (persistentStore?.mayBlock ?? false)
-        for model in configuration.models {
-            let plan = FusionPlan(model: model, fuse: configuration.fuseEmbeddingTable && model.fuseEmbeddingTable)
-            var tiers: [[any EmbeddingStoreTable]] = []
-            var groupFolders: [[SparseModelFolder]] = []
-            for group in plan.groups {
-                let folders = try group.tables.map { table in
-                    try SparseModelFolder(path: Self.resolve(model.sparseFiles[table], base: configuration.baseDirectory),
-                                          table: model.tableNames[table], vecSize: model.vecSizes[table])
-                }
-                groupFolders.append(folders)
-                let tag = FusionPlan.tag(model: model.name, group: group.name)
-                var groupTiers: [any EmbeddingStoreTable] = []
-                // The persistent tier holds every key; the volatile tier the initial_cache_rate share.
-                var persistentTable: (any EmbeddingStoreTable)? = nil
-                if let persistentStore {
-                    if let fileBacked = persistentStore as? any FileBackedStore {
-                        persistentTable = try fileBacked.attach(tag, folders: folders, keyType: keyType)
-                    } else {
-                        let table = try persistentStore.createTable(tag, vecSize: group.vecSize, members: group.tables.count,
-                                                                    expectedKeys: folders.reduce(0) { $0 + $1.keyCount })
-                        if !persistent.readOnly {
-                            for (member, folder) in folders.enumerated() {
-                                let report = try Self.load(folder, into: table, member: member, model: model.name, rate: 1,
-                                                           keyType: keyType, parallelism: parallelism)
-                                logger?.info("loaded \(report.loaded) keys of \(folder.table) into \(persistentStore.kind) in \(report.seconds) s")
-                            }
-                        }
-                        persistentTable = table
-                    }
-                }
-                if let store = volatileStore {
-                    let rate = volatile.initialCacheRate
-                    let expected = folders.reduce(0) { $0 + Int((Double($1.keyCount) * rate).rounded(.up)) }
-                    let table = try store.createTable(tag, vecSize: group.vecSize, members: group.tables.count, expectedKeys: expected)
-                    for (member, folder) in folders.enumerated() {
-                        let report = try Self.load(folder, into: table, member: member, model: model.name, rate: rate,
-                                                   keyType: keyType, parallelism: parallelism)
-                        reports.append(report)
-                        if report.replaced > 0 {
-                            warnings.append("table \(folder.table) of model \(model.name): \(report.replaced) duplicate key(s) in \(folder.keyPath); the last row of each wins")
-                        }
-                        if persistentTable == nil && report.loaded < folder.keyCount - report.replaced {
-                            warnings.append("table \(folder.table) of model \(model.name): initial_cache_rate \(rate) loaded \(report.loaded) of \(folder.keyCount) keys and there is no persistent_db, so the others are answered with the default value")
-                        }
-                        if report.evicted > 0 {
-                            warnings.append("table \(folder.table) of model \(model.name): \(report.evicted) key(s) were evicted while loading because volatile_db.overflow_margin is \(volatile.overflowMargin) per partition")
-                        }
-                        logger?.info("loaded \(report.loaded) keys of \(folder.table) into \(table.tag) in \(report.seconds) s")
-                    }
-                    groupTiers.append(table)
-                }
-                if let persistentTable { groupTiers.append(persistentTable) }
-                tiers.append(groupTiers)
+        let plan = FusionPlan(model: model, fuse: configuration.fuseEmbeddingTable && model.fuseEmbeddingTable)
+        var tiers: [[any EmbeddingStoreTable]] = []
+        var groupFolders: [[SparseModelFolder]] = []
+        var tags: [String] = []
+        var persistentTiers: [Int?] = []
+        for group in plan.groups {
+            let folders = try group.tables.map { table in
+                try SparseModelFolder(path: Self.resolve(model.sparseFiles[table], base: baseDirectory),
+                                      table: model.tableNames[table], vecSize: model.vecSizes[table])
             }
-            let cacheMissed = volatile.cacheMissedEmbeddings && volatileStore != nil && persistentStore != nil
-            // On the CPU, a bounded cache in front of a top tier that waits (Redis, RocksDB, the mapped files).
-            var cpuCaches: [(any EmbeddingCache)?] = []
-            if model.gpuCache && topMayBlock {
-                cpuCaches = zip(plan.groups, groupFolders).map { group, folders in
-                    let keys = folders.reduce(0) { $0 + $1.keyCount }
-                    return CPUEmbeddingCache(tag: FusionPlan.tag(model: model.name, group: group.name), vecSize: group.vecSize,
-                                             members: group.tables.count,
-                                             capacity: max(1, Int((Double(keys) * model.gpuCachePercentage).rounded(.up))),
-                                             parallelism: parallelism)
+            groupFolders.append(folders)
+            let tag = ModelDeployment.tag(model: model.name, group: group.name, generation: generation)
+            tags.append(tag)
+            var groupTiers: [any EmbeddingStoreTable] = []
+            // The persistent tier holds every key; the volatile tier the initial_cache_rate share.
+            var persistentTable: (any EmbeddingStoreTable)? = nil
+            if let persistentStore {
+                if let fileBacked = persistentStore as? any FileBackedStore {
+                    persistentTable = try fileBacked.attach(tag, folders: folders, keyType: keyType)
+                } else {
+                    let table = try persistentStore.createTable(tag, vecSize: group.vecSize, members: group.tables.count,
+                                                                expectedKeys: folders.reduce(0) { $0 + $1.keyCount })
+                    if !persistent.readOnly {
+                        for (member, folder) in folders.enumerated() {
+                            let report = try Self.load(folder, into: table, member: member, model: model.name, rate: 1,
+                                                       keyType: keyType, parallelism: parallelism)
+                            logger?.info("loaded \(report.loaded) keys of \(folder.table) into \(persistentStore.kind) in \(report.seconds) s")
+                        }
+                    }
+                    persistentTable = table
                 }
             }
-            let cpu = LookupSession(model: model, plan: plan, keyType: keyType, tiers: tiers, tierNames: storeNames,
-                                    parallelism: parallelism, cacheMissedEmbeddings: cacheMissed, caches: cpuCaches,
-                                    mayBlock: mayBlock)
-            sessions[model.name] = cpu
-            if let gpu, model.gpuCache {
-                for device in model.effectiveDevices {
-                    let caches = try gpu.makeCaches(model: model, plan: plan, folders: groupFolders, keyType: keyType,
-                                                    below: (0..<plan.groups.count).map { cpu.tierChain(group: $0) },
-                                                    device: device)
-                    precondition(caches.count == plan.groups.count, "a GPU cache factory makes one cache per group")
-                    deviceSessions[model.name, default: [:]][device] = LookupSession(
-                        model: model, plan: plan, keyType: keyType, tiers: tiers, tierNames: storeNames,
-                        parallelism: parallelism, cacheMissedEmbeddings: cacheMissed, caches: caches, device: device,
-                        mayBlock: true)
-                    logger?.info("model \(model.name) on GPU \(device): \(caches.first?.kind ?? "no") caches for \(plan.groups.count) group(s)")
+            if let store = volatileStore {
+                let rate = volatile.initialCacheRate
+                let expected = folders.reduce(0) { $0 + Int((Double($1.keyCount) * rate).rounded(.up)) }
+                let table = try store.createTable(tag, vecSize: group.vecSize, members: group.tables.count, expectedKeys: expected)
+                for (member, folder) in folders.enumerated() {
+                    let report = try Self.load(folder, into: table, member: member, model: model.name, rate: rate,
+                                               keyType: keyType, parallelism: parallelism)
+                    reports.append(report)
+                    if report.replaced > 0 {
+                        warnings.append("table \(folder.table) of model \(model.name): \(report.replaced) duplicate key(s) in \(folder.keyPath); the last row of each wins")
+                    }
+                    if persistentTable == nil && report.loaded < folder.keyCount - report.replaced {
+                        warnings.append("table \(folder.table) of model \(model.name): initial_cache_rate \(rate) loaded \(report.loaded) of \(folder.keyCount) keys and there is no persistent_db, so the others are answered with the default value")
+                    }
+                    if report.evicted > 0 {
+                        warnings.append("table \(folder.table) of model \(model.name): \(report.evicted) key(s) were evicted while loading because volatile_db.overflow_margin is \(volatile.overflowMargin) per partition")
+                    }
+                    logger?.info("loaded \(report.loaded) keys of \(folder.table) into \(table.tag) in \(report.seconds) s")
+                }
+                groupTiers.append(table)
+            }
+            persistentTiers.append(persistentTable == nil ? nil : groupTiers.count)
+            if let persistentTable { groupTiers.append(persistentTable) }
+            tiers.append(groupTiers)
+        }
+        let cacheMissed = volatile.cacheMissedEmbeddings && volatileStore != nil && persistentStore != nil
+        // On the CPU, a bounded cache in front of a top tier that waits (Redis, RocksDB, the mapped files).
+        var cpuCaches: [(any EmbeddingCache)?] = []
+        if model.gpuCache && topMayBlock {
+            cpuCaches = zip(plan.groups, groupFolders).map { group, folders in
+                let keys = folders.reduce(0) { $0 + $1.keyCount }
+                return CPUEmbeddingCache(tag: FusionPlan.tag(model: model.name, group: group.name), vecSize: group.vecSize,
+                                         members: group.tables.count,
+                                         capacity: max(1, Int((Double(keys) * model.gpuCachePercentage).rounded(.up))),
+                                         parallelism: parallelism)
+            }
+        }
+        let cpu = LookupSession(model: model, plan: plan, keyType: keyType, tiers: tiers, tierNames: storeNames,
+                                parallelism: parallelism, cacheMissedEmbeddings: cacheMissed, caches: cpuCaches,
+                                mayBlock: mayBlock)
+        var deviceSessions: [Int: LookupSession] = [:]
+        if let gpu, model.gpuCache {
+            for device in model.effectiveDevices {
+                let caches = try gpu.makeCaches(model: model, plan: plan, folders: groupFolders, keyType: keyType,
+                                                below: (0..<plan.groups.count).map { cpu.tierChain(group: $0) },
+                                                device: device)
+                precondition(caches.count == plan.groups.count, "a GPU cache factory makes one cache per group")
+                deviceSessions[device] = LookupSession(
+                    model: model, plan: plan, keyType: keyType, tiers: tiers, tierNames: storeNames,
+                    parallelism: parallelism, cacheMissedEmbeddings: cacheMissed, caches: caches, device: device,
+                    mayBlock: true)
+                logger?.info("model \(model.name) on GPU \(device): \(caches.first?.kind ?? "no") caches for \(plan.groups.count) group(s)")
+            }
+        }
+        return ModelDeployment(model: model, generation: generation, session: cpu, deviceSessions: deviceSessions, tags: tags,
+                               persistentTiers: persistentTiers, warnings: warnings, loadReports: reports)
+    }
+
+    /// The models loaded, in the order loaded.
+    public var models: [ModelConfiguration] {
+        state.withLock { state in state.order.compactMap { state.models[$0]?.model } }
+    }
+
+    /// The version of a model being served.
+    /// - Throws: `LookupError.unknownModel` when no model of that name is loaded.
+    public func deployment(model: String) throws(LookupError) -> ModelDeployment {
+        let result: Result<ModelDeployment, LookupError> = state.withLock { state in
+            if let deployment = state.models[model] { return .success(deployment) }
+            return .failure(.unknownModel(model, available: state.order))
+        }
+        return try result.get()
+    }
+
+    /// Loads `model` (a new one, or a new version of a loaded one: a changed
+    /// configuration or new model files) into the stores and makes its
+    /// sessions, then puts it in place of the old version in one step: a
+    /// lookup asks for the model's session either before (the old version)
+    /// or after (the new). The old version's tables stay in the stores until
+    /// its owner, once no request uses it any more, drops them (`dropTables`).
+    /// - Parameter baseDirectory: where the model's relative paths start (the configuration file's folder).
+    /// - Returns: the new version, and the one it replaced.
+    /// - Throws: what loading a model throws (`ModelFileError`, `StoreError`,
+    ///   a GPU's error); the old version is then still served.
+    public func load(_ model: ModelConfiguration, baseDirectory: String? = nil) throws -> (loaded: ModelDeployment, replaced: ModelDeployment?) {
+        try modelChanges.withLock { _ in
+            let generation = state.withLock { state in
+                defer { state.nextGeneration[model.name, default: 0] += 1 }
+                return state.nextGeneration[model.name, default: 0]
+            }
+            let deployment: ModelDeployment
+            do {
+                deployment = try deploy(model, generation: generation, baseDirectory: baseDirectory ?? configuration.baseDirectory)
+            } catch {
+                // What the failed load created under its own tags goes; the old version keeps its tables.
+                let plan = FusionPlan(model: model, fuse: configuration.fuseEmbeddingTable && model.fuseEmbeddingTable)
+                _ = dropTables(tags: plan.groups.map { ModelDeployment.tag(model: model.name, group: $0.name, generation: generation) })
+                throw error
+            }
+            for warning in deployment.warnings { logger?.warning("\(warning)") }
+            let replaced = state.withLock { state -> ModelDeployment? in
+                let old = state.models.updateValue(deployment, forKey: model.name)
+                if old == nil { state.order.append(model.name) }
+                return old
+            }
+            return (deployment, replaced)
+        }
+    }
+
+    /// Stops serving a model: lookups after this call find no model of that
+    /// name. Its tables stay in the stores until its owner, once no request
+    /// uses it any more, drops them (`dropTables`).
+    /// - Returns: the version unloaded, nil when none was loaded.
+    public func unload(model: String) -> ModelDeployment? {
+        modelChanges.withLock { _ in
+            state.withLock { state in
+                state.order.removeAll { $0 == model }
+                return state.models.removeValue(forKey: model)
+            }
+        }
+    }
+
+    /// Removes a version's tables from the stores, once it is unloaded or
+    /// replaced and no request uses it any more.
+    /// - Returns: one sentence per table a store could not delete (the store
+    ///   has forgotten the table; its data may stay behind).
+    @discardableResult
+    public func dropTables(of deployment: ModelDeployment) -> [String] {
+        modelChanges.withLock { _ in dropTables(tags: deployment.tags) }
+    }
+
+    private func dropTables(tags: [String]) -> [String] {
+        var problems: [String] = []
+        for tag in tags {
+            for store in [volatileStore, persistentStore].compactMap({ $0 }) {
+                do throws(StoreError) {
+                    try store.dropTable(tag)
+                } catch {
+                    problems.append("\(store.kind) table \(tag): \(error.description)")
+                    logger?.warning("could not drop \(store.kind) table \(tag): \(error.description)")
                 }
             }
         }
-        for warning in warnings { logger?.warning("\(warning)") }
-        self.warnings = warnings
-        self.loadReports = reports
-        self.sessions = sessions
-        self.deviceSessions = deviceSessions
+        return problems
     }
 
     /// The session of a model on the CPU.
     public func session(model: String) throws(LookupError) -> LookupSession {
-        guard let session = sessions[model] else {
-            throw .unknownModel(model, available: configuration.models.map(\.name))
-        }
-        return session
+        try deployment(model: model).session
     }
 
     /// The session of a model on one of its GPUs.
@@ -192,26 +335,34 @@ public final class HierarchicalParameterServer: Sendable {
     ///   is not served from that GPU (not in its `deployed_device_list`,
     ///   `gpucache` false, or a server built without GPUs).
     public func session(model: String, device: Int) throws(LookupError) -> LookupSession {
-        _ = try session(model: model)
-        guard let session = deviceSessions[model]?[device] else {
-            throw .notOnDevice(model: model, device: device, devices: (deviceSessions[model] ?? [:]).keys.sorted())
+        let deployment = try deployment(model: model)
+        guard let session = deployment.deviceSessions[device] else {
+            throw .notOnDevice(model: model, device: device, devices: deployment.deviceSessions.keys.sorted())
         }
         return session
     }
 
-    /// A model's sessions on its GPUs, in device order (empty when it is served from the CPU only).
+    /// A model's sessions on its GPUs, in device order (empty when it is
+    /// served from the CPU only, or not loaded).
     public func deviceSessions(model: String) -> [LookupSession] {
-        (deviceSessions[model] ?? [:]).sorted { $0.key < $1.key }.map(\.value)
+        (try? deployment(model: model))?.orderedDeviceSessions ?? []
     }
 
-    /// Whether any model is served from a GPU.
-    public var hasDeviceSessions: Bool { !deviceSessions.isEmpty }
+    /// Whether any model loaded is served from a GPU.
+    public var hasDeviceSessions: Bool {
+        state.withLock { $0.models.values.contains { !$0.deviceSessions.isEmpty } }
+    }
 
-    /// The background work of the stores and of every session's caches, for
-    /// the owner to run until shutdown.
+    /// The background work of the stores and of every loaded model's caches,
+    /// for the owner to run until shutdown (a model loaded later brings its
+    /// own: `ModelDeployment.backgroundWork`).
     public var backgroundWork: [any BackgroundWork] {
+        storeBackgroundWork + state.withLock { state in state.order.flatMap { state.models[$0]?.backgroundWork ?? [] } }
+    }
+
+    /// The background work of the stores alone.
+    public var storeBackgroundWork: [any BackgroundWork] {
         (volatileStore?.backgroundWork ?? []) + (persistentStore?.backgroundWork ?? [])
-            + sessions.values.flatMap(\.backgroundWork) + deviceSessions.values.flatMap { $0.values.flatMap(\.backgroundWork) }
     }
 
     /// A model folder path as written in the configuration, resolved against

@@ -16,6 +16,14 @@ public protocol EmbeddingStore: AnyObject, Sendable {
     /// The table `tag`, or nil.
     func table(_ tag: String) -> (any EmbeddingStoreTable)?
 
+    /// Removes table `tag` and its rows (a model unloaded, or an old version
+    /// of it replaced): the store forgets it and frees or deletes its data.
+    /// The caller drops a table only when no lookup uses it any more. A tag
+    /// the store does not hold is no error.
+    /// - Throws: `StoreError.backend` when the data could not be deleted
+    ///   (the store has forgotten the table all the same).
+    func dropTable(_ tag: String) throws(StoreError)
+
     /// The tags of all tables, sorted.
     var tableTags: [String] { get }
 

@@ -37,6 +37,11 @@ public final class HashMapStore: EmbeddingStore, @unchecked Sendable {
         try hashMapTable(tag, vecSize: vecSize, members: members, expectedKeys: expectedKeys)
     }
 
+    /// Forgets the table; its memory goes when the last reference to it does.
+    public func dropTable(_ tag: String) {
+        tables.withLock { _ = $0.removeValue(forKey: tag) }
+    }
+
     /// `createTable` with the concrete type, for callers that want its extras.
     public func hashMapTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> HashMapTable {
         let result: Result<HashMapTable, StoreError> = tables.withLock { tables in

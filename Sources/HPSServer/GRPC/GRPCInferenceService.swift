@@ -17,22 +17,19 @@ import SwiftProtobuf
 /// Each ModelInfer is counted in the same metrics as an HTTP inference
 /// (requests, failures by the HTTP status of the error, durations, keys, tier hits).
 public struct GRPCInferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
-    /// The models, by name.
-    public let models: [String: ServedModel]
+    /// The models, each with its batcher (lookups batched with those of
+    /// concurrent requests over either protocol, counted in the metrics).
+    public let repository: ModelRepository
     /// Where requests are counted.
     public let metrics: ServerMetrics
-    /// Each model's lookups, batched with those of concurrent requests over
-    /// either protocol (they also count the lookups in the metrics).
-    public let batchers: [String: LookupBatcher]
 
-    /// Serves `models` through the HTTP routes' batchers, counting in `metrics`.
-    public init(models: [String: ServedModel], metrics: ServerMetrics, batchers: [String: LookupBatcher]) {
-        self.models = models
+    /// Serves the models of `repository` (the HTTP routes' models and batchers), counting in `metrics`.
+    public init(repository: ModelRepository, metrics: ServerMetrics) {
+        self.repository = repository
         self.metrics = metrics
-        self.batchers = batchers
     }
 
-    // Every model is loaded before the server listens, so live means ready.
+    // Every model of the start is loaded before the server listens, so live means ready.
 
     /// Always live once listening.
     public func serverLive(request: Inference_ServerLiveRequest, context: ServerContext) async throws -> Inference_ServerLiveResponse {
@@ -65,14 +62,15 @@ public struct GRPCInferenceService: Inference_GRPCInferenceService.SimpleService
         Inference_ModelMetadataResponse(kserve: try model(request.name, version: request.version).metadata())
     }
 
-    /// Every model, all loaded before the server listens.
+    /// The configuration file's models and those served, with their states (`ModelRepository.index`).
     public func repositoryIndex(request: Inference_RepositoryIndexRequest, context: ServerContext) async throws -> Inference_RepositoryIndexResponse {
         .with {
-            $0.models = models.keys.sorted().map { name in
+            $0.models = repository.index(ready: request.ready).map { entry in
                 .with {
-                    $0.name = name
-                    $0.version = ServedModel.version
-                    $0.state = "READY"
+                    $0.name = entry.name
+                    $0.version = entry.version
+                    $0.state = entry.state
+                    $0.reason = entry.reason
                 }
             }
         }
@@ -106,11 +104,13 @@ public struct GRPCInferenceService: Inference_GRPCInferenceService.SimpleService
         let start = ContinuousClock.now
         var label = "unknown"
         do throws(InferenceError) {
-            let model = try model(request.modelName, version: request.modelVersion)
-            label = model.name
-            let inference = try InferenceRequest(grpc: request)
-            let output = try await model.infer(inference, batcher: batchers[model.name]!)
-            let response = Inference_ModelInferResponse(model: model, request: inference, output: output)
+            let response = try await repository.withModel(request.modelName, version: request.modelVersion) {
+                (model, batcher) throws(InferenceError) -> Inference_ModelInferResponse in
+                label = model.name
+                let inference = try InferenceRequest(grpc: request)
+                let output = try await model.infer(inference, batcher: batcher)
+                return Inference_ModelInferResponse(model: model, request: inference, output: output)
+            }
             metrics.recordRequest(model: label, status: 200, duration: ContinuousClock.now - start)
             return response
         } catch {
@@ -121,13 +121,7 @@ public struct GRPCInferenceService: Inference_GRPCInferenceService.SimpleService
 
     /// The model of that name and version ("" or "1").
     func model(_ name: String, version: String) throws(InferenceError) -> ServedModel {
-        guard let model = models[name] else {
-            throw .unknownModel(name, available: models.keys.sorted())
-        }
-        guard version.isEmpty || version == ServedModel.version else {
-            throw .unknownVersion(model: name, version: version)
-        }
-        return model
+        try repository.model(name, version: version)
     }
 }
 

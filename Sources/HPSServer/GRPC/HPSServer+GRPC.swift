@@ -4,7 +4,8 @@ public import GRPCCore
 extension HPSServer {
     /// The KServe v2 gRPC service of the models, and Triton's other RPCs refused.
     public func grpcServices() -> [any RegistrableRPCService] {
-        [GRPCInferenceService(models: routes.models, metrics: metrics, batchers: routes.batchers), UnimplementedTritonRPCs()]
+        [GRPCInferenceService(repository: repository, metrics: metrics), RepositoryControlRPCs(repository: repository),
+         UnimplementedTritonRPCs()]
     }
 
     /// The interceptors every RPC passes: the token check when a token is set.

@@ -10,8 +10,8 @@ extension InferenceError: RPCErrorConvertible {
     /// a full queue or a server shutting down → UNAVAILABLE (clients may retry).
     public var rpcErrorCode: RPCError.Code {
         switch self {
-        case .unknownModel, .unknownVersion: .notFound
-        case .malformed, .invalidInput, .lookup: .invalidArgument
+        case .unknownModel, .unknownVersion, .unavailable: .notFound
+        case .malformed, .invalidInput, .lookup, .modelControl, .loadFailed: .invalidArgument
         case .bodyTooLarge, .messageTooLarge: .resourceExhausted
         case .unauthorized: .unauthenticated
         case .overloaded, .shuttingDown: .unavailable

@@ -2,8 +2,8 @@
 public import GRPCCore
 
 /// The RPCs of Triton's `inference.GRPCInferenceService` that swift-hps does
-/// not serve (model configuration and statistics, repository control, shared
-/// memory, tracing, logging): each answers UNIMPLEMENTED with a sentence that
+/// not serve (model configuration and statistics, shared memory, tracing,
+/// logging): each answers UNIMPLEMENTED with a sentence that
 /// says so and, where HTTP serves it, where to ask instead, rather than gRPC's
 /// generic "Requested RPC isn't implemented". Their messages are never decoded,
 /// so their types need not be generated.
@@ -12,8 +12,6 @@ public struct UnimplementedTritonRPCs: RegistrableRPCService {
     static let methods: [(name: String, message: String)] = [
         ("ModelConfig", "swift-hps does not serve ModelConfig over gRPC; GET /v2/models/<model>/config on the HTTP port gives the configuration"),
         ("ModelStatistics", "swift-hps does not serve ModelStatistics; the metrics port's /metrics has requests, latencies, keys and tier hits per model"),
-        ("RepositoryModelLoad", "swift-hps does not load models at run time; every model of --config is loaded at start"),
-        ("RepositoryModelUnload", "swift-hps does not unload models at run time; every model of --config stays loaded until the server stops"),
         ("SystemSharedMemoryStatus", "swift-hps does not support system shared memory; send inputs in raw_input_contents"),
         ("SystemSharedMemoryRegister", "swift-hps does not support system shared memory; send inputs in raw_input_contents"),
         ("SystemSharedMemoryUnregister", "swift-hps does not support system shared memory; send inputs in raw_input_contents"),

@@ -27,12 +27,18 @@ public enum InferenceError: Error, Sendable, Equatable, CustomStringConvertible 
     case overloaded(model: String, limit: Int)
     /// The server is shutting down and did not look the request up (503).
     case shuttingDown(model: String)
+    /// The model is in the repository but not served: unloaded, or its last load failed (404).
+    case unavailable(model: String, reason: String)
+    /// A load or unload the server does not allow (400).
+    case modelControl(String)
+    /// A load that failed; the version served before, if any, is still served (400).
+    case loadFailed(model: String, reason: String)
 
     /// The HTTP status the protocol gives this error.
     public var status: HTTPResponse.Status {
         switch self {
-        case .unknownModel, .unknownVersion: .notFound
-        case .malformed, .invalidInput, .lookup: .badRequest
+        case .unknownModel, .unknownVersion, .unavailable: .notFound
+        case .malformed, .invalidInput, .lookup, .modelControl, .loadFailed: .badRequest
         case .bodyTooLarge, .messageTooLarge: .contentTooLarge
         case .unauthorized: .unauthorized
         case .overloaded, .shuttingDown: .serviceUnavailable
@@ -62,6 +68,14 @@ public enum InferenceError: Error, Sendable, Equatable, CustomStringConvertible 
             "model \(model) already has \(limit) requests waiting for a lookup, the most the server queues (hps serve --max-queued-requests); retry later, or raise the limit"
         case let .shuttingDown(model):
             "the server is shutting down and did not look up the request to model \(model); retry it on another server"
+        case let .unavailable(model, reason):
+            reason == "unloaded"
+                ? "model \(model) is not served: it was unloaded; load it with POST v2/repository/models/\(model)/load"
+                : "model \(model) is not served: its last load failed: \(reason)"
+        case let .modelControl(reason):
+            reason
+        case let .loadFailed(model, reason):
+            "failed to load model \(model): \(reason)"
         }
     }
 }

@@ -4,30 +4,37 @@ public import Hummingbird
 import NIOCore
 
 /// The KServe v2 REST endpoints that Triton's HTTP clients use: server and
-/// model metadata, health, and inference with JSON tensors or Triton's
-/// binary tensor data extension.
+/// model metadata, health, inference with JSON tensors or Triton's binary
+/// tensor data extension, and the model repository extension (index, load,
+/// unload).
 public struct KServeRoutes: Sendable {
-    /// The models, by name.
-    public let models: [String: ServedModel]
+    /// The models served, and their loads and unloads.
+    public let repository: ModelRepository
     /// Where requests are counted.
     public let metrics: ServerMetrics
     /// The largest request body accepted (larger: 413).
     public let maxBodyBytes: Int
-    /// Each model's lookups, batched dynamically, by model name.
-    public let batchers: [String: LookupBatcher]
 
     /// The server's name in the server metadata.
     public static let serverName = "swift-hps"
     /// The server's version in the server metadata.
     public static let serverVersion = "0.1.0"
 
-    /// Routes for `models`, whose blocking lookups run on `pool`.
-    public init(models: [ServedModel], metrics: ServerMetrics, maxBodyBytes: Int,
-                batching: LookupBatcher.Options = LookupBatcher.Options(), pool: LookupThreadPool) {
-        self.models = Dictionary(models.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    /// Routes for the models of `repository`.
+    public init(repository: ModelRepository, metrics: ServerMetrics, maxBodyBytes: Int) {
+        self.repository = repository
         self.metrics = metrics
         self.maxBodyBytes = maxBodyBytes
-        batchers = self.models.mapValues { LookupBatcher(model: $0, metrics: metrics, pool: pool, options: batching) }
+    }
+
+    /// The models served now, by name.
+    public var models: [String: ServedModel] { repository.models }
+
+    /// Each model's batcher now, by name.
+    public var batchers: [String: LookupBatcher] {
+        Dictionary(uniqueKeysWithValues: repository.names.compactMap { name in
+            (try? repository.withBatcher(name)).map { (name, $0) }
+        })
     }
 
     /// Adds the endpoints to `router`.
@@ -36,17 +43,44 @@ public struct KServeRoutes: Sendable {
             Response.json(.object(JSONObject([
                 ("name", .string(Self.serverName)),
                 ("version", .string(Self.serverVersion)),
-                ("extensions", .array([.string("binary_tensor_data")])),
+                ("extensions", .array([.string("binary_tensor_data"), .string("model_repository")])),
             ])))
         }
-        // Every model is loaded before the server listens, so live means ready.
+        // Every model of the start is loaded before the server listens, so live means ready.
         router.get("/v2/health/live") { _, _ in Response(status: .ok) }
         router.get("/v2/health/ready") { _, _ in Response(status: .ok) }
-        // Triton's repository index: every model, loaded before the server listens.
-        router.post("/v2/repository/index") { _, _ in
-            Response.json(.array(self.models.keys.sorted().map { name in
-                .object(JSONObject([("name", .string(name)), ("version", .string(ServedModel.version)), ("state", "READY")]))
+        // Triton's repository index: the configuration file's models and those served, with their states.
+        router.post("/v2/repository/index") { request, _ in
+            var ready = false
+            if let body = try? await request.body.collect(upTo: 1 << 16), body.readableBytes > 0,
+               let document = try? JSONValue.parse(String(buffer: body)), case .bool(true)? = document["ready"] {
+                ready = true
+            }
+            return Response.json(.array(self.repository.index(ready: ready).map { entry in
+                var members: [(String, JSONValue)] = [("name", .string(entry.name))]
+                if !entry.version.isEmpty { members.append(("version", .string(entry.version))) }
+                if !entry.state.isEmpty { members.append(("state", .string(entry.state))) }
+                if !entry.reason.isEmpty { members.append(("reason", .string(entry.reason))) }
+                return .object(JSONObject(members))
             }))
+        }
+        router.post("/v2/repository/models/:model/load") { request, context in
+            let name = context.parameters.get("model") ?? ""
+            do throws(InferenceError) {
+                let body = try await self.collectBody(request)
+                try await self.repository.load(name, configuration: try Self.configParameter(body))
+                return Response(status: .ok)
+            } catch {
+                return .error(error)
+            }
+        }
+        router.post("/v2/repository/models/:model/unload") { _, context in
+            do throws(InferenceError) {
+                try await self.repository.unload(context.parameters.get("model") ?? "")
+                return Response(status: .ok)
+            } catch {
+                return .error(error)
+            }
         }
         for prefix in ["/v2/models/:model", "/v2/models/:model/versions/:version"] {
             router.get(RouterPath(prefix)) { _, context in
@@ -69,20 +103,31 @@ public struct KServeRoutes: Sendable {
         }
     }
 
+    /// The `config` parameter of a load request's body
+    /// (`{"parameters": {"config": "<the model's entry as JSON>"}}`, as
+    /// tritonclient's `load_model(config=)` sends it), nil when absent.
+    static func configParameter(_ body: ByteBuffer) throws(InferenceError) -> String? {
+        guard body.readableBytes > 0 else { return nil }
+        let document: JSONValue
+        do throws(JSONSyntaxError) {
+            document = try JSONValue.parse(String(buffer: body))
+        } catch {
+            throw .malformed("the load request's body is not JSON: \(error)")
+        }
+        guard let config = document["parameters"]?["config"] else { return nil }
+        guard let text = config.stringValue else {
+            throw .malformed("the load request's parameters.config must be a string holding the model's entry as JSON")
+        }
+        return text
+    }
+
     private func respond(_ body: () throws(InferenceError) -> JSONValue) -> Response {
         do throws(InferenceError) { return .json(try body()) } catch { return .error(error) }
     }
 
     /// The model and version named in the path.
     private func model(_ context: some RequestContext) throws(InferenceError) -> ServedModel {
-        let name = context.parameters.get("model") ?? ""
-        guard let model = models[name] else {
-            throw .unknownModel(name, available: models.keys.sorted())
-        }
-        if let version = context.parameters.get("version"), version != ServedModel.version {
-            throw .unknownVersion(model: name, version: version)
-        }
-        return model
+        try repository.model(context.parameters.get("model") ?? "", version: context.parameters.get("version"))
     }
 
     private func infer(_ request: Request, context: some RequestContext) async -> Response {
@@ -90,9 +135,11 @@ public struct KServeRoutes: Sendable {
         let response: Response
         var label = "unknown"
         do throws(InferenceError) {
-            let model = try self.model(context)
-            label = model.name
-            response = try await infer(request, model: model)
+            let name = context.parameters.get("model") ?? ""
+            response = try await repository.withModel(name, version: context.parameters.get("version")) { (model, batcher) throws(InferenceError) in
+                label = model.name
+                return try await infer(request, model: model, batcher: batcher)
+            }
         } catch {
             response = .error(error)
         }
@@ -100,7 +147,7 @@ public struct KServeRoutes: Sendable {
         return response
     }
 
-    private func infer(_ request: Request, model: ServedModel) async throws(InferenceError) -> Response {
+    private func infer(_ request: Request, model: ServedModel, batcher: LookupBatcher) async throws(InferenceError) -> Response {
         if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
             throw .malformed("request compression (Content-Encoding: \(encoding)) is not supported; send the request uncompressed")
         }
@@ -116,7 +163,6 @@ public struct KServeRoutes: Sendable {
             Result { () throws(InferenceError) -> InferenceRequest in try InferenceRequest.parse(body: body, headerLength: headerLength) }
         }.get()
         let batch = try model.batch(of: inference)
-        let batcher = batchers[model.name]!
         let floats = model.outputCount(batch)
         let shape = model.outputShape(batch, floats: floats)
         guard inference.wantsBinary(ServedModel.output) else {
@@ -128,7 +174,7 @@ public struct KServeRoutes: Sendable {
         return response.http()
     }
 
-    private func collectBody(_ request: Request) async throws(InferenceError) -> ByteBuffer {
+    func collectBody(_ request: Request) async throws(InferenceError) -> ByteBuffer {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
             throw .bodyTooLarge(limit: maxBodyBytes)
         }

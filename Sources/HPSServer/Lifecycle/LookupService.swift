@@ -9,20 +9,21 @@ public import ServiceLifecycle
 public struct LookupService: Service {
     /// The pool started and stopped.
     public let pool: LookupThreadPool
-    /// The batchers whose queues are closed at the shutdown.
-    public let batchers: [LookupBatcher]
+    /// The models whose batchers' queues are closed at the shutdown (and
+    /// the background work of those loaded while serving stopped).
+    public let repository: ModelRepository
 
-    /// The service of `pool` and `batchers`.
-    public init(pool: LookupThreadPool, batchers: [LookupBatcher]) {
+    /// The service of `pool` and the models of `repository`.
+    public init(pool: LookupThreadPool, repository: ModelRepository) {
         self.pool = pool
-        self.batchers = batchers
+        self.repository = repository
     }
 
     /// Runs until the group shuts down gracefully (or the task is cancelled).
     public func run() async {
         pool.start()
         try? await gracefulShutdown()
-        for batcher in batchers { batcher.shutdown() }
+        repository.shutdown()
         await pool.shutdown()
     }
 }

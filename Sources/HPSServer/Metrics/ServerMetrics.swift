@@ -14,8 +14,10 @@ public import Prometheus
 public final class ServerMetrics: Sendable {
     /// The registry the metrics live in.
     public let registry = PrometheusCollectorRegistry()
-    /// The sessions served, each once.
-    private let sessions: [LookupSession]
+    /// The sessions served, each once: those given at start, and those of
+    /// models loaded since (`register`), less those unloaded (`unregister`).
+    private let served: Locked<[LookupSession]>
+    private var sessions: [LookupSession] { served.withLock { $0 } }
     /// Each served session's counters, made once: a registry look-up per
     /// request and table costs more than the lookup of one sample.
     private let lookupMetrics: [ObjectIdentifier: LookupMetrics]
@@ -72,11 +74,12 @@ public final class ServerMetrics: Sendable {
     public init(sessions: [LookupSession], modelNames: [String] = [], updates: [any UpdateCounting] = []) {
         self.updates = updates
         var seen = Set<ObjectIdentifier>()
-        self.sessions = sessions.filter { seen.insert(ObjectIdentifier($0)).inserted }
+        let sessions = sessions.filter { seen.insert(ObjectIdentifier($0)).inserted }
+        served = Locked(sessions)
         let registry = self.registry
         var lookupMetrics: [ObjectIdentifier: LookupMetrics] = [:]
         var requestMetrics: [String: RequestMetrics] = [:]
-        for session in self.sessions {
+        for session in sessions {
             let model = session.model.name
             let tiers = session.tierNames
             lookupMetrics[ObjectIdentifier(session)] = LookupMetrics(
@@ -91,7 +94,7 @@ public final class ServerMetrics: Sendable {
                 },
                 defaults: session.model.tableNames.map { registry.makeCounter(descriptor: Self.defaults, labels: [("model", model), ("table", $0)]) })
         }
-        for model in Set(self.sessions.map(\.model.name) + modelNames) {
+        for model in Set(sessions.map(\.model.name) + modelNames) {
             requestMetrics[model] = RequestMetrics(
                 requests: registry.makeCounter(descriptor: Self.requests, labels: [("model", model)]),
                 duration: registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("model", model)], buckets: Self.latencyBuckets),
@@ -100,6 +103,22 @@ public final class ServerMetrics: Sendable {
         }
         self.lookupMetrics = lookupMetrics
         self.requestMetrics = requestMetrics
+    }
+
+    /// Adds the sessions of a model loaded while serving: their caches and
+    /// hit ratios are exported from the next scrape on. (Their lookups are
+    /// counted through the registry's look-up, a little more slowly than
+    /// those of the sessions given at start.)
+    func register(sessions: [LookupSession]) {
+        served.withLock { served in
+            for session in sessions where !served.contains(where: { $0 === session }) { served.append(session) }
+        }
+    }
+
+    /// Removes the sessions of a model unloaded or replaced: the counters
+    /// keep their totals, the gauges their last values.
+    func unregister(sessions: [LookupSession]) {
+        served.withLock { served in served.removeAll { session in sessions.contains { $0 === session } } }
     }
 
     /// One session's counters.
