@@ -58,6 +58,15 @@ struct BenchCommand: ParsableCommand {
     var skipPersistent = false
     @Flag(help: "Measure online updates instead: 1M key updates of vec size 128 as Kafka messages applied into the hash map on one core, against inserting the same rows and memcpy; with --device gpu, updates of the GPU tables against copying the same bytes to the device.")
     var updates = false
+    @Flag(name: .customLong("update-latency"),
+          help: "Measure produce-to-visible latency instead: updates through a Kafka-protocol broker (librdkafka's mock cluster) into the hash map while lookups run, against Kafka's delivery alone (Kafka trait).")
+    var updateLatency = false
+    @Option(name: .customLong("update-rate"), help: "Key updates per second of --update-latency.")
+    var updateRate = 10_000
+    @Option(name: .customLong("lookup-rate"), help: "Lookups (one sample of 26 keys) per second of --update-latency.")
+    var lookupRate = 1000
+    @Option(name: .customLong("latency-seconds"), help: "Seconds measured by --update-latency, after a warm-up.")
+    var latencySeconds = 20.0
     @Option(help: .hidden)
     var probeRocksdbLoad: String?
     @Option(help: .hidden)
@@ -91,6 +100,18 @@ struct BenchCommand: ParsableCommand {
                 let result = try LoadBenchmark.load(path: probeLoad, threads: probeThreads)
                 print("\(result.keys) \(result.vecSize) \(result.fileBytes) \(result.seconds) \(result.overheadBytesPerKey)")
                 return
+            }
+            if updateLatency {
+                #if Kafka
+                guard updateRate >= 100, lookupRate >= 1, latencySeconds > 0 else {
+                    throw ValidationError("--update-rate must be at least 100, --lookup-rate at least 1 and --latency-seconds positive")
+                }
+                try UpdateLatencyBenchmark.run(updatesPerSecond: updateRate, lookupsPerSecond: lookupRate,
+                                               seconds: latencySeconds, markdown: markdown)
+                return
+                #else
+                throw ValidationError("--update-latency needs a build with the Kafka package trait")
+                #endif
             }
             if device == "gpu" && updates {
                 try gpuUpdateBench()
