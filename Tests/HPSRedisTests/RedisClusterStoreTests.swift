@@ -45,6 +45,27 @@ struct RedisClusterStoreTests {
         }
     }
 
+    @Test("dropping a table unlinks its hashes: a new table of the same tag starts empty; other tables keep their rows")
+    func dropTable() throws {
+        try withCluster { cluster in
+            let store = try RedisClusterStore(configuration: redisConfiguration(cluster, partitions: 3))
+            let rows = TestRows(count: 300, vecSize: 4, seed: 7)
+            let dropped = try store.createTable("hps_et.m.t0.v1", vecSize: 4, members: 1, expectedKeys: 300)
+            let kept = try store.createTable("hps_et.m.t0", vecSize: 4, members: 1, expectedKeys: 300)
+            _ = try rows.insert(into: dropped)
+            _ = try rows.insert(into: kept)
+            try store.dropTable("hps_et.m.t0.v1")
+            #expect(store.tableTags == ["hps_et.m.t0"])
+            #expect(store.table("hps_et.m.t0.v1") == nil)
+            try store.dropTable("hps_et.m.none")  // a tag the store does not hold: no error
+            let again = try store.createTable("hps_et.m.t0.v1", vecSize: 4, members: 1, expectedKeys: 300)
+            #expect(again.count == 0)
+            #expect(lookup(again, keys: rows.keys).missed.count == rows.keys.count)
+            #expect(kept.count == 300)
+            #expect(lookup(kept, keys: rows.keys).missed.isEmpty)
+        }
+    }
+
     @Test("the layout is HugeCTR's: one value and one access hash per partition, fields of 8 key bytes")
     func layout() throws {
         try withCluster { cluster in

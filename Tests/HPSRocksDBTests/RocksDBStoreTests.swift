@@ -41,6 +41,33 @@ struct RocksDBStoreTests {
         }
     }
 
+    @Test("dropping a table drops its column family and records: gone after a reopen too; other tables keep their rows")
+    func dropTable() throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        let rows = RandomRows(count: 200, vecSize: 3, seed: 4)
+        do {
+            let store = try RocksDBStore(path: path)
+            let dropped = try store.createTable("hps_et.m.t.v1", vecSize: 3, members: 1, expectedKeys: 200)
+            let kept = try store.createTable("hps_et.m.t", vecSize: 3, members: 1, expectedKeys: 200)
+            try insert(dropped, keys: rows.keys, vectors: rows.vectors)
+            try insert(kept, keys: rows.keys, vectors: rows.vectors)
+            try store.dropTable("hps_et.m.t.v1")
+            try store.dropTable("hps_et.m.none")  // a tag the store does not hold: no error
+            #expect(store.tableTags == ["hps_et.m.t"])
+            // The same tag again is a new, empty table.
+            let again = try store.createTable("hps_et.m.t.v1", vecSize: 3, members: 1, expectedKeys: 200)
+            #expect(again.count == 0)
+            #expect(lookup(again, keys: rows.keys).missed.count == 200)
+            try store.dropTable("hps_et.m.t.v1")
+        }
+        let reopened = try RocksDBStore(path: path)
+        #expect(reopened.tableTags == ["hps_et.m.t"])
+        let kept = try #require(reopened.table("hps_et.m.t"))
+        #expect(kept.count == 200)
+        #expect(lookup(kept, keys: rows.keys).missed.isEmpty)
+    }
+
     @Test("misses get their member's default and their flat indices, ascending, across runs")
     func missesAndDefaults() throws {
         let (directory, path) = try Self.databasePath()
