@@ -74,6 +74,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("load-model"), parsing: .singleValue,
             help: "With --model-control-mode explicit: a model of --config to load at start (repeatable; \"*\" for every model). Without it none is loaded until asked.")
     var loadModels: [String] = []
+    @Option(name: .customLong("kafka-setting"), parsing: .singleValue,
+            help: "A librdkafka consumer setting for the update consumers, NAME=VALUE (repeatable), e.g. fetch.wait.max.ms=10; it overrides the one HugeCTR's settings give.")
+    var kafkaSettings: [String] = []
 
     func run() async throws {
         try await reportingErrorsAsync {
@@ -151,7 +154,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("give --config FILE (an HPS configuration), or --demo to serve the seed model")
             }
             for warning in parameterServer.warnings { note("hps: warning: \(warning)") }
-            let updates = try UpdateFollowing.consumers(of: parameterServer, logger: logger)
+            let updates = try UpdateFollowing.consumers(of: parameterServer, logger: logger, settings: try kafkaSettingPairs())
             let server = try HPSServer(parameterServer: parameterServer, options: options, predictionModels: predictionModels,
                                        updates: updates)
             for (name, devices) in server.devices.sorted(by: { $0.key < $1.key }) where devices.contains(where: { $0 != nil }) {
@@ -204,6 +207,16 @@ struct ServeCommand: AsyncParsableCommand {
             let server = try onTheCPU()
             note("hps: serving from the CPU because the GPU tables could not be made: \(error)")
             return server
+        }
+    }
+
+    /// `--kafka-setting` as (name, value) pairs.
+    private func kafkaSettingPairs() throws -> [(String, String)] {
+        try kafkaSettings.map { setting in
+            guard let equals = setting.firstIndex(of: "="), equals != setting.startIndex else {
+                throw ValidationError("--kafka-setting must be NAME=VALUE (a librdkafka consumer setting), not \"\(setting)\"")
+            }
+            return (String(setting[..<equals]), String(setting[setting.index(after: equals)...]))
         }
     }
 
