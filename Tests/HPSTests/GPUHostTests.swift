@@ -6,6 +6,21 @@ import Testing
 /// What of the GPU path runs without a GPU: loading fails cleanly, and the
 /// host-side bookkeeping that the kernels rely on.
 struct GPUHostTests {
+    @Test("an update's repeated keys are found, wherever they sit, and distinct keys pass (the check before the GPU write)")
+    func updateRepeats() {
+        var random = SplitMix64(seed: 21)
+        let distinct = Array(Set((0..<5000).map { _ in Int64(bitPattern: random.next()) }))
+        distinct.withUnsafeBufferPointer { #expect(!StagedUpdate.hasRepeats($0)) }
+        for (first, second) in [(0, 1), (0, 4999), (2500, 17), (4998, 4999)] {
+            var keys = distinct.prefix(5000).map { $0 }
+            keys[second] = keys[first]
+            keys.withUnsafeBufferPointer { #expect(StagedUpdate.hasRepeats($0), "repeat at \(first) and \(second)") }
+        }
+        [Int64]([0, 0]).withUnsafeBufferPointer { #expect(StagedUpdate.hasRepeats($0)) }
+        [Int64]([7]).withUnsafeBufferPointer { #expect(!StagedUpdate.hasRepeats($0)) }
+        [Int64]([-1, 1, Int64.min, Int64.max]).withUnsafeBufferPointer { #expect(!StagedUpdate.hasRepeats($0)) }
+    }
+
     @Test("without libcuda, opening a GPU fails with an error that says no GPU and why")
     func driverMissing() throws {
         // CI machines have no NVIDIA driver; on a machine with one this test has nothing to check.

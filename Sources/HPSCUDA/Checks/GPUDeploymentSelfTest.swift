@@ -44,6 +44,11 @@ enum GPUDeploymentSelfTest {
                     cases.append(.init(name: "online update through the server, \(cacheType.rawValue) cache, \(keyType == .int64 ? "int64" : "int32") keys, \(fuse ? "fused" : "unfused")",
                                        passed: updateProblem == nil,
                                        detail: updateProblem ?? "the GPU session answers every updated and added key with its new vector, and equals the CPU session's after it"))
+                    let reloadProblem = try checkReload(server: server, model: model, directory: directory.path, deviceIndex: deviceIndex,
+                                                        cacheType: cacheType, fused: fuse, random: &random)
+                    cases.append(.init(name: "model reloaded with new files while served, \(cacheType.rawValue) cache, \(keyType == .int64 ? "int64" : "int32") keys, \(fuse ? "fused" : "unfused")",
+                                       passed: reloadProblem == nil,
+                                       detail: reloadProblem ?? "the new version's GPU session equals its CPU session and differs from the old; the old one answered until its tables were dropped"))
                     if cacheType != .uvm {
                         let problem = try comparePredictions(server: server, model: model, deviceIndex: deviceIndex, fused: fuse,
                                                              random: &random)
@@ -181,6 +186,41 @@ enum GPUDeploymentSelfTest {
             }
         }
         return try compare(server: server, model: model, deviceIndex: deviceIndex, cacheType: cacheType, fused: fused, random: &random)
+    }
+
+    /// Rewrites the model's files with another seed and loads them as a new
+    /// version (`HierarchicalParameterServer.load`, as `hps serve`'s model
+    /// control does): the new GPU session must equal the new CPU session,
+    /// differ from the old version, and the old version must keep answering
+    /// its own rows until its tables are dropped. The files are put back after.
+    static func checkReload(server: HierarchicalParameterServer, model: SeedModel, directory: String, deviceIndex: Int,
+                            cacheType: EmbeddingCacheType, fused: Bool, random: inout SplitMix64) throws -> String? {
+        let old = try server.deployment(model: model.modelName)
+        let keys = (0..<16).map { Int64($0) }
+        guard let oldGPU = old.deviceSessions[deviceIndex] else { return "the model has no session on GPU \(deviceIndex)" }
+        let before = try oldGPU.lookup(tables: [(table: 0, keys: keys)])[0]
+        var changed = model
+        changed.seed = model.seed &+ 1
+        _ = try changed.write(to: directory)
+        defer { _ = try? model.write(to: directory) }
+        let (loaded, replaced) = try server.load(old.model)
+        guard replaced === old, loaded.generation == old.generation + 1 else {
+            return "the load replaced generation \(replaced?.generation ?? -1) with \(loaded.generation), not \(old.generation) with \(old.generation + 1)"
+        }
+        let gpu = try server.session(model: model.modelName, device: deviceIndex)
+        let cpu = try server.session(model: model.modelName)
+        let got = try gpu.lookup(tables: [(table: 0, keys: keys)])[0]
+        let want = try cpu.lookup(tables: [(table: 0, keys: keys)])[0]
+        if let e = got.indices.first(where: { got[$0].bitPattern != want[$0].bitPattern }) {
+            return "after the reload, key \(keys[e / model.dim]) element \(e % model.dim): GPU \(got[e]), CPU \(want[e])"
+        }
+        if got == before { return "the reloaded version answers the old version's vectors" }
+        if try oldGPU.lookup(tables: [(table: 0, keys: keys)])[0] != before {
+            return "the old version's GPU session changed its answers before its tables were dropped"
+        }
+        let problems = server.dropTables(of: old)
+        if !problems.isEmpty { return "dropping the old version's tables: \(problems.joined(separator: "; "))" }
+        return try compare(server: server, model: changed, deviceIndex: deviceIndex, cacheType: cacheType, fused: fused, random: &random)
     }
 
     /// The first difference between the GPU and CPU prediction heads, or nil;

@@ -18,12 +18,7 @@ struct StagedUpdate {
     /// stages the bytes before returning).
     init(keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>, dim: Int,
          scratch: DeviceScratch, stream: CUDAStream) throws(CUDAError) {
-        var seen = Set<Int64>(minimumCapacity: keys.count)
-        var repeated = false
-        for key in keys where !seen.insert(key).inserted {
-            repeated = true
-            break
-        }
+        let repeated = Self.hasRepeats(keys)
         count = repeated ? Set(keys).count : keys.count
         self.keys = try scratch.buffer("updateKeys", bytes: max(1, count) * 8).address
         self.vectors = try scratch.buffer("updateVectors", bytes: max(1, count * dim) * 4).address
@@ -43,6 +38,28 @@ struct StagedUpdate {
             try stream.copy(to: self.vectors, from: UnsafeRawPointer(vectors.baseAddress!), bytes: count * dim * 4)
         }
         try stream.device.driver.check(stream.device.driver.cuMemsetD32Async(counter, 0, 1, stream.handle), "cuMemsetD32Async")
+    }
+
+    /// Whether a key occurs twice: each key's index in an open-addressing
+    /// table of twice as many slots (a `Set` of the keys took about as long
+    /// as copying their vectors to the device).
+    static func hasRepeats(_ keys: UnsafeBufferPointer<Int64>) -> Bool {
+        guard keys.count > 1 else { return false }
+        var capacity = 2
+        while capacity < 2 * keys.count { capacity <<= 1 }
+        let slots = UnsafeMutableBufferPointer<Int32>.allocate(capacity: capacity)
+        defer { slots.deallocate() }
+        slots.initialize(repeating: -1)
+        let mask = capacity - 1
+        for (i, key) in keys.enumerated() {
+            var slot = Int(truncatingIfNeeded: KeyHash.hash(key, member: 0)) & mask
+            while slots[slot] >= 0 {
+                if keys[Int(slots[slot])] == key { return true }
+                slot = (slot + 1) & mask
+            }
+            slots[slot] = Int32(i)
+        }
+        return false
     }
 
     /// The rows written, after the stream's work (waits for it).
