@@ -51,25 +51,11 @@ enum UpdateBenchmark {
         let vecSize = 128, tableKeys = store.tableKeys, updates = store.updates
         let directory = try TemporaryDirectory(prefix: "hps-bench-updates-table")
         defer { directory.remove() }
-        var random = SplitMix64(seed: 77)
-        let keys = (0..<tableKeys).map { Int64($0) * 7 + 3 }
-        let rows = (0..<(tableKeys * vecSize)).map { _ in random.nextFloat(-1, 1) }
-        _ = try keys.withUnsafeBufferPointer { k in
-            try rows.withUnsafeBufferPointer { v in
-                try SparseModelFolder.write(path: directory.path + "/t0", table: "t0", keys: k, vectors: v, vecSize: vecSize)
-            }
-        }
-        let json = """
-        {"supportlonglong": true, \(store.json),
-         "models": [{"model": "m", "sparse_files": ["\(directory.path)/t0"], "embedding_table_names": ["t0"],
-                     "embedding_vecsize_per_table": [\(vecSize)], "maxnum_catfeature_query_per_table_per_sample": [1],
-                     "default_value_for_each_table": [0], "deployed_device_list": [0], "max_batch_size": 1, "gpucache": false}]}
-        """
-        let path = directory.path + "/hps.json"
-        let file = fopen(path, "w")!
-        fputs(json, file)
-        fclose(file)
-        let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path), parallelism: 1)
+        let model = try OneTableBenchmarkModel(folder: directory.path, keys: tableKeys, vecSize: vecSize, stride: 7, offset: 3,
+                                               seed: 77, stores: store.json, keysPerSample: 1)
+        let keys = model.keys
+        var random = SplitMix64(seed: 78)
+        let server = try model.server()
         let applier = UpdateApplier(server: server)
         // Updates of keys the table holds, in random order, as messages of keysPerMessage pairs.
         let updateKeys = (0..<updates).map { _ in keys[Int(random.next() % UInt64(tableKeys))] }

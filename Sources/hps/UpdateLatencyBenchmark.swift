@@ -30,29 +30,15 @@ enum UpdateLatencyBenchmark {
     static func run(updatesPerSecond: Int, lookupsPerSecond: Int, seconds: Double, markdown: Bool) throws {
         let directory = try TemporaryDirectory(prefix: "hps-bench-update-latency")
         defer { directory.remove() }
-        var random = SplitMix64(seed: 5)
-        let keys = (0..<tableKeys).map { Int64($0) * 3 + 1 }
-        let rows = (0..<(tableKeys * vecSize)).map { _ in random.nextFloat(-1, 1) }
-        _ = try keys.withUnsafeBufferPointer { k in
-            try rows.withUnsafeBufferPointer { v in
-                try SparseModelFolder.write(path: directory.path + "/t0", table: "t0", keys: k, vectors: v, vecSize: vecSize)
-            }
-        }
         let cluster = try KafkaMockCluster(brokers: 1)
         let topic = UpdateTopic(model: "m", table: "t0")
         try cluster.createTopic(topic.description, partitions: 8)
-        let json = """
-        {"supportlonglong": true, "volatile_db": {"type": "hash_map"},
-         "update_source": {"type": "kafka_message_queue", "brokers": "\(cluster.bootstrapServers)"},
-         "models": [{"model": "m", "sparse_files": ["\(directory.path)/t0"], "embedding_table_names": ["t0"],
-                     "embedding_vecsize_per_table": [\(vecSize)], "maxnum_catfeature_query_per_table_per_sample": [26],
-                     "default_value_for_each_table": [0], "deployed_device_list": [0], "max_batch_size": 1, "gpucache": false}]}
-        """
-        let path = directory.path + "/hps.json"
-        let file = fopen(path, "w")!
-        fputs(json, file)
-        fclose(file)
-        let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path), parallelism: 1)
+        let model = try OneTableBenchmarkModel(
+            folder: directory.path, keys: tableKeys, vecSize: vecSize, stride: 3, offset: 1, seed: 5,
+            stores: #""volatile_db": {"type": "hash_map"}, "update_source": {"type": "kafka_message_queue", "brokers": "\#(cluster.bootstrapServers)"}"#,
+            keysPerSample: 26)
+        let keys = model.keys
+        let server = try model.server()
         let session = try server.session(model: "m")
         var logger = Logger(label: "hps.bench")
         logger.logLevel = .error

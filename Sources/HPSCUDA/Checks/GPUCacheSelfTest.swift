@@ -81,22 +81,7 @@ enum GPUCacheSelfTest {
         }
         /// The CPU's rows, and the keys it holds none of.
         func expected(_ keys: [Int64]) -> (rows: [Float], absent: Int) {
-            var out = [Float](repeating: 0, count: n * dim)
-            var absent = 0
-            out.withUnsafeMutableBufferPointer { o in
-                keys.withUnsafeBufferPointer { k in
-                    var offset = 0
-                    let cpuRuns = runs.map { run -> LookupRun in
-                        defer { offset += run.count }
-                        return LookupRun(member: run.member, keys: k.baseAddress! + offset, count: run.count,
-                                         output: o.baseAddress! + offset * dim)
-                    }
-                    defaults.withUnsafeBufferPointer { d in
-                        absent = cpuRuns.withUnsafeBufferPointer { cpu.lookup($0, defaults: d, missed: nil, parallelism: 1) }
-                    }
-                }
-            }
-            return (out, absent)
+            GPUUpdateSelfTest.expected(cpu, keys: keys, runs: runs, dim: dim, defaults: defaults)
         }
         func firstDifference(_ got: [Float], _ want: [Float], _ keys: [Int64]) -> String? {
             for i in 0..<(n * dim) where got[i].bitPattern != want[i].bitPattern {
