@@ -124,6 +124,7 @@ struct ServeCommand: AsyncParsableCommand {
                 let text = try Self.readTextFile(authTokenFile)
                 let token = Substring(text).trimmingCharacters(in: "\n").trimmingCharacters(in: "\r").trimmingCharacters(in: " ")
                 guard !token.isEmpty else { throw ValidationError("the token file \(authTokenFile) is empty") }
+                if let warning = Self.tokenFilePermissionWarning(authTokenFile) { note("hps: warning: \(warning)") }
                 options.token = String(token)
             }
             LargeBufferReuse.enable()
@@ -223,6 +224,16 @@ struct ServeCommand: AsyncParsableCommand {
     /// The seed model's Dense head on `session`'s GPU (HPSCUDA's GPUPredictionModel).
     static func gpuPredictionModel(session: LookupSession, dense: DenseLayer, keysPerSample: Int) throws -> any Predictor {
         try GPUPredictionModel(session: session, dense: dense, keysPerSample: keysPerSample)
+    }
+
+    /// A sentence when the token file can be read or written by users other
+    /// than its owner and group (the token is a password), else nil.
+    static func tokenFilePermissionWarning(_ path: String) -> String? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        let mode = status.st_mode & 0o777
+        guard mode & 0o006 != 0 else { return nil }
+        return "the token file \(path) can be \(mode & 0o002 != 0 ? "written" : "read") by every user of this machine (mode \(String(mode, radix: 8))); chmod 600 \(path)"
     }
 
     /// A small text file's contents.

@@ -114,6 +114,26 @@ struct ServeCLITests {
         #expect(outcome.stderr.contains("token file no-token"))
     }
 
+    @Test("a token file every user may read is a warning naming the chmod; one only its owner reads is not")
+    func worldReadableTokenFile() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-cli")
+        defer { directory.remove() }
+        let path = directory.path + "/token"
+        let file = try #require(fopen(path, "w"))
+        fputs("s3cret\n", file)
+        fclose(file)
+        chmod(path, 0o644)
+        // The configuration does not exist: the run ends after the token's checks.
+        let open = try CLITests().hps(["serve", "--config", "nope.json", "--auth-token-file", "token"], in: directory.path)
+        #expect(open.status == 1)
+        #expect(open.stderr.contains("hps: warning: the token file token can be read by every user of this machine (mode 644); chmod 600 token"))
+        #expect(!open.stderr.contains("s3cret"))
+        chmod(path, 0o600)
+        let closed = try CLITests().hps(["serve", "--config", "nope.json", "--auth-token-file", "token"], in: directory.path)
+        #expect(closed.status == 1)
+        #expect(!closed.stderr.contains("token file token can be"))
+    }
+
     @Test("hps serve with a port out of range exits 1 naming the flag")
     func portOutOfRange() throws {
         let directory = try TemporaryDirectory(prefix: "hps-cli")

@@ -9,8 +9,10 @@ enum BearerToken {
     }
 
     /// Compares without returning early, so timing does not reveal a prefix.
+    /// Lengths that differ never compare equal, whatever the bytes (a
+    /// token of NUL bytes against a shorter value included).
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(truncatingIfNeeded: a.count ^ b.count)
+        var difference: UInt8 = a.count == b.count ? 0 : 1
         for i in 0..<max(a.count, b.count) {
             difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
         }
