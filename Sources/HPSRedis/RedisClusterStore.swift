@@ -30,18 +30,18 @@ public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
     ///   - options: timeouts and back-off; the connection settings of
     ///     `configuration` override theirs.
     ///   - eventLoopGroup: the event loops of the connections (the store never shuts them down).
-    /// - Throws: `StoreError.backendUnavailable` for an address that does not parse,
+    /// - Throws: `StoreError.backend` for an address that does not parse or TLS asked for,
     ///   `RedisError.clusterUnreachable` (naming every address tried) when no node answers.
     public init(configuration: VolatileDatabaseConfiguration, options: RedisCluster.Options = .init(),
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         guard let seeds = NodeAddress.list(configuration.address) else {
-            throw StoreError.backendUnavailable(
-                path: "volatile_db.address", type: "redis_cluster",
-                reason: "\"\(configuration.address)\" is not a comma-separated list of host:port")
+            throw StoreError.backend(
+                kind: "redis_cluster",
+                message: "volatile_db.address \"\(configuration.address)\" is not a comma-separated list of host:port")
         }
         if configuration.enableTLS {
-            throw StoreError.backendUnavailable(path: "volatile_db.enable_tls", type: "redis_cluster",
-                                                reason: "TLS to Redis is not implemented; set enable_tls to false")
+            throw StoreError.backend(kind: "redis_cluster",
+                                     message: "volatile_db.enable_tls is true, but TLS to Redis is not implemented; set enable_tls to false")
         }
         var options = options
         options.connectionsPerNode = configuration.numNodeConnections

@@ -37,7 +37,7 @@ import Synchronization
 /// reply (node down, timeout, a node skipped during its back-off, an error
 /// reply such as `CLUSTERDOWN`) are reported as misses, with the defaults
 /// written, and the store's `errorCount` grows; the next call tries again.
-/// An insert that cannot be written throws `StoreError.backendUnavailable`.
+/// An insert that cannot be written throws `StoreError.backend`, naming the node's failure.
 ///
 /// Thread safety: lookups, inserts and erases may run concurrently.
 public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
@@ -271,7 +271,7 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
     /// Inserts with one `HSET` of values and one of access records per
     /// partition and chunk of at most `max_batch_size` keys, pipelined per
     /// node, then prunes partitions over the overflow margin.
-    /// - Throws: `StoreError.backendUnavailable` if a node could not store its share
+    /// - Throws: `StoreError.backend` if a node could not store its share
     ///   (the other nodes' shares are stored).
     public func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
                        parallelism: Int) throws(StoreError) -> InsertCounts {
@@ -316,8 +316,7 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
         }
         if let failure {
             errors.add()
-            throw .backendUnavailable(path: "volatile_db", type: "redis_cluster",
-                                      reason: "inserting into \(tag) failed: \(failure)")
+            throw .backend(kind: "redis_cluster", message: "inserting into \(tag) failed: \(failure)")
         }
         if margin < .max {
             let touched = (0..<partitionCount).filter { starts[$0 + 1] > starts[$0] }

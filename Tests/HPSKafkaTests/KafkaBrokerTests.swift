@@ -194,7 +194,9 @@ struct KafkaBrokerTests {
         // Lookups are answered while the broker is away, from what the tiers hold.
         let before = ContinuousClock.now
         #expect(try fixture.lookup(table: 1, early) == earlyVectors)
-        #expect(ContinuousClock.now - before < .seconds(1))
+        // Not a speed check: a lookup that waited on the broker would take
+        // its timeouts (10 s and more); a loaded CI machine may take a second.
+        #expect(ContinuousClock.now - before < .seconds(5))
         try await Task.sleep(for: .milliseconds(500))
         try cluster.setBroker(1, up: true)
         try publisher.flush()

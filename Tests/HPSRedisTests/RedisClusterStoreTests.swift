@@ -66,6 +66,26 @@ struct RedisClusterStoreTests {
         }
     }
 
+    @Test("a bad address and TLS are refused naming the setting, not as a backend missing from the build")
+    func configurationRefusals() {
+        var configuration = VolatileDatabaseConfiguration()
+        configuration.type = .redisCluster
+        configuration.address = "not an address"
+        #expect(throws: StoreError.backend(kind: "redis_cluster",
+                                           message: "volatile_db.address \"not an address\" is not a comma-separated list of host:port")) {
+            try RedisClusterStore(configuration: configuration)
+        }
+        configuration.address = "127.0.0.1:1"
+        configuration.enableTLS = true
+        do {
+            _ = try RedisClusterStore(configuration: configuration)
+            Issue.record("TLS was accepted")
+        } catch {
+            #expect(String(describing: error).contains("volatile_db.enable_tls"))
+            #expect(!String(describing: error).contains("not available in this build"))
+        }
+    }
+
     @Test("the layout is HugeCTR's: one value and one access hash per partition, fields of 8 key bytes")
     func layout() throws {
         try withCluster { cluster in

@@ -52,17 +52,21 @@ struct BatcherQueueTests {
         let (batcher, pool) = batcher(fixture, delay: .seconds(3))
         let expected = try fixture.expected(batch.keysPerTable)
         let batch = self.batch
-        let leader = Task { try await batcher.lookup(batch) }
+        let leaderDone = Locked(false)
+        let leader = Task {
+            defer { leaderDone.withLock { $0 = true } }
+            return try await batcher.lookup(batch)
+        }
         try await Task.sleep(for: .milliseconds(200))
         let queued = (0..<3).map { _ in Task { () throws(InferenceError) -> [Float] in try await batcher.lookup(batch) } }
         try await Task.sleep(for: .milliseconds(200))
-        let start = ContinuousClock.now
         batcher.shutdown()
         for task in queued {
             let result = await task.result
             #expect(throws: InferenceError.shuttingDown(model: fixture.model)) { try result.get() }
         }
-        #expect(ContinuousClock.now - start < .seconds(1), "queued requests are answered without waiting for the leader")
+        // Ordered, not timed: the leader's lookup waits 3 s for others to merge with.
+        #expect(!leaderDone.withLock { $0 }, "queued requests are answered without waiting for the leader")
         #expect(InferenceError.shuttingDown(model: fixture.model).status == .serviceUnavailable)
         #expect(InferenceError.shuttingDown(model: fixture.model).description.contains("shutting down"))
         // The request in flight is answered; later ones are refused.
@@ -77,15 +81,19 @@ struct BatcherQueueTests {
         let (batcher, pool) = batcher(fixture, delay: .seconds(2))
         let expected = try fixture.expected(batch.keysPerTable)
         let batch = self.batch
-        let leader = Task { try await batcher.lookup(batch) }
+        let leaderDone = Locked(false)
+        let leader = Task {
+            defer { leaderDone.withLock { $0 = true } }
+            return try await batcher.lookup(batch)
+        }
         try await Task.sleep(for: .milliseconds(200))
         let cancelled = Task { () throws(InferenceError) -> [Float] in try await batcher.lookup(batch) }
         let kept = Task { try await batcher.lookup(batch) }
         try await Task.sleep(for: .milliseconds(200))
-        let start = ContinuousClock.now
         cancelled.cancel()
         let result = await cancelled.result
-        #expect(ContinuousClock.now - start < .seconds(1))
+        // Ordered, not timed: the leader's lookup waits 2 s for others to merge with.
+        #expect(!leaderDone.withLock { $0 }, "the cancelled request leaves before the leader's lookup ends")
         #expect(throws: InferenceError.shuttingDown(model: fixture.model)) { try result.get() }
         #expect(try await leader.value == expected)
         #expect(try await kept.value == expected)
