@@ -1,6 +1,6 @@
 import Glibc
 import HPS
-import HPSServer
+@testable import HPSServer
 import Logging
 import ServiceLifecycle
 import Testing
@@ -70,7 +70,13 @@ struct GracefulShutdownTests {
             }
             let connection = try #require(LoopbackConnection(port: httpPort))
             connection.send(head + body[0..<10])
-            try await Task.sleep(for: .milliseconds(300))
+            // The shutdown must find the request in flight: wait until its
+            // handler holds the model (a fixed sleep lost that race on a
+            // loaded machine under ThreadSanitizer).
+            for _ in 0..<600 where fixture.server.repository.activeRequests(fixture.model) == 0 {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(fixture.server.repository.activeRequests(fixture.model) == 1)
             await group.triggerGracefulShutdown()
             var refused = false
             for _ in 0..<100 {

@@ -119,6 +119,11 @@ public final class ModelRepository: Sendable {
         return .unknownModel(name, available: state.entries.keys.sorted())
     }
 
+    /// Requests using the version of `name` served now (0 when none is served).
+    func activeRequests(_ name: String) -> Int {
+        state.withLock { $0.entries[name] }?.active.withLock { $0 } ?? 0
+    }
+
     /// The batcher of the version served now.
     public func withBatcher(_ name: String) throws(InferenceError) -> LookupBatcher {
         try entry(name, version: nil).batcher
