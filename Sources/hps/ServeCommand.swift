@@ -229,9 +229,7 @@ struct ServeCommand: AsyncParsableCommand {
     /// A sentence when the token file can be read or written by users other
     /// than its owner and group (the token is a password), else nil.
     static func tokenFilePermissionWarning(_ path: String) -> String? {
-        var status = stat()
-        guard stat(path, &status) == 0 else { return nil }
-        let mode = status.st_mode & 0o777
+        guard let mode = filePermissionBits(path).map({ $0 & 0o777 }) else { return nil }
         guard mode & 0o006 != 0 else { return nil }
         return "the token file \(path) can be \(mode & 0o002 != 0 ? "written" : "read") by every user of this machine (mode \(String(mode, radix: 8))); chmod 600 \(path)"
     }

@@ -93,3 +93,10 @@ func joinPath(_ base: String, _ relative: String) -> String {
     if relative.hasPrefix("/") || base.isEmpty { return relative }
     return base.hasSuffix("/") ? base + relative : base + "/" + relative
 }
+
+/// The permission bits of the file at `path` (`st_mode & 0o7777`), nil when it cannot be examined.
+package func filePermissionBits(_ path: String) -> UInt32? {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    return UInt32(info.st_mode) & 0o7777
+}
