@@ -347,8 +347,6 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
             for member in 0..<memberCount where outcome.missed[member] > 0 {
                 if let fromBelow = outcome.below {
                     hits.moveFromCache(member: member, answeredBelow: fromBelow)
-                } else if let fromBelow = outcome.unheldBelow {
-                    hits.moveFromCache(member: member, answeredBelow: fromBelow)
                 } else if let found = outcome.foundInTable {
                     hits.moveFromCache(member: member, count: outcome.missed[member] - found[member], to: nil)
                 } else {
@@ -408,13 +406,12 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         var filled = true
         /// Per member, the keys missed.
         var missed: [Int]
-        /// Filled from the tiers below: per tier and member, the keys each answered, and the keys none holds.
+        /// Read from the tiers below (a `dynamic` cache's misses, or the misses
+        /// a uvm cache's mapped table does not hold): per tier and member, the
+        /// keys each answered, and the keys none holds.
         var below: TierHits?
         /// uvm: per member, the missed keys the mapped table holds.
         var foundInTable: [Int]?
-        /// uvm: where the tiers below answered the missed keys the mapped
-        /// table does not hold (per tier and member), when there are tiers below.
-        var unheldBelow: TierHits?
     }
 
     /// The lookup of staged run arrays (and keys, unless `deviceKeys` is
@@ -502,7 +499,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
                 try stream.download(into: &planOutput, from: plan.output)
                 let keys = UnheldKeys(keys: unheld.map { planKeys[$0] }, members: unheld.map { plannedMembers[$0] },
                                       outputRows: unheld.map { Int32(planOutput[$0]) })
-                outcome.unheldBelow = try keys.fill(from: below, dim: dim, defaults: hostDefaults, memberCount: memberCount,
+                outcome.below = try keys.fill(from: below, dim: dim, defaults: hostDefaults, memberCount: memberCount,
                                                     output: output, stage: stage, scatter: scatterRows)
             }
             counts.synchronousFills += 1

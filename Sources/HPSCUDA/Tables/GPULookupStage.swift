@@ -204,20 +204,33 @@ extension TierHits {
     }
 }
 
+/// Where a batch's runs start among its keys, to find the run that holds a flat key index.
+struct RunStarts {
+    /// (runs + 1) offsets: run r holds keys starts[r] ..< starts[r + 1].
+    let starts: [Int]
+
+    init(_ runs: UnsafeBufferPointer<LookupRun>) {
+        var starts = [Int](repeating: 0, count: runs.count + 1)
+        for (r, run) in runs.enumerated() { starts[r + 1] = starts[r] + run.count }
+        self.starts = starts
+    }
+
+    /// The run holding key `index`: the last start at or below it.
+    func run(holding index: Int) -> Int {
+        var lo = 0, hi = starts.count - 2
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if starts[mid] <= index { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+}
+
 /// Per member, how many of the missed key indices (flat, into the batch's keys) fall in its runs.
 func missesPerMember(_ indices: UnsafeBufferPointer<Int32>, runs: UnsafeBufferPointer<LookupRun>, members: Int) -> [Int] {
     var perMember = [Int](repeating: 0, count: members)
-    var starts = [Int](repeating: 0, count: runs.count + 1)
-    for (r, run) in runs.enumerated() { starts[r + 1] = starts[r] + run.count }
-    for index in indices {
-        // The run holding the index: the last start at or below it.
-        var lo = 0, hi = runs.count - 1
-        while lo < hi {
-            let mid = (lo + hi + 1) / 2
-            if starts[mid] <= Int(index) { lo = mid } else { hi = mid - 1 }
-        }
-        perMember[runs[lo].member] += 1
-    }
+    let starts = RunStarts(runs)
+    for index in indices { perMember[runs[starts.run(holding: Int(index))].member] += 1 }
     return perMember
 }
 

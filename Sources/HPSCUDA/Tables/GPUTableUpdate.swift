@@ -2,15 +2,16 @@ public import HPS
 
 /// An online update's rows on the device, as `hps_table_update` and
 /// `hps_cache_update` take them: distinct keys (a repeated key keeps its last
-/// row, as the tiers below do), their vectors, and a zeroed counter of the
-/// rows written. Staged in a table's scratch buffers, on its stream.
+/// row, as the tiers below do), their vectors, and two zeroed counters of
+/// rows written (a uvm cache writes its table and its cached rows, counted
+/// apart). Staged in a table's scratch buffers, on its stream.
 struct StagedUpdate {
     /// Device address of `count` Int64 keys.
     var keys: UInt64
     /// Device address of `count × dim` floats.
     var vectors: UInt64
-    /// Device address of one UInt32, zeroed.
-    var counter: UInt64
+    /// Device address of two UInt32 counters, zeroed.
+    var counters: UInt64
     /// Distinct keys.
     var count: Int
 
@@ -18,16 +19,18 @@ struct StagedUpdate {
     /// stages the bytes before returning).
     init(keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>, dim: Int,
          scratch: DeviceScratch, stream: CUDAStream) throws(CUDAError) {
-        let repeated = Self.hasRepeats(keys)
-        count = repeated ? Set(keys).count : keys.count
-        self.keys = try scratch.buffer("updateKeys", bytes: max(1, count) * 8).address
-        self.vectors = try scratch.buffer("updateVectors", bytes: max(1, count * dim) * 4).address
-        counter = try scratch.buffer("updateCounter", bytes: 4).address
-        if repeated {
-            // The last row of each key, in the order of their last rows.
+        // With a repeated key: the last row of each key, in the order of their last rows.
+        var distinctRows: [Int]? = nil
+        if Self.hasRepeats(keys) {
             var last: [Int64: Int] = [:]
             for (i, key) in keys.enumerated() { last[key] = i }
-            let rows = last.values.sorted()
+            distinctRows = last.values.sorted()
+        }
+        count = distinctRows?.count ?? keys.count
+        self.keys = try scratch.buffer("updateKeys", bytes: max(1, count) * 8).address
+        self.vectors = try scratch.buffer("updateVectors", bytes: max(1, count * dim) * 4).address
+        counters = try scratch.buffer("updateCounters", bytes: 8).address
+        if let rows = distinctRows {
             var distinctVectors = [Float]()
             distinctVectors.reserveCapacity(rows.count * dim)
             for row in rows { distinctVectors += vectors[(row * dim)..<((row + 1) * dim)] }
@@ -37,7 +40,7 @@ struct StagedUpdate {
             try stream.copy(to: self.keys, from: UnsafeRawPointer(keys.baseAddress!), bytes: count * 8)
             try stream.copy(to: self.vectors, from: UnsafeRawPointer(vectors.baseAddress!), bytes: count * dim * 4)
         }
-        try stream.device.driver.check(stream.device.driver.cuMemsetD32Async(counter, 0, 1, stream.handle), "cuMemsetD32Async")
+        try stream.device.driver.check(stream.device.driver.cuMemsetD32Async(counters, 0, 2, stream.handle), "cuMemsetD32Async")
     }
 
     /// Whether a key occurs twice: each key's index in an open-addressing
@@ -62,11 +65,14 @@ struct StagedUpdate {
         return false
     }
 
-    /// The rows written, after the stream's work (waits for it).
-    func written(on stream: CUDAStream) throws(CUDAError) -> Int {
-        var value: [UInt32] = [0]
-        try stream.download(into: &value, from: counter)
-        return Int(value[0])
+    /// Device address of counter `index` (0 or 1).
+    func counter(_ index: Int) -> UInt64 { counters + UInt64(4 * index) }
+
+    /// The rows each counter counted, after the stream's work (waits for it).
+    func written(on stream: CUDAStream) throws(CUDAError) -> (first: Int, second: Int) {
+        var values: [UInt32] = [0, 0]
+        try stream.download(into: &values, from: counters)
+        return (Int(values[0]), Int(values[1]))
     }
 
     /// Threads per block and blocks of an update kernel: one warp per key.
@@ -74,13 +80,14 @@ struct StagedUpdate {
 }
 
 extension GPUStaticTable {
-    /// Writes a staged update into the rows this table holds, on `stream`.
-    func launchUpdate(_ update: StagedUpdate, member: Int, stream: CUDAStream) throws(CUDAError) {
+    /// Writes a staged update into the rows this table holds, on `stream`,
+    /// counting them in the update's counter `counter`.
+    func launchUpdate(_ update: StagedUpdate, member: Int, counter: Int = 0, stream: CUDAStream) throws(CUDAError) {
         guard update.count > 0 else { return }
         let kernel = try kernels.module(dim: dim, int64Keys: int64Keys).kernel("hps_table_update")
         try kernel.launch(grid: update.grid, block: 256, stream: stream, [
             update.keys, Int32(member), Int32(update.count), slotKeys.address, blocks.address, slotMembersAddress,
-            UInt32(capacity), update.vectors, vectors.address, update.counter,
+            UInt32(capacity), update.vectors, vectors.address, update.counter(counter),
         ])
     }
 
@@ -104,7 +111,7 @@ extension GPUStaticTable {
                 let stage = state.stage!
                 let staged = try StagedUpdate(keys: keys, vectors: vectors, dim: dim, scratch: stage.scratch, stream: stage.stream)
                 try launchUpdate(staged, member: member, stream: stage.stream)
-                let rows = try staged.written(on: stage.stream)
+                let rows = try staged.written(on: stage.stream).first
                 return CacheUpdate(rows: rows, unheldKeys: staged.count - rows)
             } catch {
                 throw .device(reason: "GPU \(index) failed an update of \(name): \(error)")
@@ -130,18 +137,17 @@ extension GPUDynamicCache {
         do throws(CUDAError) {
             try cuda.makeCurrent()
             let staged = try StagedUpdate(keys: keys, vectors: vectors, dim: dim, scratch: stage.scratch, stream: stream)
-            var unheld = 0
-            if case .mappedTable(let table) = source {
-                try table.launchUpdate(staged, member: member, stream: stream)
-                unheld = staged.count - (try staged.written(on: stream))
-                try cuda.driver.check(cuda.driver.cuMemsetD32Async(staged.counter, 0, 1, stream.handle), "cuMemsetD32Async")
-            }
+            // The mapped table (uvm) counts in counter 1, the cached rows in counter 0; one wait for both.
+            let mapped: GPUStaticTable?
+            if case .mappedTable(let table) = source { mapped = table } else { mapped = nil }
+            try mapped?.launchUpdate(staged, member: member, counter: 1, stream: stream)
             let kernel = try kernels.module(dim: dim, int64Keys: int64Keys).kernel("hps_cache_update")
             try kernel.launch(grid: staged.grid, block: 256, stream: stream, [
                 staged.keys, Int32(member), Int32(staged.count), slots.address, UInt32(slotCapacity), UInt32(rowBits),
-                staged.vectors, self.vectors.address, staged.counter,
+                staged.vectors, self.vectors.address, staged.counter(0),
             ])
-            return CacheUpdate(rows: try staged.written(on: stream), unheldKeys: unheld)
+            let written = try staged.written(on: stream)
+            return CacheUpdate(rows: written.first, unheldKeys: mapped == nil ? 0 : staged.count - written.second)
         } catch {
             throw .device(reason: "GPU \(cuda.index) failed an update of \(name): \(error)")
         }

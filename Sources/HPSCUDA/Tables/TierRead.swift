@@ -74,22 +74,17 @@ struct UnheldKeys {
     /// The batch's keys at `indices` (flat indices into `batch.keys`), with
     /// their output rows as `hps_lookup` placed them (`layout`).
     init(indices: UnsafeBufferPointer<Int32>, batch: CacheBatch, layout: GPUStaticTable.Layout, keysPerSample: Int) {
-        var starts = [Int](repeating: 0, count: batch.runs.count + 1)
-        for (r, run) in batch.runs.enumerated() { starts[r + 1] = starts[r] + run.count }
+        let runStarts = RunStarts(batch.runs)
         for index in indices {
             let i = Int(index)
-            var lo = 0, hi = batch.runs.count - 1
-            while lo < hi {
-                let mid = (lo + hi + 1) / 2
-                if starts[mid] <= i { lo = mid } else { hi = mid - 1 }
-            }
+            let lo = runStarts.run(holding: i)
             keys.append(batch.keys[i])
             members.append(Int32(batch.runs[lo].member))
             switch layout {
             case .keyOrder:
                 outputRows.append(Int32(i))
             case .samplesByRun:
-                let j = i - starts[lo]
+                let j = i - runStarts.starts[lo]
                 let sample = j / keysPerSample
                 outputRows.append(Int32((sample * batch.runs.count + lo) * keysPerSample + j % keysPerSample))
             }

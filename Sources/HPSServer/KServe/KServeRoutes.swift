@@ -31,11 +31,7 @@ public struct KServeRoutes: Sendable {
     public var models: [String: ServedModel] { repository.models }
 
     /// Each model's batcher now, by name.
-    public var batchers: [String: LookupBatcher] {
-        Dictionary(uniqueKeysWithValues: repository.names.compactMap { name in
-            (try? repository.withBatcher(name)).map { (name, $0) }
-        })
-    }
+    public var batchers: [String: LookupBatcher] { repository.batchers }
 
     /// Adds the endpoints to `router`.
     public func add<Context: RequestContext>(to router: Router<Context>) {

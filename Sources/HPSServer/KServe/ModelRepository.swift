@@ -1,5 +1,6 @@
 public import HPS
 import Logging
+import Synchronization
 
 /// The models a server serves, and how they change while it serves:
 /// Triton's model repository extension (`v2/repository/index`,
@@ -34,8 +35,8 @@ public final class ModelRepository: Sendable {
         let batcher: LookupBatcher
         /// Its tables and sessions in the hierarchy; nil for a prediction model.
         let deployment: ModelDeployment?
-        /// Requests using it now.
-        let active = Locked(0)
+        /// Requests using it now (taken and given back once per request: an atomic, not a lock).
+        let active = Atomic<Int>(0)
         /// Its caches' background work, running (a version loaded after start).
         let work = Locked<[Task<Void, Never>]>([])
 
@@ -86,14 +87,11 @@ public final class ModelRepository: Sendable {
         self.state = Locked(state)
     }
 
-    /// The names served, sorted.
-    public var names: [String] { state.withLock { $0.entries.keys.sorted() } }
-
     /// The models served, by name.
     public var models: [String: ServedModel] { state.withLock { $0.entries.mapValues(\.model) } }
 
-    /// Every model's batcher, for the shutdown.
-    var batchers: [LookupBatcher] { state.withLock { $0.entries.values.map(\.batcher) } }
+    /// Each model's batcher now, by name.
+    public var batchers: [String: LookupBatcher] { state.withLock { $0.entries.mapValues(\.batcher) } }
 
     /// The model of that name and version ("" or nil: the one served, else "1").
     /// - Throws: `.unknownModel` (with the reason when it was unloaded or failed to load), `.unknownVersion`.
@@ -101,16 +99,18 @@ public final class ModelRepository: Sendable {
         try entry(name, version: version).model
     }
 
-    private func entry(_ name: String, version: String?) throws(InferenceError) -> Entry {
-        let result: Result<Entry, InferenceError> = state.withLock { state in
-            guard let entry = state.entries[name] else { return .failure(Self.notServed(name, state)) }
-            return .success(entry)
+    /// The entry served now under `name`; with `hold`, counted as used by
+    /// one more request (the caller gives it back) in the same step, so that
+    /// a load or unload that replaces it waits for that request.
+    private func entry(_ name: String, version: String?, hold: Bool = false) throws(InferenceError) -> Entry {
+        try state.withLock { (state) throws(InferenceError) -> Entry in
+            guard let entry = state.entries[name] else { throw Self.notServed(name, state) }
+            if let version, !version.isEmpty, version != ServedModel.version {
+                throw .unknownVersion(model: name, version: version)
+            }
+            if hold { entry.active.add(1, ordering: .relaxed) }
+            return entry
         }
-        let entry = try result.get()
-        if let version, !version.isEmpty, version != ServedModel.version {
-            throw .unknownVersion(model: name, version: version)
-        }
-        return entry
     }
 
     /// Why `name` is not served: unloaded or failed to load, or unknown.
@@ -121,12 +121,7 @@ public final class ModelRepository: Sendable {
 
     /// Requests using the version of `name` served now (0 when none is served).
     func activeRequests(_ name: String) -> Int {
-        state.withLock { $0.entries[name] }?.active.withLock { $0 } ?? 0
-    }
-
-    /// The batcher of the version served now.
-    public func withBatcher(_ name: String) throws(InferenceError) -> LookupBatcher {
-        try entry(name, version: nil).batcher
+        state.withLock { $0.entries[name] }?.active.load(ordering: .acquiring) ?? 0
     }
 
     /// Runs `body` with the version of the model served now, which stays
@@ -134,15 +129,8 @@ public final class ModelRepository: Sendable {
     /// or unload replaces it meanwhile.
     public func withModel<Value>(_ name: String, version: String? = nil,
                                  _ body: (ServedModel, LookupBatcher) async throws(InferenceError) -> Value) async throws(InferenceError) -> Value {
-        let entry: Entry = try state.withLock { (state) throws(InferenceError) -> Entry in
-            guard let entry = state.entries[name] else { throw Self.notServed(name, state) }
-            entry.active.withLock { $0 += 1 }
-            return entry
-        }
-        defer { entry.active.withLock { $0 -= 1 } }
-        if let version, !version.isEmpty, version != ServedModel.version {
-            throw .unknownVersion(model: name, version: version)
-        }
+        let entry = try entry(name, version: version, hold: true)
+        defer { entry.active.subtract(1, ordering: .releasing) }
         return try await body(entry.model, entry.batcher)
     }
 
@@ -312,7 +300,7 @@ public final class ModelRepository: Sendable {
     /// its batcher and background work and drops its tables from the stores.
     private func retire(_ entry: Entry) async {
         var waited = Duration.zero
-        while entry.active.withLock({ $0 }) > 0 {
+        while entry.active.load(ordering: .acquiring) > 0 {
             try? await Task.sleep(for: .milliseconds(2))
             waited += .milliseconds(2)
             if waited == .seconds(30) {
