@@ -139,14 +139,14 @@ public enum RESPParser {
         guard let type = buffer.readInteger(as: UInt8.self) else { return nil }
         switch type {
         case UInt8(ascii: "+"):
-            return readLine(&buffer).map { .simpleString(String(buffer: $0)) }
+            return try readLine(&buffer).map { .simpleString(String(buffer: $0)) }
         case UInt8(ascii: "-"):
-            return readLine(&buffer).map { .error(String(buffer: $0)) }
+            return try readLine(&buffer).map { .error(String(buffer: $0)) }
         case UInt8(ascii: ":"):
-            guard let line = readLine(&buffer) else { return nil }
+            guard let line = try readLine(&buffer) else { return nil }
             return .integer(try integer(line))
         case UInt8(ascii: "$"):
-            guard let line = readLine(&buffer) else { return nil }
+            guard let line = try readLine(&buffer) else { return nil }
             let length = try integer(line)
             if length == -1 { return .bulkString(nil) }
             guard length >= 0 && length < Int64(Int32.max) else {
@@ -158,7 +158,7 @@ public enum RESPParser {
             }
             return .bulkString(bytes)
         case UInt8(ascii: "*"):
-            guard let line = readLine(&buffer) else { return nil }
+            guard let line = try readLine(&buffer) else { return nil }
             let count = try integer(line)
             if count == -1 { return .array(nil) }
             guard count >= 0 && count < Int64(Int32.max) else {
@@ -179,10 +179,14 @@ public enum RESPParser {
     }
 
     /// The bytes up to the next CRLF (consumed with it), or nil if there is none yet.
-    private static func readLine(_ buffer: inout ByteBuffer) -> ByteBuffer? {
+    /// - Throws: for a CR followed by anything but LF, which no RESP line holds
+    ///   (waiting for a CRLF after it would stall the connection until its timeout).
+    private static func readLine(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> ByteBuffer? {
         let view = buffer.readableBytesView
-        guard let cr = view.firstIndex(of: 0x0D), view.index(after: cr) < view.endIndex,
-              view[view.index(after: cr)] == 0x0A else { return nil }
+        guard let cr = view.firstIndex(of: 0x0D), view.index(after: cr) < view.endIndex else { return nil }
+        guard view[view.index(after: cr)] == 0x0A else {
+            throw RESPProtocolError(reason: "a line holds a CR not followed by LF")
+        }
         let line = buffer.readSlice(length: cr - view.startIndex)
         buffer.moveReaderIndex(forwardBy: 2)
         return line

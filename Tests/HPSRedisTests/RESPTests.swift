@@ -58,6 +58,25 @@ struct RESPTests {
         #expect(throws: RESPProtocolError.self) { try RESPParser.parse(&missingCRLF) }
     }
 
+    @Test("a line with a CR not followed by LF is an error, not a frame waiting for more bytes (found by FuzzRESP)")
+    func loneCarriageReturn() throws {
+        // The fuzzer's input (Fuzz/Regressions/RESP/lone-cr-in-bulk-header): the
+        // bulk string's header line is "$4\r". hasCompleteValue called the reply
+        // complete, parse called it incomplete, so a connection would have waited
+        // for bytes that never come until its command timed out.
+        let reply = Array("*2\r\n-ERR wrong\r\n$4\r\r\n\nabcd\r\n".utf8)
+        #expect(RESPParser.hasCompleteValue(ByteBuffer(bytes: reply)))
+        var buffer = ByteBuffer(bytes: reply)
+        #expect(throws: RESPProtocolError.self) { try RESPParser.parse(&buffer) }
+        for line in ["+O\rK\r\n", "-ERR\rx\r\n", ":1\r2\r\n", "*1\r\r\n:1\r\n"] {
+            var bytes = ByteBuffer(string: line)
+            #expect(throws: RESPProtocolError.self, "\(line.debugDescription)") { try RESPParser.parse(&bytes) }
+        }
+        // A CR that is the last byte read may still be followed by its LF.
+        var partial = ByteBuffer(string: "+OK\r")
+        #expect(try RESPParser.parse(&partial) == nil)
+    }
+
     @Test("commands encode as arrays of bulk strings")
     func encoding() throws {
         var command = RedisCommand(arguments: 3)
