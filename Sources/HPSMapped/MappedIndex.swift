@@ -263,8 +263,9 @@ final class MappedMember: @unchecked Sendable {
     /// The vector of `key`, or nil.
     @inline(__always)
     func find(_ key: Int64) -> UnsafeRawPointer? {
-        guard let indexBase = index.base, let vectorBase = vectors.base else { return nil }
+        guard let indexBase = index.base, let vectorBase = vectors.base, let keyBase = keys.base else { return nil }
         let slots = UnsafeRawPointer(indexBase + MappedIndexHeader.size).assumingMemoryBound(to: Int64.self)
+        let rowKeys = UnsafeRawPointer(keyBase).assumingMemoryBound(to: Int64.self)
         var slot = Self.hash(key) & mask
         // A damaged index may have no empty slot; never probe more than all of them.
         var probes = 0
@@ -274,8 +275,10 @@ final class MappedMember: @unchecked Sendable {
             if stored == 0 { return nil }
             if slots[2 &* slot] == key {
                 let row = Int(truncatingIfNeeded: stored) &- 1
-                // A damaged index cannot send a read outside the vector file.
-                guard row >= 0 && row < rows else { return nil }
+                // A damaged index cannot send a read outside the vector file, nor
+                // answer with another key's row: the row's key in the key file must
+                // be the key (a load that runs beside the vector row's).
+                guard row >= 0 && row < rows, rowKeys[row] == key else { return nil }
                 return UnsafeRawPointer(vectorBase + row &* vecSize &* 4)
             }
             slot = (slot &+ 1) & mask
