@@ -1,0 +1,86 @@
+import FuzzSupport
+import HPS
+public import HPSServer
+
+/// A served two-table model (vocab 100, dim 4, INT64 keys; table i holds keys
+/// [100·i, 100·(i+1)), the default 0 elsewhere), loaded once per process into
+/// the in-memory tier, and its tables' rows as read from the files: what the
+/// KServe harnesses check their answers against.
+public enum FuzzedModel {
+    /// The model as the server serves it.
+    public static let served: ServedModel = setUp().served
+    /// Per table, each key's vector as the model files hold it.
+    public static let rows: [[Int64: [Float]]] = setUp().rows
+
+    nonisolated(unsafe) private static var built: (served: ServedModel, rows: [[Int64: [Float]]])?
+
+    private static func setUp() -> (served: ServedModel, rows: [[Int64: [Float]]]) {
+        if let built { return built }
+        do {
+            let directory = try TemporaryDirectory(prefix: "hps-fuzz-kserve")
+            var seed = SeedModel()
+            seed.tables = 2
+            seed.vocab = 100
+            seed.dim = 4
+            seed.keyType = .int64
+            let configuration = try HPSConfiguration.load(path: try seed.write(to: directory.path))
+            let model = configuration.models[0]
+            var rows: [[Int64: [Float]]] = []
+            for (table, path) in model.sparseFiles.enumerated() {
+                let folder = try SparseModelFolder(path: path.hasPrefix("/") ? path : directory.path + "/" + path, table: model.tableNames[table],
+                                                   vecSize: model.vecSizes[table])
+                let (keys, vectors) = try folder.readAll()
+                var byKey: [Int64: [Float]] = [:]
+                for (i, key) in keys.enumerated() { byKey[key] = Array(vectors[(i * folder.vecSize)..<((i + 1) * folder.vecSize)]) }
+                rows.append(byKey)
+            }
+            let parameterServer = try HierarchicalParameterServer(configuration: configuration, parallelism: 1)
+            let served = ServedModel(session: try parameterServer.session(model: seed.modelName))
+            directory.remove()
+            built = (served, rows)
+            return (served, rows)
+        } catch {
+            check(false, "the fuzzed model could not be set up: \(error)")
+            fatalError()
+        }
+    }
+
+    /// Checks a parsed request all the way to its vectors: each input holds as
+    /// many values as its shape's product; a request the model
+    /// accepts is answered with each key's row (or the default 0 for a key not
+    /// in its table), table after table, every element written; one it refuses
+    /// is refused with a message.
+    public static func checkAnswers(_ request: InferenceRequest) {
+        for input in request.inputs {
+            check(input.shape.allSatisfy { $0 >= 0 } && input.shape.reduce(1, *) == input.values.count,
+                  "input \(input.name) has shape \(input.shape) but \(input.values.count) values")
+        }
+        let model = served
+        let batch: ServedModel.Batch
+        do {
+            batch = try model.batch(of: request)
+        } catch {
+            check(!error.description.isEmpty, "a refusal without a message")
+            return
+        }
+        check(batch.totalKeys == batch.keysPerTable.reduce(0) { $0 + $1.count }, "the batch's key count disagrees with its tables")
+        let vecSizes = model.session.model.vecSizes
+        var output = [Float](repeating: .nan, count: model.outputCount(batch))
+        do {
+            _ = try output.withUnsafeMutableBufferPointer { try model.lookup(batch, into: $0) }
+        } catch {
+            check(false, "a checked batch failed its lookup: \(error)")
+        }
+        var offset = 0
+        for (table, keys) in batch.keysPerTable.enumerated() {
+            for key in keys {
+                let want = rows[table][key] ?? [Float](repeating: 0, count: vecSizes[table])
+                let got = output[offset..<(offset + vecSizes[table])]
+                check(zip(got, want).allSatisfy { $0.bitPattern == $1.bitPattern },
+                      "table \(table) key \(key) answered \(Array(got)), its row is \(want)")
+                offset += vecSizes[table]
+            }
+        }
+        check(offset == output.count, "the output has \(output.count) floats for \(offset) expected")
+    }
+}
