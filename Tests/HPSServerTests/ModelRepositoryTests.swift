@@ -78,6 +78,30 @@ struct ModelRepositoryTests {
         }
     }
 
+    @Test("the index request's body: ready true lists the served models only; a body that is not a JSON object, or a ready that is not a boolean, is refused with 400 and a sentence")
+    func indexBody() async throws {
+        let fixture = try Fixture(mode: .explicit, loading: [])
+        try await fixture.test { client in
+            try await client.execute(uri: "/v2/repository/index", method: .post, body: ByteBuffer(string: #"{"ready": true}"#)) { response in
+                let entries = try response.json.arrayValue
+                #expect(response.status == .ok)
+                #expect(entries?.isEmpty == true)
+            }
+            try await client.execute(uri: "/v2/repository/index", method: .post, body: ByteBuffer(string: #"{"ready": false}"#)) { response in
+                let entries = try response.json.arrayValue
+                #expect(response.status == .ok)
+                #expect(entries?.count == 1)
+            }
+            for (body, words) in [("{\"ready\": tru", "is not JSON"), ("[true]", "must be a JSON object"),
+                                  (#"{"ready": "yes"}"#, "must be true or false")] {
+                try await client.execute(uri: "/v2/repository/index", method: .post, body: ByteBuffer(string: body)) { response in
+                    #expect(response.status == .badRequest, "\(body)")
+                    #expect(response.errorMessage?.contains(words) == true, "\(body): \(response.errorMessage ?? "")")
+                }
+            }
+        }
+    }
+
     @Test("explicit: a model not loaded at start is listed without a state, loaded on request, served, unloaded, and then listed UNAVAILABLE")
     func loadAndUnload() async throws {
         let fixture = try Fixture(mode: .explicit, loading: [])

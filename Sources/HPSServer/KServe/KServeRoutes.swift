@@ -47,10 +47,11 @@ public struct KServeRoutes: Sendable {
         router.get("/v2/health/ready") { _, _ in Response(status: .ok) }
         // Triton's repository index: the configuration file's models and those served, with their states.
         router.post("/v2/repository/index") { request, _ in
-            var ready = false
-            if let body = try? await request.body.collect(upTo: 1 << 16), body.readableBytes > 0,
-               let document = try? JSONValue.parse(String(buffer: body)), case .bool(true)? = document["ready"] {
-                ready = true
+            let ready: Bool
+            do throws(InferenceError) {
+                ready = try Self.readyParameter(try await self.collectBody(request))
+            } catch {
+                return Response.error(error)
             }
             return Response.json(.array(self.repository.index(ready: ready).map { entry in
                 var members: [(String, JSONValue)] = [("name", .string(entry.name))]
@@ -102,6 +103,27 @@ public struct KServeRoutes: Sendable {
     /// The `config` parameter of a load request's body
     /// (`{"parameters": {"config": "<the model's entry as JSON>"}}`, as
     /// tritonclient's `load_model(config=)` sends it), nil when absent.
+    /// The index request's `ready` member (false for an empty body): whether
+    /// to list only the models that are served.
+    /// - Throws: `InferenceError.malformed` for a body that is not a JSON object or a `ready` that is not a boolean.
+    static func readyParameter(_ body: ByteBuffer) throws(InferenceError) -> Bool {
+        guard body.readableBytes > 0 else { return false }
+        let document: JSONValue
+        do throws(JSONSyntaxError) {
+            document = try JSONValue.parse(String(buffer: body))
+        } catch {
+            throw .malformed("the repository index request's body is not JSON: \(error)")
+        }
+        guard case .object = document else {
+            throw .malformed("the repository index request's body must be a JSON object such as {\"ready\": true}")
+        }
+        guard let ready = document["ready"] else { return false }
+        guard case .bool(let value) = ready else {
+            throw .malformed("the repository index request's ready must be true or false")
+        }
+        return value
+    }
+
     static func configParameter(_ body: ByteBuffer) throws(InferenceError) -> String? {
         guard body.readableBytes > 0 else { return nil }
         let document: JSONValue
