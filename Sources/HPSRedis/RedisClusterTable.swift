@@ -37,7 +37,11 @@ import Synchronization
 /// reply (node down, timeout, a node skipped during its back-off, an error
 /// reply such as `CLUSTERDOWN`) are reported as misses, with the defaults
 /// written, and the store's `errorCount` grows; the next call tries again.
-/// An insert that cannot be written throws `StoreError.backend`, naming the node's failure.
+/// An insert that cannot be written throws `StoreError.backend`, naming the node's
+/// failure; when the only failures are nodes that cannot be reached (down,
+/// timed out, backing off, no node for the slot), the other nodes' shares
+/// are stored and it throws `StoreError.partlyUnavailable` with the count
+/// left out, which a model's load survives (`StoreCatchUp`).
 ///
 /// Thread safety: lookups, inserts and erases may run concurrently.
 public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
@@ -275,6 +279,35 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
     ///   (the other nodes' shares are stored).
     public func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
                        parallelism: Int) throws(StoreError) -> InsertCounts {
+        try write(member: member, keys: keys, vectors: vectors, onlyAbsent: false)
+    }
+
+    /// Inserts only the keys the table does not hold, with one Lua script per
+    /// partition and chunk that sets each field with `HSETNX` (and its access
+    /// record when it was set), so a vector written meanwhile is kept.
+    /// - Throws: as `insert`.
+    public func insertAbsent(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+                             parallelism: Int) throws(StoreError) -> InsertCounts {
+        try write(member: member, keys: keys, vectors: vectors, onlyAbsent: true)
+    }
+
+    /// Sets each field and access record only if the field is absent; answers the number set.
+    /// KEYS: the value hash and the access hash; ARGV: field, vector, … , then the access record.
+    private static let setAbsentScript = """
+        local set = 0
+        for i = 1, #ARGV - 1, 2 do
+          if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+            redis.call('HSET', KEYS[2], ARGV[i], ARGV[#ARGV])
+            set = set + 1
+          end
+        end
+        return set
+        """
+
+    /// `insert` (`HSET` of values and of access records per partition and
+    /// chunk) or `insertAbsent` (`setAbsentScript` per partition and chunk).
+    private func write(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+                       onlyAbsent: Bool) throws(StoreError) -> InsertCounts {
         try checkInsert(member: member, keys: keys.count, floats: vectors.count)
         guard let keyBase = keys.baseAddress, let vectorBase = vectors.baseAddress, !keys.isEmpty else { return InsertCounts() }
         let (order, starts) = groupByPartition(keys.count) { partition(keyBase[$0], member: member) }
@@ -284,6 +317,23 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
         var requests: [RedisCluster.Request] = []
         requests.reserveCapacity(work.count * 2)
         for (p, range) in work {
+            if onlyAbsent {
+                var script = RedisCommand(arguments: 5 + 2 * range.count + 1,
+                                          capacity: range.count * (fieldWidth + bytes + 16) + Self.setAbsentScript.utf8.count + 128)
+                script.append("EVAL")
+                script.append(Self.setAbsentScript)
+                script.append("2")
+                script.append(valueKeys[p])
+                script.append(timeKeys[p])
+                for j in range {
+                    let i = Int(order[j])
+                    appendField(&script, key: keyBase[i], member: member)
+                    script.append(UnsafeRawBufferPointer(start: vectorBase + i * vecSize, count: bytes))
+                }
+                script.append(stamp)
+                requests.append(RedisCluster.Request(slot: slots[p], command: script))
+                continue
+            }
             var values = RedisCommand(arguments: 2 + 2 * range.count, capacity: range.count * (fieldWidth + bytes + 16) + 64)
             values.append("HSET")
             values.append(valueKeys[p])
@@ -301,15 +351,24 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
             requests.append(RedisCluster.Request(slot: slots[p], command: times))
         }
         let replies = cluster.execute(requests)
+        let perChunk = onlyAbsent ? 1 : 2
         var counts = InsertCounts()
         var failure: String? = nil
+        var unreachable: (keys: Int, reason: String?) = (0, nil)
         for (c, (_, range)) in work.enumerated() {
-            switch replies[2 * c] {
+            switch replies[perChunk * c] {
             case let .success(.integer(added)):
                 counts.inserted += Int(added)
-                counts.replaced += range.count - Int(added)
+                counts.replaced += onlyAbsent ? 0 : range.count - Int(added)
+            case let .success(.error(message)) where message.hasPrefix("CLUSTERDOWN"):
+                // The cluster refuses while it misses a node (cluster-require-full-coverage yes).
+                unreachable.keys += range.count
+                unreachable.reason = unreachable.reason ?? "the cluster answered \(message)"
             case let .success(other):
-                failure = failure ?? "HSET answered \(other)"
+                failure = failure ?? "\(onlyAbsent ? "EVAL" : "HSET") answered \(other)"
+            case let .failure(error) where error.isUnreachable:
+                unreachable.keys += range.count
+                unreachable.reason = unreachable.reason ?? error.description
             case let .failure(error):
                 failure = failure ?? error.description
             }
@@ -321,6 +380,10 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
         if margin < .max {
             let touched = (0..<partitionCount).filter { starts[$0 + 1] > starts[$0] }
             counts.evicted = pruneOverflow(touched)
+        }
+        if let reason = unreachable.reason {
+            errors.add()
+            throw .partlyUnavailable(kind: "redis_cluster", table: tag, keys: unreachable.keys, counts: counts, reason: reason)
         }
         return counts
     }

@@ -21,6 +21,15 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The cluster answered `CLUSTER SLOTS` with something unexpected.
     case badSlotMap(address: String, reason: String)
 
+    /// Whether the error says a node could not be reached (it may answer
+    /// later), as opposed to one that answered wrongly.
+    public var isUnreachable: Bool {
+        switch self {
+        case .connectFailed, .connectionClosed, .timeout, .nodeBackingOff, .slotUnassigned, .clusterUnreachable: return true
+        case .protocolError, .authenticationFailed, .tooManyRedirections, .badSlotMap: return false
+        }
+    }
+
     /// One sentence a user can act on.
     public var description: String {
         switch self {

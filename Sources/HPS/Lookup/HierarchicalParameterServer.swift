@@ -32,6 +32,9 @@ public final class HierarchicalParameterServer: Sendable {
     private let parallelism: Int
     private let logger: Logger?
     private let gpu: (any EmbeddingCacheFactory)?
+    /// The rows of volatile tables left out at load because a part of the
+    /// store could not be reached, written when it can be (`backgroundWork`).
+    public let catchUp: StoreCatchUp
 
     struct Deployments {
         var models: [String: ModelDeployment] = [:]
@@ -65,6 +68,7 @@ public final class HierarchicalParameterServer: Sendable {
         self.parallelism = parallelism
         self.logger = logger
         self.gpu = gpu
+        catchUp = StoreCatchUp(parallelism: parallelism)
         keyType = configuration.supportLongLong ? .int64 : .int32
         let (volatileStore, persistentStore) = try Self.makeStores(configuration)
         self.volatileStore = volatileStore
@@ -194,6 +198,12 @@ public final class HierarchicalParameterServer: Sendable {
                     if persistentTable == nil && report.loaded < folder.keyCount - report.replaced {
                         warnings.append("table \(folder.table) of model \(model.name): initial_cache_rate \(rate) loaded \(report.loaded) of \(folder.keyCount) keys and there is no persistent_db, so the others are answered with the default value")
                     }
+                    if report.unavailable > 0 {
+                        let below = persistentTable != nil ? "from \(persistent.type.rawValue)" : "with the default value"
+                        warnings.append("table \(folder.table) of model \(model.name): \(report.unavailable) key(s) were not loaded into \(store.kind) because \(report.unavailableReason ?? "a part of it could not be reached"); until they are, they are answered \(below), and they are written as soon as it answers again")
+                        catchUp.add(table: table, member: member, folder: folder, rate: rate, keyType: keyType,
+                                    model: model.name, kind: store.kind, keys: report.unavailable)
+                    }
                     if report.evicted > 0 {
                         warnings.append("table \(folder.table) of model \(model.name): \(report.evicted) key(s) were evicted while loading because volatile_db.overflow_margin is \(volatile.overflowMargin) per partition")
                     }
@@ -311,6 +321,7 @@ public final class HierarchicalParameterServer: Sendable {
     }
 
     private func dropTables(tags: [String]) -> [String] {
+        catchUp.remove(tags: tags)
         var problems: [String] = []
         for tag in tags {
             for store in [volatileStore, persistentStore].compactMap({ $0 }) {
@@ -363,6 +374,7 @@ public final class HierarchicalParameterServer: Sendable {
     /// The background work of the stores alone.
     public var storeBackgroundWork: [any BackgroundWork] {
         (volatileStore?.backgroundWork ?? []) + (persistentStore?.backgroundWork ?? [])
+            + (volatileStore == nil ? [] : [catchUp.work(logger: logger)])
     }
 
     /// A model folder path as written in the configuration, resolved against
@@ -381,13 +393,25 @@ public final class HierarchicalParameterServer: Sendable {
         let limit = Int((Double(folder.keyCount) * rate).rounded(.up))
         var counts = InsertCounts()
         var seen = 0
+        var unavailable = 0
+        var unavailableReason: String? = nil
         do {
             try folder.read(keyType: keyType) { (keys, vectors) throws(StoreError) in
                 let n = min(keys.count, limit - seen)
                 guard n > 0 else { return }
-                counts = counts + (try table.insert(member: member, keys: UnsafeBufferPointer(rebasing: keys[0..<n]),
-                                                    vectors: UnsafeBufferPointer(rebasing: vectors[0..<(n * folder.vecSize)]),
-                                                    parallelism: parallelism))
+                do throws(StoreError) {
+                    counts = counts + (try table.insert(member: member, keys: UnsafeBufferPointer(rebasing: keys[0..<n]),
+                                                        vectors: UnsafeBufferPointer(rebasing: vectors[0..<(n * folder.vecSize)]),
+                                                        parallelism: parallelism))
+                } catch {
+                    // A part of the store that cannot be reached (a Redis node
+                    // down) does not stop the load: the rest is stored, and the
+                    // caller serves the keys left out from below and catches up.
+                    guard case let .partlyUnavailable(_, _, keys, stored, reason) = error else { throw error }
+                    counts = counts + stored
+                    unavailable += keys
+                    unavailableReason = unavailableReason ?? reason
+                }
                 seen += n
             }
         } catch {
@@ -399,7 +423,8 @@ public final class HierarchicalParameterServer: Sendable {
         let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
         return TableLoadReport(table: folder.table, model: model, path: folder.path, keys: folder.keyCount,
                                loaded: counts.inserted - counts.evicted, replaced: counts.replaced,
-                               evicted: counts.evicted, bytes: folder.keyCount * (8 + folder.vecSize * 4), seconds: seconds)
+                               evicted: counts.evicted, bytes: folder.keyCount * (8 + folder.vecSize * 4), seconds: seconds,
+                               unavailable: unavailable, unavailableReason: unavailableReason)
     }
 }
 
@@ -423,4 +448,9 @@ public struct TableLoadReport: Sendable, Equatable {
     public var bytes: Int
     /// Seconds spent loading.
     public var seconds: Double
+    /// Rows left out because the part of the store that holds them could not
+    /// be reached (`StoreError.partlyUnavailable`); 0 when all were stored.
+    public var unavailable = 0
+    /// Why they were left out (the first reason met), when some were.
+    public var unavailableReason: String? = nil
 }

@@ -82,6 +82,18 @@ public protocol EmbeddingStoreTable: AnyObject, Sendable {
     func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
                 parallelism: Int) throws(StoreError) -> InsertCounts
 
+    /// Inserts those of `keys` that the table does not hold, leaving the
+    /// others as they are: how a tier that was unreachable while a model
+    /// loaded catches up (`StoreCatchUp`) without overwriting a vector an
+    /// online update wrote since.
+    /// - Returns: `inserted`: the keys that were absent and are stored now.
+    /// The default looks the keys up and inserts the misses, so an update
+    /// between the two can be overwritten; a store that can insert only if
+    /// absent in one step (Redis: `HSETNX`) does so.
+    @discardableResult
+    func insertAbsent(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+                      parallelism: Int) throws(StoreError) -> InsertCounts
+
     /// Erases keys of `member`; keys not present are ignored.
     /// - Returns: the number of keys erased.
     @discardableResult
@@ -89,6 +101,33 @@ public protocol EmbeddingStoreTable: AnyObject, Sendable {
 }
 
 extension EmbeddingStoreTable {
+    public func insertAbsent(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+                             parallelism: Int) throws(StoreError) -> InsertCounts {
+        try checkInsert(member: member, keys: keys.count, floats: vectors.count)
+        guard let keyBase = keys.baseAddress, let vectorBase = vectors.baseAddress, !keys.isEmpty else { return InsertCounts() }
+        var missed = [Int](repeating: 0, count: keys.count)
+        var scratch = [Float](repeating: 0, count: keys.count * vecSize)
+        let misses = scratch.withUnsafeMutableBufferPointer { output in
+            missed.withUnsafeMutableBufferPointer { missed in
+                let run = [LookupRun(member: member, keys: keyBase, count: keys.count, output: output.baseAddress!)]
+                return run.withUnsafeBufferPointer { lookup($0, defaults: nil, missed: missed.baseAddress, parallelism: parallelism) }
+            }
+        }
+        guard misses > 0 else { return InsertCounts() }
+        var absentKeys = [Int64](repeating: 0, count: misses)
+        var absentVectors = [Float](repeating: 0, count: misses * vecSize)
+        for (j, i) in missed[0..<misses].enumerated() {
+            absentKeys[j] = keyBase[i]
+            for d in 0..<vecSize { absentVectors[j * vecSize + d] = vectorBase[i * vecSize + d] }
+        }
+        // `withUnsafeBufferPointer` rethrows untyped errors, so the typed error travels inside a `Result`.
+        return try absentKeys.withUnsafeBufferPointer { k in
+            absentVectors.withUnsafeBufferPointer { v in
+                Result { () throws(StoreError) -> InsertCounts in try insert(member: member, keys: k, vectors: v, parallelism: parallelism) }
+            }
+        }.get()
+    }
+
     /// The checks every backend's `insert` makes of its arguments: `member`
     /// is one of the table's, and there are `vecSize` floats per key.
     /// - Throws: `StoreError.noSuchMember` or `.vectorCount`, naming the table.
@@ -118,7 +157,8 @@ public struct InsertCounts: Sendable, Equatable {
         self.evicted = evicted
     }
 
-    static func + (a: InsertCounts, b: InsertCounts) -> InsertCounts {
+    /// The sum of two counts.
+    public static func + (a: InsertCounts, b: InsertCounts) -> InsertCounts {
         InsertCounts(inserted: a.inserted + b.inserted, replaced: a.replaced + b.replaced, evicted: a.evicted + b.evicted)
     }
 }

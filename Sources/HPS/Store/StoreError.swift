@@ -13,6 +13,10 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A store outside this module (RocksDB, the mapped tier) failed or refused
     /// an operation; `message` is its own one-sentence description.
     case backend(kind: String, message: String)
+    /// An insert stored some keys but not `keys` others, because the part of
+    /// the store that holds them (a Redis node) could not be reached; `counts`
+    /// is what was stored. Retrying later may store them.
+    case partlyUnavailable(kind: String, table: String, keys: Int, counts: InsertCounts, reason: String)
 
     /// One sentence a user can act on.
     public var description: String {
@@ -29,6 +33,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(path) \"\(type)\" is not available in this build: \(reason)"
         case let .backend(_, message):
             return message
+        case let .partlyUnavailable(kind, table, keys, _, reason):
+            return "inserting into \(table) left \(keys) key(s) out of \(kind) because \(reason); the others were stored"
         }
     }
 }
