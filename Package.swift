@@ -53,6 +53,8 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
+        // Already resolved through Hummingbird; named for the HTTP/1 request parts our connection handler reads.
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
     ],
     targets: [
         // Prefetch and other one-line compiler builtins Swift does not expose.
@@ -81,6 +83,7 @@ let package = Package(
                 // NIOThreadPool, which the lookups that may block run on.
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
             ] + grpcDependencies,
             exclude: ["GRPC/Proto"],

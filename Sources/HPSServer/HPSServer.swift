@@ -43,6 +43,11 @@ public struct HPSServer: Sendable {
         public var token: String?
         /// The largest request body (HTTP) or request message (gRPC) accepted.
         public var maxBodyBytes = 64 << 20
+        /// How long an HTTP client may take to send each whole request (from
+        /// the connection's start or the last response to the request's head,
+        /// and from its head to its end) before its connection is closed: slow
+        /// clients and idle keep-alive connections are held at most this long.
+        public var requestReadTimeout: Duration = .seconds(60)
         /// How concurrent requests' lookups are merged, and how many may wait.
         public var batching = LookupBatcher.Options()
         /// Threads of the pool that runs the lookups which may block (Redis,
@@ -139,7 +144,10 @@ public struct HPSServer: Sendable {
         func listening(_ what: String) -> @Sendable (any Channel) async -> Void {
             { channel in onListening(what, host, channel.localAddress?.port ?? 0) }
         }
+        let readLimit = TimeAmount.nanoseconds(Int64(options.requestReadTimeout.components.seconds) * 1_000_000_000
+                                                 + options.requestReadTimeout.components.attoseconds / 1_000_000_000)
         let http = Application(router: router(),
+                               server: .http1(configuration: .init(additionalChannelHandlers: [RequestReadDeadline(limit: readLimit)])),
                                configuration: ApplicationConfiguration(address: .hostname(host, port: options.httpPort),
                                                                        serverName: KServeRoutes.serverName),
                                onServerRunning: listening("http"), logger: logger)

@@ -49,6 +49,9 @@ struct ServeCommand: AsyncParsableCommand {
     var authTokenFile: String?
     @Option(name: .customLong("max-body-bytes"), help: "The largest request body accepted (larger: 413; over gRPC, the largest request message: RESOURCE_EXHAUSTED).")
     var maxBodyBytes: Int = 64 << 20
+    @Option(name: .customLong("request-read-timeout"),
+            help: "Seconds an HTTP client may take to send each whole request, and a keep-alive connection may stay idle, before its connection is closed.")
+    var requestReadTimeout: Double = 60
     @Option(help: "Threads for loading and for each lookup (default: every core).")
     var threads: Int?
     @Flag(name: .customLong("no-dynamic-batching"),
@@ -86,6 +89,10 @@ struct ServeCommand: AsyncParsableCommand {
             options.grpcPort = grpcPort
             options.metricsPort = metricsPort
             options.maxBodyBytes = maxBodyBytes
+            guard requestReadTimeout > 0 && requestReadTimeout <= 86_400 else {
+                throw ValidationError("--request-read-timeout must be more than 0 and at most 86400 seconds, not \(requestReadTimeout)")
+            }
+            options.requestReadTimeout = .milliseconds(Int64((requestReadTimeout * 1000).rounded()))
             options.batching.enabled = !noDynamicBatching
             guard (0...1_000_000).contains(maxQueueDelayMicroseconds) else {
                 throw ValidationError("--max-queue-delay-us must be between 0 and 1000000, not \(maxQueueDelayMicroseconds)")

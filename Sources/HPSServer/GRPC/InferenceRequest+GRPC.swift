@@ -34,7 +34,7 @@ extension InferenceRequest {
         let (shape, count) = try checkedShape(tensor.shape, input: name, shown: { "\(tensor.shape)" })
         let values: [Int64]
         if let raw {
-            guard raw.count == count * datatype.byteSize else {
+            guard raw.count % datatype.byteSize == 0 && raw.count / datatype.byteSize == count else {
                 throw .invalidInput("input \(name) has shape \(shape) of \(datatype.rawValue): \(count * datatype.byteSize) bytes, but its raw_input_contents has \(raw.count)")
             }
             values = raw.withUnsafeBytes { decode($0, count: count, datatype: datatype) }

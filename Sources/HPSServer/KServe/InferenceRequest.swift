@@ -132,14 +132,17 @@ public struct InferenceRequest: Sendable, Equatable {
             guard let data = value["data"] else {
                 throw .malformed("input \(name) has neither \"data\" nor parameters.binary_data_size")
             }
-            values.reserveCapacity(count)
+            // The shape is the client's word: reserve no more than the body can hold
+            // (each JSON number takes at least two bytes), so a shape of billions
+            // of elements costs nothing before the count check below refuses it.
+            values.reserveCapacity(min(count, body.count / 2 + 1))
             try flatten(data, name: name, datatype: datatype, into: &values)
         case let .integer(size)?:
             let size = Int(size)
             guard size >= 0 && size <= body.count - binaryOffset else {
                 throw .malformed("input \(name) declares binary_data_size \(size) but only \(body.count - binaryOffset) bytes of binary data remain")
             }
-            guard size == count * datatype.byteSize else {
+            guard size % datatype.byteSize == 0 && size / datatype.byteSize == count else {
                 throw .invalidInput("input \(name) has shape \(shape) of \(datatype.rawValue): \(count * datatype.byteSize) bytes, but binary_data_size is \(size)")
             }
             values = decode(UnsafeRawBufferPointer(rebasing: body[binaryOffset...]), count: count, datatype: datatype)
@@ -154,10 +157,15 @@ public struct InferenceRequest: Sendable, Equatable {
     }
 
     /// An input's shape as both transports check it: at least one dimension,
-    /// each a non-negative 32-bit count, whose product does not overflow.
+    /// each a non-negative 32-bit count, whose product (the element count) is
+    /// at most `maximumElements`.
     /// - Parameter shown: the shape as the request wrote it, for the error
     ///   (made only for an error).
     /// - Returns: the shape and its element count.
+    /// The most elements an input may declare (2³¹ − 1): far more keys than a
+    /// request body can carry, and small enough that no byte count overflows.
+    static let maximumElements = Int(Int32.max)
+
     static func checkedShape(_ dimensions: [Int64], input name: String,
                              shown: () -> String) throws(InferenceError) -> (shape: [Int], count: Int) {
         var shape: [Int] = []
@@ -168,7 +176,9 @@ public struct InferenceRequest: Sendable, Equatable {
             }
             shape.append(Int(d))
             let (product, overflow) = count.multipliedReportingOverflow(by: Int(d))
-            guard !overflow else { throw .invalidInput("input \(name) has shape \(shape) whose element count overflows") }
+            guard !overflow, product <= maximumElements else {
+                throw .invalidInput("input \(name) has shape \(shown()), more than \(maximumElements) elements")
+            }
             count = product
         }
         guard !shape.isEmpty else {
