@@ -33,11 +33,18 @@ public struct GRPCServerService: Service {
         self.onListening = onListening
     }
 
+    /// The most calls open at once on one HTTP/2 connection.
+    static let maxConcurrentStreams = 1024
+
     /// Serves until the group shuts down gracefully (or the task is cancelled).
     /// - Throws: NIO's `IOError` (e.g. EADDRINUSE) when the port cannot be bound.
     public func run() async throws {
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = maxRequestBytes
+        // The transport's default is no limit: each open call holds a stream's
+        // buffers, so one connection may hold at most this many (clients queue
+        // the rest, as SETTINGS_MAX_CONCURRENT_STREAMS asks).
+        config.http2.maxConcurrentStreams = Self.maxConcurrentStreams
         // The only hooks into each accepted connection's and stream's pipeline; see each handler for why.
         config.channelDebuggingCallbacks.onAcceptTCPConnection = HTTP2DecodingResumer.install(on:)
         config.channelDebuggingCallbacks.onAcceptHTTP2Stream = RequestMessageSizeLimit.install(limit: maxRequestBytes)
