@@ -29,9 +29,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_grpc import Server  # noqa: E402
-from test_http import DIM, MODEL, TABLES, VOCAB, hps_bin, read_table  # noqa: E402
 import subprocess  # noqa: E402
+
+from test_http import DIM, MODEL, TABLES, VOCAB, Server, free_port, hps_bin, read_table  # noqa: E402
 
 # The limits the attacked server runs with (their defaults are larger; docs/serving.md lists them).
 MAX_BODY = 1 << 20
@@ -57,7 +57,7 @@ def tables(model_dir):
 
 @pytest.fixture(scope="module")
 def server(model_dir):
-    s = Server(model_dir, SERVER_FLAGS)
+    s = Server(model_dir, SERVER_FLAGS, grpc_port=free_port())
     yield s
     s.stop()
 
@@ -357,7 +357,7 @@ def test_http2_floods_on_the_grpc_port(server, tables):
         # Over 200 such frames in 30 s: swift-nio-http2 closes the connection.
         assert h2_flood(server.grpc_port, kind) == "closed", f"the {kind} flood's connection was left open"
         assert server.process.poll() is None, f"the server exited after the {kind} flood"
-        result = grpcclient.InferenceServerClient(server.url).is_server_live()
+        result = grpcclient.InferenceServerClient(f"127.0.0.1:{server.grpc_port}").is_server_live()
         assert result, f"gRPC not live after the {kind} flood"
     client = GoodClient(server.http_port, tables)
     client.run(count=5)
@@ -373,7 +373,7 @@ def figures(seconds=5.0):
     raise_fd_limit(8192)
     directory = make_model(tempfile.mkdtemp(prefix="hps-abuse-"))
     tables = [read_table(directory, t) for t in range(TABLES)]
-    server = Server(directory, SERVER_FLAGS)
+    server = Server(directory, SERVER_FLAGS, grpc_port=free_port())
     rows = []
     try:
         def measure(name, attack):

@@ -50,11 +50,12 @@ def read_table(directory, table):
 
 
 class Server:
-    def __init__(self, directory, extra=()):
-        self.http_port, self.metrics_port = free_port(), free_port()
+    def __init__(self, directory, extra=(), grpc_port=0):
+        self.http_port, self.metrics_port, self.grpc_port = free_port(), free_port(), grpc_port
         self.process = subprocess.Popen(
             [hps_bin(), "serve", *(["--config", os.path.join(directory, "hps.json")] if directory else []),
-             "--http-port", str(self.http_port), "--grpc-port", "0", "--metrics-port", str(self.metrics_port), *extra],
+             "--http-port", str(self.http_port), "--grpc-port", str(grpc_port), "--metrics-port", str(self.metrics_port),
+             *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.url = f"127.0.0.1:{self.http_port}"
         deadline = time.time() + 60
