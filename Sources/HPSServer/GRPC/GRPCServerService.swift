@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Glibc
 import NIOCore
+import NIOPosix
 public import ServiceLifecycle
 
 /// The KServe v2 gRPC server as a service of a `ServiceGroup`: it listens on
@@ -33,6 +34,13 @@ public struct GRPCServerService: Service {
         self.onListening = onListening
     }
 
+    /// The gRPC listener's own event loops (as many as NIO's shared group,
+    /// which the HTTP listener uses): a client flooding the gRPC port with
+    /// HTTP/2 frames then holds gRPC's threads, not those that HTTP requests
+    /// wait on (docs/hardening.md measures both). Kept for the process's life,
+    /// as NIO's shared group is.
+    static let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+
     /// The most calls open at once on one HTTP/2 connection.
     static let maxConcurrentStreams = 1024
 
@@ -49,7 +57,8 @@ public struct GRPCServerService: Service {
         config.channelDebuggingCallbacks.onAcceptTCPConnection = HTTP2DecodingResumer.install(on:)
         config.channelDebuggingCallbacks.onAcceptHTTP2Stream = RequestMessageSizeLimit.install(limit: maxRequestBytes)
         let transport = HTTP2ServerTransport.Posix(address: try Self.address(host: host, port: port),
-                                                   transportSecurity: .plaintext, config: config)
+                                                   transportSecurity: .plaintext, config: config,
+                                                   eventLoopGroup: Self.eventLoops)
         let server = GRPCServer(transport: transport, services: services, interceptors: interceptors)
         do {
             try await withGracefulShutdownHandler {
