@@ -147,7 +147,7 @@ public enum RESPParser {
             return .integer(try integer(line))
         case UInt8(ascii: "$"):
             guard let line = try readLine(&buffer) else { return nil }
-            let length = try integer(line)
+            let length = try lengthValue(line)
             if length == -1 { return .bulkString(nil) }
             guard length >= 0 && length < Int64(Int32.max) else {
                 throw RESPProtocolError(reason: "bulk string length \(length)")
@@ -159,7 +159,7 @@ public enum RESPParser {
             return .bulkString(bytes)
         case UInt8(ascii: "*"):
             guard let line = try readLine(&buffer) else { return nil }
-            let count = try integer(line)
+            let count = try lengthValue(line)
             if count == -1 { return .array(nil) }
             guard count >= 0 && count < Int64(Int32.max) else {
                 throw RESPProtocolError(reason: "array length \(count)")
@@ -190,6 +190,17 @@ public enum RESPParser {
         let line = buffer.readSlice(length: cr - view.startIndex)
         buffer.moveReaderIndex(forwardBy: 2)
         return line
+    }
+
+    /// A bulk string's or an array's length: -1 (null) or a count. Any other
+    /// negative, "-0" included, is an error (`hasCompleteValue` calls every
+    /// negative length complete, so that it is reported here).
+    private static func lengthValue(_ line: ByteBuffer) throws(RESPProtocolError) -> Int64 {
+        let value = try integer(line)
+        guard line.readableBytesView.first != UInt8(ascii: "-") || value == -1 else {
+            throw RESPProtocolError(reason: "length \"\(String(buffer: line))\"")
+        }
+        return value
     }
 
     private static func integer(_ line: ByteBuffer) throws(RESPProtocolError) -> Int64 {

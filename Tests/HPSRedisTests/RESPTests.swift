@@ -77,6 +77,18 @@ struct RESPTests {
         #expect(try RESPParser.parse(&partial) == nil)
     }
 
+    @Test("a length of -0 (or any negative but -1) is an error, as hasCompleteValue expects (found by FuzzRESP)")
+    func negativeZeroLength() {
+        // Fuzz/Regressions/RESP/negative-zero-length: "$-0\r\n4". hasCompleteValue
+        // called it complete (a negative length), parse read an empty bulk string
+        // still waiting for its CRLF: the connection would have stalled.
+        for reply in ["$-0\r\n4", "*-0\r\n", "$-2\r\n", "*-7\r\n"] {
+            #expect(RESPParser.hasCompleteValue(ByteBuffer(string: reply)), "\(reply.debugDescription)")
+            var buffer = ByteBuffer(string: reply)
+            #expect(throws: RESPProtocolError.self, "\(reply.debugDescription)") { try RESPParser.parse(&buffer) }
+        }
+    }
+
     @Test("commands encode as arrays of bulk strings")
     func encoding() throws {
         var command = RedisCommand(arguments: 3)
