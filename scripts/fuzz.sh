@@ -53,6 +53,13 @@ status=0
 for t in "${chosen[@]}"; do
     harness=$bin/Fuzz$t
     [ -x "$harness" ] || { echo "the harness $harness was not built" >&2; exit 1; }
+    # A harness linked from objects built without coverage instrumentation
+    # fuzzes blind (seen once after an interrupted incremental build): refuse it.
+    counters=$("$harness" -runs=0 2>&1 | grep -o "([0-9]* inline 8-bit counters)" | grep -o "[0-9]*" | head -1 || true)
+    if [ "${counters:-0}" -lt 1000 ]; then
+        echo "FAILED: $harness has ${counters:-no} coverage counters; remove .build-fuzz and run again" >&2
+        exit 1
+    fi
     corpus=$scratch/corpus/$t artifacts=$scratch/artifacts/$t/
     mkdir -p "$corpus" "$artifacts"
     cp -n Fuzz/Corpus/$t/* "$corpus"/ 2>/dev/null || true
