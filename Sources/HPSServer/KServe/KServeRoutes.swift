@@ -100,23 +100,11 @@ public struct KServeRoutes: Sendable {
         }
     }
 
-    /// The `config` parameter of a load request's body
-    /// (`{"parameters": {"config": "<the model's entry as JSON>"}}`, as
-    /// tritonclient's `load_model(config=)` sends it), nil when absent.
     /// The index request's `ready` member (false for an empty body): whether
     /// to list only the models that are served.
     /// - Throws: `InferenceError.malformed` for a body that is not a JSON object or a `ready` that is not a boolean.
     static func readyParameter(_ body: ByteBuffer) throws(InferenceError) -> Bool {
-        guard body.readableBytes > 0 else { return false }
-        let document: JSONValue
-        do throws(JSONSyntaxError) {
-            document = try JSONValue.parse(String(buffer: body))
-        } catch {
-            throw .malformed("the repository index request's body is not JSON: \(error)")
-        }
-        guard case .object = document else {
-            throw .malformed("the repository index request's body must be a JSON object such as {\"ready\": true}")
-        }
+        guard let document = try jsonObject(body, of: "repository index") else { return false }
         guard let ready = document["ready"] else { return false }
         guard case .bool(let value) = ready else {
             throw .malformed("the repository index request's ready must be true or false")
@@ -124,19 +112,31 @@ public struct KServeRoutes: Sendable {
         return value
     }
 
+    /// The `config` parameter of a load request's body
+    /// (`{"parameters": {"config": "<the model's entry as JSON>"}}`, as
+    /// tritonclient's `load_model(config=)` sends it), nil when absent.
     static func configParameter(_ body: ByteBuffer) throws(InferenceError) -> String? {
+        guard let config = try jsonObject(body, of: "load")?["parameters"]?["config"] else { return nil }
+        guard let text = config.stringValue else {
+            throw .malformed("the load request's parameters.config must be a string holding the model's entry as JSON")
+        }
+        return text
+    }
+
+    /// A repository request's body as a JSON object; nil for an empty body.
+    /// - Throws: `InferenceError.malformed` naming the request when the body is not a JSON object.
+    private static func jsonObject(_ body: ByteBuffer, of request: String) throws(InferenceError) -> JSONValue? {
         guard body.readableBytes > 0 else { return nil }
         let document: JSONValue
         do throws(JSONSyntaxError) {
             document = try JSONValue.parse(String(buffer: body))
         } catch {
-            throw .malformed("the load request's body is not JSON: \(error)")
+            throw .malformed("the \(request) request's body is not JSON: \(error)")
         }
-        guard let config = document["parameters"]?["config"] else { return nil }
-        guard let text = config.stringValue else {
-            throw .malformed("the load request's parameters.config must be a string holding the model's entry as JSON")
+        guard case .object = document else {
+            throw .malformed("the \(request) request's body must be a JSON object")
         }
-        return text
+        return document
     }
 
     private func respond(_ body: () throws(InferenceError) -> JSONValue) -> Response {
