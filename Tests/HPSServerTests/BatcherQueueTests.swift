@@ -49,7 +49,7 @@ struct BatcherQueueTests {
     @Test("shutdown answers the queued requests at once with an error saying the server is shutting down")
     func shutdownAnswersQueued() async throws {
         let fixture = try ServerFixture()
-        let (batcher, pool) = batcher(fixture, delay: .seconds(3))
+        let (batcher, pool) = batcher(fixture, delay: .seconds(8))
         let expected = try fixture.expected(batch.keysPerTable)
         let batch = self.batch
         let leaderDone = Locked(false)
@@ -65,7 +65,7 @@ struct BatcherQueueTests {
             let result = await task.result
             #expect(throws: InferenceError.shuttingDown(model: fixture.model)) { try result.get() }
         }
-        // Ordered, not timed: the leader's lookup waits 3 s for others to merge with.
+        // Ordered, not timed: the leader's lookup waits 8 s for others to merge with.
         #expect(!leaderDone.withLock { $0 }, "queued requests are answered without waiting for the leader")
         #expect(InferenceError.shuttingDown(model: fixture.model).status == .serviceUnavailable)
         #expect(InferenceError.shuttingDown(model: fixture.model).description.contains("shutting down"))
@@ -78,7 +78,9 @@ struct BatcherQueueTests {
     @Test("a queued request whose task is cancelled leaves the queue at once; the others are answered")
     func cancelledWhileQueued() async throws {
         let fixture = try ServerFixture()
-        let (batcher, pool) = batcher(fixture, delay: .seconds(2))
+        // Long enough that the steps below finish inside it on a loaded machine
+        // (2 s was not, once, under the whole suite on 2 cores).
+        let (batcher, pool) = batcher(fixture, delay: .seconds(8))
         let expected = try fixture.expected(batch.keysPerTable)
         let batch = self.batch
         let leaderDone = Locked(false)
@@ -92,7 +94,7 @@ struct BatcherQueueTests {
         try await Task.sleep(for: .milliseconds(200))
         cancelled.cancel()
         let result = await cancelled.result
-        // Ordered, not timed: the leader's lookup waits 2 s for others to merge with.
+        // Ordered, not timed: the leader's lookup waits 8 s for others to merge with.
         #expect(!leaderDone.withLock { $0 }, "the cancelled request leaves before the leader's lookup ends")
         #expect(throws: InferenceError.shuttingDown(model: fixture.model)) { try result.get() }
         #expect(try await leader.value == expected)

@@ -374,7 +374,8 @@ public final class HierarchicalParameterServer: Sendable {
     /// The background work of the stores alone.
     public var storeBackgroundWork: [any BackgroundWork] {
         (volatileStore?.backgroundWork ?? []) + (persistentStore?.backgroundWork ?? [])
-            + (volatileStore == nil ? [] : [catchUp.work(logger: logger)])
+            // Only a store outside the process can be partly unreachable at load.
+            + (volatileStore?.mayBlock == true ? [catchUp.work(logger: logger)] : [])
     }
 
     /// A model folder path as written in the configuration, resolved against
