@@ -38,9 +38,12 @@ fi
 
 scratch=$PWD/.build-fuzz
 echo "== building the fuzz harnesses (libFuzzer, AddressSanitizer) in .build-fuzz"
-swift build --package-path Fuzz --scratch-path "$scratch" --sanitize=fuzzer --sanitize=address 2>&1 \
-    | grep -v "Cannot export local symbol" || true
-bin=$(swift build --package-path Fuzz --scratch-path "$scratch" --sanitize=fuzzer --sanitize=address --show-bin-path)
+# --sanitize=fuzzer links libFuzzer, but a build from scratch left this
+# package's modules (a dependency of Fuzz/) without coverage counters, so the
+# fuzzer ran blind; -Xswiftc passes the flag to every Swift module.
+flags=(--package-path Fuzz --scratch-path "$scratch" --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer)
+swift build "${flags[@]}" 2>&1 | grep -v "Cannot export local symbol" || true
+bin=$(swift build "${flags[@]}" --show-bin-path)
 
 # detect_leaks=0: the harnesses keep one model per process on purpose; leaks
 # are not what is fuzzed for.
