@@ -32,7 +32,12 @@ public enum RESPParser {
     /// any other value is parsed as `parse` does.
     public static func parse(_ buffer: inout ByteBuffer, into sink: VectorSink) throws(RESPProtocolError) -> RESPValue? {
         let result: (consumed: Int, hits: Int)? = buffer.withUnsafeReadableBytes { sinkArray($0, sink) }
-        guard let result else { return try parse(&buffer) }
+        guard let result else {
+            // Rows written before the reply turned out to be something else
+            // count for nothing: the caller reads `found` only after `.integer`.
+            sink.clear()
+            return try parse(&buffer)
+        }
         buffer.moveReaderIndex(forwardBy: result.consumed)
         return .integer(Int64(result.hits))
     }

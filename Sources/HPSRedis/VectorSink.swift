@@ -45,6 +45,11 @@ public final class VectorSink: @unchecked Sendable {
         return true
     }
 
+    /// Marks every row as not found (a reply that was not one value per row).
+    func clear() {
+        for i in found.indices { found[i] = false }
+    }
+
     /// Records a field without a value (a null bulk string, or not a string).
     @inline(__always)
     func miss(_ index: Int) {
