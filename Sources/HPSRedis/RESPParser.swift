@@ -198,11 +198,13 @@ public enum RESPParser {
     }
 
     /// A bulk string's or an array's length: -1 (null) or a count. Any other
-    /// negative, "-0" included, is an error (`hasCompleteValue` calls every
+    /// negative, "-0" included, and a count with a "+" sign are errors (`hasCompleteValue` calls every
     /// negative length complete, so that it is reported here).
     private static func lengthValue(_ line: ByteBuffer) throws(RESPProtocolError) -> Int64 {
         let value = try integer(line)
-        guard line.readableBytesView.first != UInt8(ascii: "-") || value == -1 else {
+        let first = line.readableBytesView.first ?? 0
+        // Digits, or -1; a sign "+" (which Int64's parser accepts) is not RESP.
+        guard (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9")) || value == -1 else {
             throw RESPProtocolError(reason: "length \"\(String(buffer: line))\"")
         }
         return value

@@ -82,7 +82,7 @@ struct RESPTests {
         // Fuzz/Regressions/RESP/negative-zero-length: "$-0\r\n4". hasCompleteValue
         // called it complete (a negative length), parse read an empty bulk string
         // still waiting for its CRLF: the connection would have stalled.
-        for reply in ["$-0\r\n4", "*-0\r\n", "$-2\r\n", "*-7\r\n"] {
+        for reply in ["$-0\r\n4", "*-0\r\n", "$-2\r\n", "*-7\r\n", "*+3\r\n$8\r\n", "$+1\r\nx\r\n"] {
             #expect(RESPParser.hasCompleteValue(ByteBuffer(string: reply)), "\(reply.debugDescription)")
             var buffer = ByteBuffer(string: reply)
             #expect(throws: RESPProtocolError.self, "\(reply.debugDescription)") { try RESPParser.parse(&buffer) }
