@@ -1,5 +1,6 @@
 import Glibc
 import HPS
+import Synchronization
 
 /// The index kept beside a sparse model folder, `<folder>/hps_index`: a
 /// header, then an open-addressing table of `capacity` slots (a power of two,
@@ -75,6 +76,51 @@ final class MappedMember: @unchecked Sendable {
 
     /// The index file in use.
     let indexPath: String
+    /// Set when a file of the member was found written in place (`checkFiles`).
+    private let modified = Atomic<Bool>(false)
+    /// Set when the damage has been described (`takeDamage`), so it is once.
+    private let described = Atomic<Bool>(false)
+    /// Set when a replaced or removed file has been described, so it is once.
+    private let describedReplacement = Atomic<Bool>(false)
+
+    /// Whether the member's files changed under it: one shrank (a read past
+    /// its end faulted) or was written in place. Its keys are then answered
+    /// from the tiers below: a lookup checks this after copying its rows, so a
+    /// row copied from a file being changed is never served.
+    var isDamaged: Bool {
+        (keys.faults | vectors.faults | index.faults) != 0 || modified.load(ordering: .acquiring)
+    }
+
+    /// The sentence describing the damage, the first time it is asked for
+    /// after `isDamaged` became true; nil before and after.
+    func takeDamage(table: String) -> String? {
+        guard isDamaged, !described.exchange(true, ordering: .relaxed) else { return nil }
+        let file = [keys, vectors, index].first { $0.faults != 0 }
+        let what = file.map { "\($0.path) shrank while it was served (a read past its end)" }
+            ?? "a file of \(folder.path) was written in place while it was served"
+        return "table \(table): \(what); its keys are answered from the tiers below until the model is reloaded (replace model files by renaming new ones over them)"
+    }
+
+    /// Compares the member's files with those mapped: marks the member
+    /// damaged if one was written in place. Returns a sentence the first
+    /// time it finds one written, replaced or removed.
+    func checkFiles(table: String) -> String? {
+        var replacement: String? = nil
+        for file in [keys, vectors, index] {
+            switch file.change() {
+            case nil:
+                continue
+            case .modified?:
+                modified.store(true, ordering: .releasing)
+                return takeDamage(table: table)
+            case let change?:
+                let how = change == .replaced ? "was replaced" : "was removed"
+                replacement = replacement ?? "table \(table): \(file.path) \(how) while it was served; the mapped tier serves the files it mapped until the model is reloaded"
+            }
+        }
+        guard let replacement, !describedReplacement.exchange(true, ordering: .relaxed) else { return nil }
+        return replacement
+    }
 
     /// The index beside a folder's files.
     static func besidePath(_ folder: SparseModelFolder) -> String { folder.path + "/hps_index" }

@@ -20,6 +20,8 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
     /// Where indexes go for model folders that cannot hold their own, or nil.
     public let indexFolder: String?
     private let tables = Locked<[String: MappedTable]>([:])
+    /// Model files that shrank, were rewritten or replaced while served.
+    public let faults: TierFaults? = TierFaults()
 
     /// Creates an empty store; tables come from `attach`.
     /// - Parameter indexFolder: where to keep the index of a folder that cannot
@@ -52,7 +54,7 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
             }
             members.append(try MappedMember(folder: folder, keyType: keyType, indexFolder: indexFolder))
         }
-        let table = MappedTable(tag: tag, vecSize: first.vecSize, members: members)
+        let table = MappedTable(tag: tag, vecSize: first.vecSize, members: members, faults: faults!)
         tables.withLock { $0[tag] = table }
         return table
     }
@@ -81,5 +83,34 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
 
     public var tableTags: [String] {
         tables.withLock { $0.keys.sorted() }
+    }
+
+    /// Checks each second whether a served model file was written in place,
+    /// replaced or removed (`MappedFileWatch`); a file that shrinks is found
+    /// by the first read past its end, without waiting for this.
+    public var backgroundWork: [any BackgroundWork] { [MappedFileWatch(store: self, interval: .seconds(1))] }
+
+    /// Compares every table's files with those mapped, now (what the watch does each interval).
+    public func checkFiles() {
+        for table in tables.withLock({ Array($0.values) }) { table.checkFiles() }
+    }
+}
+
+/// `MappedStore.backgroundWork`: the store's `checkFiles` at an interval.
+struct MappedFileWatch: BackgroundWork {
+    let store: MappedStore
+    let interval: Duration
+
+    var name: String { "watch of the mapped tier's model files" }
+
+    func run(blocking: BlockingRunner) async throws {
+        while true {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return  // cancelled: the server shuts down
+            }
+            await blocking.run { [store] in store.checkFiles() }
+        }
     }
 }

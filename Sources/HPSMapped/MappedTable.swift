@@ -14,14 +14,17 @@ public final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
     /// Floats per vector.
     public let vecSize: Int
     let members: [MappedMember]
+    /// Where damage found by a lookup is recorded (the store's).
+    let faults: TierFaults
 
     /// How many keys ahead the index slot is prefetched.
     static let distance = 8
 
-    init(tag: String, vecSize: Int, members: [MappedMember]) {
+    init(tag: String, vecSize: Int, members: [MappedMember], faults: TierFaults) {
         self.tag = tag
         self.vecSize = vecSize
         self.members = members
+        self.faults = faults
     }
 
     /// The number of member tables.
@@ -77,6 +80,7 @@ public final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
                 continue
             }
             let member = members[memberIndex]
+            let missesBefore = misses
             for i in offset..<min(offset &+ d, end) {
                 if let slot = member.homeSlot(current.keys[i]) { hps_prefetch(slot) }
             }
@@ -91,8 +95,27 @@ public final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
                     misses &+= 1
                 }
             }
+            // Checked after the copies: rows read from a file that shrank
+            // (zero pages) or is being rewritten are not served.
+            if member.isDamaged {
+                if let damage = member.takeDamage(table: tag) { faults.record(damage) }
+                misses = missesBefore
+                for i in offset..<end {
+                    if let memberDefault { (current.output + i &* vecSize).update(repeating: memberDefault, count: vecSize) }
+                    missed?[misses] = flat &+ (i &- offset)
+                    misses &+= 1
+                }
+            }
         }
         return misses
+    }
+
+    /// Checks every member's files against those mapped (`MappedMember.checkFiles`),
+    /// recording what changed.
+    func checkFiles() {
+        for member in members {
+            if let change = member.checkFiles(table: tag) { faults.record(change) }
+        }
     }
 
     /// Refused: the tier serves its model files read-only.

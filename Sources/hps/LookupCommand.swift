@@ -50,6 +50,8 @@ struct LookupCommand: ParsableCommand {
             let vecSize = session.model.vecSizes[table]
             let vectors = try session.lookup(table: table, keys: keys)
             let counts = session.statistics.totals
+            // This command runs no background work to log them as they come.
+            for fault in server.logTierFaults() { note("hps: error: \(fault)") }
             if json {
                 var fields: [(String, JSONValue)] = [
                     ("model", .string(model)),

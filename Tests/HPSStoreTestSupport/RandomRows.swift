@@ -3,7 +3,7 @@ public import HPS
 // Shared by the test targets of the store tiers (mapped, RocksDB).
 
 /// Distinct random keys and vectors, to write and to check lookups against.
-public struct RandomRows {
+public struct RandomRows: Sendable {
     public var keys: [Int64]
     public var vectors: [Float]
     public var vecSize: Int

@@ -66,4 +66,19 @@ void *hps_mremap_maymove(void *address, size_t old_size, size_t new_size);
 /// for every request reuses its pages instead of faulting fresh ones in.
 void hps_keep_freed_blocks(int bytes);
 
+/// Registers a read-only shared file mapping whose file may shrink while it
+/// is read (see mapped_regions.c): a SIGBUS from reading it past the file's
+/// end then counts a fault for the region and replaces its pages with zeros
+/// instead of ending the process. Installs the SIGBUS handler on first use.
+/// Returns the region's slot, or -1 (no slot free, or the handler could not
+/// be installed): the mapping is then read unprotected.
+int hps_mapped_region_register(const void *base, size_t length);
+
+/// Forgets a region before it is unmapped.
+void hps_mapped_region_unregister(int slot);
+
+/// SIGBUS faults counted for the region of `slot` since it was registered
+/// (0 for -1): once non-zero, its pages read as zeros.
+uint64_t hps_mapped_region_faults(int slot);
+
 #endif

@@ -376,6 +376,18 @@ public final class HierarchicalParameterServer: Sendable {
         (volatileStore?.backgroundWork ?? []) + (persistentStore?.backgroundWork ?? [])
             // Only a store outside the process can be partly unreachable at load.
             + (volatileStore?.mayBlock == true ? [catchUp.work(logger: logger)] : [])
+            + (stores.contains { $0.faults != nil } ? [TierFaultLog(stores: stores, interval: .seconds(1), logger: logger)] : [])
+    }
+
+    /// The volatile and the persistent store, those enabled.
+    private var stores: [any EmbeddingStore] { [volatileStore, persistentStore].compactMap { $0 } }
+
+    /// The faults the stores met while serving (`TierFaults`) that were not
+    /// logged yet, one line each, logged now: for a caller that runs no
+    /// background work (`hps lookup`) before it exits.
+    @discardableResult
+    public func logTierFaults() -> [String] {
+        TierFaultLog.flush(stores, logger: logger)
     }
 
     /// A model folder path as written in the configuration, resolved against

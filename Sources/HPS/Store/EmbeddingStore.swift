@@ -36,6 +36,10 @@ public protocol EmbeddingStore: AnyObject, Sendable {
     /// Work the store does in the background while it is served (keeping
     /// connections and their routing fresh): its owner runs each until shutdown.
     var backgroundWork: [any BackgroundWork] { get }
+
+    /// Faults met while serving that lookups answered as misses (a failed
+    /// read, a damaged file), or nil for a store that has none to report.
+    var faults: TierFaults? { get }
 }
 
 extension EmbeddingStore {
@@ -43,6 +47,8 @@ extension EmbeddingStore {
     public var mayBlock: Bool { true }
     /// No background work.
     public var backgroundWork: [any BackgroundWork] { [] }
+    /// No faults to report.
+    public var faults: TierFaults? { nil }
 }
 
 /// One table of a store. A fused table holds several member tables whose keys
