@@ -53,7 +53,13 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
     /// - Parameters:
     ///   - numThreads: RocksDB's background threads (`rocksdb_options_increase_parallelism`).
     ///   - maxBatchSize: the most keys per MultiGet or write batch.
-    public init(path: String, readOnly: Bool = false, numThreads: Int = 16, maxBatchSize: Int = 65536) throws(RocksDBError) {
+    ///   - mmapReads: read table files through mmap instead of pread. Off by
+    ///     default: a table file that shrinks, or a disk that fails a read,
+    ///     then raises SIGBUS inside RocksDB and ends the process, where pread
+    ///     returns an error that a lookup answers as a miss (`faults`).
+    ///     `hps bench --tier-rates` measures both.
+    public init(path: String, readOnly: Bool = false, numThreads: Int = 16, maxBatchSize: Int = 65536,
+                mmapReads: Bool = false) throws(RocksDBError) {
         self.path = path
         self.readOnly = readOnly
         self.maxBatchSize = max(1, maxBatchSize)
@@ -66,9 +72,7 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
         let tableOptions = RocksTableOptions(blockCacheBytes: Self.blockCacheBytes)
         tableOptions.apply(to: options)
         tableOptions.apply(to: familyOptions)
-        // Read table files through mmap: a lookup of a block in the page cache
-        // then costs no pread and no copy.
-        rocksdb_options_set_allow_mmap_reads(options.handle, 1)
+        rocksdb_options_set_allow_mmap_reads(options.handle, mmapReads ? 1 : 0)
 
         let exists = access(path + "/CURRENT", F_OK) == 0
         if readOnly && !exists { throw .missing(path: path) }
@@ -240,6 +244,10 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
     public var tableTags: [String] {
         state.withLock { $0.keys.sorted() }
     }
+
+    /// Keys RocksDB could not read (a corrupt block of a table file), each
+    /// answered as a miss.
+    public var faults: TierFaults? { context.faults }
 }
 #endif
 
@@ -255,6 +263,8 @@ final class RocksContext: Sendable {
     let writeOptions = RocksWriteOptions(sync: true)
     let readOnly: Bool
     let maxBatchSize: Int
+    /// Reads RocksDB failed (a corrupt block), which lookups answered as misses.
+    let faults = TierFaults()
     var path: String { database.path }
 
     init(database: RocksDatabase, defaultFamily: RocksColumnFamily, readOnly: Bool, maxBatchSize: Int) {
@@ -275,7 +285,10 @@ final class RocksContext: Sendable {
         if message.contains("/LOCK") || message.contains("lock hold by current process") {
             return .locked(path: path, message: message)
         }
-        if message.hasPrefix("Corruption") || message.contains("CURRENT") || message.contains("MANIFEST") {
+        // A table file cut short reads past its end ("larger than file length",
+        // "truncated block read"): as damaged as a garbled one.
+        if message.hasPrefix("Corruption") || message.contains("CURRENT") || message.contains("MANIFEST")
+            || message.contains("larger than file length") || message.contains("truncated") {
             return .corrupt(path: path, message: message)
         }
         return .operation(path: path, operation: operation, message: message)

@@ -82,16 +82,27 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
             values.deallocate(); valueSizes.deallocate(); errors.deallocate()
         }
 
-        /// Reads the first `n` encoded keys; afterwards each value is either
-        /// present (to be freed by the caller with `rocksdb_free`) or nil.
-        func multiGet(_ context: RocksContext, count n: Int) {
+        /// Reads the first `n` encoded keys of table `tag`; afterwards each
+        /// value is either present (to be freed by the caller with
+        /// `rocksdb_free`) or nil.
+        func multiGet(_ context: RocksContext, count n: Int, tag: String) {
             rocksdb_multi_get_cf(context.database.handle, context.readOptions.handle, families, n,
                                  keyPointers, keySizes, values, valueSizes, errors)
+            var failed = 0
+            var first: String? = nil
             for i in 0..<n where errors[i] != nil {
-                // A failed read of one key is answered as a miss.
+                // A failed read of one key (a corrupt block) is answered as a miss, and recorded.
+                if first == nil { first = String(cString: errors[i]!) }
+                failed += 1
                 rocksdb_free(errors[i])
+                errors[i] = nil
                 if let value = values[i] { rocksdb_free(value) }
                 values[i] = nil
+            }
+            if let first {
+                context.faults.record(
+                    "table \(tag): RocksDB could not read keys at \(context.path) (\(first)); lookups answer them from the tiers below",
+                    count: failed)
             }
         }
     }
@@ -124,7 +135,7 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
         var filled = 0, flatBase = flatStart
 
         func flush() {
-            scratch.multiGet(context, count: filled)
+            scratch.multiGet(context, count: filled, tag: tag)
             for i in 0..<filled {
                 if let value = scratch.values[i], scratch.valueSizes[i] == bytes {
                     UnsafeMutableRawPointer(outputs[i]).copyMemory(from: value, byteCount: bytes)
@@ -229,7 +240,7 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
                 for i in 0..<n {
                     Self.encode(keys[start + i], member: member, into: scratch.keys + i * Self.keyBytes)
                 }
-                scratch.multiGet(context, count: n)
+                scratch.multiGet(context, count: n, tag: tag)
                 let batch = RocksWriteBatch()
                 var chunkDelta = 0
                 changedHere.removeAll(keepingCapacity: true)

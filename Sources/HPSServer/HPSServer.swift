@@ -97,7 +97,8 @@ public struct HPSServer: Sendable {
         }
         served += predictionModels.map { ServedModel(prediction: $0.model, name: $0.name) }
         metrics = ServerMetrics(sessions: served.flatMap(\.sessions), modelNames: predictionModels.map(\.name),
-                                updates: updates.compactMap { $0 as? any UpdateCounting })
+                                updates: updates.compactMap { $0 as? any UpdateCounting },
+                                stores: [parameterServer.volatileStore, parameterServer.persistentStore].compactMap { $0 })
         lookupPool = LookupThreadPool(threads: options.lookupThreads)
         let repository = ModelRepository(parameterServer: parameterServer, models: served, mode: options.modelControl,
                                          configurationPath: options.configurationPath, metrics: metrics, pool: lookupPool,
@@ -155,7 +156,7 @@ public struct HPSServer: Sendable {
                                      configuration: ApplicationConfiguration(address: .hostname(host, port: options.metricsPort),
                                                                              serverName: KServeRoutes.serverName),
                                      onServerRunning: listening("metrics"), logger: logger)
-        let background: [any Service] = (parameterServer.backgroundWork + updates).map { BackgroundWorkService($0, pool: lookupPool) }
+        let background: [any Service] = (parameterServer.backgroundWork(logger: logger) + updates).map { BackgroundWorkService($0, pool: lookupPool) }
         let lookups = LookupService(pool: lookupPool, repository: repository)
         #if Serving
         // One bundle, so that SIGTERM closes both KServe listeners at once.

@@ -367,12 +367,19 @@ public final class HierarchicalParameterServer: Sendable {
     /// The background work of the stores and of every loaded model's caches,
     /// for the owner to run until shutdown (a model loaded later brings its
     /// own: `ModelDeployment.backgroundWork`).
-    public var backgroundWork: [any BackgroundWork] {
-        storeBackgroundWork + state.withLock { state in state.order.flatMap { state.models[$0]?.backgroundWork ?? [] } }
+    public var backgroundWork: [any BackgroundWork] { backgroundWork(logger: logger) }
+
+    /// `backgroundWork`, logging what it finds (tables caught up, tier
+    /// faults) to `logger` instead of the hierarchy's own.
+    public func backgroundWork(logger: Logger?) -> [any BackgroundWork] {
+        storeBackgroundWork(logger: logger) + state.withLock { state in state.order.flatMap { state.models[$0]?.backgroundWork ?? [] } }
     }
 
     /// The background work of the stores alone.
-    public var storeBackgroundWork: [any BackgroundWork] {
+    public var storeBackgroundWork: [any BackgroundWork] { storeBackgroundWork(logger: logger) }
+
+    /// `storeBackgroundWork`, logging to `logger`.
+    public func storeBackgroundWork(logger: Logger?) -> [any BackgroundWork] {
         (volatileStore?.backgroundWork ?? []) + (persistentStore?.backgroundWork ?? [])
             // Only a store outside the process can be partly unreachable at load.
             + (volatileStore?.mayBlock == true ? [catchUp.work(logger: logger)] : [])

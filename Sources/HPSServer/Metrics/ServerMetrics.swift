@@ -10,7 +10,8 @@ public import Prometheus
 /// with the default value, the hit rate of each tier and of the L1 cache since
 /// start (a fused lookup split by its member tables' keys); per L1 cache (a
 /// fusion group on a device or the CPU): its hit rate, inserts, evictions and
-/// refreshes, read from its statistics when the metrics are scraped.
+/// refreshes, read from its statistics when the metrics are scraped; per
+/// store tier, the faults it met while serving (`TierFaults`).
 public final class ServerMetrics: Sendable {
     /// The registry the metrics live in.
     public let registry = PrometheusCollectorRegistry()
@@ -27,6 +28,9 @@ public final class ServerMetrics: Sendable {
     /// The update consumers, and the counts last exported per (consumer, topic).
     private let updates: [any UpdateCounting]
     private let updateSnapshots = Locked<[String: UpdateCounts]>([:])
+    /// The store tiers whose faults are exported, and the count last exported per tier.
+    private let stores: [any EmbeddingStore]
+    private let faultSnapshots = Locked<[String: Int]>([:])
     private static let latencyBuckets: [Duration] = [
         .microseconds(10), .microseconds(25),
         .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
@@ -60,6 +64,7 @@ public final class ServerMetrics: Sendable {
     private static var updateKeys: MetricNameDescriptor { name("update_keys", "total", "Keys of online updates applied, per consumer group and topic") }
     private static var updateMalformed: MetricNameDescriptor { name("update_malformed_messages", "total", "Online update messages skipped as malformed, per consumer group and topic") }
     private static var updateUnheld: MetricNameDescriptor { name("update_keys_not_in_gpu_table", "total", "Keys of online updates that a GPU static table does not hold (served from the tiers below), per consumer group and topic") }
+    private static var tierFaults: MetricNameDescriptor { name("tier_faults", "total", "Faults a store tier met while serving (a failed read, a model file changed under the mapped tier), whose keys were answered from the tiers below, per tier") }
     private static var cacheRefreshes: MetricNameDescriptor { name("l1_cache_refreshes", "total", "Refreshes of an L1 cache's rows from the tiers below, per fusion group and device") }
 
     /// Metrics for the sessions served.
@@ -70,9 +75,15 @@ public final class ServerMetrics: Sendable {
     ///   - modelNames: every name requests may be counted under (the
     ///     sessions' models and other served models); others are counted
     ///     too, only more slowly.
-    /// - Parameter updates: the update consumers whose counts are exported.
-    public init(sessions: [LookupSession], modelNames: [String] = [], updates: [any UpdateCounting] = []) {
+    ///   - updates: the update consumers whose counts are exported.
+    ///   - stores: the store tiers whose faults are exported.
+    public init(sessions: [LookupSession], modelNames: [String] = [], updates: [any UpdateCounting] = [],
+                stores: [any EmbeddingStore] = []) {
         self.updates = updates
+        self.stores = stores.filter { $0.faults != nil }
+        for store in self.stores {
+            registry.makeCounter(descriptor: Self.tierFaults, labels: [("tier", store.kind)]).increment(by: Int64(0))
+        }
         var seen = Set<ObjectIdentifier>()
         let sessions = sessions.filter { seen.insert(ObjectIdentifier($0)).inserted }
         served = Locked(sessions)
@@ -206,6 +217,7 @@ public final class ServerMetrics: Sendable {
         updateHitRatios()
         updateCaches()
         updateUpdates()
+        updateFaults()
         return registry.emitToBuffer()
     }
 
@@ -296,6 +308,18 @@ public final class ServerMetrics: Sendable {
                         registry.makeCounter(descriptor: descriptor, labels: labels).increment(by: Int64(max(0, now - before)))
                     }
                 }
+            }
+        }
+    }
+
+    /// Brings the store tiers' fault counters up to date.
+    private func updateFaults() {
+        faultSnapshots.withLock { previous in
+            for store in stores {
+                guard let now = store.faults?.count else { continue }
+                let before = previous[store.kind] ?? 0
+                previous[store.kind] = now
+                registry.makeCounter(descriptor: Self.tierFaults, labels: [("tier", store.kind)]).increment(by: Int64(max(0, now - before)))
             }
         }
     }
