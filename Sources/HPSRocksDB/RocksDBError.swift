@@ -10,6 +10,9 @@ public enum RocksDBError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A table asked of a `read_only` database that does not hold it, or a change
     /// asked of a `read_only` database.
     case readOnly(path: String, table: String, operation: String)
+    /// The disk holding the database is full: the call named by `operation`
+    /// wrote nothing; what earlier calls wrote is kept.
+    case noSpace(path: String, operation: String, message: String)
     /// Any other failed call, named by `operation`.
     case operation(path: String, operation: String, message: String)
     /// The package was built without the RocksDB trait.
@@ -26,6 +29,8 @@ public enum RocksDBError: Error, Sendable, Equatable, CustomStringConvertible {
             return "the RocksDB database at \(path) is corrupt (RocksDB: \(message)); restore it or remove the folder to reload the model files"
         case let .readOnly(path, table, operation):
             return "cannot \(operation) table \(table): the RocksDB database at \(path) is opened read_only"
+        case let .noSpace(path, operation, message):
+            return "RocksDB could not \(operation) at \(path) because its disk is full (RocksDB: \(message)); free space there or choose another persistent_db.path, then start again (the rows written before are kept)"
         case let .operation(path, operation, message):
             return "RocksDB failed to \(operation) at \(path): \(message)"
         case .notBuilt:

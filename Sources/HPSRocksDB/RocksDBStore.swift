@@ -37,6 +37,15 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
     private let state: Locked<[String: RocksDBTable]>
     private let families: Locked<[String: RocksColumnFamily]>
 
+    /// RocksDB's LOG file records fatal errors only (4, `FATAL_LEVEL`): on a
+    /// full disk, Debian's RocksDB 7.8 (built with assertions) aborts the
+    /// process when it writes a LOG line after a LOG write failed, and the
+    /// lines it writes about a failed write are of every lower level (a full
+    /// disk aborted a load at `ERROR_LEVEL`; at this level the load fails
+    /// with RocksDB's error, `RocksDBError.noSpace`). What goes wrong reaches
+    /// the user through the errors of the calls and `faults` instead.
+    static let infoLogLevel: Int32 = 4
+
     /// The block cache shared by the tables of one store. The page cache holds
     /// the rest of the files; this only saves copying hot blocks out of it.
     static let blockCacheBytes = 256 << 20
@@ -69,6 +78,7 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
         rocksdb_options_set_create_missing_column_families(options.handle, readOnly ? 0 : 1)
         // Fail on a damaged database rather than open a part of it.
         rocksdb_options_set_paranoid_checks(options.handle, 1)
+        rocksdb_options_set_info_log_level(options.handle, Self.infoLogLevel)
         let tableOptions = RocksTableOptions(blockCacheBytes: Self.blockCacheBytes)
         tableOptions.apply(to: options)
         tableOptions.apply(to: familyOptions)
@@ -290,6 +300,9 @@ final class RocksContext: Sendable {
         if message.hasPrefix("Corruption") || message.contains("CURRENT") || message.contains("MANIFEST")
             || message.contains("larger than file length") || message.contains("truncated") {
             return .corrupt(path: path, message: message)
+        }
+        if message.contains("No space left on device") {
+            return .noSpace(path: path, operation: operation, message: message)
         }
         return .operation(path: path, operation: operation, message: message)
     }

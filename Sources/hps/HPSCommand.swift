@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 
 /// `hps`: the command line of swift-hps.
 @main
@@ -8,6 +9,13 @@ struct HPSCommand: AsyncParsableCommand {
         abstract: "A hierarchical parameter server for embedding lookups, compatible with HugeCTR HPS.",
         subcommands: commands
     )
+
+    static func main() async {
+        // Past a file size limit (ulimit -f) a write fails with EFBIG, which
+        // the store reports, instead of ending the process.
+        signal(SIGXFSZ, SIG_IGN)
+        await main(nil)
+    }
 }
 
 /// The subcommands of this build (`serve` with the Serving trait, on by default).
