@@ -424,6 +424,10 @@ def figures(seconds=5.0):
             server.http_port, b"GET /v2 HTTP/1.1\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n"))
         measure("HTTP/2 PING flood on the gRPC port", lambda: h2_flood(server.grpc_port, "ping", 20000, 2))
         measure("HTTP/2 rapid reset on the gRPC port", lambda: h2_flood(server.grpc_port, "reset", 5000, 2))
+        # The RSS a flood leaves is kept by the allocator (LargeBufferReuse keeps up to
+        # 512 MB of freed heap); a second flood shows whether it is reused or grows.
+        measure("HTTP/2 rapid reset again", lambda: h2_flood(server.grpc_port, "reset", 5000, 2))
+        measure("none (baseline, after the attacks)", None)
     finally:
         server.stop()
     base = rows[0][3]

@@ -1,4 +1,4 @@
-public import Logging
+import Logging
 
 /// Logs each new kind of fault of the stores' tiers (`TierFaults`) once, as
 /// an error naming the tier: the background work of `HierarchicalParameterServer`.
