@@ -30,6 +30,8 @@ let package = Package(
         .library(name: "HPSMapped", targets: ["HPSMapped"]),
         .library(name: "HPSRedis", targets: ["HPSRedis"]),
         .library(name: "HPSKafka", targets: ["HPSKafka"]),
+        // The C interface (Sources/CHPS/include/hps.h) as libhps_c.so, for Python and other languages.
+        .library(name: "hps_c", type: .dynamic, targets: ["HPSC"]),
         .executable(name: "hps", targets: ["hps"]),
         .executable(name: "hps-load", targets: ["hps-load"]),
     ],
@@ -118,6 +120,15 @@ let package = Package(
                 .target(name: "CRdKafka", condition: .when(traits: ["Kafka"])),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // The C interface's header (hps.h) and its version function.
+        .target(name: "CHPS"),
+        // The C interface over the lookup sessions, every tier of the build registered.
+        .target(
+            name: "HPSC",
+            dependencies: ["CHPS", "HPS", "HPSCUDA", "HPSMapped", "HPSRedis", "HPSRocksDB",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // The memory-mapped tier: serves straight from HugeCTR sparse files through an index beside them.

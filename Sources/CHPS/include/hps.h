@@ -1,0 +1,153 @@
+/*
+ * hps.h: the C interface of swift-hps (library libhps_c.so), version 1.
+ *
+ * Opens a HugeCTR HPS configuration (its tiers built and its models loaded
+ * as `hps serve` does) and looks up embedding vectors in process, through the
+ * same lookup sessions as the server and the command line. Python's
+ * `hierarchical_parameter_server` and `hps_torch` packages are built on it.
+ *
+ *     hps_handle *hps = NULL;
+ *     char *error = NULL;
+ *     if (hps_open("hps.json", "auto", &hps, &error) != HPS_OK) {
+ *         fprintf(stderr, "%s\n", error);
+ *         hps_free_error(error);
+ *         return 1;
+ *     }
+ *     int64_t keys[3] = {1, 2, 3};
+ *     float vectors[3 * 16];   // vec size 16
+ *     hps_status status = hps_lookup(hps, "my_model", 0, keys, HPS_KEYS_INT64, 3,
+ *                                    vectors, 3 * 16, HPS_MEMORY_HOST, &error);
+ *     ...
+ *     hps_close(hps);
+ *
+ * Errors: every call that can fail returns an `hps_status` and, when `error`
+ * is not NULL, sets `*error` to one sentence saying what to fix (the same
+ * sentence the command line prints), to be freed with `hps_free_error`; on
+ * success `*error` is set to NULL. A failed call writes nothing to its output.
+ *
+ * Thread safety: every function may be called from any thread, and lookups
+ * on one handle may run concurrently; `hps_close` must be the handle's last
+ * call. No Swift type crosses this interface.
+ */
+#ifndef HPS_H
+#define HPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The interface version this header describes; `hps_api_version` returns the library's. */
+#define HPS_C_API_VERSION 1
+
+/* An opened configuration: its tiers, models and lookup sessions. */
+typedef struct hps_handle hps_handle;
+
+typedef enum hps_status {
+    HPS_OK = 0,
+    /* A NULL pointer, an unknown key type or memory kind, an output of the wrong size. */
+    HPS_INVALID_ARGUMENT = 1,
+    /* The configuration file cannot be read or is not a valid HPS configuration. */
+    HPS_CONFIGURATION = 2,
+    /* No such model or table. */
+    HPS_NOT_FOUND = 3,
+    /* A model's sparse files cannot be read or disagree with the configuration. */
+    HPS_MODEL_FILES = 4,
+    /* A store tier failed (Redis Cluster, RocksDB, the mapped files) or is not in this build. */
+    HPS_BACKEND = 5,
+    /* The GPU: none can be used, or a CUDA call failed. */
+    HPS_DEVICE = 6,
+    /* Keys the model cannot take: more than its limit per table, or out of the 32-bit range. */
+    HPS_KEYS = 7,
+    /* Anything else. */
+    HPS_INTERNAL = 8
+} hps_status;
+
+/* How the keys are stored. */
+typedef enum hps_key_type {
+    HPS_KEYS_INT32 = 0,
+    HPS_KEYS_INT64 = 1
+} hps_key_type;
+
+/* Where the output lies. */
+typedef enum hps_memory {
+    /* Host memory. */
+    HPS_MEMORY_HOST = 0,
+    /* Memory of the GPU given by `device`, in the CUDA context current on the calling thread. */
+    HPS_MEMORY_DEVICE = 1
+} hps_memory;
+
+/* One table's keys in a lookup of several tables (`hps_lookup_tables`). */
+typedef struct hps_lookup_part {
+    /* The table's index in its model (the order of `embedding_table_names`). */
+    int32_t table;
+    /* `count` keys of the call's key type, in host memory. */
+    const void *keys;
+    uint64_t count;
+} hps_lookup_part;
+
+/* The interface version of the library loaded (HPS_C_API_VERSION of the header it was built with). */
+int32_t hps_api_version(void);
+
+/*
+ * Opens the configuration at `config_path`: builds its tiers and loads every
+ * model into them, as `hps serve` does, and starts their background work
+ * (cache refreshes, catching up a Redis node, watching mapped files).
+ * `device`: "cpu" (the CPU sessions), "gpu" (the GPU tables of every model
+ * with `gpucache: true`; HPS_DEVICE when no GPU can be used) or "auto" (the
+ * GPU when one can be used, else the CPU); NULL means "auto".
+ * On success `*handle` is the opened configuration.
+ */
+hps_status hps_open(const char *config_path, const char *device, hps_handle **handle, char **error);
+
+/* Stops the handle's background work and frees it. NULL is ignored. */
+void hps_close(hps_handle *handle);
+
+/*
+ * The table `table` (a name, or an index as decimal digits) of model `model`:
+ * its index in the model and its vector size (floats per key). Either output
+ * may be NULL.
+ */
+hps_status hps_table_info(hps_handle *handle, const char *model, const char *table, int32_t *index, int32_t *vec_size,
+                          char **error);
+
+/* The number of tables of model `model`. */
+hps_status hps_table_count(hps_handle *handle, const char *model, int32_t *count, char **error);
+
+/*
+ * Looks up `count` keys of table `table` of model `model`.
+ * keys:   (count) keys of `key_type`, in host memory.
+ * output: (count × vec size) floats, key i's vector at row i; `output_floats`
+ *         must be exactly count × vec size. In device memory (`memory`
+ *         HPS_MEMORY_DEVICE, on GPU `device`), the model must be served from
+ *         that GPU (opened with "gpu" or "auto", `gpucache: true`, the device
+ *         in its `deployed_device_list`); the vectors are written there by the
+ *         GPU tables without a copy through the host, and are complete when
+ *         the call returns.
+ * A key found in no tier gets the table's `default_value_for_each_table`.
+ */
+hps_status hps_lookup(hps_handle *handle, const char *model, int32_t table, const void *keys, hps_key_type key_type,
+                      uint64_t count, float *output, uint64_t output_floats, hps_memory memory, int32_t device,
+                      char **error);
+
+/*
+ * Looks up the keys of several tables of one model in one call: one lookup
+ * per fusion group (`fuse_embedding_table: true` fuses the tables of one
+ * vector size). The parts' rows go to `output` end to end in the order
+ * given; `output_floats` must be their sum of count × vec size. In device
+ * memory, the parts of one fusion group must follow one another.
+ */
+hps_status hps_lookup_tables(hps_handle *handle, const char *model, const hps_lookup_part *parts, uint64_t part_count,
+                             hps_key_type key_type, float *output, uint64_t output_floats, hps_memory memory,
+                             int32_t device, char **error);
+
+/* Frees an error sentence. NULL is ignored. */
+void hps_free_error(char *error);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,135 @@
+public import CHPS
+import Glibc
+import HPS
+
+// The functions of `hps.h` (Sources/CHPS/include/hps.h), exported with C
+// names. Each checks its arguments, runs the call through the same
+// `LookupSession` as the server and the command line, and reports a failure
+// as a status and one sentence (`CFailure.reporting`).
+
+/// The handle behind an `hps_handle *`.
+private func opened(_ handle: OpaquePointer?) throws -> OpenedConfiguration {
+    guard let handle else { throw CFailure(HPS_INVALID_ARGUMENT, "The handle is NULL; open a configuration with hps_open first.") }
+    return Unmanaged<OpenedConfiguration>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
+}
+
+/// A C string argument, or the failure naming the NULL one.
+private func string(_ pointer: UnsafePointer<CChar>?, _ name: String) throws -> String {
+    guard let pointer else { throw CFailure(HPS_INVALID_ARGUMENT, "The \(name) is NULL.") }
+    return String(cString: pointer)
+}
+
+@_cdecl("hps_open")
+public func hps_open(_ configPath: UnsafePointer<CChar>?, _ device: UnsafePointer<CChar>?,
+                     _ handle: UnsafeMutablePointer<OpaquePointer?>?,
+                     _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> hps_status {
+    handle?.pointee = nil
+    return CFailure.reporting(error) {
+        guard let handle else { throw CFailure(HPS_INVALID_ARGUMENT, "The handle to set is NULL.") }
+        let path = try string(configPath, "configuration path")
+        let opened = try OpenedConfiguration(path: path, device: device.map { String(cString: $0) } ?? "auto")
+        handle.pointee = OpaquePointer(Unmanaged.passRetained(opened).toOpaque())
+    }
+}
+
+@_cdecl("hps_close")
+public func hps_close(_ handle: OpaquePointer?) {
+    guard let handle else { return }
+    let opened = Unmanaged<OpenedConfiguration>.fromOpaque(UnsafeRawPointer(handle))
+    opened.takeUnretainedValue().close()
+    opened.release()
+}
+
+@_cdecl("hps_table_info")
+public func hps_table_info(_ handle: OpaquePointer?, _ model: UnsafePointer<CChar>?, _ table: UnsafePointer<CChar>?,
+                           _ index: UnsafeMutablePointer<Int32>?, _ vecSize: UnsafeMutablePointer<Int32>?,
+                           _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> hps_status {
+    CFailure.reporting(error) {
+        let session = try opened(handle).server.session(model: try string(model, "model name"))
+        let found = try session.tableIndex(try string(table, "table name"))
+        index?.pointee = Int32(found)
+        vecSize?.pointee = Int32(session.model.vecSizes[found])
+    }
+}
+
+@_cdecl("hps_table_count")
+public func hps_table_count(_ handle: OpaquePointer?, _ model: UnsafePointer<CChar>?, _ count: UnsafeMutablePointer<Int32>?,
+                            _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> hps_status {
+    CFailure.reporting(error) {
+        let session = try opened(handle).server.session(model: try string(model, "model name"))
+        count?.pointee = Int32(session.model.tableNames.count)
+    }
+}
+
+@_cdecl("hps_lookup")
+public func hps_lookup(_ handle: OpaquePointer?, _ model: UnsafePointer<CChar>?, _ table: Int32, _ keys: UnsafeRawPointer?,
+                       _ keyType: hps_key_type, _ count: UInt64, _ output: UnsafeMutablePointer<Float>?, _ outputFloats: UInt64,
+                       _ memory: hps_memory, _ device: Int32,
+                       _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> hps_status {
+    var part = hps_lookup_part(table: table, keys: keys, count: count)
+    return hps_lookup_tables(handle, model, &part, 1, keyType, output, outputFloats, memory, device, error)
+}
+
+@_cdecl("hps_lookup_tables")
+public func hps_lookup_tables(_ handle: OpaquePointer?, _ model: UnsafePointer<CChar>?, _ parts: UnsafePointer<hps_lookup_part>?,
+                              _ partCount: UInt64, _ keyType: hps_key_type, _ output: UnsafeMutablePointer<Float>?,
+                              _ outputFloats: UInt64, _ memory: hps_memory, _ device: Int32,
+                              _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> hps_status {
+    CFailure.reporting(error) {
+        let opened = try opened(handle)
+        let name = try string(model, "model name")
+        let session = try opened.session(model: name, memory: memory, device: device)
+        let parts = UnsafeBufferPointer(start: parts, count: parts == nil ? 0 : Int(partCount))
+        guard parts.count == Int(partCount) else { throw CFailure(HPS_INVALID_ARGUMENT, "The parts are NULL but part_count is \(partCount).") }
+        guard keyType == HPS_KEYS_INT32 || keyType == HPS_KEYS_INT64 else {
+            throw CFailure(HPS_INVALID_ARGUMENT, "The key type must be HPS_KEYS_INT32 (0) or HPS_KEYS_INT64 (1), not \(keyType.rawValue).")
+        }
+        let tables = session.model.tableNames
+        var floats = 0, totalKeys = 0
+        for part in parts {
+            guard part.table >= 0 && Int(part.table) < tables.count else {
+                throw CFailure(HPS_NOT_FOUND, "Model \(name) has no table \(part.table); its tables are \(tables.joined(separator: ", ")) (indices 0–\(tables.count - 1)).")
+            }
+            guard part.keys != nil || part.count == 0 else {
+                throw CFailure(HPS_INVALID_ARGUMENT, "The keys of table \(tables[Int(part.table)]) are NULL but their count is \(part.count).")
+            }
+            floats += Int(part.count) * session.model.vecSizes[Int(part.table)]
+            totalKeys += Int(part.count)
+        }
+        guard UInt64(floats) == outputFloats else {
+            throw CFailure(HPS_INVALID_ARGUMENT, "The output holds \(outputFloats) floats but the keys' vectors take \(floats).")
+        }
+        guard let output = output ?? (floats == 0 ? UnsafeMutablePointer<Float>(bitPattern: 8) : nil) else {
+            throw CFailure(HPS_INVALID_ARGUMENT, "The output is NULL.")
+        }
+        // Keys are Int64 inside; 32-bit keys are widened into one buffer for the call.
+        var wide: UnsafeMutableBufferPointer<Int64>? = nil
+        defer { wide?.deallocate() }
+        if keyType == HPS_KEYS_INT32 {
+            wide = .allocate(capacity: max(1, totalKeys))
+        }
+        var lookupParts: [(table: Int, keys: UnsafeBufferPointer<Int64>)] = []
+        lookupParts.reserveCapacity(parts.count)
+        var offset = 0
+        for part in parts {
+            let n = Int(part.count)
+            if let wide {
+                let narrow = UnsafeBufferPointer(start: part.keys?.assumingMemoryBound(to: Int32.self), count: n)
+                for i in 0..<n { wide[offset + i] = Int64(narrow[i]) }
+                lookupParts.append((Int(part.table), UnsafeBufferPointer(rebasing: wide[offset..<(offset + n)])))
+            } else {
+                lookupParts.append((Int(part.table), UnsafeBufferPointer(start: part.keys?.assumingMemoryBound(to: Int64.self), count: n)))
+            }
+            offset += n
+        }
+        let destination: LookupDestination = memory == HPS_MEMORY_DEVICE
+            ? .device(DevicePointer(device: Int(device), address: UInt64(UInt(bitPattern: output))), count: floats)
+            : .host(UnsafeMutableBufferPointer(start: output, count: floats))
+        try session.lookup(lookupParts, into: destination)
+    }
+}
+
+@_cdecl("hps_free_error")
+public func hps_free_error(_ error: UnsafeMutablePointer<CChar>?) {
+    free(error)
+}
