@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_http import DIM, MODEL, TABLES, VOCAB, hps_bin, read_table  # noqa: E402
+from test_http import DIM, MODEL, TABLES, hps_bin, model_dir, tables  # noqa: E402,F401 (fixtures)
 
 OK, INVALID_ARGUMENT, CONFIGURATION, NOT_FOUND, MODEL_FILES, BACKEND, DEVICE, KEYS, INTERNAL = range(9)
 INT32, INT64 = 0, 1
@@ -73,19 +73,6 @@ def check(lib, call, *args):
 @pytest.fixture(scope="module")
 def lib():
     return library()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("model"))
-    subprocess.run([hps_bin(), "generate", "--output", directory, "--tables", str(TABLES), "--vocab", str(VOCAB),
-                    "--dim", str(DIM), "--key-type", "int64"], check=True, capture_output=True)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def tables(model_dir):
-    return [read_table(model_dir, t) for t in range(TABLES)]
 
 
 @pytest.fixture(scope="module")

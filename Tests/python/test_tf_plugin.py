@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_http import DIM, MODEL, TABLES, VOCAB, hps_bin, read_table  # noqa: E402
+from test_http import DIM, MODEL, TABLES, hps_bin, model_dir, tables  # noqa: E402,F401 (fixtures)
 
 PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "python")
 os.environ.setdefault("HPS_C_LIB", os.path.join(os.path.dirname(hps_bin()), "libhps_c.so"))
@@ -30,21 +30,8 @@ import hierarchical_parameter_server as hps  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("model"))
-    subprocess.run([hps_bin(), "generate", "--output", directory, "--tables", str(TABLES), "--vocab", str(VOCAB),
-                    "--dim", str(DIM), "--key-type", "int64"], check=True, capture_output=True)
-    return directory
-
-
-@pytest.fixture(scope="module")
 def config(model_dir):
     return os.path.join(model_dir, "hps.json")
-
-
-@pytest.fixture(scope="module")
-def tables(model_dir):
-    return [read_table(model_dir, t) for t in range(TABLES)]
 
 
 def layer(config, table=0, cls=None, size=DIM, model=MODEL):
