@@ -3,12 +3,8 @@ TensorFlow custom op (lookup_ops.cc) against the installed TensorFlow, once:
 the library goes to a cache folder named by what it was built from, so a new
 TensorFlow, a rebuilt libhps_c.so or a changed source builds it again.
 
-Where things are looked for, first found wins:
-- libhps_c.so: $HPS_C_LIB; this package's folder; the swift-hps checkout this
-  package sits in (`.build/release`, then `.build/debug`).
-- hps.h: $HPS_C_INCLUDE; this package's `include` folder; the checkout's
-  `Sources/CHPS/include`.
-- the compiled op: $HPS_TF_OPS_DIR, else ~/.cache/swift-hps.
+libhps_c.so and hps.h are found by `swift_hps.library`; the compiled op goes
+to $HPS_TF_OPS_DIR, else ~/.cache/swift-hps.
 """
 
 import fcntl
@@ -16,32 +12,21 @@ import hashlib
 import os
 import subprocess
 
+from swift_hps import library
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-CHECKOUT = os.path.dirname(os.path.dirname(HERE))
 
 
 class BuildError(RuntimeError):
-    """What is missing, in one sentence."""
+    """What went wrong compiling the op, in one sentence and the compiler's output."""
 
 
 def c_library():
-    candidates = [os.environ.get("HPS_C_LIB"), os.path.join(HERE, "libhps_c.so"),
-                  os.path.join(CHECKOUT, ".build", "release", "libhps_c.so"),
-                  os.path.join(CHECKOUT, ".build", "debug", "libhps_c.so")]
-    for path in candidates:
-        if path and os.path.exists(path):
-            return os.path.abspath(path)
-    raise BuildError("libhps_c.so was not found: build it with `swift build -c release --product hps_c` in the "
-                     f"swift-hps checkout ({CHECKOUT}), or set HPS_C_LIB to its path")
+    return library.c_library_path()
 
 
 def c_include():
-    candidates = [os.environ.get("HPS_C_INCLUDE"), os.path.join(HERE, "include"),
-                  os.path.join(CHECKOUT, "Sources", "CHPS", "include")]
-    for folder in candidates:
-        if folder and os.path.exists(os.path.join(folder, "hps.h")):
-            return folder
-    raise BuildError("hps.h was not found: set HPS_C_INCLUDE to the folder holding it (Sources/CHPS/include)")
+    return library.c_include_folder()
 
 
 def op_library():

@@ -1,0 +1,129 @@
+"""swift-hps's C interface (hps.h, libhps_c.so) through ctypes: finding the
+library and its header, and `Handle`, an opened configuration. ctypes
+releases the GIL for each call, so lookups from several Python threads run
+at once.
+
+Where things are looked for, first found wins:
+- libhps_c.so: $HPS_C_LIB; this package's folder (an installed copy); the
+  swift-hps checkout this package sits in (`.build/release`, then `.build/debug`).
+- hps.h: $HPS_C_INCLUDE; this package's `include` folder; the checkout's
+  `Sources/CHPS/include`.
+"""
+
+import ctypes
+import os
+import threading
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHECKOUT = os.path.dirname(os.path.dirname(HERE))
+
+OK, INVALID_ARGUMENT, CONFIGURATION, NOT_FOUND, MODEL_FILES, BACKEND, DEVICE, KEYS, INTERNAL = range(9)
+KEYS_INT32, KEYS_INT64 = 0, 1
+MEMORY_HOST, MEMORY_DEVICE = 0, 1
+
+
+class NotFoundError(RuntimeError):
+    """libhps_c.so or hps.h is not where it was looked for."""
+
+
+class HPSError(RuntimeError):
+    """A failed call of the C interface: its status and its one sentence."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+def c_library_path():
+    candidates = [os.environ.get("HPS_C_LIB"), os.path.join(HERE, "libhps_c.so"),
+                  os.path.join(CHECKOUT, ".build", "release", "libhps_c.so"),
+                  os.path.join(CHECKOUT, ".build", "debug", "libhps_c.so")]
+    for path in candidates:
+        if path and os.path.exists(path):
+            return os.path.abspath(path)
+    raise NotFoundError("libhps_c.so was not found: build it with `swift build -c release --product hps_c` in the "
+                        f"swift-hps checkout ({CHECKOUT}), or set HPS_C_LIB to its path")
+
+
+def c_include_folder():
+    candidates = [os.environ.get("HPS_C_INCLUDE"), os.path.join(HERE, "include"),
+                  os.path.join(CHECKOUT, "Sources", "CHPS", "include")]
+    for folder in candidates:
+        if folder and os.path.exists(os.path.join(folder, "hps.h")):
+            return folder
+    raise NotFoundError("hps.h was not found: set HPS_C_INCLUDE to the folder holding it (Sources/CHPS/include)")
+
+
+_lib = None
+_lib_lock = threading.Lock()
+
+
+def c_library():
+    """libhps_c.so, loaded once, with the argument types of hps.h."""
+    global _lib
+    with _lib_lock:
+        if _lib is None:
+            lib = ctypes.CDLL(c_library_path())
+            error = ctypes.POINTER(ctypes.c_void_p)
+            lib.hps_api_version.restype = ctypes.c_int32
+            lib.hps_open.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p), error]
+            lib.hps_close.argtypes = [ctypes.c_void_p]
+            lib.hps_table_info.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p,
+                                           ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int32), error]
+            lib.hps_lookup.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int,
+                                       ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_int32, error]
+            lib.hps_free_error.argtypes = [ctypes.c_void_p]
+            _lib = lib
+        return _lib
+
+
+def _call(function, *arguments):
+    """Calls `function(*arguments, &error)`; raises HPSError on failure."""
+    error = ctypes.c_void_p()
+    status = function(*arguments, ctypes.byref(error))
+    if status != OK:
+        message = ctypes.string_at(error.value).decode() if error.value else f"status {status}"
+        c_library().hps_free_error(error)
+        raise HPSError(status, message)
+
+
+class Handle:
+    """An opened HPS configuration (`hps_open`). `Handle.shared(path)` gives
+    one per path and process, as HugeCTR's plugins initialize once."""
+
+    _shared = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(self, path, device=None):
+        lib = c_library()
+        handle = ctypes.c_void_p()
+        _call(lib.hps_open, str(path).encode(), (device or os.environ.get("HPS_DEVICE") or "auto").encode(),
+              ctypes.byref(handle))
+        self._handle = handle
+        self._lib = lib
+
+    @classmethod
+    def shared(cls, path):
+        key = os.path.abspath(str(path))
+        with cls._shared_lock:
+            if key not in cls._shared:
+                cls._shared[key] = cls(path)
+            return cls._shared[key]
+
+    def table_info(self, model, table):
+        """(index, vec size) of table `table` (a name or an index) of `model`."""
+        index, size = ctypes.c_int32(), ctypes.c_int32()
+        _call(self._lib.hps_table_info, self._handle, model.encode(), str(table).encode(), ctypes.byref(index),
+              ctypes.byref(size))
+        return index.value, size.value
+
+    def lookup(self, model, table, keys_pointer, key_type, count, output_pointer, output_floats,
+               memory=MEMORY_HOST, device=0):
+        """`hps_lookup` on raw pointers."""
+        _call(self._lib.hps_lookup, self._handle, model.encode(), table, keys_pointer, key_type, count,
+              output_pointer, output_floats, memory, device)
+
+    def close(self):
+        if self._handle:
+            self._lib.hps_close(self._handle)
+            self._handle = None
