@@ -29,7 +29,9 @@ final class OpenedConfiguration: @unchecked Sendable {
             throw CFailure(HPS_INVALID_ARGUMENT, "The device must be \"cpu\", \"gpu\" or \"auto\", not \"\(device)\".")
         }
         let configuration = try HPSConfiguration.load(path: path)
-        let logger = Logger(label: "hps", factory: { StreamLogHandler.standardError(label: $0) })
+        // Warnings and errors on stderr; a library in someone else's process keeps its routine lines to itself.
+        var logger = Logger(label: "hps", factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = .warning
         var server: HierarchicalParameterServer? = nil
         var onGPU = false
         if device != "cpu" {
