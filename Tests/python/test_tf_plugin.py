@@ -174,3 +174,39 @@ def test_bad_input_raises_one_sentence(config, tmp_path):
         layer(config, cls=hps.SparseLookupLayer)(tf.SparseTensor([[0, 0]], tf.constant([1], tf.int64), [1, 1]), combiner="max")
     with pytest.raises(tf.errors.InvalidArgumentError, match="exceed max_batch_size"):
         layer(config)(tf.zeros([100_000], tf.int64))
+
+
+def test_keras2_savedmodel_as_the_notebook_saves_it(config, tables, tmp_path):
+    """Keras 2 (tf_keras, TF_USE_LEGACY_KERAS=1), as the notebook runs: a model of LookupLayers saved with
+    `model.save("x.savedmodel")` in one process and loaded with `tf.keras.models.load_model` in another."""
+    path = str(tmp_path / "k2.savedmodel")
+    common = f"""
+import os, sys, numpy as np
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+sys.path.insert(0, {PYTHON_DIR!r})
+import tensorflow as tf
+import hierarchical_parameter_server as hps
+assert "tf_keras" in tf.keras.__name__, tf.keras.__name__
+ids = [tf.constant([[1, 2, 3, 4], [5, 6, 7, 8]], tf.int32), tf.constant([[100, 101, 102, 103], [150, 160, 170, 199]], tf.int32)]
+"""
+    save = common + f"""
+inputs = [tf.keras.Input(shape=(4,), dtype=tf.int32) for _ in range(2)]
+vectors = [tf.reshape(hps.LookupLayer(model_name={MODEL!r}, table_id=t, emb_vec_size={DIM}, emb_vec_dtype=tf.float32,
+                                      ps_config_file={config!r}, global_batch_size=16)(inputs[t]), [-1, 4 * {DIM}])
+           for t in range(2)]
+model = tf.keras.Model(inputs, tf.keras.layers.Dense(1, kernel_initializer="ones")(tf.concat(vectors, axis=1)))
+np.save({str(tmp_path / 'k2-here.npy')!r}, model(ids).numpy())
+model.save({path!r})
+"""
+    load = common + f"""
+model = tf.keras.models.load_model({path!r})
+np.save({str(tmp_path / 'k2-there.npy')!r}, model(ids).numpy())
+"""
+    for script in (save, load):
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ.copy())
+        assert result.returncode == 0, result.stderr[-3000:]
+    here, there = np.load(tmp_path / "k2-here.npy"), np.load(tmp_path / "k2-there.npy")
+    np.testing.assert_array_equal(there, here)
+    expected = sum(reference(tables, t, np.array(k)).reshape(2, -1).sum(axis=1)
+                   for t, k in enumerate([[[1, 2, 3, 4], [5, 6, 7, 8]], [[100, 101, 102, 103], [150, 160, 170, 199]]]))
+    np.testing.assert_allclose(here[:, 0], expected, rtol=1e-5)
