@@ -12,12 +12,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+from in_process import at_once  # noqa: E402
 from test_http import DIM, MODEL, TABLES, hps_bin, model_dir, tables  # noqa: E402,F401 (fixtures)
 
 OK, INVALID_ARGUMENT, CONFIGURATION, NOT_FOUND, MODEL_FILES, BACKEND, DEVICE, KEYS, INTERNAL = range(9)
@@ -146,20 +146,7 @@ def test_several_tables_in_one_call(lib, handle, tables):
 def test_threads_at_once(lib, handle, tables):
     rng = np.random.default_rng(2)
     key_sets = [rng.choice(list(tables[i % TABLES].keys()), size=200) for i in range(8)]
-    results, errors = {}, []
-
-    def work(i):
-        try:
-            for _ in range(50):
-                results[i] = lookup(lib, handle, i % TABLES, key_sets[i])
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    results = at_once([lambda i=i: lookup(lib, handle, i % TABLES, key_sets[i]) for i in range(8)], 50)
     for i, keys in enumerate(key_sets):
         np.testing.assert_array_equal(results[i], np.stack([tables[i % TABLES][k] for k in keys]))
 

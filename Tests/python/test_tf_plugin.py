@@ -12,36 +12,24 @@ import json
 import os
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+from in_process import PYTHON_DIR, at_once, config, reference, use_checkout_packages  # noqa: E402,F401 (fixtures)
 from test_http import DIM, MODEL, TABLES, hps_bin, model_dir, tables  # noqa: E402,F401 (fixtures)
 
-PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "python")
-os.environ.setdefault("HPS_C_LIB", os.path.join(os.path.dirname(hps_bin()), "libhps_c.so"))
-os.environ.setdefault("HPS_DEVICE", "cpu")
-sys.path.insert(0, PYTHON_DIR)
+use_checkout_packages()
 import tensorflow as tf  # noqa: E402
 
 import hierarchical_parameter_server as hps  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def config(model_dir):
-    return os.path.join(model_dir, "hps.json")
 
 
 def layer(config, table=0, cls=None, size=DIM, model=MODEL):
     return (cls or hps.LookupLayer)(model_name=model, table_id=table, emb_vec_size=size, emb_vec_dtype=tf.float32,
                                     ps_config_file=config, global_batch_size=16)
 
-
-def reference(tables, table, ids):
-    ids = np.asarray(ids)
-    return np.stack([tables[table].get(int(k), np.zeros(DIM, np.float32)) for k in ids.reshape(-1)]).reshape(ids.shape + (DIM,))
 
 
 def test_init(config):
@@ -103,20 +91,7 @@ def test_threads_at_once(config, tables):
     lookups = [layer(config, t % TABLES) for t in range(6)]
     rng = np.random.default_rng(3)
     ids = [rng.choice(list(tables[t % TABLES].keys()), size=(32, 4)) for t in range(6)]
-    results, errors = {}, []
-
-    def work(i):
-        try:
-            for _ in range(20):
-                results[i] = lookups[i](tf.constant(ids[i], tf.int64)).numpy()
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    results = at_once([lambda i=i: lookups[i](tf.constant(ids[i], tf.int64)).numpy() for i in range(6)], 20)
     for i in range(6):
         np.testing.assert_array_equal(results[i], reference(tables, i % TABLES, ids[i]))
 

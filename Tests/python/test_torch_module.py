@@ -11,32 +11,19 @@ import json
 import os
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+from in_process import at_once, config, reference, use_checkout_packages  # noqa: E402,F401 (fixtures)
 from test_http import DIM, MODEL, TABLES, hps_bin, model_dir, tables  # noqa: E402,F401 (fixtures)
 
-PYTHON_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "python")
-os.environ.setdefault("HPS_C_LIB", os.path.join(os.path.dirname(hps_bin()), "libhps_c.so"))
-os.environ.setdefault("HPS_DEVICE", "cpu")
-sys.path.insert(0, PYTHON_DIR)
+use_checkout_packages()
 import torch  # noqa: E402
 
 import hps_torch  # noqa: E402
 from swift_hps.library import HPSError  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def config(model_dir):
-    return os.path.join(model_dir, "hps.json")
-
-
-def reference(tables, table, keys):
-    keys = np.asarray(keys)
-    return np.stack([tables[table].get(int(k), np.zeros(DIM, np.float32)) for k in keys.reshape(-1)]).reshape(keys.shape + (DIM,))
 
 
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
@@ -80,20 +67,7 @@ def test_threads_at_once(config, tables):
     layers = [hps_torch.LookupLayer(config, MODEL, t % TABLES, DIM) for t in range(6)]
     rng = np.random.default_rng(4)
     keys = [rng.choice(list(tables[t % TABLES].keys()), size=(64, 3)) for t in range(6)]
-    results, errors = {}, []
-
-    def work(i):
-        try:
-            for _ in range(30):
-                results[i] = layers[i](torch.tensor(keys[i])).numpy()
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    results = at_once([lambda i=i: layers[i](torch.tensor(keys[i])).numpy() for i in range(6)], 30)
     for i in range(6):
         np.testing.assert_array_equal(results[i], reference(tables, i % TABLES, keys[i]))
 
