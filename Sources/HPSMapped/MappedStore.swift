@@ -86,31 +86,14 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
     }
 
     /// Checks each second whether a served model file was written in place,
-    /// replaced or removed (`MappedFileWatch`); a file that shrinks is found
-    /// by the first read past its end, without waiting for this.
-    public var backgroundWork: [any BackgroundWork] { [MappedFileWatch(store: self, interval: .seconds(1))] }
+    /// replaced or removed (`checkFiles`); a file that shrinks is found by the
+    /// first read past its end, without waiting for this.
+    public var backgroundWork: [any BackgroundWork] {
+        [PeriodicWork(name: "watch of the mapped tier's model files", interval: .seconds(1)) { [self] in checkFiles() }]
+    }
 
     /// Compares every table's files with those mapped, now (what the watch does each interval).
     public func checkFiles() {
         for table in tables.withLock({ Array($0.values) }) { table.checkFiles() }
-    }
-}
-
-/// `MappedStore.backgroundWork`: the store's `checkFiles` at an interval.
-struct MappedFileWatch: BackgroundWork {
-    let store: MappedStore
-    let interval: Duration
-
-    var name: String { "watch of the mapped tier's model files" }
-
-    func run(blocking: BlockingRunner) async throws {
-        while true {
-            do {
-                try await Task.sleep(for: interval)
-            } catch {
-                return  // cancelled: the server shuts down
-            }
-            await blocking.run { [store] in store.checkFiles() }
-        }
     }
 }

@@ -383,7 +383,7 @@ public final class HierarchicalParameterServer: Sendable {
         (volatileStore?.backgroundWork ?? []) + (persistentStore?.backgroundWork ?? [])
             // Only a store outside the process can be partly unreachable at load.
             + (volatileStore?.mayBlock == true ? [catchUp.work(logger: logger)] : [])
-            + (stores.contains { $0.faults != nil } ? [TierFaultLog(stores: stores, interval: .seconds(1), logger: logger)] : [])
+            + (stores.contains { $0.faults != nil } ? [TierFaultLog.work(stores: stores, interval: .seconds(1), logger: logger)] : [])
     }
 
     /// The volatile and the persistent store, those enabled.

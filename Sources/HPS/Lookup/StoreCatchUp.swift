@@ -93,32 +93,9 @@ public final class StoreCatchUp: Sendable {
     /// The catch-up as background work: an attempt every `interval` while
     /// tables wait, each on a thread that may block, logging each table caught up.
     public func work(interval: Duration = .seconds(1), logger: Logger? = nil) -> any BackgroundWork {
-        CatchUpWork(catchUp: self, interval: interval, logger: logger)
-    }
-}
-
-/// `StoreCatchUp.work`.
-struct CatchUpWork: BackgroundWork {
-    let catchUp: StoreCatchUp
-    let interval: Duration
-    let logger: Logger?
-
-    var name: String { "catch-up of store tiers left partly unloaded" }
-
-    func run(blocking: BlockingRunner) async throws {
-        while true {
-            do {
-                try await Task.sleep(for: interval)
-            } catch {
-                return  // cancelled: the server shuts down
-            }
-            guard !catchUp.waiting.isEmpty else { continue }
-            let messages = Locked<[String]>([])
-            await blocking.run { [catchUp] in
-                let done = catchUp.attempt()
-                messages.withLock { $0 = done }
-            }
-            for message in messages.withLock({ $0 }) { logger?.notice("\(message)") }
+        PeriodicWork(name: "catch-up of store tiers left partly unloaded", interval: interval,
+                     due: { [self] in !waiting.isEmpty }) { [self] in
+            for message in attempt() { logger?.notice("\(message)") }
         }
     }
 }

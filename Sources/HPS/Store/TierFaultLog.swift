@@ -2,12 +2,12 @@ import Logging
 
 /// Logs each new kind of fault of the stores' tiers (`TierFaults`) once, as
 /// an error naming the tier: the background work of `HierarchicalParameterServer`.
-struct TierFaultLog: BackgroundWork {
-    let stores: [any EmbeddingStore]
-    let interval: Duration
-    let logger: Logger?
-
-    var name: String { "log of store tier faults" }
+enum TierFaultLog {
+    /// The log as background work: a flush every `interval`, and one when cancelled.
+    static func work(stores: [any EmbeddingStore], interval: Duration, logger: Logger?) -> any BackgroundWork {
+        PeriodicWork(name: "log of store tier faults", interval: interval,
+                     onStop: { flush(stores, logger: logger) }) { flush(stores, logger: logger) }
+    }
 
     /// Logs the sentences not logged yet; returns them.
     @discardableResult
@@ -22,17 +22,5 @@ struct TierFaultLog: BackgroundWork {
             }
         }
         return lines
-    }
-
-    func run(blocking: BlockingRunner) async throws {
-        while true {
-            do {
-                try await Task.sleep(for: interval)
-            } catch {
-                Self.flush(stores, logger: logger)
-                return  // cancelled: the server shuts down
-            }
-            Self.flush(stores, logger: logger)
-        }
     }
 }
