@@ -21,7 +21,7 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
     public let indexFolder: String?
     private let tables = Locked<[String: MappedTable]>([:])
     /// Model files that shrank, were rewritten or replaced while served.
-    public let faults: TierFaults? = TierFaults()
+    private let tierFaults = TierFaults()
 
     /// Creates an empty store; tables come from `attach`.
     /// - Parameter indexFolder: where to keep the index of a folder that cannot
@@ -54,7 +54,7 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
             }
             members.append(try MappedMember(folder: folder, keyType: keyType, indexFolder: indexFolder))
         }
-        let table = MappedTable(tag: tag, vecSize: first.vecSize, members: members, faults: faults!)
+        let table = MappedTable(tag: tag, vecSize: first.vecSize, members: members, faults: tierFaults)
         tables.withLock { $0[tag] = table }
         return table
     }
@@ -91,6 +91,9 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
     public var backgroundWork: [any BackgroundWork] {
         [PeriodicWork(name: "watch of the mapped tier's model files", interval: .seconds(1)) { [self] in checkFiles() }]
     }
+
+    /// Model files that shrank, were rewritten or replaced while served.
+    public var faults: TierFaults? { tierFaults }
 
     /// Compares every table's files with those mapped, now (what the watch does each interval).
     public func checkFiles() {

@@ -98,7 +98,7 @@ public struct HPSServer: Sendable {
         served += predictionModels.map { ServedModel(prediction: $0.model, name: $0.name) }
         metrics = ServerMetrics(sessions: served.flatMap(\.sessions), modelNames: predictionModels.map(\.name),
                                 updates: updates.compactMap { $0 as? any UpdateCounting },
-                                stores: [parameterServer.volatileStore, parameterServer.persistentStore].compactMap { $0 })
+                                stores: parameterServer.stores)
         lookupPool = LookupThreadPool(threads: options.lookupThreads)
         let repository = ModelRepository(parameterServer: parameterServer, models: served, mode: options.modelControl,
                                          configurationPath: options.configurationPath, metrics: metrics, pool: lookupPool,

@@ -21,23 +21,15 @@ class BuildError(RuntimeError):
     """What went wrong compiling the op, in one sentence and the compiler's output."""
 
 
-def c_library():
-    return library.c_library_path()
-
-
-def c_include():
-    return library.c_include_folder()
-
-
 def op_library():
     """The path of the compiled op library, compiling it if needed."""
     import tensorflow as tf
 
-    library, include = c_library(), c_include()
+    library_path, include = library.c_library_path(), library.c_include_folder()
     source = os.path.join(HERE, "lookup_ops.cc")
     digest = hashlib.sha256()
     for part in (open(source, "rb").read(), open(os.path.join(include, "hps.h"), "rb").read(),
-                 tf.__version__.encode(), library.encode(), str(os.stat(library).st_mtime_ns).encode()):
+                 tf.__version__.encode(), library_path.encode(), str(os.stat(library_path).st_mtime_ns).encode()):
         digest.update(part)
     folder = os.environ.get("HPS_TF_OPS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "swift-hps")
     os.makedirs(folder, exist_ok=True)
@@ -51,7 +43,7 @@ def op_library():
         temporary = f"{target}.{os.getpid()}.tmp"
         command = ([os.environ.get("CXX", "g++"), "-shared", "-fPIC", "-O2", source, f"-I{include}", "-o", temporary]
                    + tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags()
-                   + [f"-L{os.path.dirname(library)}", "-l:libhps_c.so", f"-Wl,-rpath,{os.path.dirname(library)}"])
+                   + [f"-L{os.path.dirname(library_path)}", "-l:libhps_c.so", f"-Wl,-rpath,{os.path.dirname(library_path)}"])
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise BuildError(f"compiling the TensorFlow op failed ({' '.join(command)}):\n{result.stderr[-4000:]}")

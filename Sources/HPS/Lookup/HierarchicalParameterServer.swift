@@ -387,7 +387,7 @@ public final class HierarchicalParameterServer: Sendable {
     }
 
     /// The volatile and the persistent store, those enabled.
-    private var stores: [any EmbeddingStore] { [volatileStore, persistentStore].compactMap { $0 } }
+    public var stores: [any EmbeddingStore] { [volatileStore, persistentStore].compactMap { $0 } }
 
     /// The faults the stores met while serving (`TierFaults`) that were not
     /// logged yet, one line each, logged now: for a caller that runs no
