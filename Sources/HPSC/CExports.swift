@@ -61,6 +61,34 @@ public func hps_table_count(_ handle: OpaquePointer?, _ model: UnsafePointer<CCh
     }
 }
 
+/// The parts of a lookup, checked: not NULL when there are some, a key
+/// type of the header's, tables of the model, keys not NULL when counted.
+private func checkedParts(_ parts: UnsafePointer<hps_lookup_part>?, _ partCount: UInt64, keyType: hps_key_type,
+                          model: String, tables: [String]) throws -> UnsafeBufferPointer<hps_lookup_part> {
+    let checked = UnsafeBufferPointer(start: parts, count: parts == nil ? 0 : Int(clamping: partCount))
+    guard checked.count == Int(clamping: partCount) else { throw CFailure(HPS_INVALID_ARGUMENT, "The parts are NULL but part_count is \(partCount).") }
+    guard keyType == HPS_KEYS_INT32 || keyType == HPS_KEYS_INT64 else {
+        throw CFailure(HPS_INVALID_ARGUMENT, "The key type must be HPS_KEYS_INT32 (0) or HPS_KEYS_INT64 (1), not \(keyType.rawValue).")
+    }
+    for part in checked {
+        guard part.table >= 0 && Int(part.table) < tables.count else {
+            throw CFailure(HPS_NOT_FOUND, "Model \(model) has no table \(part.table); its tables are \(tables.joined(separator: ", ")) (indices 0–\(tables.count - 1)).")
+        }
+        guard part.keys != nil || part.count == 0 else {
+            throw CFailure(HPS_INVALID_ARGUMENT, "The keys of table \(tables[Int(part.table)]) are NULL but their count is \(part.count).")
+        }
+    }
+    return checked
+}
+
+/// The output, which may be NULL only when it holds no floats.
+private func checkedOutput(_ output: UnsafeMutablePointer<Float>?, _ floats: Int) throws -> UnsafeMutablePointer<Float> {
+    guard let output = output ?? (floats == 0 ? UnsafeMutablePointer<Float>(bitPattern: 8) : nil) else {
+        throw CFailure(HPS_INVALID_ARGUMENT, "The output is NULL.")
+    }
+    return output
+}
+
 @_cdecl("hps_lookup")
 public func hps_lookup(_ handle: OpaquePointer?, _ model: UnsafePointer<CChar>?, _ table: Int32, _ keys: UnsafeRawPointer?,
                        _ keyType: hps_key_type, _ count: UInt64, _ output: UnsafeMutablePointer<Float>?, _ outputFloats: UInt64,
@@ -79,27 +107,11 @@ public func hps_lookup_tables(_ handle: OpaquePointer?, _ model: UnsafePointer<C
         let opened = try opened(handle)
         let name = try string(model, "model name")
         let session = try opened.session(model: name, memory: memory, device: device)
-        let parts = UnsafeBufferPointer(start: parts, count: parts == nil ? 0 : Int(partCount))
-        guard parts.count == Int(partCount) else { throw CFailure(HPS_INVALID_ARGUMENT, "The parts are NULL but part_count is \(partCount).") }
-        guard keyType == HPS_KEYS_INT32 || keyType == HPS_KEYS_INT64 else {
-            throw CFailure(HPS_INVALID_ARGUMENT, "The key type must be HPS_KEYS_INT32 (0) or HPS_KEYS_INT64 (1), not \(keyType.rawValue).")
-        }
-        let tables = session.model.tableNames
-        var totalKeys = 0
-        for part in parts {
-            guard part.table >= 0 && Int(part.table) < tables.count else {
-                throw CFailure(HPS_NOT_FOUND, "Model \(name) has no table \(part.table); its tables are \(tables.joined(separator: ", ")) (indices 0–\(tables.count - 1)).")
-            }
-            guard part.keys != nil || part.count == 0 else {
-                throw CFailure(HPS_INVALID_ARGUMENT, "The keys of table \(tables[Int(part.table)]) are NULL but their count is \(part.count).")
-            }
-            totalKeys += Int(part.count)
-        }
+        let parts = try checkedParts(parts, partCount, keyType: keyType, model: name, tables: session.model.tableNames)
+        let totalKeys = parts.reduce(0) { $0 + Int($1.count) }
         // The session checks that the output holds the keys' vectors exactly.
         let floats = Int(clamping: outputFloats)
-        guard let output = output ?? (floats == 0 ? UnsafeMutablePointer<Float>(bitPattern: 8) : nil) else {
-            throw CFailure(HPS_INVALID_ARGUMENT, "The output is NULL.")
-        }
+        let output = try checkedOutput(output, floats)
         // Keys are Int64 inside; 32-bit keys are widened into one buffer for the call.
         var wide: UnsafeMutableBufferPointer<Int64>? = nil
         defer { wide?.deallocate() }
@@ -124,6 +136,39 @@ public func hps_lookup_tables(_ handle: OpaquePointer?, _ model: UnsafePointer<C
             ? .device(DevicePointer(device: Int(device), address: UInt64(UInt(bitPattern: output))), count: floats)
             : .host(UnsafeMutableBufferPointer(start: output, count: floats))
         try session.lookup(lookupParts, into: destination)
+    }
+}
+
+@_cdecl("hps_lookup_device")
+public func hps_lookup_device(_ handle: OpaquePointer?, _ model: UnsafePointer<CChar>?, _ parts: UnsafePointer<hps_lookup_part>?,
+                              _ partCount: UInt64, _ keyType: hps_key_type, _ output: UnsafeMutablePointer<Float>?,
+                              _ outputFloats: UInt64, _ device: Int32, _ stream: UnsafeMutableRawPointer?,
+                              _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> hps_status {
+    CFailure.reporting(error) {
+        let opened = try opened(handle)
+        let name = try string(model, "model name")
+        let session = try opened.session(model: name, memory: HPS_MEMORY_DEVICE, device: device)
+        let parts = try checkedParts(parts, partCount, keyType: keyType, model: name, tables: session.model.tableNames)
+        let output = try checkedOutput(output, Int(clamping: outputFloats))
+        let type: KeyType = keyType == HPS_KEYS_INT64 ? .int64 : .int32
+        let deviceParts = parts.map { part in
+            (table: Int(part.table),
+             keys: DeviceKeys(start: DevicePointer(device: Int(device), address: UInt64(UInt(bitPattern: part.keys))),
+                              count: Int(clamping: part.count), type: type))
+        }
+        // The session checks the keys' type and the output's size.
+        try session.lookup(deviceKeys: deviceParts, after: DeviceStream(handle: UInt(bitPattern: stream)),
+                           into: .device(DevicePointer(device: Int(device), address: UInt64(UInt(bitPattern: output))),
+                                         count: Int(clamping: outputFloats)))
+    }
+}
+
+@_cdecl("hps_model_key_type")
+public func hps_model_key_type(_ handle: OpaquePointer?, _ model: UnsafePointer<CChar>?, _ keyType: UnsafeMutablePointer<hps_key_type>?,
+                               _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> hps_status {
+    CFailure.reporting(error) {
+        let session = try opened(handle).server.session(model: try string(model, "model name"))
+        keyType?.pointee = session.keyType == .int64 ? HPS_KEYS_INT64 : HPS_KEYS_INT32
     }
 }
 

@@ -36,7 +36,7 @@ struct CFailure: Error {
             case .unknownModel, .unknownTable: status = HPS_NOT_FOUND
             case .tooManyKeys, .keyOutOfRange: status = HPS_KEYS
             case .notOnDevice, .device: status = HPS_DEVICE
-            case .destination, .shape, .invalidOffsets: status = HPS_INVALID_ARGUMENT
+            case .destination, .shape, .invalidOffsets, .deviceKeys: status = HPS_INVALID_ARGUMENT
             }
         default:
             // A tier's own error (RocksDB, the mapped files) thrown while a model loads.

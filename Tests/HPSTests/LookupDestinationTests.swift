@@ -71,6 +71,33 @@ struct LookupDestinationTests {
                 .session(model: "m", device: 0)
         }
     }
+
+    @Test("keys in device memory are checked before any lookup: type, device, count, destination, a session on the CPU")
+    func deviceKeysValidation() throws {
+        let (directory, _, session) = try deployment()
+        defer { directory.remove() }
+        func keys(_ count: Int, type: KeyType = .int32, device: Int = 0, address: UInt64 = 4096) -> DeviceKeys {
+            DeviceKeys(start: DevicePointer(device: device, address: address), count: count, type: type)
+        }
+        let destination = LookupDestination.device(DevicePointer(device: 0, address: 8192), count: 8)
+        func error(_ parts: [(table: Int, keys: DeviceKeys)], into: LookupDestination = destination) -> String? {
+            #expect(throws: LookupError.self) { try session.lookup(deviceKeys: parts, into: into) }?.description
+        }
+        // supportlonglong false: 4-byte keys only.
+        #expect(error([(0, keys(2, type: .int64))]) == "model m takes int32 keys (supportlonglong false), but the device keys of table t0 are int64; convert them on the device first")
+        #expect(error([(0, keys(2, address: 0))]) == "the keys of table t0 are at address 0 but their count is 2")
+        #expect(error([(0, keys(2, device: 1))]) == "the keys of table t0 are in the memory of GPU 1 but this session of model m runs on the CPU")
+        #expect(error([(5, keys(2))]) == LookupError.unknownTable(model: "m", table: "5", available: ["t0", "t1"]).description)
+        var host = [Float](repeating: 0, count: 8)
+        let hostError = host.withUnsafeMutableBufferPointer { out in
+            #expect(throws: LookupError.self) { try session.lookup(deviceKeys: [(0, keys(2, device: 0))], into: .host(out)) }?.description
+        }
+        // The device check comes first on a CPU session; the destination's kind is checked before any GPU is asked.
+        #expect(hostError == "the keys of table t0 are in the memory of GPU 0 but this session of model m runs on the CPU")
+        #expect(error([(0, keys(0))], into: .host(UnsafeMutableBufferPointer(start: nil, count: 0))) == "keys in device memory are looked up into device memory; give a device destination on the keys' GPU")
+        #expect(error([(0, keys(0))], into: .device(DevicePointer(device: 0, address: 8192), count: 4)) == "the destination holds 4 floats but the keys' vectors take 0")
+        #expect(error([(0, keys(0))], into: .device(DevicePointer(device: 0, address: 8192), count: 0)) == "the destination is memory of GPU 0 but this session of model m runs on the CPU")
+    }
 }
 
 /// The bounded CPU cache on its own, in front of a hash-map tier.

@@ -47,6 +47,11 @@ def library():
     lib.hps_lookup_tables.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Part), ctypes.c_uint64, ctypes.c_int,
                                       ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_int32,
                                       ctypes.POINTER(ctypes.c_void_p)]
+    lib.hps_lookup_device.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Part), ctypes.c_uint64, ctypes.c_int,
+                                      ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int32, ctypes.c_void_p,
+                                      ctypes.POINTER(ctypes.c_void_p)]
+    lib.hps_model_key_type.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int),
+                                       ctypes.POINTER(ctypes.c_void_p)]
     lib.hps_free_error.argtypes = [ctypes.c_void_p]
     del error
     return lib
@@ -93,7 +98,7 @@ def lookup(lib, handle, table, keys, key_type=INT64, output_floats=None, model=M
 
 
 def test_version(lib):
-    assert lib.hps_api_version() == 1
+    assert lib.hps_api_version() == 2
 
 
 def test_lookup_equals_the_files(lib, handle, tables):
@@ -183,6 +188,31 @@ def test_device_memory_without_a_gpu(lib, handle):
         check(lib, lib.hps_lookup, handle, MODEL.encode(), 0, keys.ctypes.data, INT64, 1, output.ctypes.data, output.size,
               DEVICE_MEMORY, 0)
     assert failure.value.status == DEVICE and "not served from any GPU" in str(failure.value)
+
+
+def test_model_key_type(lib, handle):
+    key_type = ctypes.c_int(-1)
+    check(lib, lib.hps_model_key_type, handle, MODEL.encode(), ctypes.byref(key_type))
+    assert key_type.value == INT64  # the fixture's model has supportlonglong true
+    with pytest.raises(Failure) as failure:
+        check(lib, lib.hps_model_key_type, handle, b"nope", ctypes.byref(key_type))
+    assert failure.value.status == NOT_FOUND and "nope" in str(failure.value)
+
+
+def test_device_keys_without_a_gpu(lib, handle):
+    """hps_lookup_device on a configuration opened on the CPU: refused with one
+    sentence before anything is read (the pointers here are not device memory,
+    and are never touched); its argument checks as hps_lookup_tables'."""
+    parts = (Part * 1)(Part(0, 4096, 4))
+    with pytest.raises(Failure) as failure:
+        check(lib, lib.hps_lookup_device, handle, MODEL.encode(), parts, 1, INT64, 8192, 4 * DIM, 0, None)
+    assert failure.value.status == DEVICE and "not served from any GPU" in str(failure.value)
+    with pytest.raises(Failure) as failure:
+        check(lib, lib.hps_lookup_device, handle, b"nope", parts, 1, INT64, 8192, 4 * DIM, 0, None)
+    assert failure.value.status == NOT_FOUND
+    with pytest.raises(Failure) as failure:
+        check(lib, lib.hps_lookup_device, None, MODEL.encode(), parts, 1, INT64, 8192, 4 * DIM, 0, None)
+    assert failure.value.status == INVALID_ARGUMENT and "handle is NULL" in str(failure.value)
 
 
 def test_open_failures(lib, model_dir, tmp_path):

@@ -72,9 +72,29 @@ def c_library():
                                            ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int32), error]
             lib.hps_lookup.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int,
                                        ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_int32, error]
+            lib.hps_lookup_tables.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int,
+                                              ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_int32, error]
+            if lib.hps_api_version() >= 2:
+                lib.hps_lookup_device.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint64,
+                                                  ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int32,
+                                                  ctypes.c_void_p, error]
+                lib.hps_model_key_type.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), error]
             lib.hps_free_error.argtypes = [ctypes.c_void_p]
             _lib = lib
         return _lib
+
+
+class LookupPart(ctypes.Structure):
+    """hps.h's `hps_lookup_part`: a table's index, and its keys by pointer and count."""
+    _fields_ = [("table", ctypes.c_int32), ("keys", ctypes.c_void_p), ("count", ctypes.c_uint64)]
+
+
+def _parts(parts):
+    """A ctypes array of LookupPart from (table, keys pointer, count) triples."""
+    array = (LookupPart * len(parts))()
+    for i, (table, keys, count) in enumerate(parts):
+        array[i].table, array[i].keys, array[i].count = table, keys, count
+    return array
 
 
 def _call(function, *arguments):
@@ -122,6 +142,30 @@ class Handle:
         """`hps_lookup` on raw pointers."""
         _call(self._lib.hps_lookup, self._handle, model.encode(), table, keys_pointer, key_type, count,
               output_pointer, output_floats, memory, device)
+
+    def lookup_tables(self, model, parts, key_type, output_pointer, output_floats, memory=MEMORY_HOST, device=0):
+        """`hps_lookup_tables`: parts are (table index, keys pointer, count) triples, their rows end to end."""
+        _call(self._lib.hps_lookup_tables, self._handle, model.encode(), _parts(parts), len(parts), key_type,
+              output_pointer, output_floats, memory, device)
+
+    def _require(self, version, what):
+        if self._lib.hps_api_version() < version:
+            raise NotFoundError(f"{what} needs version {version} of the C interface but {c_library_path()} is version "
+                                f"{self._lib.hps_api_version()}; rebuild it with `swift build -c release --product hps_c`")
+
+    def key_type(self, model):
+        """KEYS_INT64 or KEYS_INT32: the key type of `model` (`supportlonglong`)."""
+        self._require(2, "hps_model_key_type")
+        key_type = ctypes.c_int()
+        _call(self._lib.hps_model_key_type, self._handle, model.encode(), ctypes.byref(key_type))
+        return key_type.value
+
+    def lookup_device(self, model, parts, key_type, output_pointer, output_floats, device, stream):
+        """`hps_lookup_device`: keys and output in the memory of GPU `device`,
+        after the work queued on `stream` (a CUstream handle, 0 for the legacy default)."""
+        self._require(2, "hps_lookup_device")
+        _call(self._lib.hps_lookup_device, self._handle, model.encode(), _parts(parts), len(parts), key_type,
+              output_pointer, output_floats, device, stream)
 
     def close(self):
         if self._handle:

@@ -1,5 +1,6 @@
 /*
- * hps.h: the C interface of swift-hps (library libhps_c.so), version 1.
+ * hps.h: the C interface of swift-hps (library libhps_c.so), version 2
+ * (version 1 and `hps_lookup_device` and `hps_model_key_type`).
  *
  * Opens a HugeCTR HPS configuration (its tiers built and its models loaded
  * as `hps serve` does) and looks up embedding vectors in process, through the
@@ -40,7 +41,7 @@ extern "C" {
 #endif
 
 /* The interface version this header describes; `hps_api_version` returns the library's. */
-#define HPS_C_API_VERSION 1
+#define HPS_C_API_VERSION 2
 
 /* An opened configuration: its tiers, models and lookup sessions. */
 typedef struct hps_handle hps_handle;
@@ -83,7 +84,7 @@ typedef enum hps_memory {
 typedef struct hps_lookup_part {
     /* The table's index in its model (the order of `embedding_table_names`). */
     int32_t table;
-    /* `count` keys of the call's key type, in host memory. */
+    /* `count` keys of the call's key type, in host memory (in device memory for `hps_lookup_device`). */
     const void *keys;
     uint64_t count;
 } hps_lookup_part;
@@ -142,6 +143,34 @@ hps_status hps_lookup(hps_handle *handle, const char *model, int32_t table, cons
 hps_status hps_lookup_tables(hps_handle *handle, const char *model, const hps_lookup_part *parts, uint64_t part_count,
                              hps_key_type key_type, float *output, uint64_t output_floats, hps_memory memory,
                              int32_t device, char **error);
+
+/*
+ * Looks up keys that lie in GPU memory into GPU memory (version 2): the keys
+ * never visit the host, and the model's GPU tables write the vectors.
+ * parts:  as for `hps_lookup_tables`, but each part's `keys` is in the memory
+ *         of GPU `device` (the CUDA context is the device's primary one, as
+ *         PyTorch's). `key_type` must be the model's (`hps_model_key_type`:
+ *         HPS_KEYS_INT64 for `supportlonglong: true`, else HPS_KEYS_INT32,
+ *         read as unsigned); convert on the device first. Parts whose keys
+ *         follow one another in memory are read in place; others are gathered
+ *         on the device.
+ * output: (output_floats) floats in the memory of GPU `device`, the parts'
+ *         rows end to end; the parts of one fusion group must follow one another.
+ * stream: a CUstream of that context (NULL: the legacy default stream). The
+ *         lookup's GPU work starts after the work queued on it before the
+ *         call, which may still be writing the keys; the vectors are complete
+ *         when the call returns.
+ * The model must be served from GPU `device` (opened with "gpu" or "auto",
+ * `gpucache: true`, the device in its `deployed_device_list`). Keys no GPU
+ * table holds are answered by the tiers below, as in `hps_lookup`: only
+ * those keys are copied to the host.
+ */
+hps_status hps_lookup_device(hps_handle *handle, const char *model, const hps_lookup_part *parts, uint64_t part_count,
+                             hps_key_type key_type, float *output, uint64_t output_floats, int32_t device, void *stream,
+                             char **error);
+
+/* The key type of model `model` (version 2): HPS_KEYS_INT64 for `supportlonglong: true`, else HPS_KEYS_INT32. */
+hps_status hps_model_key_type(hps_handle *handle, const char *model, hps_key_type *key_type, char **error);
 
 /* Frees an error sentence. NULL is ignored. */
 void hps_free_error(char *error);

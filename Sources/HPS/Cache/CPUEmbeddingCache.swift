@@ -50,6 +50,9 @@ public final class CPUEmbeddingCache: EmbeddingCache {
         if batch.device != nil {
             throw .destination(reason: "a CPU cache writes host memory, not device memory; look up through a session on a GPU for a device destination")
         }
+        if batch.deviceKeys != nil {
+            throw .deviceKeys(reason: "a CPU cache reads keys in host memory, not device memory; look up through a session on a GPU for device keys")
+        }
         let runs = batch.runs
         let total = batch.keys.count
         guard total > 0 else { return }

@@ -63,27 +63,56 @@ extension EmbeddingCache {
 
 /// One fusion group's lookup as a cache receives it.
 ///
-/// - `keys`: all runs' keys, run after run (each run's `keys` points into it).
-/// - `runs`: per run, its member, keys and, for a host destination, its output rows.
+/// - `keys`: all runs' keys, run after run (each run's `keys` points into
+///   it); empty when the keys are in device memory (`deviceKeys`).
+/// - `runs`: per run, its member, key count and, for a host destination, its
+///   output rows (and its host keys, unless `deviceKeys`).
 /// - `device`: for a device destination, where the group's rows go, run
-///   after run (`keys.count × vecSize` floats); nil for host memory.
+///   after run (`count × vecSize` floats); nil for host memory.
+/// - `deviceKeys`: per run, its keys in the memory of the cache's GPU, to be
+///   read after the work queued on `keysStream`; only caches on a GPU take them.
 public struct CacheBatch: @unchecked Sendable {
-    /// All keys, run after run.
+    /// All keys, run after run (empty for keys in device memory).
     public var keys: UnsafeBufferPointer<Int64>
-    /// The runs, in `keys` order; with a host destination each run's `output` receives its rows.
+    /// The runs, in key order; with a host destination each run's `output` receives its rows.
     public var runs: UnsafeBufferPointer<LookupRun>
     /// The group's output in device memory, run after run; nil when the outputs are the runs' host rows.
     public var device: DevicePointer<Float>?
     /// How the rows are placed in a device destination.
     public var layout: OutputLayout
+    /// Per run, its keys in device memory; nil when the keys are `keys`.
+    public var deviceKeys: [DeviceKeys]?
+    /// The caller's stream whose earlier work writes `deviceKeys`.
+    public var keysStream: DeviceStream
+    /// The keys of all runs.
+    public let count: Int
 
-    /// A batch.
+    /// A batch of keys in host memory.
     public init(keys: UnsafeBufferPointer<Int64>, runs: UnsafeBufferPointer<LookupRun>, device: DevicePointer<Float>? = nil,
                 layout: OutputLayout = .runs) {
         self.keys = keys
         self.runs = runs
         self.device = device
         self.layout = layout
+        deviceKeys = nil
+        keysStream = .legacyDefault
+        count = keys.count
+    }
+
+    /// A batch of keys in device memory: run r's keys are `deviceKeys[r]`
+    /// (the runs' host key pointers are not read), written by the work queued
+    /// on `stream` before the call.
+    public init(deviceKeys: [DeviceKeys], after stream: DeviceStream, runs: UnsafeBufferPointer<LookupRun>,
+                device: DevicePointer<Float>?, layout: OutputLayout = .runs) {
+        precondition(deviceKeys.count == runs.count && zip(deviceKeys, runs).allSatisfy { $0.count == $1.count },
+                     "one device key range per run, of the run's count")
+        keys = UnsafeBufferPointer(start: nil, count: 0)
+        self.runs = runs
+        self.device = device
+        self.layout = layout
+        self.deviceKeys = deviceKeys
+        keysStream = stream
+        count = deviceKeys.reduce(0) { $0 + $1.count }
     }
 }
 

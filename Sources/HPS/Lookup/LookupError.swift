@@ -18,6 +18,9 @@ public enum LookupError: Error, Sendable, Equatable, CustomStringConvertible {
     case destination(reason: String)
     /// The GPU failed during the lookup (the driver's error, one sentence).
     case device(reason: String)
+    /// Keys in device memory the session cannot read: of another key type
+    /// than the deployment's, on another GPU, or NULL.
+    case deviceKeys(reason: String)
 
     /// One sentence a user can act on.
     public var description: String {
@@ -41,6 +44,8 @@ public enum LookupError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .destination(reason):
             return reason
         case let .device(reason):
+            return reason
+        case let .deviceKeys(reason):
             return reason
         }
     }

@@ -211,44 +211,121 @@ public final class LookupSession: Sendable {
             }
             return try runs.withUnsafeBufferPointer { (runs) throws(LookupError) in try lookup(runs) }
         case let .device(pointer, _):
-            guard let device, pointer.device == device else {
-                throw .destination(reason: "the destination is memory of GPU \(pointer.device) but this session of model \(model.name) runs on \(device.map { "GPU \($0)" } ?? "the CPU")")
-            }
-            // Each group's parts as one region of the destination.
-            var regions: [(group: Int, start: Int, runs: [LookupRun])] = []
-            var offset = 0
-            var scratch = LookupRun(member: 0, keys: UnsafePointer(bitPattern: 8)!, count: 0,
-                                    output: UnsafeMutablePointer(bitPattern: 8)!)
-            for part in parts where !part.keys.isEmpty {
-                let group = plan.groupOfTable[part.table]
-                scratch.member = plan.memberOfTable[part.table]
-                scratch.keys = part.keys.baseAddress!
-                scratch.count = part.keys.count
-                if let last = regions.last, last.group == group {
-                    regions[regions.count - 1].runs.append(scratch)
-                } else {
-                    guard !regions.contains(where: { $0.group == group }) else {
-                        throw .destination(reason: "the parts of fusion group \(plan.groups[group].name) must follow one another in a device destination")
-                    }
-                    regions.append((group, offset, [scratch]))
-                }
-                offset += part.keys.count * model.vecSizes[part.table]
-            }
-            if case .samplesByRun = layout, regions.count > 1 {
-                throw .destination(reason: "the sample-major layout needs the tables of one fusion group; model \(model.name)'s parts span \(regions.count) groups")
-            }
+            let regions = try deviceRegions(parts.map { ($0.table, $0.keys.count) }, pointer: pointer, layout: layout)
             var counts = LookupCounts(tables: model.tableNames.count, tiers: tierNames.count)
             for region in regions {
-                guard caches[region.group]?.device == device else {
-                    throw .destination(reason: "fusion group \(plan.groups[region.group].name) of model \(model.name) has no cache on GPU \(device) to write device memory")
+                let runs = region.parts.map { p in
+                    LookupRun(member: plan.memberOfTable[parts[p].table], keys: parts[p].keys.baseAddress!,
+                              count: parts[p].keys.count, output: UnsafeMutablePointer(bitPattern: 8)!)
                 }
-                try region.runs.withUnsafeBufferPointer { (runs) throws(LookupError) in
+                try runs.withUnsafeBufferPointer { (runs) throws(LookupError) in
                     try lookupCached(region.group, runs: runs, device: (pointer + region.start, layout), counts: &counts)
                 }
             }
             statistics.record(counts)
             return counts
         }
+    }
+
+    /// Looks up keys that lie in the memory of the session's GPU into memory
+    /// of that GPU, the parts' rows end to end in the order given: the keys
+    /// never visit the host (only the keys no GPU cache holds, which the tiers
+    /// below answer). The GPU work starts after the work queued on `stream`
+    /// before the call (which may still be writing the keys); the rows are
+    /// complete when the call returns.
+    ///
+    /// - Parameters:
+    ///   - parts: (table index, keys) pairs; a table may appear more than
+    ///     once. The keys must be of the deployment's key type (`keyType`:
+    ///     8-byte keys, or 4-byte keys read as unsigned for `supportlonglong:
+    ///     false`) and on the session's GPU.
+    ///   - stream: the caller's stream whose earlier work writes the keys.
+    ///   - destination: device memory of the session's GPU, `sum(count ×
+    ///     vecSize(table))` floats; each group's parts must follow one another.
+    ///   - layout: how the rows are placed.
+    /// - Returns: what the call found where.
+    /// - Throws: before any lookup, for an unknown table, keys of another
+    ///   type or GPU, more keys for a table than its limit, a session on the
+    ///   CPU or a group without a GPU cache, or a destination of the wrong
+    ///   size or place.
+    @discardableResult
+    public func lookup(deviceKeys parts: [(table: Int, keys: DeviceKeys)], after stream: DeviceStream = .legacyDefault,
+                       into destination: LookupDestination, layout: OutputLayout = .runs) throws(LookupError) -> LookupCounts {
+        var perTable = [Int](repeating: 0, count: model.tableNames.count)
+        for part in parts {
+            try checkTable(part.table)
+            perTable[part.table] += part.keys.count
+            guard part.keys.count >= 0 else {
+                throw .deviceKeys(reason: "the keys of table \(model.tableNames[part.table]) number \(part.keys.count); a count cannot be negative")
+            }
+            guard part.keys.count == 0 || part.keys.start.address != 0 else {
+                throw .deviceKeys(reason: "the keys of table \(model.tableNames[part.table]) are at address 0 but their count is \(part.keys.count)")
+            }
+            guard part.keys.type == keyType else {
+                throw .deviceKeys(reason: "model \(model.name) takes \(keyType.rawValue) keys (supportlonglong \(keyType == .int64)), but the device keys of table \(model.tableNames[part.table]) are \(part.keys.type.rawValue); convert them on the device first")
+            }
+            guard part.keys.count == 0 || part.keys.start.device == device else {
+                throw .deviceKeys(reason: "the keys of table \(model.tableNames[part.table]) are in the memory of GPU \(part.keys.start.device) but this session of model \(model.name) runs on \(device.map { "GPU \($0)" } ?? "the CPU")")
+            }
+        }
+        try checkLimits(perTable)
+        guard case let .device(pointer, count) = destination else {
+            throw .destination(reason: "keys in device memory are looked up into device memory; give a device destination on the keys' GPU")
+        }
+        var floats = 0
+        for part in parts { floats += part.keys.count * model.vecSizes[part.table] }
+        guard count == floats else {
+            throw .destination(reason: "the destination holds \(count) floats but the keys' vectors take \(floats)")
+        }
+        let regions = try deviceRegions(parts.map { ($0.table, $0.keys.count) }, pointer: pointer, layout: layout)
+        var counts = LookupCounts(tables: model.tableNames.count, tiers: tierNames.count)
+        for region in regions {
+            // The runs carry members and counts; their keys are the device ranges.
+            let runs = region.parts.map { p in
+                LookupRun(member: plan.memberOfTable[parts[p].table], keys: UnsafePointer(bitPattern: 8)!,
+                          count: parts[p].keys.count, output: UnsafeMutablePointer(bitPattern: 8)!)
+            }
+            let keys = region.parts.map { parts[$0].keys }
+            try runs.withUnsafeBufferPointer { (runs) throws(LookupError) in
+                try lookupCached(region.group, runs: runs, deviceKeys: (keys, stream), device: (pointer + region.start, layout),
+                                 counts: &counts)
+            }
+        }
+        statistics.record(counts)
+        return counts
+    }
+
+    /// The regions of a device destination, one per fusion group: the group,
+    /// where its rows start, and its parts' indices (parts of no keys left
+    /// out), after checking that the destination is on the session's GPU,
+    /// that each group's parts follow one another and has a cache there, and
+    /// that a sample-major layout covers one group.
+    private func deviceRegions(_ parts: [(table: Int, count: Int)], pointer: DevicePointer<Float>,
+                               layout: OutputLayout) throws(LookupError) -> [(group: Int, start: Int, parts: [Int])] {
+        guard let device, pointer.device == device else {
+            throw .destination(reason: "the destination is memory of GPU \(pointer.device) but this session of model \(model.name) runs on \(device.map { "GPU \($0)" } ?? "the CPU")")
+        }
+        var regions: [(group: Int, start: Int, parts: [Int])] = []
+        var offset = 0
+        for (p, part) in parts.enumerated() where part.count > 0 {
+            let group = plan.groupOfTable[part.table]
+            if let last = regions.last, last.group == group {
+                regions[regions.count - 1].parts.append(p)
+            } else {
+                guard !regions.contains(where: { $0.group == group }) else {
+                    throw .destination(reason: "the parts of fusion group \(plan.groups[group].name) must follow one another in a device destination")
+                }
+                regions.append((group, offset, [p]))
+            }
+            offset += part.count * model.vecSizes[part.table]
+        }
+        if case .samplesByRun = layout, regions.count > 1 {
+            throw .destination(reason: "the sample-major layout needs the tables of one fusion group; model \(model.name)'s parts span \(regions.count) groups")
+        }
+        for region in regions where caches[region.group]?.device != device {
+            throw .destination(reason: "fusion group \(plan.groups[region.group].name) of model \(model.name) has no cache on GPU \(device) to write device memory")
+        }
+        return regions
     }
 
     /// The one check of every lookup: known tables, keys within the 32-bit
@@ -266,6 +343,11 @@ public final class LookupSession: Sendable {
                 }
             }
         }
+        try checkLimits(perTable)
+    }
+
+    /// Per table at most its limit of keys in one lookup.
+    private func checkLimits(_ perTable: [Int]) throws(LookupError) {
         for (table, count) in perTable.enumerated() where count > model.maxKeysPerLookup(table: table) {
             throw .tooManyKeys(model: model.name, table: model.tableNames[table], keys: count,
                                maxBatchSize: model.maxBatchSize, maxPerSample: model.maxQueryKeysPerSample[table])
@@ -276,11 +358,26 @@ public final class LookupSession: Sendable {
     /// (the cache uploads or probes them at once), then the cache and, for
     /// its misses, the tiers below.
     private func lookupCached(_ group: Int, runs: UnsafeBufferPointer<LookupRun>,
+                              deviceKeys: (keys: [DeviceKeys], stream: DeviceStream)? = nil,
                               device: (pointer: DevicePointer<Float>, layout: OutputLayout)?,
                               counts: inout LookupCounts) throws(LookupError) {
         let tables = plan.groups[group].tables
         var total = 0
-        for run in runs { total += run.count }
+        for run in runs {
+            total += run.count
+            counts.keys += run.count
+            counts.tables[tables[run.member]].keys += run.count
+        }
+        var hits = TierHits(tiers: tierNames.count, members: tables.count)
+        if let deviceKeys {
+            try defaults[group].withUnsafeBufferPointer { (defaults) throws(LookupError) in
+                try caches[group]!.lookup(CacheBatch(deviceKeys: deviceKeys.keys, after: deviceKeys.stream, runs: runs,
+                                                     device: device?.pointer, layout: device?.layout ?? .runs),
+                                          below: chains[group], defaults: defaults, hits: &hits)
+            }
+            add(hits, group: group, to: &counts)
+            return
+        }
         let keys = UnsafeMutableBufferPointer<Int64>.allocate(capacity: max(1, total))
         let gathered = UnsafeMutableBufferPointer<LookupRun>.allocate(capacity: runs.count)
         defer { keys.deallocate(); gathered.deallocate() }
@@ -289,10 +386,7 @@ public final class LookupSession: Sendable {
             (keys.baseAddress! + offset).update(from: run.keys, count: run.count)
             gathered[r] = LookupRun(member: run.member, keys: keys.baseAddress! + offset, count: run.count, output: run.output)
             offset += run.count
-            counts.keys += run.count
-            counts.tables[tables[run.member]].keys += run.count
         }
-        var hits = TierHits(tiers: tierNames.count, members: tables.count)
         try defaults[group].withUnsafeBufferPointer { (defaults) throws(LookupError) in
             try caches[group]!.lookup(CacheBatch(keys: UnsafeBufferPointer(rebasing: keys[0..<total]),
                                                  runs: UnsafeBufferPointer(gathered), device: device?.pointer,

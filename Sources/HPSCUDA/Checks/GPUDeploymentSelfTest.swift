@@ -120,6 +120,38 @@ enum GPUDeploymentSelfTest {
                 try gpu.lookup(parts, into: .device(DevicePointer(device: deviceIndex, address: deviceOutput.address), count: floats))
             }
             if let problem = difference(try deviceOutput.download(), at: { $0 }, "into device memory") { return problem }
+            // From keys in device memory: the tables' keys end to end (read in
+            // place), then apart with gaps between them (gathered on the
+            // device), each written by a copy on another stream that the
+            // lookup must wait for.
+            let keyStream = try CUDAStream(device: device)
+            for gaps in [0, 5] {
+                let stride = perTable + gaps
+                var spread = [Int64](repeating: -1, count: model.tables * stride)
+                for t in 0..<model.tables {
+                    for j in 0..<perTable { spread[t * stride + j] = flat[t * perTable + j] }
+                }
+                let width = gpu.keyType.byteWidth
+                let keyBuffer = try DeviceBuffer<UInt8>(device: device, count: spread.count * width)
+                if gpu.keyType == .int64 {
+                    try keyStream.upload(spread, to: keyBuffer.address)
+                } else {
+                    try keyStream.upload(spread.map { UInt32(truncatingIfNeeded: $0) }, to: keyBuffer.address)
+                }
+                try deviceOutput.fill32(0xFFFF_FFFF)
+                let parts = (0..<model.tables).map { t in
+                    (table: t, keys: DeviceKeys(start: DevicePointer(device: deviceIndex, address: keyBuffer.address + UInt64(t * stride * width)),
+                                                count: perTable, type: gpu.keyType))
+                }
+                let counts = try gpu.lookup(deviceKeys: parts, after: DeviceStream(handle: UInt(bitPattern: keyStream.handle)),
+                                            into: .device(DevicePointer(device: deviceIndex, address: deviceOutput.address), count: floats))
+                try keyStream.synchronize()
+                let what = gaps == 0 ? "from device keys end to end" : "from device keys apart (gathered)"
+                if let problem = difference(try deviceOutput.download(), at: { $0 }, what) { return problem }
+                if counts.defaults != wantCounts.defaults || counts.keys != wantCounts.keys {
+                    return "batch \(batch), \(what): the GPU session counted \(counts.keys) keys and \(counts.defaults) defaults; the CPU \(wantCounts.keys) and \(wantCounts.defaults)"
+                }
+            }
             // Into device memory as a dense layer's input (one fusion group only).
             if fused {
                 try deviceOutput.fill32(0xFFFF_FFFF)

@@ -1,3 +1,5 @@
+public import HPS
+
 /// A CUDA stream, destroyed when released.
 public final class CUDAStream: @unchecked Sendable {
     let handle: OpaquePointer?
@@ -74,6 +76,12 @@ public final class CUDAEvent: @unchecked Sendable {
     /// Records the event on a stream.
     public func record(_ stream: CUDAStream) throws(CUDAError) {
         try device.driver.check(device.driver.cuEventRecord(handle, stream.handle), "cuEventRecord")
+    }
+
+    /// Records the event on a caller's stream (a `CUstream` of the same
+    /// context, such as PyTorch's current stream).
+    public func record(_ stream: DeviceStream) throws(CUDAError) {
+        try device.driver.check(device.driver.cuEventRecord(handle, OpaquePointer(bitPattern: stream.handle)), "cuEventRecord")
     }
 
     /// Milliseconds from `start` to this event, after waiting for it.

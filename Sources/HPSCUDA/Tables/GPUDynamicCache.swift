@@ -325,7 +325,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     ///   for memory of another GPU or runs the layout does not fit.
     public func lookup(_ batch: CacheBatch, below: TierChain?, defaults: UnsafeBufferPointer<Float>,
                        hits: inout TierHits) throws(LookupError) {
-        let n = batch.keys.count
+        let n = batch.count
         guard n > 0 else { return }
         let index = cuda.index
         let output = try GPUOutput(batch, device: index, what: name)
@@ -336,10 +336,14 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
             applyPendingLocked()
             let start = MonotonicClock.nanoseconds()
             let hostRows = output.device == nil
-            let staged = try stage.stage(keys: batch.keys, count: n, int64Keys: int64Keys,
+            let staged = try stage.stage(keys: batch.deviceKeys == nil ? batch.keys : nil, count: n, int64Keys: int64Keys,
                                          runs: batch.runs.lazy.map { (member: $0.member, count: $0.count) },
                                          rowBytes: hostRows ? n * dim * 4 : 0)
-            let outcome = try lookupLocked(staged, keys: staged.keys, output: output.device?.address ?? staged.rows,
+            // Keys on the device are read there; the misses' keys come back with the miss plan.
+            let keys = try batch.deviceKeys.map { (keys) throws(CUDAError) in
+                try stage.deviceKeys(keys, after: batch.keysStream, int64Keys: int64Keys)
+            } ?? staged.keys
+            let outcome = try lookupLocked(staged, keys: keys, output: output.device?.address ?? staged.rows,
                                            layout: output.layout, keysPerSample: output.keysPerSample, hostRows: hostRows,
                                            below: below)
             counts.deviceNanoseconds += MonotonicClock.nanoseconds() - start

@@ -14,11 +14,53 @@ final class GPULookupStage {
     let scratch: DeviceScratch
     let pinned: PinnedScratch
 
+    /// Orders the stream after a caller's stream (made at the first lookup from device keys).
+    private var keysWritten: CUDAEvent?
+
     init(device: CUDADevice) throws(CUDAError) {
         self.device = device
         stream = try CUDAStream(device: device)
         scratch = DeviceScratch(device: device)
         pinned = PinnedScratch(device: device)
+    }
+
+    /// The device address of a batch's device keys as one range, in the
+    /// width the cache reads (`int64Keys`), after making the stream wait (on
+    /// the device) for the work queued on the caller's stream before the
+    /// call: the keys themselves when the runs' ranges follow one another,
+    /// else a gathered copy on the stream.
+    func deviceKeys(_ keys: [DeviceKeys], after caller: DeviceStream, int64Keys: Bool) throws(CUDAError) -> UInt64 {
+        let width = int64Keys ? 8 : 4
+        for range in keys where range.type.byteWidth != width {
+            throw .unsupported("the device keys are \(range.type.byteWidth)-byte keys but this table reads \(width)-byte keys")
+        }
+        if keysWritten == nil { keysWritten = try CUDAEvent(device: device, timing: false) }
+        try keysWritten!.record(caller)
+        try stream.wait(for: keysWritten!)
+        let ranges = keys.filter { $0.count > 0 }
+        guard let first = ranges.first else { return 0 }
+        if zip(ranges, ranges.dropFirst()).allSatisfy({ $0.isFollowed(by: $1) }) { return first.start.address }
+        let gathered = try scratch.buffer("deviceKeys", bytes: ranges.reduce(0) { $0 + $1.byteCount })
+        var offset = 0
+        for range in ranges {
+            try stream.copy(to: gathered.address + UInt64(offset), from: range.start.address, bytes: range.byteCount)
+            offset += range.byteCount
+        }
+        return gathered.address
+    }
+
+    /// `count` keys at `address` on the device (8-byte, or 4-byte unsigned),
+    /// copied to the host after the stream's earlier work, as Int64: the keys
+    /// of a lookup from device keys that the tiers below must answer.
+    func hostKeys(at address: UInt64, count: Int, int64Keys: Bool) throws(CUDAError) -> [Int64] {
+        if int64Keys {
+            var keys = [Int64](repeating: 0, count: count)
+            try stream.download(into: &keys, from: address)
+            return keys
+        }
+        var narrow = [UInt32](repeating: 0, count: count)
+        try stream.download(into: &narrow, from: address)
+        return narrow.map { Int64($0) }
     }
 
     /// Writes `keys` (narrowed to UInt32 unless `int64Keys`; none when the

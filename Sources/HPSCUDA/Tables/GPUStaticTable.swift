@@ -180,7 +180,7 @@ extension GPUStaticTable: EmbeddingCache {
     ///   for memory of another GPU or runs the layout does not fit.
     public func lookup(_ batch: CacheBatch, below: TierChain?, defaults: UnsafeBufferPointer<Float>,
                        hits: inout TierHits) throws(LookupError) {
-        let n = batch.keys.count
+        let n = batch.count
         guard n > 0 else { return }
         let index = kernels.device.index
         let output = try GPUOutput(batch, device: index, what: name)
@@ -190,10 +190,13 @@ extension GPUStaticTable: EmbeddingCache {
                 let start = MonotonicClock.nanoseconds()
                 if state.stage == nil { state.stage = try GPULookupStage(device: kernels.device) }
                 let stage = state.stage!
-                let staged = try stage.stage(keys: batch.keys, count: n, int64Keys: int64Keys,
+                let staged = try stage.stage(keys: batch.deviceKeys == nil ? batch.keys : nil, count: n, int64Keys: int64Keys,
                                              runs: batch.runs.lazy.map { (member: $0.member, count: $0.count) },
                                              rowBytes: output.device == nil ? n * dim * 4 : 0)
-                try lookup(keys: staged.keys, count: n, runStarts: staged.runStarts, runMembers: staged.runMembers,
+                let keys = try batch.deviceKeys.map { (keys) throws(CUDAError) in
+                    try stage.deviceKeys(keys, after: batch.keysStream, int64Keys: int64Keys)
+                } ?? staged.keys
+                try lookup(keys: keys, count: n, runStarts: staged.runStarts, runMembers: staged.runMembers,
                            runs: batch.runs.count, output: output.device?.address ?? staged.rows, layout: output.layout,
                            keysPerSample: output.keysPerSample, misses: staged.head, missIndex: staged.missIndex,
                            stream: stage.stream)
@@ -208,7 +211,9 @@ extension GPUStaticTable: EmbeddingCache {
                 if misses > 0, let below {
                     // Keys the table was not built with: an online update may have added them below.
                     let indices = try stage.missIndices(staged, misses: misses)
-                    let unheld = UnheldKeys(indices: indices, batch: batch, layout: output.layout, keysPerSample: output.keysPerSample)
+                    let hostKeys = batch.deviceKeys == nil ? nil : try stage.hostKeys(at: keys, count: n, int64Keys: int64Keys)
+                    let unheld = UnheldKeys(indices: indices, batch: batch, hostKeys: hostKeys, layout: output.layout,
+                                            keysPerSample: output.keysPerSample)
                     let fromBelow = try unheld.fill(from: below, dim: dim, defaults: Array(defaults), memberCount: memberCount,
                                                     output: output.device?.address ?? staged.rows, stage: stage,
                                                     scatter: try scatterKernel())

@@ -71,14 +71,17 @@ struct UnheldKeys {
     var members: [Int32] = []
     var outputRows: [Int32] = []
 
-    /// The batch's keys at `indices` (flat indices into `batch.keys`), with
+    /// The batch's keys at `indices` (flat indices into its keys), with
     /// their output rows as `hps_lookup` placed them (`layout`).
-    init(indices: UnsafeBufferPointer<Int32>, batch: CacheBatch, layout: GPUStaticTable.Layout, keysPerSample: Int) {
+    /// - Parameter hostKeys: the batch's keys on the host when `batch.keys`
+    ///   is empty (a lookup from device keys).
+    init(indices: UnsafeBufferPointer<Int32>, batch: CacheBatch, hostKeys: [Int64]? = nil, layout: GPUStaticTable.Layout,
+         keysPerSample: Int) {
         let runStarts = RunStarts(batch.runs)
         for index in indices {
             let i = Int(index)
             let lo = runStarts.run(holding: i)
-            keys.append(batch.keys[i])
+            keys.append(hostKeys?[i] ?? batch.keys[i])
             members.append(Int32(batch.runs[lo].member))
             switch layout {
             case .keyOrder:
