@@ -89,6 +89,29 @@ private func checkedOutput(_ output: UnsafeMutablePointer<Float>?, _ floats: Int
     return output
 }
 
+/// Runs `body` with each part's keys as Int64: in place for 64-bit keys,
+/// widened into one buffer for 32-bit ones (keys are Int64 inside).
+private func withWideKeys(_ parts: UnsafeBufferPointer<hps_lookup_part>, keyType: hps_key_type,
+                          _ body: ([UnsafeBufferPointer<Int64>]) throws -> Void) throws {
+    guard keyType == HPS_KEYS_INT32 else {
+        try body(parts.map { UnsafeBufferPointer(start: $0.keys?.assumingMemoryBound(to: Int64.self), count: Int($0.count)) })
+        return
+    }
+    let total = parts.reduce(0) { $0 + Int($1.count) }
+    let wide = UnsafeMutableBufferPointer<Int64>.allocate(capacity: max(1, total))
+    defer { wide.deallocate() }
+    var keys: [UnsafeBufferPointer<Int64>] = []
+    var offset = 0
+    for part in parts {
+        let n = Int(part.count)
+        let narrow = UnsafeBufferPointer(start: part.keys?.assumingMemoryBound(to: Int32.self), count: n)
+        for i in 0..<n { wide[offset + i] = Int64(narrow[i]) }
+        keys.append(UnsafeBufferPointer(rebasing: wide[offset..<(offset + n)]))
+        offset += n
+    }
+    try body(keys)
+}
+
 @_cdecl("hps_lookup")
 public func hps_lookup(_ handle: OpaquePointer?, _ model: UnsafePointer<CChar>?, _ table: Int32, _ keys: UnsafeRawPointer?,
                        _ keyType: hps_key_type, _ count: UInt64, _ output: UnsafeMutablePointer<Float>?, _ outputFloats: UInt64,
@@ -108,34 +131,16 @@ public func hps_lookup_tables(_ handle: OpaquePointer?, _ model: UnsafePointer<C
         let name = try string(model, "model name")
         let session = try opened.session(model: name, memory: memory, device: device)
         let parts = try checkedParts(parts, partCount, keyType: keyType, model: name, tables: session.model.tableNames)
-        let totalKeys = parts.reduce(0) { $0 + Int($1.count) }
         // The session checks that the output holds the keys' vectors exactly.
         let floats = Int(clamping: outputFloats)
         let output = try checkedOutput(output, floats)
-        // Keys are Int64 inside; 32-bit keys are widened into one buffer for the call.
-        var wide: UnsafeMutableBufferPointer<Int64>? = nil
-        defer { wide?.deallocate() }
-        if keyType == HPS_KEYS_INT32 {
-            wide = .allocate(capacity: max(1, totalKeys))
+        try withWideKeys(parts, keyType: keyType) { keys in
+            let lookupParts = zip(parts, keys).map { (table: Int($0.table), keys: $1) }
+            let destination: LookupDestination = memory == HPS_MEMORY_DEVICE
+                ? .device(DevicePointer(device: Int(device), address: UInt64(UInt(bitPattern: output))), count: floats)
+                : .host(UnsafeMutableBufferPointer(start: output, count: floats))
+            try session.lookup(lookupParts, into: destination)
         }
-        var lookupParts: [(table: Int, keys: UnsafeBufferPointer<Int64>)] = []
-        lookupParts.reserveCapacity(parts.count)
-        var offset = 0
-        for part in parts {
-            let n = Int(part.count)
-            if let wide {
-                let narrow = UnsafeBufferPointer(start: part.keys?.assumingMemoryBound(to: Int32.self), count: n)
-                for i in 0..<n { wide[offset + i] = Int64(narrow[i]) }
-                lookupParts.append((Int(part.table), UnsafeBufferPointer(rebasing: wide[offset..<(offset + n)])))
-            } else {
-                lookupParts.append((Int(part.table), UnsafeBufferPointer(start: part.keys?.assumingMemoryBound(to: Int64.self), count: n)))
-            }
-            offset += n
-        }
-        let destination: LookupDestination = memory == HPS_MEMORY_DEVICE
-            ? .device(DevicePointer(device: Int(device), address: UInt64(UInt(bitPattern: output))), count: floats)
-            : .host(UnsafeMutableBufferPointer(start: output, count: floats))
-        try session.lookup(lookupParts, into: destination)
     }
 }
 
@@ -163,12 +168,48 @@ public func hps_lookup_device(_ handle: OpaquePointer?, _ model: UnsafePointer<C
     }
 }
 
-@_cdecl("hps_model_key_type")
-public func hps_model_key_type(_ handle: OpaquePointer?, _ model: UnsafePointer<CChar>?, _ keyType: UnsafeMutablePointer<hps_key_type>?,
+@_cdecl("hps_describe_model")
+public func hps_describe_model(_ handle: OpaquePointer?, _ model: UnsafePointer<CChar>?,
+                               _ description: UnsafeMutablePointer<hps_model_description>?,
                                _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> hps_status {
     CFailure.reporting(error) {
-        let session = try opened(handle).server.session(model: try string(model, "model name"))
-        keyType?.pointee = session.keyType == .int64 ? HPS_KEYS_INT64 : HPS_KEYS_INT32
+        guard let description else { throw CFailure(HPS_INVALID_ARGUMENT, "The description to fill is NULL.") }
+        let opened = try opened(handle)
+        let session = try opened.session(model: try string(model, "model name"), memory: HPS_MEMORY_HOST, device: 0)
+        description.pointee = hps_model_description(
+            key_type: session.keyType == .int64 ? HPS_KEYS_INT64 : HPS_KEYS_INT32,
+            table_count: Int32(session.model.tableNames.count), fusion_group_count: Int32(session.plan.groups.count),
+            device: Int32(session.device ?? -1))
+    }
+}
+
+@_cdecl("hps_lookup_requests")
+public func hps_lookup_requests(_ handle: OpaquePointer?, _ model: UnsafePointer<CChar>?,
+                                _ requests: UnsafePointer<hps_lookup_request>?, _ requestCount: UInt64, _ keyType: hps_key_type,
+                                _ error: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> hps_status {
+    CFailure.reporting(error) {
+        let opened = try opened(handle)
+        let name = try string(model, "model name")
+        let session = try opened.session(model: name, memory: HPS_MEMORY_HOST, device: 0)
+        let requests = UnsafeBufferPointer(start: requests, count: requests == nil ? 0 : Int(clamping: requestCount))
+        guard requests.count == Int(clamping: requestCount) else {
+            throw CFailure(HPS_INVALID_ARGUMENT, "The requests are NULL but request_count is \(requestCount).")
+        }
+        let parts = requests.map { hps_lookup_part(table: $0.table, keys: $0.keys, count: $0.count) }
+        try parts.withUnsafeBufferPointer { parts in
+            let checked = try checkedParts(parts.baseAddress, UInt64(parts.count), keyType: keyType, model: name,
+                                           tables: session.model.tableNames)
+            for request in requests where request.output == nil && request.count > 0 {
+                throw CFailure(HPS_INVALID_ARGUMENT, "The output of table \(session.model.tableNames[Int(request.table)]) is NULL but its count is \(request.count).")
+            }
+            try withWideKeys(checked, keyType: keyType) { keys in
+                let runs = zip(requests, keys).map { request, keys in
+                    LookupRun(member: Int(request.table), keys: keys.baseAddress ?? UnsafePointer(bitPattern: 8)!, count: keys.count,
+                              output: request.output ?? UnsafeMutablePointer(bitPattern: 8)!)
+                }
+                try runs.withUnsafeBufferPointer { _ = try session.lookup($0) }
+            }
+        }
     }
 }
 

@@ -29,6 +29,15 @@ class Part(ctypes.Structure):
     _fields_ = [("table", ctypes.c_int32), ("keys", ctypes.c_void_p), ("count", ctypes.c_uint64)]
 
 
+class Description(ctypes.Structure):
+    _fields_ = [("key_type", ctypes.c_int), ("table_count", ctypes.c_int32), ("fusion_group_count", ctypes.c_int32),
+                ("device", ctypes.c_int32)]
+
+
+class Request(ctypes.Structure):
+    _fields_ = [("table", ctypes.c_int32), ("keys", ctypes.c_void_p), ("count", ctypes.c_uint64), ("output", ctypes.c_void_p)]
+
+
 def library():
     path = os.environ.get("HPS_C_LIB", os.path.join(os.path.dirname(hps_bin()), "libhps_c.so"))
     if not os.path.exists(path):
@@ -50,8 +59,10 @@ def library():
     lib.hps_lookup_device.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Part), ctypes.c_uint64, ctypes.c_int,
                                       ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int32, ctypes.c_void_p,
                                       ctypes.POINTER(ctypes.c_void_p)]
-    lib.hps_model_key_type.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int),
+    lib.hps_describe_model.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Description),
                                        ctypes.POINTER(ctypes.c_void_p)]
+    lib.hps_lookup_requests.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Request), ctypes.c_uint64,
+                                        ctypes.c_int, ctypes.POINTER(ctypes.c_void_p)]
     lib.hps_free_error.argtypes = [ctypes.c_void_p]
     del error
     return lib
@@ -190,13 +201,46 @@ def test_device_memory_without_a_gpu(lib, handle):
     assert failure.value.status == DEVICE and "not served from any GPU" in str(failure.value)
 
 
-def test_model_key_type(lib, handle):
-    key_type = ctypes.c_int(-1)
-    check(lib, lib.hps_model_key_type, handle, MODEL.encode(), ctypes.byref(key_type))
-    assert key_type.value == INT64  # the fixture's model has supportlonglong true
+def test_describe_model(lib, handle, model_dir):
+    description = Description(-1, -1, -1, -2)
+    check(lib, lib.hps_describe_model, handle, MODEL.encode(), ctypes.byref(description))
+    # The fixture's model: supportlonglong true, tables of one vec size (one group when fused), served from the CPU.
+    with open(os.path.join(model_dir, "hps.json")) as f:
+        fused = json.load(f).get("fuse_embedding_table", False)
+    assert (description.key_type, description.table_count, description.fusion_group_count, description.device) == \
+        (INT64, TABLES, 1 if fused else TABLES, -1)
     with pytest.raises(Failure) as failure:
-        check(lib, lib.hps_model_key_type, handle, b"nope", ctypes.byref(key_type))
+        check(lib, lib.hps_describe_model, handle, b"nope", ctypes.byref(description))
     assert failure.value.status == NOT_FOUND and "nope" in str(failure.value)
+    with pytest.raises(Failure) as failure:
+        check(lib, lib.hps_describe_model, handle, MODEL.encode(), None)
+    assert failure.value.status == INVALID_ARGUMENT and "description" in str(failure.value)
+
+
+@pytest.mark.parametrize("key_type", [INT32, INT64])
+def test_requests_with_outputs_apart(lib, handle, tables, key_type):
+    rng = np.random.default_rng(5)
+    keys = [np.ascontiguousarray(rng.choice(list(tables[t].keys()) + [10**6], size=7 + t),
+                                 dtype=np.int32 if key_type == INT32 else np.int64) for t in range(TABLES)]
+    keys.append(keys[0][:3].copy())  # a table twice
+    tables_of = list(range(TABLES)) + [0]
+    outputs = [np.full((len(k), DIM), np.nan, dtype=np.float32) for k in keys]
+    requests = (Request * len(keys))(*[Request(t, k.ctypes.data, len(k), o.ctypes.data) for t, k, o in zip(tables_of, keys, outputs)])
+    check(lib, lib.hps_lookup_requests, handle, MODEL.encode(), requests, len(keys), key_type)
+    for t, k, o in zip(tables_of, keys, outputs):
+        np.testing.assert_array_equal(o, lookup(lib, handle, t, k.astype(np.int64)))
+    # One bad request: nothing written to any output.
+    outputs = [np.full((len(k), DIM), -9.0, dtype=np.float32) for k in keys]
+    requests = (Request * 2)(Request(0, keys[0].ctypes.data, len(keys[0]), outputs[0].ctypes.data),
+                             Request(TABLES, keys[1].ctypes.data, len(keys[1]), outputs[1].ctypes.data))
+    with pytest.raises(Failure) as failure:
+        check(lib, lib.hps_lookup_requests, handle, MODEL.encode(), requests, 2, key_type)
+    assert failure.value.status == NOT_FOUND
+    assert (outputs[0] == -9.0).all() and (outputs[1] == -9.0).all()
+    requests = (Request * 1)(Request(0, keys[0].ctypes.data, len(keys[0]), None))
+    with pytest.raises(Failure) as failure:
+        check(lib, lib.hps_lookup_requests, handle, MODEL.encode(), requests, 1, key_type)
+    assert failure.value.status == INVALID_ARGUMENT and "output" in str(failure.value)
 
 
 def test_device_keys_without_a_gpu(lib, handle):

@@ -96,6 +96,44 @@ def test_threads_at_once(config, tables):
         np.testing.assert_array_equal(results[i], reference(tables, i % TABLES, ids[i]))
 
 
+@pytest.mark.parametrize("fuse", [True, False])
+def test_layers_of_one_model_in_one_function(config, tables, tmp_path, fuse):
+    """Every layer of the model in one tf.function, fused (the lookups combined
+    into one call per fusion group) and not: the files' vectors either way; and
+    a bad lookup among combined ones fails alone, with its own sentence."""
+    with open(config) as f:
+        settings = json.load(f)
+    settings["fuse_embedding_table"] = fuse
+    path = os.path.join(os.path.dirname(config), f"hps-fuse-{str(fuse).lower()}.json")  # beside its relative sparse_files
+    with open(path, "w") as f:
+        json.dump(settings, f)
+    layers = [layer(path, t % TABLES) for t in range(2 * TABLES)]
+
+    @tf.function
+    def all_layers(ids):
+        return [layers[i](ids[i]) for i in range(len(layers))]
+
+    rng = np.random.default_rng(11 + fuse)
+    for _ in range(5):
+        ids = [rng.choice(list(tables[i % TABLES].keys()) + [10**6], size=(16, 3)) for i in range(len(layers))]
+        results = all_layers([tf.constant(i, tf.int32) for i in ids])
+        for i, result in enumerate(results):
+            np.testing.assert_array_equal(result.numpy(), reference(tables, i % TABLES, ids[i]))
+    good = rng.choice(list(tables[0].keys()), size=(8, 2))
+    too_many = np.ones(10**4, np.int64)
+    calls = [lambda: layers[0](tf.constant(good, tf.int64)).numpy()] * 3
+
+    def bad():
+        with pytest.raises(tf.errors.InvalidArgumentError, match="exceed max_batch_size"):
+            layers[1](tf.constant(too_many))
+        return "refused"
+
+    results = at_once(calls + [bad], 10)
+    for i in range(3):
+        np.testing.assert_array_equal(results[i], reference(tables, 0, good))
+    assert results[3] == "refused"
+
+
 def test_savedmodel_loads_in_a_fresh_process(config, tables, tmp_path):
     """A Keras model of LookupLayers → concat → Dense(1), saved as a SavedModel, loaded back by a new
     process that imported the package (no Init), predicts what it predicted here."""

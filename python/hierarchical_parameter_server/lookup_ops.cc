@@ -3,11 +3,26 @@
 // libhps_c.so), and `hps_tf_init`, which opens a configuration once per
 // process (hps.Init, or implicitly on a layer's first run, as HugeCTR's
 // plugin does). Compiled against the installed TensorFlow by build.py.
+//
+// Fusion (`fuse_embedding_table: true`): the lookups of a model's layers are
+// combined into one `hps_lookup_requests` call, which looks up each fusion
+// group once. HugeCTR's plugin makes each layer's op wait until every table
+// of the group has arrived (a rendezvous across TensorFlow's threads, which
+// stalls when they are fewer than the layers). Here no op waits for another:
+// `HpsLookup` is asynchronous, queues its request and returns; one worker
+// thread per model takes every request queued when it gets to them and looks
+// them up together, then completes each op. A request alone is looked up
+// alone; requests that arrive while a combined lookup runs form the next one.
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "hps.h"
 #include "tensorflow/core/framework/op.h"
@@ -36,6 +51,13 @@ const char *device() {
     return device && *device ? device : "auto";
 }
 
+// The failure's sentence of a call that set `error` (freed here).
+std::string sentence(char *error, const char *call) {
+    std::string message = error ? error : std::string(call) + " failed";
+    hps_free_error(error);
+    return message;
+}
+
 // The handle of `path`, opening it the first time; `*message` gets the
 // failure's sentence.
 hps_handle *open_once(const std::string &path, std::string *message) {
@@ -46,12 +68,95 @@ hps_handle *open_once(const std::string &path, std::string *message) {
     hps_handle *handle = nullptr;
     char *error = nullptr;
     if (hps_open(path.c_str(), device(), &handle, &error) != HPS_OK) {
-        *message = error ? error : "hps_open failed";
-        hps_free_error(error);
+        *message = sentence(error, "hps_open");
         return nullptr;
     }
     registry.handles[path] = handle;
     return handle;
+}
+
+// Combines the lookups of one model's layers (see the top of this file).
+class Combiner {
+  public:
+    // One layer's lookup: its table, keys and output, and what completes its op
+    // (an empty string for success, else the failure's sentence).
+    struct Request {
+        hps_lookup_request lookup;
+        hps_key_type key_type;
+        std::function<void(const std::string &)> done;
+    };
+
+    Combiner(hps_handle *handle, std::string model) : handle_(handle), model_(std::move(model)) {
+        std::thread([this] { Run(); }).detach();
+    }
+
+    void Submit(Request request) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            queue_.push_back(std::move(request));
+        }
+        wake_.notify_one();
+    }
+
+  private:
+    void Run() {
+        for (;;) {
+            std::vector<Request> batch;
+            {
+                std::unique_lock<std::mutex> lock(mutex_);
+                wake_.wait(lock, [this] { return !queue_.empty(); });
+                batch.swap(queue_);
+            }
+            for (hps_key_type type : {HPS_KEYS_INT32, HPS_KEYS_INT64}) {
+                std::vector<hps_lookup_request> lookups;
+                std::vector<Request *> owners;
+                for (Request &request : batch) {
+                    if (request.key_type != type) continue;
+                    lookups.push_back(request.lookup);
+                    owners.push_back(&request);
+                }
+                if (lookups.empty()) continue;
+                std::string failure = Lookup(lookups.data(), lookups.size(), type);
+                for (size_t i = 0; i < owners.size(); ++i) {
+                    // A combined call is checked whole before any lookup: when it
+                    // fails, each request alone says whether it is the bad one.
+                    owners[i]->done(failure.empty() || owners.size() == 1 ? failure : Lookup(&lookups[i], 1, type));
+                }
+            }
+        }
+    }
+
+    std::string Lookup(const hps_lookup_request *lookups, size_t count, hps_key_type type) {
+        char *error = nullptr;
+        if (hps_lookup_requests(handle_, model_.c_str(), lookups, count, type, &error) == HPS_OK) return "";
+        return sentence(error, "hps_lookup_requests");
+    }
+
+    hps_handle *handle_;
+    std::string model_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::vector<Request> queue_;
+};
+
+// The combiner of `model` of `path`'s handle when its tables are fused, else
+// nullptr; made at the first lookup and kept for the process, as the handle.
+Combiner *combiner_for(hps_handle *handle, const std::string &path, const std::string &model, std::string *message) {
+    static std::mutex mutex;
+    static auto *combiners = new std::map<std::pair<std::string, std::string>, Combiner *>();
+    std::lock_guard<std::mutex> lock(mutex);
+    auto key = std::make_pair(path, model);
+    auto found = combiners->find(key);
+    if (found != combiners->end()) return found->second;
+    hps_model_description description;
+    char *error = nullptr;
+    if (hps_describe_model(handle, model.c_str(), &description, &error) != HPS_OK) {
+        *message = sentence(error, "hps_describe_model");
+        return nullptr;
+    }
+    Combiner *combiner = description.fusion_group_count < description.table_count ? new Combiner(handle, model) : nullptr;
+    (*combiners)[key] = combiner;
+    return combiner;
 }
 
 }  // namespace
@@ -85,9 +190,9 @@ REGISTER_OP("HpsLookup")
     })
     .Doc("Looks up the vectors of `ids` in table `table_id` of model `model_name` of the HPS configuration `ps_config_file`.");
 
-class HpsLookupOp : public OpKernel {
+class HpsLookupOp : public AsyncOpKernel {
   public:
-    explicit HpsLookupOp(OpKernelConstruction *context) : OpKernel(context) {
+    explicit HpsLookupOp(OpKernelConstruction *context) : AsyncOpKernel(context) {
         OP_REQUIRES_OK(context, context->GetAttr("model_name", &model_));
         OP_REQUIRES_OK(context, context->GetAttr("table_id", &table_));
         OP_REQUIRES_OK(context, context->GetAttr("emb_vec_size", &size_));
@@ -95,27 +200,35 @@ class HpsLookupOp : public OpKernel {
         OP_REQUIRES(context, size_ > 0, errors::InvalidArgument("emb_vec_size must be positive, not ", size_));
     }
 
-    void Compute(OpKernelContext *context) override {
+    void ComputeAsync(OpKernelContext *context, DoneCallback done) override {
         std::string failure;
         hps_handle *handle = open_once(config_, &failure);
-        OP_REQUIRES(context, handle, errors::InvalidArgument(failure));
-        OP_REQUIRES_OK(context, CheckTable(handle));
+        OP_REQUIRES_ASYNC(context, handle, errors::InvalidArgument(failure), done);
+        OP_REQUIRES_OK_ASYNC(context, CheckTable(handle), done);
+        Combiner *combiner = combiner_for(handle, config_, model_, &failure);
+        OP_REQUIRES_ASYNC(context, failure.empty(), errors::InvalidArgument(failure), done);
         const Tensor &ids = context->input(0);
         TensorShape shape = ids.shape();
         shape.AddDim(size_);
         Tensor *output = nullptr;
-        OP_REQUIRES_OK(context, context->allocate_output(0, shape, &output));
+        OP_REQUIRES_OK_ASYNC(context, context->allocate_output(0, shape, &output), done);
         const uint64_t count = static_cast<uint64_t>(ids.NumElements());
+        const hps_key_type key_type = ids.dtype() == DT_INT64 ? HPS_KEYS_INT64 : HPS_KEYS_INT32;
+        if (combiner && count > 0) {
+            // The input and output tensors live until `done` is called.
+            hps_lookup_request lookup{static_cast<int32_t>(table_), ids.data(), count, output->flat<float>().data()};
+            combiner->Submit({lookup, key_type, [context, done](const std::string &failure) {
+                                  if (!failure.empty()) context->CtxFailure(errors::InvalidArgument(failure));
+                                  done();
+                              }});
+            return;
+        }
         char *error = nullptr;
-        hps_status status = hps_lookup(handle, model_.c_str(), static_cast<int32_t>(table_), ids.data(),
-                                       ids.dtype() == DT_INT64 ? HPS_KEYS_INT64 : HPS_KEYS_INT32, count,
+        hps_status status = hps_lookup(handle, model_.c_str(), static_cast<int32_t>(table_), ids.data(), key_type, count,
                                        output->flat<float>().data(), count * static_cast<uint64_t>(size_),
                                        HPS_MEMORY_HOST, 0, &error);
-        if (status != HPS_OK) {
-            std::string message = error ? error : "hps_lookup failed";
-            hps_free_error(error);
-            context->CtxFailure(errors::InvalidArgument(message));
-        }
+        if (status != HPS_OK) context->CtxFailure(errors::InvalidArgument(sentence(error, "hps_lookup")));
+        done();
     }
 
   private:
@@ -127,9 +240,7 @@ class HpsLookupOp : public OpKernel {
         int32_t found = 0, size = 0;
         char *error = nullptr;
         if (hps_table_info(handle, model_.c_str(), index.c_str(), &found, &size, &error) != HPS_OK) {
-            std::string message = error ? error : "hps_table_info failed";
-            hps_free_error(error);
-            return errors::InvalidArgument(message);
+            return errors::InvalidArgument(sentence(error, "hps_table_info"));
         }
         if (size != size_) {
             return errors::InvalidArgument("emb_vec_size is ", size_, " but table ", table_, " of model ", model_, " in ",

@@ -78,7 +78,9 @@ def c_library():
                 lib.hps_lookup_device.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint64,
                                                   ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int32,
                                                   ctypes.c_void_p, error]
-                lib.hps_model_key_type.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), error]
+                lib.hps_describe_model.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ModelDescription), error]
+                lib.hps_lookup_requests.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint64,
+                                                    ctypes.c_int, error]
             lib.hps_free_error.argtypes = [ctypes.c_void_p]
             _lib = lib
         return _lib
@@ -87,6 +89,18 @@ def c_library():
 class LookupPart(ctypes.Structure):
     """hps.h's `hps_lookup_part`: a table's index, and its keys by pointer and count."""
     _fields_ = [("table", ctypes.c_int32), ("keys", ctypes.c_void_p), ("count", ctypes.c_uint64)]
+
+
+class ModelDescription(ctypes.Structure):
+    """hps.h's `hps_model_description`."""
+    _fields_ = [("key_type", ctypes.c_int), ("table_count", ctypes.c_int32), ("fusion_group_count", ctypes.c_int32),
+                ("device", ctypes.c_int32)]
+
+
+class LookupRequest(ctypes.Structure):
+    """hps.h's `hps_lookup_request`: a table's index, its keys by pointer and count, and its output."""
+    _fields_ = [("table", ctypes.c_int32), ("keys", ctypes.c_void_p), ("count", ctypes.c_uint64),
+                ("output", ctypes.c_void_p)]
 
 
 def _parts(parts):
@@ -153,12 +167,24 @@ class Handle:
             raise NotFoundError(f"{what} needs version {version} of the C interface but {c_library_path()} is version "
                                 f"{self._lib.hps_api_version()}; rebuild it with `swift build -c release --product hps_c`")
 
+    def describe(self, model):
+        """`hps_describe_model`: a dict of key_type, table_count, fusion_group_count and device (-1: the CPU)."""
+        self._require(2, "hps_describe_model")
+        description = ModelDescription()
+        _call(self._lib.hps_describe_model, self._handle, model.encode(), ctypes.byref(description))
+        return {name: getattr(description, name) for name, _ in ModelDescription._fields_}
+
     def key_type(self, model):
         """KEYS_INT64 or KEYS_INT32: the key type of `model` (`supportlonglong`)."""
-        self._require(2, "hps_model_key_type")
-        key_type = ctypes.c_int()
-        _call(self._lib.hps_model_key_type, self._handle, model.encode(), ctypes.byref(key_type))
-        return key_type.value
+        return self.describe(model)["key_type"]
+
+    def lookup_requests(self, model, requests, key_type):
+        """`hps_lookup_requests`: requests are (table index, keys pointer, count, output pointer) in host memory."""
+        self._require(2, "hps_lookup_requests")
+        array = (LookupRequest * len(requests))()
+        for i, (table, keys, count, output) in enumerate(requests):
+            array[i].table, array[i].keys, array[i].count, array[i].output = table, keys, count, output
+        _call(self._lib.hps_lookup_requests, self._handle, model.encode(), array, len(requests), key_type)
 
     def lookup_device(self, model, parts, key_type, output_pointer, output_floats, device, stream):
         """`hps_lookup_device`: keys and output in the memory of GPU `device`,

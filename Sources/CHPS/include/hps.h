@@ -1,6 +1,6 @@
 /*
  * hps.h: the C interface of swift-hps (library libhps_c.so), version 2
- * (version 1 and `hps_lookup_device` and `hps_model_key_type`).
+ * (version 1 and `hps_lookup_device`, `hps_describe_model`, `hps_lookup_requests`).
  *
  * Opens a HugeCTR HPS configuration (its tiers built and its models loaded
  * as `hps serve` does) and looks up embedding vectors in process, through the
@@ -149,7 +149,7 @@ hps_status hps_lookup_tables(hps_handle *handle, const char *model, const hps_lo
  * never visit the host, and the model's GPU tables write the vectors.
  * parts:  as for `hps_lookup_tables`, but each part's `keys` is in the memory
  *         of GPU `device` (the CUDA context is the device's primary one, as
- *         PyTorch's). `key_type` must be the model's (`hps_model_key_type`:
+ *         PyTorch's). `key_type` must be the model's (`hps_describe_model`:
  *         HPS_KEYS_INT64 for `supportlonglong: true`, else HPS_KEYS_INT32,
  *         read as unsigned); convert on the device first. Parts whose keys
  *         follow one another in memory are read in place; others are gathered
@@ -169,8 +169,41 @@ hps_status hps_lookup_device(hps_handle *handle, const char *model, const hps_lo
                              hps_key_type key_type, float *output, uint64_t output_floats, int32_t device, void *stream,
                              char **error);
 
-/* The key type of model `model` (version 2): HPS_KEYS_INT64 for `supportlonglong: true`, else HPS_KEYS_INT32. */
-hps_status hps_model_key_type(hps_handle *handle, const char *model, hps_key_type *key_type, char **error);
+/* What a caller needs to know of a model (version 2). */
+typedef struct hps_model_description {
+    /* HPS_KEYS_INT64 for `supportlonglong: true`, else HPS_KEYS_INT32 (the key type `hps_lookup_device` takes). */
+    hps_key_type key_type;
+    /* Its tables (`embedding_table_names`). */
+    int32_t table_count;
+    /* Its fusion groups: `table_count` unless `fuse_embedding_table: true` fuses tables of one vector size. */
+    int32_t fusion_group_count;
+    /* The GPU its lookups into host memory run on, or -1 for the CPU. */
+    int32_t device;
+} hps_model_description;
+
+/* Describes model `model` (version 2). */
+hps_status hps_describe_model(hps_handle *handle, const char *model, hps_model_description *description, char **error);
+
+/* One table's keys and where their vectors go, in a lookup whose tables' outputs lie apart (`hps_lookup_requests`). */
+typedef struct hps_lookup_request {
+    /* The table's index in its model. */
+    int32_t table;
+    /* `count` keys of the call's key type, in host memory. */
+    const void *keys;
+    uint64_t count;
+    /* count × vec size floats in host memory, key i's vector at row i. */
+    float *output;
+} hps_lookup_request;
+
+/*
+ * Looks up several tables of one model in one call, each table's rows into
+ * its own output in host memory (version 2): one lookup per fusion group, as
+ * `hps_lookup_tables`, for callers whose outputs are separate buffers (the
+ * TensorFlow plugin combines the lookups of a model's layers this way). All
+ * requests are checked before any is looked up; a failed call writes no output.
+ */
+hps_status hps_lookup_requests(hps_handle *handle, const char *model, const hps_lookup_request *requests,
+                               uint64_t request_count, hps_key_type key_type, char **error);
 
 /* Frees an error sentence. NULL is ignored. */
 void hps_free_error(char *error);
