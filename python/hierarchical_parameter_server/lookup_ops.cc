@@ -170,6 +170,11 @@ extern "C" int hps_tf_init(const char *path, char **message) {
     return -1;
 }
 
+// Not marked stateful: a lookup has no side effect, and TensorFlow orders the
+// stateful ops of a tf.function one after another (automatic control
+// dependencies), which would run the layers' lookups one at a time and leave
+// nothing to combine. Ids given as constants may be looked up once, when the
+// graph is optimized.
 REGISTER_OP("HpsLookup")
     .Input("ids: Tid")
     .Output("embeddings: float")
@@ -179,7 +184,6 @@ REGISTER_OP("HpsLookup")
     .Attr("emb_vec_size: int")
     .Attr("ps_config_file: string")
     .Attr("global_batch_size: int = 1")
-    .SetIsStateful()
     .SetShapeFn([](shape_inference::InferenceContext *c) {
         int64_t size;
         TF_RETURN_IF_ERROR(c->GetAttr("emb_vec_size", &size));
