@@ -8,9 +8,10 @@ The lookup runs in process in swift-hps's library (libhps_c.so, through
 first layer naming it. CPU tensors are looked up into a new CPU tensor. For
 CUDA tensors the output is written on their device by the model's GPU tables
 (the model must be served from that GPU: `gpucache: true`, the device in its
-`deployed_device_list`) from the keys on the device, after the work queued on
-PyTorch's current stream (`hps_lookup_device`): nothing goes through the host
-but the keys that no GPU table holds. CUDA keys are converted on the device to
+`deployed_device_list`) from the keys on the device, in PyTorch's current
+stream's order (`hps_lookup_device`): after the work queued on it before the
+call, and before the work queued after, as PyTorch's own ops. Nothing goes
+through the host but the keys that no GPU table holds. CUDA keys are converted on the device to
 the model's key type (int64 for `supportlonglong: true`; else int32, which the
 GPU reads as unsigned as HugeCTR does, after checking that int64 keys fit).
 """

@@ -158,8 +158,14 @@ hps_status hps_lookup_tables(hps_handle *handle, const char *model, const hps_lo
  *         rows end to end; the parts of one fusion group must follow one another.
  * stream: a CUstream of that context (NULL: the legacy default stream). The
  *         lookup's GPU work starts after the work queued on it before the
- *         call, which may still be writing the keys; the vectors are complete
- *         when the call returns.
+ *         call, which may still be writing the keys, and the work queued on
+ *         it after the call starts once the vectors are written: they are in
+ *         stream order, as a kernel launched on `stream` would leave them
+ *         (synchronize the stream before reading them on the host). The call
+ *         may return before the GPU has written them: it does when the model's
+ *         tables are GPU static tables and no update has given the tiers
+ *         below a key they lack (no key can then need the host); otherwise it
+ *         returns once they are written.
  * The model must be served from GPU `device` (opened with "gpu" or "auto",
  * `gpucache: true`, the device in its `deployed_device_list`). Keys no GPU
  * table holds are answered by the tiers below, as in `hps_lookup`: only

@@ -231,8 +231,12 @@ public final class LookupSession: Sendable {
     /// of that GPU, the parts' rows end to end in the order given: the keys
     /// never visit the host (only the keys no GPU cache holds, which the tiers
     /// below answer). The GPU work starts after the work queued on `stream`
-    /// before the call (which may still be writing the keys); the rows are
-    /// complete when the call returns.
+    /// before the call (which may still be writing the keys), and the work
+    /// queued on `stream` after the call waits for the rows: they are in
+    /// stream order. A cache may return before they are written (a GPU static
+    /// table that no key beside it can be asked of, whose counts then show
+    /// every key as its hit; its statistics count the misses later); the
+    /// others return once they are.
     ///
     /// - Parameters:
     ///   - parts: (table index, keys) pairs; a table may appear more than

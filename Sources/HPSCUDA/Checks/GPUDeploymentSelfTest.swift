@@ -148,7 +148,11 @@ enum GPUDeploymentSelfTest {
                 try keyStream.synchronize()
                 let what = gaps == 0 ? "from device keys end to end" : "from device keys apart (gathered)"
                 if let problem = difference(try deviceOutput.download(), at: { $0 }, what) { return problem }
-                if counts.defaults != wantCounts.defaults || counts.keys != wantCounts.keys {
+                // A static table answers device keys in stream order (unless an
+                // update gave the tiers below keys it lacks): the call cannot
+                // know its defaults, which the table's statistics count later.
+                let inStreamOrder = cacheType == .static && counts.defaults == 0
+                if counts.keys != wantCounts.keys || (!inStreamOrder && counts.defaults != wantCounts.defaults) {
                     return "batch \(batch), \(what): the GPU session counted \(counts.keys) keys and \(counts.defaults) defaults; the CPU \(wantCounts.keys) and \(wantCounts.defaults)"
                 }
             }

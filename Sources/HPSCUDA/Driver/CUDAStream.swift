@@ -84,6 +84,17 @@ public final class CUDAEvent: @unchecked Sendable {
         try device.driver.check(device.driver.cuEventRecord(handle, OpaquePointer(bitPattern: stream.handle)), "cuEventRecord")
     }
 
+    /// Makes a caller's stream wait (on the device) for the work recorded by this event.
+    public func makeWait(_ stream: DeviceStream) throws(CUDAError) {
+        try device.driver.check(device.driver.cuStreamWaitEvent(OpaquePointer(bitPattern: stream.handle), handle, 0),
+                                "cuStreamWaitEvent")
+    }
+
+    /// Waits on the host for the work the event recorded.
+    public func synchronize() throws(CUDAError) {
+        try device.driver.check(device.driver.cuEventSynchronize(handle), "cuEventSynchronize")
+    }
+
     /// Milliseconds from `start` to this event, after waiting for it.
     public func milliseconds(since start: CUDAEvent) throws(CUDAError) -> Double {
         try device.driver.check(device.driver.cuEventSynchronize(handle), "cuEventSynchronize")

@@ -53,6 +53,12 @@ public final class GPUStaticTable: Sendable {
     struct LookupState {
         var stage: GPULookupStage?
         var statistics = CacheStatistics()
+        /// Whether an update has given the tiers below a key this table does
+        /// not hold: lookups must then ask them for the keys it misses.
+        var unheldBelow = false
+        /// Counts the misses of lookups that returned before their kernel ran
+        /// (`lookupInStreamOrder`); folded into `statistics` when read.
+        var streamOrderMisses: DeviceBuffer<UInt32>?
     }
 
     /// Where a table's vectors live.
@@ -166,8 +172,25 @@ extension GPUStaticTable: EmbeddingCache {
     public var device: Int? { kernels.device.index }
     /// Floats per vector.
     public var vecSize: Int { dim }
-    /// Keys looked up and answered, and the time of the lookups' device work; a snapshot.
-    public var statistics: CacheStatistics { lookupState.withLock { $0.statistics } }
+    /// Keys looked up and answered, and the time of the lookups' device work;
+    /// a snapshot (it waits for the lookups queued in stream order, to count
+    /// their misses).
+    public var statistics: CacheStatistics {
+        lookupState.withLock { state in
+            if let counter = state.streamOrderMisses, let stage = state.stage {
+                do throws(CUDAError) {
+                    try kernels.device.makeCurrent()
+                    try stage.stream.synchronize()
+                    let misses = Int(try counter.download()[0])
+                    try counter.fill32(0)
+                    state.statistics.hits -= misses
+                } catch {
+                    // The counter stays as it is; the next snapshot tries again.
+                }
+            }
+            return state.statistics
+        }
+    }
 
     /// Looks up a group's keys: one copy of the keys and run arrays to the
     /// device, one launch, and for a host destination one copy of the rows
@@ -196,6 +219,24 @@ extension GPUStaticTable: EmbeddingCache {
                 let keys = try batch.deviceKeys.map { (keys) throws(CUDAError) in
                     try stage.deviceKeys(keys, after: batch.keysStream, int64Keys: int64Keys)
                 } ?? staged.keys
+                if batch.deviceKeys != nil, let device = output.device, !state.unheldBelow {
+                    // Keys and rows on the device, and no tier below holds a key
+                    // this table lacks: a miss is a default the kernel writes, so
+                    // nothing needs the host; the caller's stream waits for the rows.
+                    if state.streamOrderMisses == nil {
+                        state.streamOrderMisses = try DeviceBuffer<UInt32>(device: kernels.device, copying: [0])
+                    }
+                    try lookup(keys: keys, count: n, runStarts: staged.runStarts, runMembers: staged.runMembers,
+                               runs: batch.runs.count, output: device.address, layout: output.layout,
+                               keysPerSample: output.keysPerSample, misses: state.streamOrderMisses!.address,
+                               stream: stage.stream)
+                    try stage.finishInStreamOrder(caller: batch.keysStream)
+                    hits.addAnswered(batch.runs)
+                    state.statistics.keys += n
+                    state.statistics.hits += n
+                    state.statistics.deviceNanoseconds += MonotonicClock.nanoseconds() - start
+                    return
+                }
                 try lookup(keys: keys, count: n, runStarts: staged.runStarts, runMembers: staged.runMembers,
                            runs: batch.runs.count, output: output.device?.address ?? staged.rows, layout: output.layout,
                            keysPerSample: output.keysPerSample, misses: staged.head, missIndex: staged.missIndex,

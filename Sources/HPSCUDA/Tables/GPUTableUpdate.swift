@@ -112,6 +112,7 @@ extension GPUStaticTable {
                 let staged = try StagedUpdate(keys: keys, vectors: vectors, dim: dim, scratch: stage.scratch, stream: stage.stream)
                 try launchUpdate(staged, member: member, stream: stage.stream)
                 let rows = try staged.written(on: stage.stream).first
+                if staged.count > rows { state.unheldBelow = true }
                 return CacheUpdate(rows: rows, unheldKeys: staged.count - rows)
             } catch {
                 throw .device(reason: "GPU \(index) failed an update of \(name): \(error)")
