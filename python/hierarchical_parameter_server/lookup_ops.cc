@@ -9,18 +9,16 @@
 // group once. HugeCTR's plugin makes each layer's op wait until every table
 // of the group has arrived (a rendezvous across TensorFlow's threads, which
 // stalls when they are fewer than the layers). Here no op waits for another:
-// `HpsLookup` is asynchronous, queues its request and returns; one worker
-// thread per model takes every request queued when it gets to them and looks
-// them up together, then completes each op. A request alone is looked up
-// alone; requests that arrive while a combined lookup runs form the next one.
-#include <condition_variable>
+// `HpsLookup` is asynchronous; the op that finds no lookup of its model
+// running looks up its own request at once, on its own thread, and the
+// requests that arrive meanwhile queue and return; it then looks them all up
+// in one call and completes each of their ops.
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -75,7 +73,12 @@ hps_handle *open_once(const std::string &path, std::string *message) {
     return handle;
 }
 
-// Combines the lookups of one model's layers (see the top of this file).
+// Combines the lookups of one model's layers (see the top of this file) by
+// flat combining: the op that finds no lookup running leads: it looks up
+// every request queued (its own first), and again while more arrive, then
+// completes each op; an op that arrives while one leads queues its request
+// and returns, and the leader completes it. A lone op looks up at once on its
+// own thread, with no hand-off.
 class Combiner {
   public:
     // One layer's lookup: its table, keys and output, and what completes its op
@@ -86,47 +89,45 @@ class Combiner {
         std::function<void(const std::string &)> done;
     };
 
-    Combiner(hps_handle *handle, std::string model) : handle_(handle), model_(std::move(model)) {
-        std::thread([this] { Run(); }).detach();
-    }
+    Combiner(hps_handle *handle, std::string model) : handle_(handle), model_(std::move(model)) {}
 
     void Submit(Request request) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            queue_.push_back(std::move(request));
+        std::unique_lock<std::mutex> lock(mutex_);
+        queue_.push_back(std::move(request));
+        if (leading_) return;
+        leading_ = true;
+        while (!queue_.empty()) {
+            std::vector<Request> batch;
+            batch.swap(queue_);
+            lock.unlock();
+            LookUp(batch);
+            lock.lock();
         }
-        wake_.notify_one();
+        leading_ = false;
     }
 
   private:
-    void Run() {
-        for (;;) {
-            std::vector<Request> batch;
-            {
-                std::unique_lock<std::mutex> lock(mutex_);
-                wake_.wait(lock, [this] { return !queue_.empty(); });
-                batch.swap(queue_);
+    // One call per key type for the batch's requests, then each op completed.
+    void LookUp(std::vector<Request> &batch) {
+        for (hps_key_type type : {HPS_KEYS_INT32, HPS_KEYS_INT64}) {
+            std::vector<hps_lookup_request> lookups;
+            std::vector<Request *> owners;
+            for (Request &request : batch) {
+                if (request.key_type != type) continue;
+                lookups.push_back(request.lookup);
+                owners.push_back(&request);
             }
-            for (hps_key_type type : {HPS_KEYS_INT32, HPS_KEYS_INT64}) {
-                std::vector<hps_lookup_request> lookups;
-                std::vector<Request *> owners;
-                for (Request &request : batch) {
-                    if (request.key_type != type) continue;
-                    lookups.push_back(request.lookup);
-                    owners.push_back(&request);
-                }
-                if (lookups.empty()) continue;
-                std::string failure = Lookup(lookups.data(), lookups.size(), type);
-                for (size_t i = 0; i < owners.size(); ++i) {
-                    // A combined call is checked whole before any lookup: when it
-                    // fails, each request alone says whether it is the bad one.
-                    owners[i]->done(failure.empty() || owners.size() == 1 ? failure : Lookup(&lookups[i], 1, type));
-                }
+            if (lookups.empty()) continue;
+            std::string failure = Call(lookups.data(), lookups.size(), type);
+            for (size_t i = 0; i < owners.size(); ++i) {
+                // A combined call is checked whole before any lookup: when it
+                // fails, each request alone says whether it is the bad one.
+                owners[i]->done(failure.empty() || owners.size() == 1 ? failure : Call(&lookups[i], 1, type));
             }
         }
     }
 
-    std::string Lookup(const hps_lookup_request *lookups, size_t count, hps_key_type type) {
+    std::string Call(const hps_lookup_request *lookups, size_t count, hps_key_type type) {
         char *error = nullptr;
         if (hps_lookup_requests(handle_, model_.c_str(), lookups, count, type, &error) == HPS_OK) return "";
         return sentence(error, "hps_lookup_requests");
@@ -135,7 +136,7 @@ class Combiner {
     hps_handle *handle_;
     std::string model_;
     std::mutex mutex_;
-    std::condition_variable wake_;
+    bool leading_ = false;
     std::vector<Request> queue_;
 };
 
