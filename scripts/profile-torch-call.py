@@ -1,3 +1,11 @@
+"""Where one hps_torch.LookupLayer call on CUDA keys spends its host time, on
+the GPU machine: the layer, the C call `hps_lookup_device` alone, the
+layer's torch calls, and F.embedding on the same keys; each 2,000 times in a
+host loop after 100, then one synchronize (µs per call). The model: the
+seed's first table (10,000 × 128, static table) as bench-torch-gpu.py writes it.
+
+    LD_LIBRARY_PATH=DIR HPS_C_LIB=DIR/libhps_c.so python3 scripts/profile-torch-call.py   (from the checkout)
+"""
 import os, sys, time, tempfile, json
 import numpy as np, torch
 sys.path.insert(0, "python"); sys.path.insert(0, "scripts")
