@@ -135,6 +135,7 @@ class Handle:
               ctypes.byref(handle))
         self._handle = handle
         self._lib = lib
+        self._version = lib.hps_api_version()
 
     @classmethod
     def shared(cls, path):
@@ -163,9 +164,9 @@ class Handle:
               output_pointer, output_floats, memory, device)
 
     def _require(self, version, what):
-        if self._lib.hps_api_version() < version:
+        if self._version < version:
             raise NotFoundError(f"{what} needs version {version} of the C interface but {c_library_path()} is version "
-                                f"{self._lib.hps_api_version()}; rebuild it with `swift build -c release --product hps_c`")
+                                f"{self._version}; rebuild it with `swift build -c release --product hps_c`")
 
     def describe(self, model):
         """`hps_describe_model`: a dict of key_type, table_count, fusion_group_count and device (-1: the CPU)."""
