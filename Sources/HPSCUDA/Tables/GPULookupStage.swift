@@ -16,11 +16,13 @@ final class GPULookupStage {
 
     /// Orders the stream after a caller's stream (made at the first lookup from device keys).
     private var keysWritten: CUDAEvent?
-    /// Recorded after the work of a lookup that returned without
-    /// synchronizing the stream: the caller's stream waits for it, and the
-    /// next staging waits for it before writing the pinned buffer again.
+    /// Recorded after the upload of a lookup that returned without
+    /// synchronizing the stream: the next staging waits for it before
+    /// writing the pinned buffer again.
+    private var uploaded: CUDAEvent?
+    private var uploadPending = false
+    /// Recorded after such a lookup's kernel, for the caller's stream to wait on.
     private var finished: CUDAEvent?
-    private var finishPending = false
 
     init(device: CUDADevice) throws(CUDAError) {
         self.device = device
@@ -82,9 +84,9 @@ final class GPULookupStage {
     func stage<Runs: RandomAccessCollection>(keys: UnsafeBufferPointer<Int64>?, count n: Int, int64Keys: Bool,
                                              runs: Runs, rowBytes: Int) throws(CUDAError) -> StagedLookup
         where Runs.Element == (member: Int, count: Int) {
-        if finishPending {
-            try finished!.synchronize()
-            finishPending = false
+        if uploadPending {
+            try uploaded!.synchronize()
+            uploadPending = false
         }
         let keyBytes = keys == nil ? 0 : n * (int64Keys ? 8 : 4)
         let layout = StagedLookup.Layout(keyBytes: keyBytes, runs: runs.count, rowBytes: rowBytes, keys: n)
@@ -117,13 +119,15 @@ final class GPULookupStage {
 
     /// Ends a lookup without waiting for it: the caller's stream waits (on the
     /// device) for the work queued on this stream so far, and the next
-    /// staging waits for it (its upload read the pinned buffer). Later
+    /// staging waits for this lookup's upload from the pinned buffer. Later
     /// work on this stream (the next lookup, an update) is ordered after it.
     func finishInStreamOrder(caller: DeviceStream) throws(CUDAError) {
+        if uploaded == nil { uploaded = try CUDAEvent(device: device, timing: false) }
         if finished == nil { finished = try CUDAEvent(device: device, timing: false) }
         try finished!.record(stream)
         try finished!.makeWait(caller)
-        finishPending = true
+        try uploaded!.record(stream)
+        uploadPending = true
     }
 
     /// Copies the head (the miss counter) back, on the stream.

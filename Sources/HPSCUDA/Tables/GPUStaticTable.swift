@@ -57,10 +57,8 @@ public final class GPUStaticTable: Sendable {
         /// not hold: lookups must then ask them for the keys it misses.
         var unheldBelow = false
         /// Counts the misses of lookups that returned before their kernel ran
-        /// (stream order); folded into `statistics` when read.
+        /// (`lookupInStreamOrder`); folded into `statistics` when read.
         var streamOrderMisses: DeviceBuffer<UInt32>?
-        /// Whether such lookups ran since the counter was last folded.
-        var streamOrderUnfolded = false
     }
 
     /// Where a table's vectors live.
@@ -179,14 +177,13 @@ extension GPUStaticTable: EmbeddingCache {
     /// their misses).
     public var statistics: CacheStatistics {
         lookupState.withLock { state in
-            if state.streamOrderUnfolded, let counter = state.streamOrderMisses, let stage = state.stage {
+            if let counter = state.streamOrderMisses, let stage = state.stage {
                 do throws(CUDAError) {
                     try kernels.device.makeCurrent()
                     try stage.stream.synchronize()
                     let misses = Int(try counter.download()[0])
                     try counter.fill32(0)
                     state.statistics.hits -= misses
-                    state.streamOrderUnfolded = false
                 } catch {
                     // The counter stays as it is; the next snapshot tries again.
                 }
@@ -234,7 +231,6 @@ extension GPUStaticTable: EmbeddingCache {
                                keysPerSample: output.keysPerSample, misses: state.streamOrderMisses!.address,
                                stream: stage.stream)
                     try stage.finishInStreamOrder(caller: batch.keysStream)
-                    state.streamOrderUnfolded = true
                     hits.addAnswered(batch.runs)
                     state.statistics.keys += n
                     state.statistics.hits += n
