@@ -8,6 +8,8 @@ import Testing
 /// A blocking loopback TCP connection, to hold a request half sent.
 final class LoopbackConnection {
     let descriptor: Int32
+    /// The errno of the last receive that failed (EAGAIN: the 10 s passed), 0 when the peer closed.
+    private(set) var receiveError: Int32 = 0
 
     /// Connects to 127.0.0.1:`port`; `nil` when refused.
     init?(port: Int) {
@@ -39,6 +41,7 @@ final class LoopbackConnection {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if n < 0 { receiveError = errno }
             if n <= 0 { break }
             result += chunk[0..<n]
         }
@@ -61,8 +64,18 @@ struct GracefulShutdownTests {
             services: fixture.server.services(logger: logger) { what, _, port in listening.yield((what, port)) }, logger: logger))
         let body = Array(inferRequest(keys: [9, 109], numKeys: [1, 1]).serialized().utf8)
         let head = Array("POST /v2/models/\(fixture.model)/infer HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+        // How the group ended, for the report when the response is missing.
+        let ended = Locked<String>("still running")
         try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                do {
+                    try await group.run()
+                    ended.withLock { $0 = "returned" }
+                } catch {
+                    ended.withLock { $0 = "threw \(error)" }
+                    throw error
+                }
+            }
             var httpPort = 0
             for await (what, port) in ports where what == "http" {
                 httpPort = port
@@ -85,8 +98,10 @@ struct GracefulShutdownTests {
             }
             #expect(refused, "new connections are refused once shutdown begins")
             connection.send(body[10...])
+            let sent = ContinuousClock.now
             let response = String(decoding: connection.receiveAll(), as: UTF8.self)
-            #expect(response.hasPrefix("HTTP/1.1 200"), "\(response.prefix(200))")
+            #expect(response.hasPrefix("HTTP/1.1 200"),
+                    "response \"\(response.prefix(200))\" after \(ContinuousClock.now - sent) (receive errno \(connection.receiveError)); the service group: \(ended.withLock { $0 })")
             let parts = response.split(separator: "\r\n\r\n", maxSplits: 1)
             try #require(parts.count == 2)
             let json = try JSONValue.parse(String(parts[1]))

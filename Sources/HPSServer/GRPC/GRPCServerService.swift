@@ -1,5 +1,6 @@
 #if Serving
 import GRPCCore
+import HPS
 import GRPCNIOTransportHTTP2Posix
 import Glibc
 import NIOCore
@@ -60,19 +61,34 @@ public struct GRPCServerService: Service {
                                                    transportSecurity: .plaintext, config: config,
                                                    eventLoopGroup: Self.eventLoops)
         let server = GRPCServer(transport: transport, services: services, interceptors: interceptors)
+        let stopping = Locked(false)
         do {
             try await withGracefulShutdownHandler {
                 try await withThrowingDiscardingTaskGroup { group in
                     group.addTask { try await server.serve() }
                     // Throws when the transport could not bind; serve() throws the cause too.
-                    if let address = try? await transport.listeningAddress {
+                    if let address = try? await transport.listeningAddress, !stopping.withLock({ $0 }) {
                         await onListening(address.ipv4?.port ?? address.ipv6?.port ?? port)
                     }
                 }
             } onGracefulShutdown: {
-                server.beginGracefulShutdown()
+                stopping.withLock { $0 = true }
+                // The transport's shutdown, not the server's: a SIGTERM may
+                // come before serve() has begun, and grpc-swift-2's GRPCServer,
+                // stopped before it serves, refuses to (serve() throws "the
+                // server has stopped", which in the KServe bundle would cancel
+                // the HTTP listener and drop its requests in flight) while its
+                // transport never learns a listening address (the wait above
+                // would never end). The transport's shutdown before its
+                // listener exists closes the listener as soon as it is bound,
+                // so serve() returns; after, it is what the server's does.
+                transport.beginGracefulShutdown()
             }
         } catch let error as RuntimeError {
+            // A shutdown that reaches the listener while it is being bound
+            // ends its first I/O ("I/O on closed channel"): the service was
+            // asked to stop and has, which is no failure of the server.
+            if stopping.withLock({ $0 }) { return }
             // Unwrap a bind failure so that callers see the same IOError as from the HTTP server.
             var cause: (any Error)? = error.cause
             while let wrapped = cause as? RuntimeError { cause = wrapped.cause }
