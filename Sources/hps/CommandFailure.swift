@@ -6,14 +6,8 @@ func reportingErrors(_ body: () throws -> Void) throws {
     Backends.registerAll()
     do {
         try body()
-    } catch let error as ExitCode {
-        throw error
     } catch {
-        var text = String(describing: error)
-        if let first = text.first, first.isLowercase { text = first.uppercased() + text.dropFirst() }
-        if !text.hasSuffix(".") { text += "." }
-        note("hps: \(text)")
-        throw ExitCode(1)
+        throw failure(error)
     }
 }
 
@@ -22,15 +16,22 @@ func reportingErrorsAsync(_ body: () async throws -> Void) async throws {
     Backends.registerAll()
     do {
         try await body()
-    } catch let error as ExitCode {
-        throw error
     } catch {
-        var text = String(describing: error)
-        if let first = text.first, first.isLowercase { text = first.uppercased() + text.dropFirst() }
-        if !text.hasSuffix(".") { text += "." }
-        note("hps: \(text)")
-        throw ExitCode(1)
+        throw failure(error)
     }
+}
+
+/// `error` written as one sentence on stderr after `hps: `, as the error
+/// words it: its first word is left as it is, since it is often a name the
+/// user wrote (a JSON path such as `models[0].sparse_files`, a table, a
+/// flag), which must read as written. The exit status to end with: 1, or the
+/// status an `ExitCode` carries.
+private func failure(_ error: any Error) -> ExitCode {
+    if let exit = error as? ExitCode { return exit }
+    var text = String(describing: error)
+    if !text.hasSuffix(".") { text += "." }
+    note("hps: \(text)")
+    return ExitCode(1)
 }
 
 /// Writes a line to stderr.

@@ -15,7 +15,8 @@ struct LookupCommand: ParsableCommand {
     var model: String
     @Option(help: "The table's name or index.")
     var table: String
-    @Option(help: "Comma-separated keys, e.g. 1,2,3.")
+    // Unconditional: a negative key (HugeCTR tables hold them) is read as a key, not as a flag.
+    @Option(parsing: .unconditional, help: "Comma-separated keys, e.g. 1,2,3 or -1,5.")
     var keys: String
     @Flag(help: "Print one JSON object with `vectors`, one array per key.")
     var json = false

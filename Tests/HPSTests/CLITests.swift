@@ -204,6 +204,44 @@ struct CLITests {
         #expect(outcome.stdout.isEmpty)
     }
 
+    @Test("hps lookup --keys reads negative keys as keys (HugeCTR's int64 tables hold them), not as flags")
+    func lookupNegativeKeys() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-cli")
+        defer { directory.remove() }
+        let output = joinPath(directory.path, "model")
+        let generated = try hps(["generate", "--output", output, "--key-type", "int64", "--tables", "1", "--vocab", "10",
+                                 "--dim", "2"], in: directory.path)
+        try #require(generated.status == 0, "stderr: \(generated.stderr)")
+        // The generated table, written again with a negative key among its keys.
+        let keys: [Int64] = [-1, 5, -7]
+        let vectors: [Float] = [1.5, -2, 3, 4, -0.25, 8]
+        try keys.withUnsafeBufferPointer { keys in
+            try vectors.withUnsafeBufferPointer { vectors in
+                _ = try SparseModelFolder.write(path: joinPath(output, "embeddings/table0"), table: "table0",
+                                                keys: keys, vectors: vectors, vecSize: 2)
+            }
+        }
+        let outcome = try hps(["lookup", "--config", output + "/hps.json", "--model", "1_table", "--table", "0",
+                               "--keys", "-7,5,-1", "--json"], in: directory.path)
+        #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+        let object = try JSONValue.parse(outcome.stdout)
+        #expect(object["keys"] == .array([.integer(-7), .integer(5), .integer(-1)]))
+        let rows = object["vectors"]?.arrayValue?.map { $0.arrayValue?.compactMap(number) ?? [] }
+        #expect(rows == [[-0.25, 8], [3, 4], [1.5, -2]])
+    }
+
+    @Test("an error that begins with a JSON path prints the path as the configuration spells it")
+    func errorKeepsPathCase() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-cli")
+        defer { directory.remove() }
+        let config = joinPath(directory.path, "hps.json")
+        try #require(FileManager.default.createFile(atPath: config, contents: Data(#"{"supportlonglong": true}"#.utf8)))
+        let outcome = try hps(["lookup", "--config", config, "--model", "m", "--table", "0", "--keys", "1"], in: directory.path)
+        #expect(outcome.status == 1)
+        #expect(outcome.stderrLines.count == 1, "stderr: \(outcome.stderr)")
+        #expect(outcome.stderr.hasPrefix("hps: models "), "stderr: \(outcome.stderr)")
+    }
+
     @Test("hps demo --device gpu without a GPU fails with one line saying there is no GPU and why")
     func demoGPU() throws {
         let directory = try TemporaryDirectory(prefix: "hps-cli")
@@ -212,7 +250,7 @@ struct CLITests {
                                "--dim", "2", "--batch-size", "2", "--keys-per-sample", "1"], in: directory.path)
         #expect(outcome.status != 0)
         #expect(outcome.stderrLines.count == 1, "stderr: \(outcome.stderr)")
-        #expect(outcome.stderr.hasPrefix("hps: No GPU: the CUDA driver (libcuda.so.1) could not be loaded"))
+        #expect(outcome.stderr.hasPrefix("hps: no GPU: the CUDA driver (libcuda.so.1) could not be loaded"))
     }
 
     @Test("hps demo --device auto without a GPU runs on the CPU and says why")

@@ -120,6 +120,18 @@ struct ConfigurationTests {
         ])
     }
 
+    @Test("fp8_quant: true is accepted with a warning naming the key, since this build serves float32")
+    func fp8QuantWarns() throws {
+        let json = Fixtures.notebook.replacingOccurrences(of: "\"gpucache\"", with: "\"fp8_quant\": true, \"gpucache\"")
+        try #require(json != Fixtures.notebook)
+        let configuration = try HPSConfiguration.parse(json: json)
+        #expect(configuration.models[0].fp8Quant)
+        #expect(configuration.warnings.contains { $0.hasPrefix("models[0].fp8_quant is true, but this build stores and serves every table in float32") })
+        // Written back, it is kept, so a configuration read again says the same.
+        let again = try HPSConfiguration.parse(json: configuration.jsonValue().serialized())
+        #expect(again.models[0].fp8Quant)
+    }
+
     @Test("without volatile_db the in-memory hash map is used with defaults")
     func volatileDatabaseDefaults() throws {
         let database = try HPSConfiguration.parse(json: Fixtures.notebook).volatileDatabase

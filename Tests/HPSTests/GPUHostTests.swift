@@ -84,7 +84,7 @@ struct GPUHostTests {
                                    "--device", "gpu"], in: directory.path)
         #expect(refused.status != 0)
         #expect(refused.stderrLines.count == 1, "stderr: \(refused.stderr)")
-        #expect(refused.stderr.hasPrefix("hps: No GPU: the CUDA driver (libcuda.so.1) could not be loaded"))
+        #expect(refused.stderr.hasPrefix("hps: no GPU: the CUDA driver (libcuda.so.1) could not be loaded"))
         let fallback = try cli.hps(["lookup", "--config", path, "--model", model.modelName, "--table", "table1", "--keys", "12",
                                     "--device", "auto", "--stats"], in: directory.path)
         #expect(fallback.status == 0, "stderr: \(fallback.stderr)")
