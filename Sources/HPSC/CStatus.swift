@@ -47,10 +47,11 @@ struct CFailure: Error {
         self.init(status, Self.sentence(String(describing: error)))
     }
 
-    /// `text` as one sentence: capitalized, ending with a period.
+    /// `text` as one sentence ending with a period, its first word as the
+    /// error wrote it (often a JSON path or a name, which must read as the
+    /// user wrote it), as the command line prints it after `hps: `.
     static func sentence(_ text: String) -> String {
         var text = text
-        if let first = text.first, first.isLowercase { text = first.uppercased() + text.dropFirst() }
         if !text.hasSuffix(".") { text += "." }
         return text
     }

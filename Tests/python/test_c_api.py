@@ -168,7 +168,7 @@ def test_threads_at_once(lib, handle, tables):
 
 
 @pytest.mark.parametrize("call, status, words", [
-    (lambda lib, h: lookup(lib, h, 0, [1], model="nope"), NOT_FOUND, 'No model named "nope"'),
+    (lambda lib, h: lookup(lib, h, 0, [1], model="nope"), NOT_FOUND, 'no model named "nope"'),
     (lambda lib, h: lookup(lib, h, 5, [1]), NOT_FOUND, "has no table 5"),
     (lambda lib, h: lookup(lib, h, 0, [1, 2], output_floats=DIM), INVALID_ARGUMENT, f"holds {DIM} floats but the keys' vectors take {2 * DIM}"),
     (lambda lib, h: lookup(lib, h, 0, [1] * 100_000), KEYS, "exceed max_batch_size"),

@@ -76,13 +76,13 @@ def test_bad_input_raises_one_sentence(config, tmp_path):
     layer = hps_torch.LookupLayer(config, MODEL, 0, DIM)
     with pytest.raises(TypeError, match="int32 or int64 keys, not torch.float32"):
         layer(torch.tensor([1.0]))
-    with pytest.raises(HPSError, match='No model named "nope"'):
+    with pytest.raises(HPSError, match='no model named "nope"'):
         hps_torch.LookupLayer(config, "nope", 0, DIM)
     with pytest.raises(HPSError, match="has no table"):
         hps_torch.LookupLayer(config, MODEL, 9, DIM)
     with pytest.raises(ValueError, match=f"emb_vec_size is 4 but table 0 of model {MODEL}"):
         hps_torch.LookupLayer(config, MODEL, 0, 4)
-    with pytest.raises(HPSError, match="Cannot read the configuration file .*missing.json"):
+    with pytest.raises(HPSError, match="cannot read the configuration file .*missing.json"):
         hps_torch.LookupLayer(str(tmp_path / "missing.json"), MODEL, 0, DIM)
     with pytest.raises(HPSError, match="exceed max_batch_size"):
         layer(torch.zeros(100_000, dtype=torch.int64))
