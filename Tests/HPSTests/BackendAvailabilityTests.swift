@@ -3,50 +3,49 @@ import Testing
 @testable import HPS
 
 struct BackendAvailabilityTests {
-    /// Starts a server on a one-table configuration with `section` added at the top level.
-    private func startError(_ key: String, _ section: [(String, JSONValue)]) throws -> StoreError? {
+    @Test("redis_cluster, where not registered, is refused as not available in this build, with its JSON path")
+    func redisClusterUnregistered() throws {
+        // The HPSRedis tests run in this same process and register redis_cluster;
+        // once registered it is available, and what it throws is theirs to test.
+        let directory = try TemporaryDirectory(prefix: "hps-backend")
+        defer { directory.remove() }
+        try RandomTable(count: 10, vecSize: 2, seed: 1).write(to: joinPath(directory.path, "t0"))
+        let json = TestConfiguration.json(tables: [TableSpec(name: "t0", folder: "t0", vecSize: 2)],
+                                          extra: [("volatile_db", .object(JSONObject([("type", .string("redis_cluster"))])))])
+        do {
+            _ = try TestConfiguration.server(json, in: directory.path)
+        } catch let error as StoreError {
+            if case .backendUnavailable("volatile_db.type", "redis_cluster", _) = error {
+                #expect(error.description.contains("not available in this build"))
+                return
+            }
+        } catch {}
+        #expect(StoreBackends.factory(volatile: .redisCluster) != nil,
+                "redis_cluster started or failed otherwise without being registered")
+    }
+
+    /// The configuration error that starting a one-table server with `section` added throws.
+    private func configurationError(_ key: String, _ section: [(String, JSONValue)]) throws -> ConfigurationError? {
         let directory = try TemporaryDirectory(prefix: "hps-backend")
         defer { directory.remove() }
         try RandomTable(count: 10, vecSize: 2, seed: 1).write(to: joinPath(directory.path, "t0"))
         let json = TestConfiguration.json(tables: [TableSpec(name: "t0", folder: "t0", vecSize: 2)],
                                           extra: [(key, .object(JSONObject(section)))])
-        return #expect(throws: StoreError.self) { try TestConfiguration.server(json, in: directory.path) }
+        return #expect(throws: ConfigurationError.self) { try TestConfiguration.server(json, in: directory.path) }
     }
 
-    @Test("volatile backends not built yet are refused with their JSON path",
-          arguments: ["redis_cluster", "multi_process_hash_map"])
-    func volatileBackends(type: String) throws {
-        // The HPSRedis tests run in this same process and register redis_cluster;
-        // once registered it is available, and what it throws is theirs to test.
-        if type == "redis_cluster" {
-            let directory = try TemporaryDirectory(prefix: "hps-backend")
-            defer { directory.remove() }
-            try RandomTable(count: 10, vecSize: 2, seed: 1).write(to: joinPath(directory.path, "t0"))
-            let json = TestConfiguration.json(tables: [TableSpec(name: "t0", folder: "t0", vecSize: 2)],
-                                              extra: [("volatile_db", .object(JSONObject([("type", .string(type))])))])
-            do {
-                _ = try TestConfiguration.server(json, in: directory.path)
-            } catch let error as StoreError {
-                if case .backendUnavailable("volatile_db.type", type, _) = error {
-                    #expect(error.description.contains("not available in this build"))
-                    return
-                }
-            } catch {}
-            #expect(StoreBackends.factory(volatile: .redisCluster) != nil,
-                    "redis_cluster started or failed otherwise without being registered")
-            return
-        }
-        let error = try startError("volatile_db", [("type", .string(type))])
-        guard case let .backendUnavailable(path, found, _) = error else {
-            Issue.record("expected backendUnavailable, got \(String(describing: error))")
+    @Test("multi_process_hash_map, which no build has, is a configuration error naming volatile_db.type, not a missing part of this build")
+    func multiProcessHashMap() throws {
+        let error = try configurationError("volatile_db", [("type", .string("multi_process_hash_map"))])
+        guard case let .invalidValue(path, _, found) = error else {
+            Issue.record("expected invalidValue, got \(String(describing: error))")
             return
         }
         #expect(path == "volatile_db.type")
-        #expect(found == type)
+        #expect(found == "\"multi_process_hash_map\"")
         let text = error?.description ?? ""
-        #expect(text.contains("not available in this build"))
-        #expect(text.contains("volatile_db.type"))
-        #expect(text.contains(type))
+        #expect(!text.contains("not available in this build"), "\(text)")
+        #expect(text.hasPrefix("volatile_db.type must be hash_map, parallel_hash_map or redis_cluster"), "\(text)")
     }
 
     @Test("persistent backends not registered are refused with their JSON path", arguments: ["rocks_db", "mapped"])
@@ -104,14 +103,17 @@ struct BackendAvailabilityTests {
         #expect(error?.description.contains("update_source.type") == true)
     }
 
-    @Test("a disabled volatile tier with no persistent tier is refused")
+    @Test("a disabled volatile tier with no persistent tier is a configuration error naming volatile_db.type")
     func disabledVolatileTier() throws {
-        let error = try startError("volatile_db", [("type", .string("disabled"))])
-        guard case let .backendUnavailable(path, _, _) = error else {
-            Issue.record("expected backendUnavailable, got \(String(describing: error))")
+        let error = try configurationError("volatile_db", [("type", .string("disabled"))])
+        guard case let .invalidValue(path, _, found) = error else {
+            Issue.record("expected invalidValue, got \(String(describing: error))")
             return
         }
         #expect(path == "volatile_db.type")
+        #expect(found == "\"disabled\"")
+        let text = error?.description ?? ""
+        #expect(!text.contains("not available in this build"), "\(text)")
     }
 
     @Test("hash_map and parallel_hash_map both serve", arguments: ["hash_map", "parallel_hash_map"])

@@ -58,7 +58,8 @@ public final class HierarchicalParameterServer: Sendable {
     ///     configuration; `hps serve --model-control-mode explicit` loads those
     ///     of `--load-model`, and the others on request).
     /// - Throws: `StoreError.backendUnavailable` for a backend this build lacks,
-    ///   `ModelFileError` for a model folder that cannot be read, what `gpu`
+    ///   `ConfigurationError.invalidValue` for tiers no build serves (no tier
+    ///   to hold the tables, `multi_process_hash_map`), `ModelFileError` for a model folder that cannot be read, what `gpu`
     ///   throws for a device or a table it cannot make, and
     ///   `LookupError.unknownModel` for a name in `loading` that the
     ///   configuration does not have.
@@ -106,13 +107,17 @@ public final class HierarchicalParameterServer: Sendable {
             volatileStore = HashMapStore(volatile)
         case .disabled:
             volatileStore = nil
-        case .multiProcessHashMap, .redisCluster:
+        case .multiProcessHashMap:
+            // Not a part this build lacks: no build has it.
+            throw ConfigurationError.invalidValue(
+                path: "volatile_db.type",
+                expected: "hash_map, parallel_hash_map or redis_cluster (HugeCTR's shared-memory multi_process_hash_map is not implemented)",
+                found: "\"\(volatile.type.rawValue)\"")
+        case .redisCluster:
             guard let factory = StoreBackends.factory(volatile: volatile.type) else {
                 throw StoreError.backendUnavailable(
                     path: "volatile_db.type", type: volatile.type.rawValue,
-                    reason: volatile.type == .redisCluster
-                        ? "this build has no Redis Cluster tier (the hps command registers it when built with it); use hash_map"
-                        : "the shared-memory hash map is not implemented; use hash_map or parallel_hash_map")
+                    reason: "this build has no Redis Cluster tier (the hps command registers it when built with it); use hash_map")
             }
             volatileStore = try factory(volatile)
         }
@@ -135,8 +140,11 @@ public final class HierarchicalParameterServer: Sendable {
                                                 reason: "this build has no Kafka update source; remove update_source")
         }
         guard volatileStore != nil || persistentStore != nil else {
-            throw StoreError.backendUnavailable(path: "volatile_db.type", type: "disabled",
-                                                reason: "with no persistent_db, a CPU deployment needs the volatile hash map to hold the tables; set volatile_db.type to hash_map")
+            // A configuration that names no tier to hold the tables, whatever the build.
+            throw ConfigurationError.invalidValue(
+                path: "volatile_db.type",
+                expected: "a tier that holds the tables when there is no persistent_db (hash_map, parallel_hash_map or redis_cluster)",
+                found: "\"disabled\"")
         }
         return (volatileStore, persistentStore)
     }
