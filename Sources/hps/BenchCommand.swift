@@ -26,14 +26,6 @@ struct BenchCommand: ParsableCommand {
     var device: String = "cpu"
     @Option(help: "The GPU's ordinal, with --device gpu.")
     var gpu = 0
-    @Option(help: .hidden)
-    var probeLoad: String?
-    @Option(help: .hidden)
-    var probeThreads = 1
-    @Option(help: .hidden)
-    var probeMappedRestart: String?
-    @Option(help: .hidden)
-    var probeTierLookups: String?
     @Flag(help: "Also compare the memory-mapped tier's restart with loading the hash map.")
     var tiers = false
     @Option(help: "Keys of the table of the tier comparison (vec size 128).")
@@ -67,40 +59,9 @@ struct BenchCommand: ParsableCommand {
     var lookupRate = 1000
     @Option(name: .customLong("latency-seconds"), help: "Seconds measured by --update-latency, after a warm-up.")
     var latencySeconds = 20.0
-    @Option(help: .hidden)
-    var probeRocksdbLoad: String?
-    @Option(help: .hidden)
-    var probePersistentLookups: String?
-    @Option(help: .hidden)
-    var probeDb: String?
 
     func run() throws {
         try reportingErrors {
-            if let probeMappedRestart {
-                print(try TierBenchmark.probeRestart(path: probeMappedRestart))
-                return
-            }
-            if let probeTierLookups {
-                let (hashMap, mapped) = try TierBenchmark.probeLookups(path: probeTierLookups, lookups: lookups)
-                print("\(hashMap) \(mapped)")
-                return
-            }
-            if let probeRocksdbLoad {
-                let (load, compact) = try PersistentTierBenchmark.probeLoad(folder: probeRocksdbLoad, database: probeDb ?? "")
-                print("\(load) \(compact)")
-                return
-            }
-            if let probePersistentLookups {
-                let seconds = try PersistentTierBenchmark.probeLookups(folder: probePersistentLookups, database: probeDb,
-                                                                       lookups: lookups, runs: runs)
-                print(seconds.map { String($0) }.joined(separator: " "))
-                return
-            }
-            if let probeLoad {
-                let result = try LoadBenchmark.load(path: probeLoad, threads: probeThreads)
-                print("\(result.keys) \(result.vecSize) \(result.fileBytes) \(result.seconds) \(result.overheadBytesPerKey)")
-                return
-            }
             if updateLatency {
                 #if Kafka
                 guard updateRate >= 100, lookupRate >= 1, latencySeconds > 0 else {
@@ -232,7 +193,7 @@ struct BenchCommand: ParsableCommand {
             // Three fresh processes; the one with the median load time is reported.
             var probes: [[Double]] = []
             for _ in 0..<3 {
-                let output = try runSelf(["bench", "--probe-load", path, "--probe-threads", String(cores)])
+                let output = try runSelf(["bench-probe", "load", path, "--threads", String(cores)])
                 let fields = output.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
                 guard fields.count == 5 else { throw CheckFailure(reason: "the load probe printed \"\(output)\"") }
                 probes.append(fields)

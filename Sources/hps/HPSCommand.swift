@@ -21,7 +21,7 @@ struct HPSCommand: AsyncParsableCommand {
 /// The subcommands of this build (`serve` with the Serving trait, on by default).
 private var commands: [any ParsableCommand.Type] {
     var list: [any ParsableCommand.Type] = [DemoCommand.self, GenerateCommand.self, LookupCommand.self, InspectCommand.self,
-                                            BenchCommand.self]
+                                            BenchCommand.self, BenchProbeCommand.self]
     #if Serving
     list.append(ServeCommand.self)
     #endif

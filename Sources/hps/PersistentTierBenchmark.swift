@@ -29,7 +29,7 @@ enum PersistentTierBenchmark {
         let rocksDB = StoreBackends.factory(persistent: .rocksDB) != nil
         var cacheNote = ""
         if rocksDB {
-            let load = try runSelf(["bench", "--probe-rocksdb-load", folder, "--probe-db", database])
+            let load = try runSelf(["bench-probe", "rocksdb-load", folder, "--db", database])
             rows.append(("RocksDB tier: load \(keys) keys × vec 128 (sync writes, \(65_536)-key batches), then flush and compact to one level (separate process)",
                          "load \(format(try TierBenchmark.number(load, 0), 1)) s, compact \(format(try TierBenchmark.number(load, 1), 1)) s"))
             let before = PageCache.residency(database)
@@ -38,7 +38,7 @@ enum PersistentTierBenchmark {
             cacheNote = "database files \(before.bytes) bytes, in the page cache before the drop \(percent(before)), after \(percent(after))"
         }
         try warmPageCache(folder)
-        let output = try runSelf(["bench", "--probe-persistent-lookups", folder, "--probe-db", rocksDB ? database : "",
+        let output = try runSelf(["bench-probe", "persistent-lookups", folder, "--db", rocksDB ? database : "",
                                   "--lookups", String(lookups), "--runs", String(runs)])
         let t = try (0..<6).map { try TierBenchmark.number(output, $0) }
         let (rocksCold, rocksWarm, hashMap, mapped, copy, rocksMmap) = (t[0], t[1], t[2], t[3], t[4], t[5])

@@ -13,10 +13,10 @@ enum TierBenchmark {
         let path = "\(directory.path)/table"
         try LoadBenchmark.writeTable(path: path, keys: keys, vecSize: 128)
         try warmPageCache(path)
-        let load = try median3 { try number(runSelf(["bench", "--probe-load", path, "--probe-threads", String(availableCores)]), 3) }
+        let load = try median3 { try number(runSelf(["bench-probe", "load", path, "--threads", String(availableCores)]), 3) }
         let firstOpen = try MappedBenchmark.firstOpen(folder: path)
-        let restart = try median3 { try number(runSelf(["bench", "--probe-mapped-restart", path]), 0) }
-        let rates = try runSelf(["bench", "--probe-tier-lookups", path, "--lookups", String(lookups)])
+        let restart = try median3 { try number(runSelf(["bench-probe", "mapped-restart", path]), 0) }
+        let rates = try runSelf(["bench-probe", "tier-lookups", path, "--lookups", String(lookups)])
             .split(separator: " ").compactMap { Double($0.trimmingCharacters(in: " \n")) }
         let bytes = keys * (8 + 128 * 4)
         if markdown {
