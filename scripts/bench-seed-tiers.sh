@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The seed batch served entirely from each tier (hash map, Redis Cluster,
-# RocksDB, mapped files), as recorded in docs/benchmarks.md: starts a
+# RocksDB, mapped files), as in docs/performance.md: starts a
 # three-master Redis Cluster on loopback ports 7400-7402, runs the release
 # build's `hps bench --seed-tiers` against it, and stops the cluster.
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hps serve under load from hps-load, as recorded in docs/benchmarks.md: the
+# hps serve under load from hps-load (current figures in docs/performance.md): the
 # seed model (8 tables × 10,000 keys, vec 128) served over KServe v2 HTTP or
 # gRPC (TRANSPORT=http, the default, or grpc) on loopback; one-sample requests (26 keys × 8 tables) open loop at 2,000 req/s
 # for DURATION seconds (default 300) with the server's memory before and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Each tier's lookup rate, as recorded in docs/benchmarks.md, in one run:
+# Each tier's lookup rate (current figures in docs/performance.md), in one run:
 # starts a three-master Redis Cluster on loopback ports 7300-7302, builds the
 # release binary with every trait, runs `hps bench --tier-rates` (the Redis
 # tier against redis-benchmark's pipelined HMGET on the same cluster; 1M

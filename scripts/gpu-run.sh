@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the GPU figures in docs/benchmarks.md come from: run on the GPU
+# What the GPU lookup figures in docs/performance.md come from: run on the GPU
 # machine from the repository root, with .device/hps built by
 # scripts/build-gpu-binary.sh. Writes every output under $OUT (or ./gpu-out).
 set -euo pipefail
