@@ -131,6 +131,18 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // Tools outside the library products, linked by the hps command (and the tests):
+        // the seed notebook's model and demo, CPU and GPU (hps demo, hps serve --demo);
+        .target(name: "HPSDemo", dependencies: ["HPS", "HPSCUDA"], swiftSettings: swiftSettings),
+        // the benchmarks of hps bench;
+        .target(
+            name: "HPSBenchmarks",
+            dependencies: ["CHPSSupport", "HPS", "HPSCUDA", "HPSDemo", "HPSMapped", "HPSRedis",
+                           .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // the GPU self-test of hps selftest.
+        .target(name: "HPSSelfTest", dependencies: ["HPS", "HPSCUDA", "HPSDemo"], swiftSettings: swiftSettings),
         // The memory-mapped tier: serves straight from HugeCTR sparse files through an index beside them.
         .target(name: "HPSMapped", dependencies: ["HPS", "CHPSSupport"], swiftSettings: swiftSettings),
         // A child process for the SIGKILL durability test: writes batches and prints each acknowledged one.
@@ -154,6 +166,9 @@ let package = Package(
             dependencies: [
                 "HPS",
                 "HPSCUDA",
+                "HPSDemo",
+                "HPSBenchmarks",
+                "HPSSelfTest",
                 .target(name: "HPSServer", condition: .when(traits: ["Serving"])),
                 "HPSRocksDB",
                 "HPSMapped",
@@ -181,13 +196,14 @@ let package = Package(
         .testTarget(
             name: "HPSTests",
             // The CLI tests run the built `hps` binary, so it must be built with them.
-            dependencies: ["HPS", "HPSCUDA", "HPSStoreTestSupport", "hps"],
+            dependencies: ["HPS", "HPSCUDA", "HPSDemo", "HPSBenchmarks", "HPSStoreTestSupport", "hps"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "HPSServerTests",
             dependencies: [
                 "HPS",
+                "HPSDemo",
                 "HPSServer",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -212,7 +228,7 @@ let package = Package(
         // `hps publish` is run as a process by its test.
         .testTarget(name: "HPSKafkaTests", dependencies: ["HPS", "HPSKafka", "HPSStoreTestSupport", "hps"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "HPSMappedTests", dependencies: ["HPS", "HPSMapped", "HPSStoreTestSupport"],
+        .testTarget(name: "HPSMappedTests", dependencies: ["HPS", "HPSMapped", "HPSBenchmarks", "HPSStoreTestSupport"],
                     swiftSettings: swiftSettings),
         // Needs redis-server and redis-cli: the tests start their own cluster on ports 7100-7102.
         .testTarget(

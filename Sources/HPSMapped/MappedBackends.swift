@@ -1,4 +1,4 @@
-import HPS
+package import HPS
 
 /// Registers the `mapped` persistent tier with `StoreBackends`.
 public func registerBackends() {

@@ -8,9 +8,9 @@ import Glibc
 /// a read past its new end does not end the process but turns the whole
 /// mapping into zero pages and counts a fault (`faults`), which readers
 /// check after reading to discard what they read.
-final class MappedFile: @unchecked Sendable {
+package final class MappedFile: @unchecked Sendable {
     /// The first byte, or nil for an empty file.
-    let base: UnsafeMutableRawPointer?
+    package let base: UnsafeMutableRawPointer?
     /// Bytes mapped.
     let length: Int
     let path: String

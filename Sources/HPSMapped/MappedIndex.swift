@@ -1,5 +1,5 @@
 import Glibc
-import HPS
+package import HPS
 import Synchronization
 
 /// The index kept beside a sparse model folder, `<folder>/hps_index`: a
@@ -61,9 +61,9 @@ struct MappedIndexHeader: Equatable {
 }
 
 /// One member table served from its folder: the mapped key, vector and index files.
-final class MappedMember: @unchecked Sendable {
+package final class MappedMember: @unchecked Sendable {
     let folder: SparseModelFolder
-    let keys: MappedFile
+    package let keys: MappedFile
     let vectors: MappedFile
     let index: MappedFile
     let rows: Int

@@ -13,7 +13,7 @@ public final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
     public let tag: String
     /// Floats per vector.
     public let vecSize: Int
-    let members: [MappedMember]
+    package let members: [MappedMember]
     /// Where damage found by a lookup is recorded (the store's).
     let faults: TierFaults
 

@@ -1,5 +1,5 @@
-import HPS
-import NIOCore
+package import HPS
+package import NIOCore
 
 /// The `num_node_connections` connections to one node, handed out round-robin,
 /// opened lazily and reopened after a failure.
@@ -8,7 +8,7 @@ import NIOCore
 /// lookup one refused connect per back-off period, not one per call.
 ///
 /// Thread safety: all methods may be called from any thread.
-final class NodePool: Sendable {
+package final class NodePool: Sendable {
     let address: NodeAddress
     private let options: RedisCluster.Options
     private let group: any EventLoopGroup
@@ -38,7 +38,7 @@ final class NodePool: Sendable {
     var size: Int { max(1, options.connectionsPerNode) }
 
     /// The next connection in turn, connecting it if needed.
-    func connection() -> EventLoopFuture<RedisConnection> {
+    package func connection() -> EventLoopFuture<RedisConnection> {
         state.withLock { state in
             if NIODeadline.now() < state.skipUntil {
                 return group.next().makeFailedFuture(RedisError.nodeBackingOff(address: address.description))

@@ -135,7 +135,7 @@ public final class RedisCluster: Sendable {
         }
     }
 
-    func pool(_ address: NodeAddress) -> NodePool {
+    package func pool(_ address: NodeAddress) -> NodePool {
         pools.withLock { pools in
             if let pool = pools[address] { return pool }
             let pool = NodePool(address: address, options: options, group: group)

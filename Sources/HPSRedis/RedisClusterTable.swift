@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 public import HPS
-import NIOCore
+package import NIOCore
 import Synchronization
 
 /// One table of the `redis_cluster` store, in HugeCTR's layout.
@@ -58,7 +58,7 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
     /// The access hash of each partition.
     public let timeKeys: [String]
     /// The hash slot of each partition.
-    let slots: [Int]
+    package let slots: [Int]
     private let fieldWidth: Int
     private let maxBatch: Int
     private let margin: Int

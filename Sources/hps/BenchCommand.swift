@@ -1,3 +1,5 @@
+import HPSDemo
+import HPSBenchmarks
 import ArgumentParser
 import Glibc
 import HPS

@@ -1,3 +1,4 @@
+import HPSBenchmarks
 import ArgumentParser
 import HPS
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import HPS
+import HPSDemo
 
 /// `hps generate`: writes the seed model's tables and configuration.
 struct GenerateCommand: ParsableCommand {

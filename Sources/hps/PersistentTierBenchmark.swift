@@ -1,3 +1,4 @@
+import HPSBenchmarks
 import Glibc
 import HPS
 import HPSMapped

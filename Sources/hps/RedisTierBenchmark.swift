@@ -1,3 +1,4 @@
+import HPSBenchmarks
 import HPS
 import HPSRedis
 

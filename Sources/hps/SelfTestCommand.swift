@@ -1,3 +1,4 @@
+import HPSSelfTest
 import ArgumentParser
 import HPS
 import HPSCUDA

@@ -1,6 +1,7 @@
 #if Serving
 import ArgumentParser
 import HPS
+import HPSDemo
 import HPSCUDA
 import HPSServer
 import Glibc

@@ -1,3 +1,4 @@
+import HPSDemo
 import ArgumentParser
 import HPS
 

@@ -1,3 +1,5 @@
+import HPSDemo
+import HPSBenchmarks
 import Glibc
 import HPS
 import HPSMapped

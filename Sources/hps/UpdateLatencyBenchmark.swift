@@ -1,4 +1,5 @@
 #if Kafka
+import HPSDemo
 import Glibc
 import HPS
 import HPSKafka

@@ -70,7 +70,7 @@ struct PublishCommandTests {
         let directory = fixture.directory.path
         let (status, _, stderr) = try hps(["publish", "--brokers", "127.0.0.1:1", "--model", "m", "--table", "t0"], in: directory)
         #expect(status != 0)
-        #expect(stderr.contains("Give the rows as --from DIR, or as --keys FILE and --vectors FILE"))
+        #expect(stderr.contains("give the rows as --from DIR, or as --keys FILE and --vectors FILE"))
         let (badName, _, badNameErr) = try hps(["publish", "--brokers", "127.0.0.1:1", "--model", "m.x", "--table", "t0",
                                                 "--from", directory + "/t0"], in: directory)
         #expect(badName != 0)

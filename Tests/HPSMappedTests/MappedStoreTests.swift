@@ -1,3 +1,4 @@
+import HPSBenchmarks
 import Foundation
 import HPS
 import HPSMapped

@@ -1,3 +1,4 @@
+import HPSDemo
 import HPS
 @testable import HPSServer
 import HTTPTypes

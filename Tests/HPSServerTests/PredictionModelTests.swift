@@ -1,4 +1,5 @@
 import HPS
+import HPSDemo
 import HPSServer
 import HTTPTypes
 import Hummingbird

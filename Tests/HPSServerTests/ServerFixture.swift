@@ -1,3 +1,4 @@
+import HPSDemo
 import HPS
 import HPSServer
 import HTTPTypes

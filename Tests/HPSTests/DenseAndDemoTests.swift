@@ -1,3 +1,4 @@
+import HPSDemo
 import Testing
 
 @testable import HPS

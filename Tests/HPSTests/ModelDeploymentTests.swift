@@ -1,3 +1,4 @@
+import HPSDemo
 import HPS
 import Testing
 

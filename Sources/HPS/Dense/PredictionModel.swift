@@ -28,12 +28,6 @@ public struct PredictionModel: Predictor {
         self.keysPerSample = keysPerSample
     }
 
-    /// The seed model's dense head over `session` (its tables loaded from `model`).
-    public init(session: LookupSession, seed model: SeedModel) throws(LookupError) {
-        try self.init(session: session, dense: DenseLayer(inputs: model.tables * model.keysPerSample * model.dim, seed: model.seed),
-                      keysPerSample: model.keysPerSample)
-    }
-
     /// Floats per vector.
     public var vecSize: Int { session.model.vecSizes[0] }
 

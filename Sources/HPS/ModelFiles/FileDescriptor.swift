@@ -2,7 +2,7 @@ import Glibc
 
 /// An open POSIX file, closed when released. Reads and writes loop until
 /// done, so short transfers and EINTR are handled in one place.
-final class FileDescriptor {
+package final class FileDescriptor {
     let fd: Int32
     let path: String
 
@@ -14,7 +14,7 @@ final class FileDescriptor {
     }
 
     /// Creates or truncates `path` for writing.
-    init(writing path: String) throws(ModelFileError) {
+    package init(writing path: String) throws(ModelFileError) {
         self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .io(path: path, operation: "create", reason: Self.lastError()) }
@@ -43,7 +43,7 @@ final class FileDescriptor {
     }
 
     /// Appends exactly `count` bytes from `buffer`.
-    func write(_ buffer: UnsafeRawPointer, count: Int) throws(ModelFileError) {
+    package func write(_ buffer: UnsafeRawPointer, count: Int) throws(ModelFileError) {
         var done = 0
         while done < count {
             let n = Glibc.write(fd, buffer + done, count - done)
@@ -54,7 +54,7 @@ final class FileDescriptor {
     }
 
     /// Flushes the file to its device.
-    func sync() throws(ModelFileError) {
+    package func sync() throws(ModelFileError) {
         guard fsync(fd) == 0 else { throw .io(path: path, operation: "sync", reason: Self.lastError()) }
     }
 
@@ -75,7 +75,7 @@ func isDirectory(_ path: String) -> Bool {
 }
 
 /// Creates `path` and its missing parents.
-func makeDirectories(_ path: String) throws(ModelFileError) {
+package func makeDirectories(_ path: String) throws(ModelFileError) {
     var prefix = path.hasPrefix("/") ? "/" : ""
     for part in path.split(separator: "/") {
         prefix += part
@@ -89,7 +89,7 @@ func makeDirectories(_ path: String) throws(ModelFileError) {
 }
 
 /// `base/relative`, or `relative` when it is absolute.
-func joinPath(_ base: String, _ relative: String) -> String {
+package func joinPath(_ base: String, _ relative: String) -> String {
     if relative.hasPrefix("/") || base.isEmpty { return relative }
     return base.hasSuffix("/") ? base + relative : base + "/" + relative
 }

@@ -42,14 +42,14 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
     /// How many keys ahead the copy pass prefetches a vector.
     /// (Measured on the 2-core development machine: 4 to 10 are alike, 20 is
     /// slower; prefetching every line of a vector beats prefetching one or two.)
-    static let copyDistance = 8
+    package static let copyDistance = 8
     /// How many keys ahead an insert prefetches a key's buckets and vector.
     static let insertDistance = 8
     /// A lookup whose output has at least this many bytes writes it with
     /// streaming stores: such an output does not stay in a core's caches for
     /// its reader anyway, and writing it without first reading each line
     /// saves a third of the memory traffic.
-    static let streamingBytes = 8 << 20
+    package static let streamingBytes = 8 << 20
     init(tag: String, vecSize: Int, members: Int, partitions count: Int, expectedKeys: Int, overflow: OverflowSettings) {
         self.tag = tag
         self.vecSize = vecSize

@@ -8,12 +8,12 @@ import Glibc
 ///
 /// Callers pass the same byte count to `reallocate` and `release` that they
 /// allocated with.
-enum LargeAllocation {
+package enum LargeAllocation {
     static let mapThreshold = 1 << 20
     static let hugePage = 2 << 20
 
     /// `bytes` zeroed bytes.
-    static func allocate(bytes: Int) -> UnsafeMutableRawPointer {
+    package static func allocate(bytes: Int) -> UnsafeMutableRawPointer {
         let bytes = max(bytes, 16)
         if bytes < mapThreshold {
             guard let p = calloc(1, bytes) else { fatalError("out of memory allocating \(bytes) bytes") }
@@ -53,7 +53,7 @@ enum LargeAllocation {
     }
 
     /// Returns a region.
-    static func release(_ p: UnsafeMutableRawPointer, bytes: Int) {
+    package static func release(_ p: UnsafeMutableRawPointer, bytes: Int) {
         let bytes = max(bytes, 16)
         if bytes < mapThreshold { free(p) } else { munmap(p, roundUp(bytes)) }
     }

@@ -7,7 +7,7 @@ import Glibc
 ///
 /// `body(range)` is called once per chunk; chunks never overlap.
 @inline(__always)
-func parallelChunks(count: Int, parallelism: Int, minimumChunk: Int, _ body: (Range<Int>) -> Void) {
+package func parallelChunks(count: Int, parallelism: Int, minimumChunk: Int, _ body: (Range<Int>) -> Void) {
     let chunks = min(max(1, parallelism), max(1, count / max(1, minimumChunk)))
     if chunks <= 1 {
         body(0..<count)

@@ -75,12 +75,6 @@ public final class GPUPredictionModel: Sendable {
         }
     }
 
-    /// The seed model's dense head over `session` (its tables loaded from `model`).
-    public convenience init(session: LookupSession, seed model: SeedModel) throws(LookupError) {
-        try self.init(session: session, dense: DenseLayer(inputs: model.tables * model.keysPerSample * model.dim, seed: model.seed),
-                      keysPerSample: model.keysPerSample)
-    }
-
     /// Floats per vector.
     public var vecSize: Int { session.model.vecSizes[0] }
 

@@ -1,4 +1,4 @@
-import HPS
+package import HPS
 import Glibc
 
 /// The CUDA driver API, opened from `libcuda.so.1` with dlopen at first use,

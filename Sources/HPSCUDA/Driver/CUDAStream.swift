@@ -2,8 +2,8 @@ public import HPS
 
 /// A CUDA stream, destroyed when released.
 public final class CUDAStream: @unchecked Sendable {
-    let handle: OpaquePointer?
-    let device: CUDADevice
+    package let handle: OpaquePointer?
+    package let device: CUDADevice
 
     /// Creates a non-blocking stream.
     public init(device: CUDADevice) throws(CUDAError) {

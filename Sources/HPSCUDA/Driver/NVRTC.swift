@@ -1,4 +1,4 @@
-import HPS
+package import HPS
 import Glibc
 
 /// NVRTC, the CUDA run-time compiler, opened with dlopen at first use.

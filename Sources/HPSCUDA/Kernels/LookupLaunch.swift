@@ -2,7 +2,7 @@ import Glibc
 
 /// The arguments of one launch of `hps_lookup`, shared by the static table
 /// and the dynamic cache.
-struct LookupLaunch {
+package struct LookupLaunch {
     var keys: UInt64
     var count: Int
     var runStarts: UInt64
@@ -25,6 +25,32 @@ struct LookupLaunch {
     var rankBlocks: UInt64 = 0
     var slotMembers: UInt64 = 0
 
+    /// The arguments, each as its field says (the benchmarks launch the kernel alone).
+    package init(keys: UInt64, count: Int, runStarts: UInt64, runMembers: UInt64, runs: Int, slots: UInt64, capacity: Int,
+                 rowBits: Int, vectors: UInt64, defaults: UInt64, output: UInt64, layout: GPUStaticTable.Layout,
+                 keysPerSample: Int, misses: UInt64 = 0, stamps: UInt64 = 0, epoch: UInt32 = 0, missIndex: UInt64 = 0,
+                 rankBlocks: UInt64 = 0, slotMembers: UInt64 = 0) {
+        self.keys = keys
+        self.count = count
+        self.runStarts = runStarts
+        self.runMembers = runMembers
+        self.runs = runs
+        self.slots = slots
+        self.capacity = capacity
+        self.rowBits = rowBits
+        self.vectors = vectors
+        self.defaults = defaults
+        self.output = output
+        self.layout = layout
+        self.keysPerSample = keysPerSample
+        self.misses = misses
+        self.stamps = stamps
+        self.epoch = epoch
+        self.missIndex = missIndex
+        self.rankBlocks = rankBlocks
+        self.slotMembers = slotMembers
+    }
+
     /// Warps per multiprocessor a launch aims for before it gives each warp
     /// fewer keys (`HPS_GPU_FILL_WARPS` overrides it, for tuning).
     static let fillWarpsPerMultiprocessor: Int = {
@@ -41,7 +67,7 @@ struct LookupLaunch {
     }()
 
     /// Launches on `stream`.
-    func launch(_ kernel: CUDAKernel, device: CUDADevice, stream: CUDAStream) throws(CUDAError) {
+    package func launch(_ kernel: CUDAKernel, device: CUDADevice, stream: CUDAStream) throws(CUDAError) {
         guard count > 0 else { return }
         // Up to 32 keys per warp, fewer when that would leave multiprocessors
         // with too few warps to keep rows in flight.
@@ -61,6 +87,6 @@ struct LookupLaunch {
 }
 
 /// An environment variable's value.
-func getenvString(_ name: String) -> String? {
+package func getenvString(_ name: String) -> String? {
     getenv(name).map { String(cString: $0) }
 }

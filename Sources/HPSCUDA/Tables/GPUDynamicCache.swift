@@ -80,11 +80,11 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     let stage: GPULookupStage
 
     // Device state: the index, the rows and what the kernels know of them.
-    let slotCapacity: Int
-    let rowBits: Int
-    let slots: DeviceBuffer<UInt64>
-    let vectors: DeviceBuffer<Float>
-    let stamps: DeviceBuffer<UInt32>
+    package let slotCapacity: Int
+    package let rowBits: Int
+    package let slots: DeviceBuffer<UInt64>
+    package let vectors: DeviceBuffer<Float>
+    package let stamps: DeviceBuffer<UInt32>
     let rowKeys: DeviceBuffer<Int64>
     let rowMembers: DeviceBuffer<Int32>
     let rowSlots: DeviceBuffer<UInt32>
@@ -93,9 +93,9 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     /// rows, [2] keys inserted, [3], [4] the eviction's counters, [5] the
     /// count of a host-made plan, [6] keys an insert found no free row for.
     let counters: DeviceBuffer<UInt32>
-    let defaults: DeviceBuffer<Float>
+    package let defaults: DeviceBuffer<Float>
     let hostDefaults: [Float]
-    let lookupKernel: CUDAKernel
+    package let lookupKernel: CUDAKernel
     let missPlan: CUDAKernel
     let probeRows: CUDAKernel
     let fillRows: CUDAKernel
@@ -247,7 +247,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     }
 
     /// The stream all of the cache's device work runs on, in order.
-    var stream: CUDAStream { stage.stream }
+    package var stream: CUDAStream { stage.stream }
 
     /// Keys held (read from the device; 0 if it cannot be read).
     public var count: Int {
@@ -364,14 +364,14 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     }
 
     /// What one lookup did.
-    struct LookupReport: Sendable, Equatable {
+    package struct LookupReport: Sendable, Equatable {
         /// Keys looked up.
-        var keys: Int
+        package var keys: Int
         /// Keys found in the cache.
-        var hits: Int
+        package var hits: Int
         /// Whether the misses were filled before returning (else they hold
         /// the default value and are being inserted).
-        var filled: Bool
+        package var filled: Bool
     }
 
     /// Looks up keys already on the device (int64 or uint32, as the cache was
@@ -385,7 +385,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     ///     (on the caller's stream), which the cache's stream waits for; nil
     ///     when that work is done already. Waiting on the device, not the host,
     ///     lets the cache stage its run arrays while the keys are still copied.
-    func lookup(deviceKeys: UInt64, count n: Int, runs: [(member: Int, count: Int)], output: UInt64,
+    package func lookup(deviceKeys: UInt64, count n: Int, runs: [(member: Int, count: Int)], output: UInt64,
                 layout: GPUStaticTable.Layout = .keyOrder, keysPerSample: Int = 1,
                 after keysWritten: CUDAEvent? = nil) throws(CUDAError) -> LookupReport {
         guard n > 0 else { return LookupReport(keys: 0, hits: 0, filled: true) }

@@ -138,7 +138,7 @@ public final class GPUStaticTable: Sendable {
     var slotMembersAddress: UInt64 { slotMembers?.address ?? 0 }
 
     /// How a lookup's output rows are laid out.
-    enum Layout: Int32, Sendable {
+    package enum Layout: Int32, Sendable {
         /// Row i for key i.
         case keyOrder = 0
         /// The concatenated input of a dense layer: run r's key j of sample
@@ -154,7 +154,7 @@ public final class GPUStaticTable: Sendable {
     ///   - output: device address of `count × dim` floats.
     ///   - misses: device address of one UInt32 that counts missing keys, or 0.
     ///   - missIndex: device address of `count` Int32 that receive the missing keys' indices, or 0.
-    func lookup(keys: UInt64, count: Int, runStarts: UInt64, runMembers: UInt64, runs: Int,
+    package func lookup(keys: UInt64, count: Int, runStarts: UInt64, runMembers: UInt64, runs: Int,
                 output: UInt64, layout: Layout = .keyOrder, keysPerSample: Int = 1, misses: UInt64 = 0,
                 missIndex: UInt64 = 0, stream: CUDAStream) throws(CUDAError) {
         try LookupLaunch(keys: keys, count: count, runStarts: runStarts, runMembers: runMembers, runs: runs,

@@ -1,7 +1,7 @@
-import HPS
+package import HPS
 
 /// One fusion group's table on a GPU, of either kind.
-enum GPUTable {
+package enum GPUTable {
     /// A static table in device memory.
     case staticTable(GPUStaticTable)
     /// A GPU cache: in front of the CPU tiers (`dynamic`) or of the table in
@@ -24,7 +24,7 @@ enum GPUTable {
     ///   - rows: per member table, its keys and vectors (read from the model files).
     ///   - lower: the CPU tiers behind a `dynamic` cache (volatile, persistent, default).
     ///   - name: names the group in errors, e.g. `hps_et.<model>.<group>`.
-    static func make(cacheType: EmbeddingCacheType, model: ModelConfiguration, kernels: GPUKernels, dim: Int,
+    package static func make(cacheType: EmbeddingCacheType, model: ModelConfiguration, kernels: GPUKernels, dim: Int,
                      rows: [(keys: [Int64], vectors: [Float])], defaults: [Float], int64Keys: Bool,
                      lower: (any EmbeddingStoreTable)?, name: String) throws(CUDAError) -> GPUTable {
         if cacheType == .static {

@@ -1,4 +1,4 @@
-import HPS
+package import HPS
 
 extension TierChain {
     /// Reads keys of any members from the tiers, for a GPU table's misses:

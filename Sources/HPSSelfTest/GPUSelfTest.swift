@@ -1,4 +1,6 @@
-import HPS
+public import HPSCUDA
+public import HPS
+public import HPSDemo
 
 /// Compares every GPU lookup path with the CPU hash map on fresh random
 /// data: vec sizes 1, 3, 16, 128 and 300, int64 and int32 keys, hits and

@@ -1,3 +1,4 @@
+public import HPS
 /// The seed notebook's model (hps_table_fusion_demo): `tables` tables of
 /// `vocab` keys each, table i holding keys [i·vocab, (i+1)·vocab), vectors of
 /// `dim` floats, queried by `batchSize` samples of `keysPerSample` keys per

@@ -1,3 +1,5 @@
+public import HPS
+public import HPSDemo
 import CHPSSupport
 import Dispatch
 import Glibc

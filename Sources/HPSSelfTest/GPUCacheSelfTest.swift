@@ -1,5 +1,7 @@
+public import HPSCUDA
 import Glibc
-import HPS
+public import HPS
+public import HPSDemo
 
 /// Checks the GPU dynamic cache against the CPU store it sits in front of,
 /// through its L1 cache path (`EmbeddingCache.lookup`) into device and host

@@ -1,4 +1,6 @@
-import HPS
+public import HPSCUDA
+public import HPS
+public import HPSDemo
 
 /// Serves a small model from a configuration through
 /// `HierarchicalParameterServer(configuration:gpu: GPUCacheFactory())` with

@@ -1,23 +1,24 @@
-import HPS
+public import HPSCUDA
+public import HPS
 
 /// The seed model's tables on one GPU, in the cache type the configuration
 /// asks for (`embedding_cache_type`, `use_static_table`): for each variant
 /// (one table per lookup layer, or one fused table) either static tables,
 /// dynamic caches in front of the CPU hash map, or uvm caches in front of
 /// the tables in mapped host memory.
-final class GPUSeedModel {
+package final class GPUSeedModel {
     let model: SeedModel
     let kernels: GPUKernels
     let cacheType: EmbeddingCacheType
-    let fused: GPUTable
-    let unfused: [GPUTable]
+    package let fused: GPUTable
+    package let unfused: [GPUTable]
     let int64Keys: Bool
     /// The CPU servers behind the dynamic caches (kept alive with them).
     let servers: [HierarchicalParameterServer]
     /// Recorded after a batch's keys are written, for a dynamic cache's stream to wait on.
     let keysCopied: CUDAEvent
 
-    init(model: SeedModel, directory: String, kernels: GPUKernels, cacheType requested: EmbeddingCacheType? = nil) throws {
+    package init(model: SeedModel, directory: String, kernels: GPUKernels, cacheType requested: EmbeddingCacheType? = nil) throws {
         self.model = model
         self.kernels = kernels
         keysCopied = try CUDAEvent(device: kernels.device, timing: false)
@@ -59,10 +60,10 @@ final class GPUSeedModel {
     }
 
     /// Bytes of one key as uploaded.
-    var keyBytes: Int { int64Keys ? 8 : 4 }
+    package var keyBytes: Int { int64Keys ? 8 : 4 }
 
     /// Writes a batch's keys, table after table, into `target` as uploaded.
-    func pack(_ batch: [[Int64]], into target: UnsafeMutableRawPointer) {
+    package func pack(_ batch: [[Int64]], into target: UnsafeMutableRawPointer) {
         var offset = 0
         for keys in batch {
             for key in keys {
@@ -80,7 +81,7 @@ final class GPUSeedModel {
     /// - Parameters:
     ///   - runs: (member, count) per run, for a dynamic cache.
     ///   - runArrays: the same runs on the device (starts, then members), for a static table.
-    func lookup(_ table: GPUTable, keys: UInt64, count: Int, runs: [(member: Int, count: Int)],
+    package func lookup(_ table: GPUTable, keys: UInt64, count: Int, runs: [(member: Int, count: Int)],
                 runArrays: (starts: UInt64, members: UInt64), output: UInt64, layout: GPUStaticTable.Layout,
                 keysPerSample: Int, stream: CUDAStream) throws {
         switch table {

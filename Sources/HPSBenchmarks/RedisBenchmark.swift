@@ -1,4 +1,6 @@
-import HPS
+public import HPSRedis
+public import HPS
+public import HPSDemo
 import NIOCore
 
 /// The Redis side of `hps bench --tier-rates`: the `redis_cluster` tier's

@@ -1,3 +1,4 @@
+public import HPS
 /// The seed notebook, reproduced: a model of one lookup per table → concat →
 /// Dense(1), run for `iterations` batches unfused and fused on the same
 /// inputs, timed per batch, with both runs' predictions compared.
@@ -240,12 +241,4 @@ public func withKeyPointers<R>(_ keys: [[Int64]], _ body: ([UnsafePointer<Int64>
         }
     }
     return try nest(0)
-}
-
-/// The nearest-rank percentile `q` (0…1) of `values`.
-public func percentile(_ values: [Double], _ q: Double) -> Double {
-    guard !values.isEmpty else { return 0 }
-    let sorted = values.sorted()
-    let rank = Int((q * Double(sorted.count)).rounded(.up)) - 1
-    return sorted[min(sorted.count - 1, max(0, rank))]
 }

@@ -1,4 +1,6 @@
-import HPS
+public import HPSCUDA
+public import HPS
+public import HPSDemo
 
 /// Checks online updates of the GPU tables (`EmbeddingCache.update`)
 /// against the CPU store below them, which takes each update first as

@@ -1,3 +1,5 @@
+public import HPS
+public import HPSDemo
 import Glibc
 
 /// This process's resident memory, from /proc/self/statm.

@@ -1,4 +1,6 @@
-import HPS
+public import HPSCUDA
+public import HPS
+public import HPSDemo
 
 /// `hps bench --device gpu --updates`: online updates applied to the GPU
 /// tables (`EmbeddingCache.update`, as a Kafka consumer's batch reaches

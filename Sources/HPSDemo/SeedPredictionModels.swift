@@ -1,0 +1,22 @@
+public import HPS
+public import HPSCUDA
+
+// The seed model's dense head, for the demo and `hps serve --demo`: the
+// prediction models themselves know nothing of the seed model.
+
+extension PredictionModel {
+    /// The seed model's dense head over `session` (its tables loaded from `model`).
+    public init(session: LookupSession, seed model: SeedModel) throws(LookupError) {
+        try self.init(session: session, dense: DenseLayer(inputs: model.tables * model.keysPerSample * model.dim, seed: model.seed),
+                      keysPerSample: model.keysPerSample)
+    }
+}
+
+extension GPUPredictionModel {
+    /// The seed model's dense head over `session` (its tables loaded from
+    /// `model`), computed on the session's GPU.
+    public convenience init(session: LookupSession, seed model: SeedModel) throws(LookupError) {
+        try self.init(session: session, dense: DenseLayer(inputs: model.tables * model.keysPerSample * model.dim, seed: model.seed),
+                      keysPerSample: model.keysPerSample)
+    }
+}
