@@ -122,8 +122,7 @@ public enum RedisBenchmark {
                 lookUp(counting: true)
                 times.append(Double(MonotonicClock.nanoseconds() - started) / 1e9)
             }
-            times.sort()
-            rates.append(TierRate(batchKeys: batchKeys, seconds: times[times.count / 2], hits: hits, lookups: lookups,
+            rates.append(TierRate(batchKeys: batchKeys, seconds: percentile(times, 0.5), hits: hits, lookups: lookups,
                                   vectorsMatch: vectorsMatch, partitionsPerNode: perNode))
             try between()
         }

@@ -105,22 +105,7 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
 
     /// The indices 0..<n sorted by partition (stable), and each partition's start.
     private func groupByPartition(_ n: Int, partitionOf: (Int) -> Int) -> (order: [Int32], starts: [Int]) {
-        var parts = [Int32](repeating: 0, count: n)
-        var starts = [Int](repeating: 0, count: partitionCount + 1)
-        for i in 0..<n {
-            let p = partitionOf(i)
-            parts[i] = Int32(p)
-            starts[p + 1] += 1
-        }
-        for p in 0..<partitionCount { starts[p + 1] += starts[p] }
-        var fill = starts
-        var order = [Int32](repeating: 0, count: n)
-        for i in 0..<n {
-            let p = Int(parts[i])
-            order[fill[p]] = Int32(i)
-            fill[p] += 1
-        }
-        return (order, starts)
+        PartitionGrouping.group(count: n, partitions: partitionCount, partitionOf: partitionOf)
     }
 
     /// The chunks of at most `max_batch_size` keys of each partition: (partition, range in `order`).

@@ -106,9 +106,7 @@ enum PersistentTierBenchmark {
             }
         }
         func median(_ table: any EmbeddingStoreTable, runs: Int) -> Double {
-            var times = (0..<runs).map { _ in once(table).seconds }
-            times.sort()
-            return times[times.count / 2]
+            percentile((0..<runs).map { _ in once(table).seconds }, 0.5)
         }
         var rocksCold = -1.0, rocksWarm = -1.0, rocksMmap = -1.0
         var rocksAnswer: [Float]? = nil

@@ -78,10 +78,7 @@ enum RedisTierBenchmark {
 
     static func requests(_ baseline: Baseline) -> Int { max(200, 2_000_000 / baseline.fields) }
 
-    static func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
-    }
+    static func median(_ values: [Double]) -> Double { percentile(values, 0.5) }
 
     static func list(_ rates: [Double]) -> String {
         rates.map { format($0 / 1e6, 3) }.joined(separator: ", ") + " M"

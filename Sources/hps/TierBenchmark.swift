@@ -82,8 +82,7 @@ enum TierBenchmark {
     }
 
     static func median3(_ body: () throws -> Double) rethrows -> Double {
-        let values = [try body(), try body(), try body()].sorted()
-        return values[1]
+        percentile([try body(), try body(), try body()], 0.5)
     }
 
     /// Field `index` of a probe's output, as a number.

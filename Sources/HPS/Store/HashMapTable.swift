@@ -280,18 +280,10 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
                              count n: Int, order: UnsafeMutableBufferPointer<Int32>, hashes: UnsafeMutableBufferPointer<UInt64>,
                              parallelism: Int, failure: Locked<StoreError?>) -> InsertCounts {
         let pc = partitions.count
-        var starts = [Int](repeating: 0, count: pc + 1)
-        for i in 0..<n {
+        let starts = PartitionGrouping.group(partitions: pc, into: UnsafeMutableBufferPointer(rebasing: order[0..<n])) { i in
             let h = KeyHash.hash(keyBase[i], member: member)
             hashes[i] = h
-            starts[KeyHash.partition(h, count: pc) + 1] += 1
-        }
-        for p in 0..<pc { starts[p + 1] += starts[p] }
-        var fill = starts
-        for i in 0..<n {
-            let p = KeyHash.partition(hashes[i], count: pc)
-            order[fill[p]] = Int32(i)
-            fill[p] += 1
+            return KeyHash.partition(h, count: pc)
         }
         let stamp = epoch.load(ordering: .relaxed)
         let results = UnsafeMutableBufferPointer<InsertCounts>.allocate(capacity: pc)
