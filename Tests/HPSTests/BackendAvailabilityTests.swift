@@ -3,35 +3,41 @@ import Testing
 @testable import HPS
 
 struct BackendAvailabilityTests {
-    @Test("redis_cluster, where not registered, is refused as not available in this build, with its JSON path")
-    func redisClusterUnregistered() throws {
-        // The HPSRedis tests run in this same process and register redis_cluster;
-        // once registered it is available, and what it throws is theirs to test.
+    /// What starting a server on a one-table configuration with `key`'s
+    /// section added throws (nil: it started); `section` is given the folder
+    /// the configuration lies in.
+    private func startFailure(_ key: String, _ section: (_ directory: String) -> [(String, JSONValue)]) throws -> (any Error)? {
         let directory = try TemporaryDirectory(prefix: "hps-backend")
         defer { directory.remove() }
         try RandomTable(count: 10, vecSize: 2, seed: 1).write(to: joinPath(directory.path, "t0"))
         let json = TestConfiguration.json(tables: [TableSpec(name: "t0", folder: "t0", vecSize: 2)],
-                                          extra: [("volatile_db", .object(JSONObject([("type", .string("redis_cluster"))])))])
+                                          extra: [(key, .object(JSONObject(section(directory.path))))])
         do {
             _ = try TestConfiguration.server(json, in: directory.path)
-        } catch let error as StoreError {
-            if case .backendUnavailable("volatile_db.type", "redis_cluster", _) = error {
-                #expect(error.description.contains("not available in this build"))
-                return
-            }
-        } catch {}
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test("redis_cluster, where not registered, is refused as not available in this build, with its JSON path")
+    func redisClusterUnregistered() throws {
+        // The HPSRedis tests run in this same process and register redis_cluster;
+        // once registered it is available, and what it throws is theirs to test.
+        let error = try startFailure("volatile_db") { _ in [("type", .string("redis_cluster"))] } as? StoreError
+        if let error, case .backendUnavailable("volatile_db.type", "redis_cluster", _) = error {
+            #expect(error.description.contains("not available in this build"))
+            return
+        }
         #expect(StoreBackends.factory(volatile: .redisCluster) != nil,
                 "redis_cluster started or failed otherwise without being registered")
     }
 
     /// The configuration error that starting a one-table server with `section` added throws.
     private func configurationError(_ key: String, _ section: [(String, JSONValue)]) throws -> ConfigurationError? {
-        let directory = try TemporaryDirectory(prefix: "hps-backend")
-        defer { directory.remove() }
-        try RandomTable(count: 10, vecSize: 2, seed: 1).write(to: joinPath(directory.path, "t0"))
-        let json = TestConfiguration.json(tables: [TableSpec(name: "t0", folder: "t0", vecSize: 2)],
-                                          extra: [(key, .object(JSONObject(section)))])
-        return #expect(throws: ConfigurationError.self) { try TestConfiguration.server(json, in: directory.path) }
+        let error = try startFailure(key) { _ in section }
+        #expect(error is ConfigurationError, "\(String(describing: error))")
+        return error as? ConfigurationError
     }
 
     @Test("multi_process_hash_map, which no build has, is a configuration error naming volatile_db.type, not a missing part of this build")
@@ -53,19 +59,8 @@ struct BackendAvailabilityTests {
         // The RocksDB and mapped tests of this test process register their
         // backends, at any moment: registration only ever adds a factory, so a
         // factory present after the attempt means the attempt proves nothing.
-        let directory = try TemporaryDirectory(prefix: "hps-backend")
-        defer { directory.remove() }
-        try RandomTable(count: 10, vecSize: 2, seed: 1).write(to: joinPath(directory.path, "t0"))
-        let json = TestConfiguration.json(tables: [TableSpec(name: "t0", folder: "t0", vecSize: 2)],
-                                          extra: [("persistent_db", .object(JSONObject([
-                                              ("type", .string(type)), ("path", .string(joinPath(directory.path, "db"))),
-                                          ])))])
-        var error: StoreError? = nil
-        do {
-            _ = try TestConfiguration.server(json, in: directory.path)
-        } catch let caught as StoreError {
-            error = caught
-        }
+        let error = try startFailure("persistent_db") { [("type", .string(type)), ("path", .string(joinPath($0, "db")))] }
+            as? StoreError
         if StoreBackends.factory(persistent: PersistentDatabaseType(rawValue: type)!) != nil { return }
         guard case let .backendUnavailable(path, found, _) = error else {
             Issue.record("expected backendUnavailable, got \(String(describing: error))")
@@ -81,17 +76,7 @@ struct BackendAvailabilityTests {
     func kafkaUpdateSource() throws {
         // The HPSKafka tests of this test process register it (with the Kafka
         // trait), at any moment: once registered, the attempt proves nothing.
-        let directory = try TemporaryDirectory(prefix: "hps-backend")
-        defer { directory.remove() }
-        try RandomTable(count: 10, vecSize: 2, seed: 1).write(to: joinPath(directory.path, "t0"))
-        let json = TestConfiguration.json(tables: [TableSpec(name: "t0", folder: "t0", vecSize: 2)],
-                                          extra: [("update_source", .object(JSONObject([("type", .string("kafka_message_queue"))])))])
-        var error: StoreError? = nil
-        do {
-            _ = try TestConfiguration.server(json, in: directory.path)
-        } catch let caught as StoreError {
-            error = caught
-        }
+        let error = try startFailure("update_source") { _ in [("type", .string("kafka_message_queue"))] } as? StoreError
         if StoreBackends.hasUpdateSource(.kafkaMessageQueue) { return }
         guard case let .backendUnavailable(path, found, _) = error else {
             Issue.record("expected backendUnavailable, got \(String(describing: error))")
