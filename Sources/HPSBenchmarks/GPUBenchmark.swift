@@ -1,6 +1,6 @@
-public import HPSCUDA
-public import HPS
-public import HPSDemo
+import HPSCUDA
+import HPS
+import HPSDemo
 
 /// The GPU benchmarks of `hps bench --device gpu`, each timed with CUDA
 /// events (median of many runs after a warm-up, inputs rotated among several

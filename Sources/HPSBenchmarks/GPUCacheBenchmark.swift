@@ -1,7 +1,7 @@
-public import HPSCUDA
+import HPSCUDA
 import Glibc
-public import HPS
-public import HPSDemo
+import HPS
+import HPSDemo
 
 /// The GPU caches' figures for `hps bench --device gpu`, for the dynamic
 /// cache (misses from the CPU hash map) and the uvm cache (misses from the

@@ -1,6 +1,6 @@
-public import HPSCUDA
-public import HPS
-public import HPSDemo
+import HPSCUDA
+import HPS
+import HPSDemo
 
 /// `hps bench --device gpu --updates`: online updates applied to the GPU
 /// tables (`EmbeddingCache.update`, as a Kafka consumer's batch reaches

@@ -1,5 +1,5 @@
-public import HPS
-public import HPSDemo
+import HPS
+import HPSDemo
 /// Loading a sparse model folder into the hash-map store, and the memory the
 /// store holds beyond the vectors, as `hps bench` measures them.
 public enum LoadBenchmark {

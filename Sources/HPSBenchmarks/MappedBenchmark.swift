@@ -1,7 +1,7 @@
-public import HPSMapped
+import HPSMapped
 import Glibc
-public import HPS
-public import HPSDemo
+import HPS
+import HPSDemo
 
 /// Measures how soon the mapped tier serves a sparse model folder: on the
 /// first open (the index is built) and on a restart (the index is mapped),

@@ -1,6 +1,6 @@
-public import HPSRedis
-public import HPS
-public import HPSDemo
+import HPSRedis
+import HPS
+import HPSDemo
 import NIOCore
 
 /// The Redis side of `hps bench --tier-rates`: the `redis_cluster` tier's

@@ -1,5 +1,5 @@
-public import HPS
-public import HPSDemo
+import HPS
+import HPSDemo
 import Glibc
 
 /// This process's resident memory, from /proc/self/statm.

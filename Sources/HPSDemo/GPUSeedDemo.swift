@@ -1,4 +1,4 @@
-public import HPSCUDA
+import HPSCUDA
 public import HPS
 
 /// The seed notebook on the GPU: keys from host memory to predictions in

@@ -1,5 +1,5 @@
-public import HPSCUDA
-public import HPS
+package import HPSCUDA
+package import HPS
 
 /// The seed model's tables on one GPU, in the cache type the configuration
 /// asks for (`embedding_cache_type`, `use_static_table`): for each variant

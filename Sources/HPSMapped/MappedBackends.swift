@@ -1,4 +1,4 @@
-package import HPS
+import HPS
 
 /// Registers the `mapped` persistent tier with `StoreBackends`.
 public func registerBackends() {

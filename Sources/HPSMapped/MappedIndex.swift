@@ -1,5 +1,5 @@
 import Glibc
-package import HPS
+import HPS
 import Synchronization
 
 /// The index kept beside a sparse model folder, `<folder>/hps_index`: a

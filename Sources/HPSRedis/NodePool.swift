@@ -1,4 +1,4 @@
-package import HPS
+import HPS
 package import NIOCore
 
 /// The `num_node_connections` connections to one node, handed out round-robin,

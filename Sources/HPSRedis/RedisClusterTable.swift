@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 public import HPS
-package import NIOCore
+import NIOCore
 import Synchronization
 
 /// One table of the `redis_cluster` store, in HugeCTR's layout.

@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 public import NIOCore
-package import NIOPosix
+import NIOPosix
 
 /// One TCP connection to one Redis node that pipelines commands: a call
 /// writes all its commands at once, and their replies come back in order.

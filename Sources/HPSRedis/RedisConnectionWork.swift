@@ -1,4 +1,4 @@
-package import HPS
+import HPS
 
 /// A Redis Cluster's connections as background work of `hps serve`: keeps
 /// the slot map fresh while it runs (awaiting the replies, never blocking a

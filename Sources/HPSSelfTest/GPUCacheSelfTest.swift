@@ -1,7 +1,7 @@
-public import HPSCUDA
+import HPSCUDA
 import Glibc
-public import HPS
-public import HPSDemo
+import HPS
+import HPSDemo
 
 /// Checks the GPU dynamic cache against the CPU store it sits in front of,
 /// through its L1 cache path (`EmbeddingCache.lookup`) into device and host

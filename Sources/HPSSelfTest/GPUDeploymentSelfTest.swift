@@ -1,6 +1,6 @@
-public import HPSCUDA
-public import HPS
-public import HPSDemo
+import HPSCUDA
+import HPS
+import HPSDemo
 
 /// Serves a small model from a configuration through
 /// `HierarchicalParameterServer(configuration:gpu: GPUCacheFactory())` with

@@ -1,6 +1,6 @@
 public import HPSCUDA
-public import HPS
-public import HPSDemo
+import HPS
+import HPSDemo
 
 /// Compares every GPU lookup path with the CPU hash map on fresh random
 /// data: vec sizes 1, 3, 16, 128 and 300, int64 and int32 keys, hits and

@@ -1,6 +1,6 @@
-public import HPSCUDA
-public import HPS
-public import HPSDemo
+import HPSCUDA
+import HPS
+import HPSDemo
 
 /// Checks online updates of the GPU tables (`EmbeddingCache.update`)
 /// against the CPU store below them, which takes each update first as

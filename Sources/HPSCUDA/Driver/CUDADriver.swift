@@ -1,4 +1,4 @@
-package import HPS
+import HPS
 import Glibc
 
 /// The CUDA driver API, opened from `libcuda.so.1` with dlopen at first use,

@@ -1,4 +1,4 @@
-package import HPS
+import HPS
 import Glibc
 
 /// NVRTC, the CUDA run-time compiler, opened with dlopen at first use.

@@ -1,4 +1,4 @@
-package import HPS
+import HPS
 
 /// The compiled kernels of one device, one module per (vec size, key type),
 /// compiled by NVRTC on first use and kept for the life of the process.

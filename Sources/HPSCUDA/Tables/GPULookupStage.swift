@@ -1,4 +1,4 @@
-package import HPS
+import HPS
 
 /// What a GPU cache needs for one lookup from host keys: its stream, and the
 /// device and pinned buffers that every lookup reuses. One per cache, used

@@ -1,4 +1,4 @@
-package import HPS
+import HPS
 
 /// The host-side build of a static GPU table: its hash index and its
 /// vectors, laid out as the kernel reads them. Kept apart from the upload so

@@ -1,4 +1,4 @@
-package import HPS
+import HPS
 
 extension TierChain {
     /// Reads keys of any members from the tiers, for a GPU table's misses:
