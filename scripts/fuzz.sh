@@ -42,7 +42,17 @@ echo "== building the fuzz harnesses (libFuzzer, AddressSanitizer) in .build-fuz
 # package's modules (a dependency of Fuzz/) without coverage counters, so the
 # fuzzer ran blind; -Xswiftc passes the flag to every Swift module.
 flags=(--package-path Fuzz --scratch-path "$scratch" --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer)
-swift build "${flags[@]}" 2>&1 | grep -v "Cannot export local symbol" || true
+# A failed build fails the run: harnesses left from an earlier build would
+# otherwise be fuzzed in its place.
+build_log=$(mktemp)
+if ! swift build "${flags[@]}" >"$build_log" 2>&1; then
+    grep -v "Cannot export local symbol" "$build_log" | tail -60
+    rm -f "$build_log"
+    echo "FAILED: the fuzz harnesses did not build" >&2
+    exit 1
+fi
+grep -v "Cannot export local symbol" "$build_log" || true
+rm -f "$build_log"
 bin=$(swift build "${flags[@]}" --show-bin-path)
 
 # detect_leaks=0: the harnesses keep one model per process on purpose; leaks

@@ -18,12 +18,29 @@ public enum FuzzedModel {
         if let built { return built }
         do {
             let directory = try TemporaryDirectory(prefix: "hps-fuzz-kserve")
-            var seed = SeedModel()
-            seed.tables = 2
-            seed.vocab = 100
-            seed.dim = 4
-            seed.keyType = .int64
-            let configuration = try HPSConfiguration.load(path: try seed.write(to: directory.path))
+            // Two tables written in HugeCTR's format, with values of a fixed
+            // pseudo-random sequence, and a configuration that serves them.
+            var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+            for table in 0..<2 {
+                let keys = (0..<100).map { Int64(100 * table + $0) }
+                let vectors = (0..<(100 * 4)).map { _ -> Float in
+                    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                    return Float(Int64(state >> 40) - (1 << 23)) / Float(1 << 30)
+                }
+                try keys.withUnsafeBufferPointer { keys in
+                    try vectors.withUnsafeBufferPointer { vectors in
+                        _ = try SparseModelFolder.write(path: directory.path + "/table\(table)", table: "table\(table)",
+                                                        keys: keys, vectors: vectors, vecSize: 4)
+                    }
+                }
+            }
+            let json = """
+                {"supportlonglong": true, "models": [{"model": "fuzzed", "sparse_files": ["table0", "table1"],
+                 "embedding_table_names": ["table0", "table1"], "embedding_vecsize_per_table": [4, 4],
+                 "maxnum_catfeature_query_per_table_per_sample": [26, 26], "default_value_for_each_table": [0.0, 0.0],
+                 "deployed_device_list": [0], "max_batch_size": 256, "gpucache": false}]}
+                """
+            let configuration = try HPSConfiguration.parse(json: json, baseDirectory: directory.path)
             let model = configuration.models[0]
             var rows: [[Int64: [Float]]] = []
             for (table, path) in model.sparseFiles.enumerated() {
@@ -35,7 +52,7 @@ public enum FuzzedModel {
                 rows.append(byKey)
             }
             let parameterServer = try HierarchicalParameterServer(configuration: configuration, parallelism: 1)
-            let served = ServedModel(session: try parameterServer.session(model: seed.modelName))
+            let served = ServedModel(session: try parameterServer.session(model: model.name))
             directory.remove()
             built = (served, rows)
             return (served, rows)
