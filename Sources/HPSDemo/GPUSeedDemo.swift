@@ -39,7 +39,7 @@ public struct GPUSeedDemo: Sendable {
 
         var random = SplitMix64(seed: model.seed ^ 0xBA7C_4E5)
         let batches = (0...iterations).map { _ in model.batch(&random) }
-        let dense = DenseLayer(inputs: features, seed: model.seed)
+        let dense = model.denseHead
 
         let stream = try CUDAStream(device: device)
         let hostKeys = try PinnedBuffer<UInt8>(device: device, count: batches.count * keysPerBatch * tables.keyBytes)

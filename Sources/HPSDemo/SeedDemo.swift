@@ -106,7 +106,7 @@ public struct SeedDemo: Sendable {
 
         var random = SplitMix64(seed: model.seed ^ 0xBA7C_4E5)
         let batches = (0...iterations).map { _ in model.batch(&random) }
-        let dense = DenseLayer(inputs: model.tables * model.keysPerSample * model.dim, seed: model.seed)
+        let dense = model.denseHead
 
         let unfused = try Variant(model: model, session: unfusedSession, dense: dense, fused: false)
         let fusedVariant = try Variant(model: model, session: fusedSession, dense: dense, fused: true)

@@ -36,6 +36,10 @@ public struct SeedModel: Sendable, Equatable {
     /// The model's name, as the notebook names it.
     public var modelName: String { "\(tables)_table" }
 
+    /// The notebook's `Dense(1)` head over the concatenated lookups
+    /// (`tables × keysPerSample × dim` inputs), its weights drawn from `seed`.
+    public var denseHead: DenseLayer { DenseLayer(inputs: tables * keysPerSample * dim, seed: seed) }
+
     /// Checks the sizes.
     public func validate() throws(LookupError) {
         for (name, value) in [("tables", tables), ("vocab", vocab), ("dim", dim), ("batch-size", batchSize),

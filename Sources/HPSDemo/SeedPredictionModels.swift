@@ -7,8 +7,7 @@ public import HPSCUDA
 extension PredictionModel {
     /// The seed model's dense head over `session` (its tables loaded from `model`).
     public init(session: LookupSession, seed model: SeedModel) throws(LookupError) {
-        try self.init(session: session, dense: DenseLayer(inputs: model.tables * model.keysPerSample * model.dim, seed: model.seed),
-                      keysPerSample: model.keysPerSample)
+        try self.init(session: session, dense: model.denseHead, keysPerSample: model.keysPerSample)
     }
 }
 
@@ -16,7 +15,6 @@ extension GPUPredictionModel {
     /// The seed model's dense head over `session` (its tables loaded from
     /// `model`), computed on the session's GPU.
     public convenience init(session: LookupSession, seed model: SeedModel) throws(LookupError) {
-        try self.init(session: session, dense: DenseLayer(inputs: model.tables * model.keysPerSample * model.dim, seed: model.seed),
-                      keysPerSample: model.keysPerSample)
+        try self.init(session: session, dense: model.denseHead, keysPerSample: model.keysPerSample)
     }
 }

@@ -149,7 +149,7 @@ struct ServeCommand: AsyncParsableCommand {
                 defer { directory.remove() }  // loaded into the hash map and the GPU tables, the files are no longer read
                 let path = try seed.write(to: directory.path)
                 parameterServer = try hierarchy(try HPSConfiguration.load(path: path), target: target)
-                let dense = DenseLayer(inputs: seed.tables * seed.keysPerSample * seed.dim, seed: seed.seed)
+                let dense = seed.denseHead
                 let name = seed.modelName + "_dense"
                 if let session = parameterServer.deviceSessions(model: seed.modelName).first {
                     predictionModels = [(name, try Self.gpuPredictionModel(session: session, dense: dense, keysPerSample: seed.keysPerSample))]
