@@ -41,7 +41,7 @@ final class GRPCConnection: LoadConnection {
         self.model = model
     }
 
-    func infer(_ request: LoadRequest) async throws -> LoadResponse {
+    func prepare(_ request: LoadRequest) -> any PreparedRequest {
         let message = Inference_ModelInferRequest.with {
             $0.modelName = model
             $0.inputs = request.inputs.map { input in
@@ -50,22 +50,32 @@ final class GRPCConnection: LoadConnection {
             $0.outputs = [.with { $0.name = "OUTPUT0" }]
             $0.rawInputContents = request.inputs.map { $0.withUnsafeBytes { Data($0) } }
         }
-        do {
-            // A seed batch's answer is 27 MB; grpc-swift stops at 4 MiB unless told
-            // (its NIO transport reads the request limit for the response too).
-            var options = CallOptions.defaults
-            options.maxRequestMessageBytes = Self.maxMessageBytes
-            options.maxResponseMessageBytes = Self.maxMessageBytes
-            let response = try await service.modelInfer(message, options: options)
-            return LoadResponse(status: 200, output: [UInt8](response.rawOutputContents.first ?? Data()), error: nil)
-        } catch let error as RPCError {
-            return LoadResponse(status: 500, output: [], error: "gRPC \(error.code): \(error.message)")
-        }
+        return GRPCPreparedRequest(service: service, message: message)
     }
 
     func close() async {
         client.beginGracefulShutdown()
         _ = try? await running.value
+    }
+}
+
+/// One ModelInfer request, its message built.
+struct GRPCPreparedRequest: PreparedRequest {
+    let service: Inference_GRPCInferenceService.Client<GRPCConnection.Transport>
+    let message: Inference_ModelInferRequest
+
+    func send() async throws -> LoadResponse {
+        do {
+            // A seed batch's answer is 27 MB; grpc-swift stops at 4 MiB unless told
+            // (its NIO transport reads the request limit for the response too).
+            var options = CallOptions.defaults
+            options.maxRequestMessageBytes = GRPCConnection.maxMessageBytes
+            options.maxResponseMessageBytes = GRPCConnection.maxMessageBytes
+            let response = try await service.modelInfer(message, options: options)
+            return LoadResponse(status: 200, output: [UInt8](response.rawOutputContents.first ?? Data()), error: nil)
+        } catch let error as RPCError {
+            return LoadResponse(status: 500, output: [], error: "gRPC \(error.code): \(error.message)")
+        }
     }
 }
 #endif

@@ -44,7 +44,7 @@ struct HTTPConnection: LoadConnection {
     let port: Int
     let model: String
 
-    func infer(_ request: LoadRequest) async throws -> LoadResponse {
+    func prepare(_ request: LoadRequest) -> any PreparedRequest {
         // The JSON header, then the raw little-endian tensors it declares.
         let declared = request.inputs.map { input in
             "{\"name\":\"\(input.name)\",\"datatype\":\"\(input.datatype)\","
@@ -61,6 +61,21 @@ struct HTTPConnection: LoadConnection {
         head.headers.add(name: "Content-Type", value: "application/octet-stream")
         head.headers.add(name: "Content-Length", value: String(body.readableBytes))
         head.headers.add(name: "Inference-Header-Content-Length", value: String(headerLength))
+        return HTTPPreparedRequest(channel: channel, head: head, body: body)
+    }
+
+    func close() async {
+        try? await channel.close()
+    }
+}
+
+/// One encoded HTTP request: its head and body.
+struct HTTPPreparedRequest: PreparedRequest {
+    let channel: any Channel
+    let head: HTTPRequestHead
+    let body: ByteBuffer
+
+    func send() async throws -> LoadResponse {
         let promise = channel.eventLoop.makePromise(of: ExchangeHandler.Answer.self)
         channel.writeAndFlush(ExchangeHandler.Exchange(head: head, body: body, promise: promise), promise: nil)
         let answer = try await promise.futureResult.get()
@@ -74,10 +89,6 @@ struct HTTPConnection: LoadConnection {
         var payload = answer.body
         payload.moveReaderIndex(forwardBy: jsonLength)
         return LoadResponse(status: 200, output: payload.readBytes(length: payload.readableBytes) ?? [], error: nil)
-    }
-
-    func close() async {
-        try? await channel.close()
     }
 }
 

@@ -78,8 +78,16 @@ protocol LoadTransport: Sendable {
 
 /// One connection: one request in flight at a time.
 protocol LoadConnection: Sendable {
-    /// Sends one request and awaits its answer.
-    func infer(_ request: LoadRequest) async throws -> LoadResponse
+    /// Encodes one request for this connection, before the clock starts: what
+    /// a client holds ready to send (Triton's perf_analyzer also prepares its
+    /// inputs ahead), so the latency measured is the exchange alone.
+    func prepare(_ request: LoadRequest) -> any PreparedRequest
     /// Closes the connection.
     func close() async
+}
+
+/// A request encoded for its connection, ready to go on the wire.
+protocol PreparedRequest: Sendable {
+    /// Sends the request and awaits its answer.
+    func send() async throws -> LoadResponse
 }

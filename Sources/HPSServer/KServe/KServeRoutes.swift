@@ -169,7 +169,9 @@ public struct KServeRoutes: Sendable {
         if let encoding = request.headers[.contentEncoding], encoding.lowercased() != "identity" {
             throw .malformed("request compression (Content-Encoding: \(encoding)) is not supported; send the request uncompressed")
         }
+        let receiving = ContinuousClock.now
         let body = try await collectBody(request)
+        metrics.recordReceive(model: model.name, duration: ContinuousClock.now - receiving)
         var headerLength: Int? = nil
         if let field = request.headers[.inferenceHeaderContentLength] {
             guard let length = Int(field) else {

@@ -45,6 +45,8 @@ public final class ServerMetrics: Sendable {
     private static var failures: MetricNameDescriptor { name("inference_failures", "total", "Inference requests refused, by HTTP status") }
     private static var requestDuration: MetricNameDescriptor { name("inference_request_duration", "seconds",
                                               "Time from request to response, parsing and encoding included") }
+    private static var receiveDuration: MetricNameDescriptor { name("inference_request_receive_duration", "seconds",
+                                              "Time from a request's head to the last byte of its body (part of the request's duration)") }
     private static var lookupDuration: MetricNameDescriptor { name("lookup_duration", "seconds", "Time of the embedding lookup alone") }
     private static var gpuLookupDuration: MetricNameDescriptor { name("gpu_lookup_duration", "seconds",
                                                 "Time of the lookups on a GPU's sessions (a prediction model's dense head included), per device") }
@@ -109,6 +111,7 @@ public final class ServerMetrics: Sendable {
             requestMetrics[model] = RequestMetrics(
                 requests: registry.makeCounter(descriptor: Self.requests, labels: [("model", model)]),
                 duration: registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("model", model)], buckets: Self.latencyBuckets),
+                receive: registry.makeDurationHistogram(descriptor: Self.receiveDuration, labels: [("model", model)], buckets: Self.latencyBuckets),
                 batches: registry.makeCounter(descriptor: Self.batches, labels: [("model", model)]),
                 batchRequests: registry.makeValueHistogram(descriptor: Self.batchRequests, labels: [("model", model)], buckets: Self.batchBuckets))
         }
@@ -147,6 +150,7 @@ public final class ServerMetrics: Sendable {
     private struct RequestMetrics: Sendable {
         let requests: Counter
         let duration: DurationHistogram
+        let receive: DurationHistogram
         let batches: Counter
         let batchRequests: ValueHistogram
     }
@@ -166,6 +170,15 @@ public final class ServerMetrics: Sendable {
             registry.makeCounter(descriptor: Self.failures, labels: [("model", model), ("status", String(status))]).increment()
         }
         registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("model", model)], buckets: Self.latencyBuckets).record(duration)
+    }
+
+    /// Records how long one request's body took to arrive.
+    func recordReceive(model: String, duration: Duration) {
+        if let metrics = requestMetrics[model] {
+            metrics.receive.record(duration)
+            return
+        }
+        registry.makeDurationHistogram(descriptor: Self.receiveDuration, labels: [("model", model)], buckets: Self.latencyBuckets).record(duration)
     }
 
     /// Counts one lookup on `session` (on its GPU's histogram too for a session on a GPU).
