@@ -69,8 +69,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The GPU path: the CUDA driver and NVRTC opened with dlopen at first use.
-        .target(name: "HPSCUDA", dependencies: ["HPS"], swiftSettings: swiftSettings),
+        // The GPU path: the CUDA driver and NVRTC opened with dlopen at first use; the kernels'
+        // CUDA C is a source file embedded in the binary.
+        .target(
+            name: "HPSCUDA",
+            dependencies: ["HPS"],
+            resources: [.embedInCode("Kernels/Lookup.cu")],
+            swiftSettings: swiftSettings
+        ),
         // KServe v2 over HTTP (Hummingbird) and gRPC (grpc-swift-2, its code in GRPC/ under #if Serving),
         // health, model metadata, metrics.
         .target(

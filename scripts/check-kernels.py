@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compiles the GPU kernels (Sources/HPSCUDA/Kernels/KernelSource.swift) with
+"""Compiles the GPU kernels (Sources/HPSCUDA/Kernels/Lookup.cu) with
 NVRTC for sm_90, for the vec sizes and key types the tests and the demo use,
 on a machine without a GPU: NVRTC needs none. A kernel that does not compile
 fails here instead of on the GPU machine.
@@ -10,11 +10,10 @@ Needs libnvrtc: the CUDA toolkit's, or the `nvidia-cuda-nvrtc-cu12` wheel's
 import ctypes
 import glob
 import os
-import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SOURCE = os.path.join(ROOT, "Sources/HPSCUDA/Kernels/KernelSource.swift")
+SOURCE = os.path.join(ROOT, "Sources/HPSCUDA/Kernels/Lookup.cu")
 
 
 def find_nvrtc():
@@ -33,13 +32,7 @@ def find_nvrtc():
 
 
 def kernel_body():
-    text = open(SOURCE).read()
-    match = re.search(r'static let body = #"""\n(.*?)\n\s*"""#', text, re.S)
-    if not match:
-        sys.exit(f"check-kernels: no `static let body` raw string in {SOURCE}")
-    lines = match.group(1).split("\n")
-    indent = min(len(l) - len(l.lstrip()) for l in lines if l.strip())
-    return "\n".join(l[indent:] for l in lines)
+    return open(SOURCE).read()
 
 
 def lanes(dim):

@@ -17,12 +17,12 @@ metrics=launch__grid_size,launch__registers_per_thread,sm__maximum_warps_avg_per
 # fused (60), unfused (8 × 60), both again with keys from host memory, then
 # 1M from 4M at vec 128 (60), then at vec 64.
 declare -A skips=([seed-fused]=30 [1M-vec128]=1110 [1M-vec64]=1170)
-for variant in "" "-DDIAG_NO_INDEX"; do
+for variant in "" "define=DIAG_NO_INDEX"; do
     for name in seed-fused 1M-vec128 1M-vec64; do
         file="$out/${name}${variant:+_no-index}.csv"
-        HPS_GPU_TUNING="$variant" HPS_BENCH_LOOKUPS_ONLY=1 "$ncu" --csv --page raw --cache-control none --clock-control none \
+        "$ncu" --csv --page raw --cache-control none --clock-control none \
             --kernel-name hps_lookup --launch-skip "${skips[$name]}" --launch-count 1 --metrics "$metrics" \
-            ./.device/hps bench --device gpu --runs 5 > "$file" 2> "$file.err" || echo "failed: $name $variant (see $file.err)"
+            ./.device/hps bench --device gpu --runs 5 ${variant:+--gpu-tuning "$variant"} > "$file" 2> "$file.err" || echo "failed: $name $variant (see $file.err)"
     done
 done
 python3 - "$out" <<'PY'

@@ -1,4 +1,4 @@
-import HPSCUDA
+package import HPSCUDA
 import HPS
 import HPSDemo
 
@@ -38,10 +38,12 @@ public enum GPUBenchmark {
         return percentile(times, 0.5)
     }
 
-    /// Runs the benchmarks on device `deviceIndex`.
-    public static func run(deviceIndex: Int = 0, runs: Int = 200) throws -> (device: String, rows: [Row]) {
+    /// Runs the benchmarks on device `deviceIndex` with the kernels tuned as
+    /// `tuning` says; the random lookups read a table of `tableKeys` keys.
+    package static func run(deviceIndex: Int = 0, runs: Int = 200, tuning: GPUTuning = GPUTuning(),
+                           tableKeys: Int = 4_000_000) throws -> (device: String, rows: [Row]) {
         let device = try CUDADevice(index: deviceIndex)
-        let kernels = GPUKernels(device: device)
+        let kernels = try GPUKernels(device: device, tuning: tuning)
         let stream = try CUDAStream(device: device)
         var rows: [Row] = []
 
@@ -124,20 +126,10 @@ public enum GPUBenchmark {
         rows += try dynamicSeedBatch(model: model, directory: directory.path, kernels: kernels, deviceKeys: keys,
                                      sets: sets, output: output, runs: runs)
 
-        // 1M lookups from 4M keys, vec 128 and 64 (HPS_BENCH_TABLE_KEYS sets
-        // another table size, for tuning: how the index's size matters).
-        var tableKeys = 4_000_000
-        if let text = getenvString("HPS_BENCH_TABLE_KEYS"), !text.isEmpty {
-            guard let keys = Int(text), keys >= 1_000 else {
-                throw CUDAError.unsupported("HPS_BENCH_TABLE_KEYS must be a whole number of keys of at least 1000, not \"\(text)\"")
-            }
-            tableKeys = keys
-        }
+        // 1M lookups from 4M keys (another table size shows how the index's size matters), vec 128 and 64.
         for dim in [128, 64] {
             rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: tableKeys, lookups: 1_000_000, dim: dim, runs: 50))
         }
-        // HPS_BENCH_LOOKUPS_ONLY skips the uvm and cache rows (for tuning runs).
-        if getenvString("HPS_BENCH_LOOKUPS_ONLY") != nil { return (device.name, rows) }
         rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: 4_000_000, lookups: 1_000_000, dim: 128,
                                       runs: 20, placement: .mappedHost))
         for row in try GPUCacheBenchmark.run(kernels: kernels) {
@@ -171,7 +163,7 @@ public enum GPUBenchmark {
                              slots: cache.slots.address, capacity: cache.slotCapacity, rowBits: cache.rowBits,
                              vectors: cache.vectors.address, defaults: cache.defaults.address, output: output.address,
                              layout: .samplesByRun, keysPerSample: k, misses: misses.address, stamps: cache.stamps.address,
-                             epoch: 2).launch(cache.lookupKernel, device: device, stream: cache.stream)
+                             epoch: 2).launch(cache.lookupKernel, kernels: cache.kernels, stream: cache.stream)
         }
         guard try misses.download()[0] == 0 else { throw CUDAError.unsupported("the pre-filled dynamic cache missed keys it holds") }
         var hostTimes: [Double] = [], deviceTimes: [Double] = []

@@ -91,10 +91,10 @@ public struct GPUSeedDemo: Sendable {
                 try looked.record(stream)
                 let quads = b * features / 4
                 try concatKernel.launch(grid: (quads + 255) / 256, block: 256, stream: stream,
-                                        [tableOutputs.address, denseInput.address, Int32(t), Int32(b), Int32(k * dim)])
+                                        tableOutputs.address, denseInput.address, Int32(t), Int32(b), Int32(k * dim))
             }
             try denseKernel.launch(grid: b, block: 1024, stream: stream,
-                                   [denseInput.address, Int32(features), weights.address, dense.bias, predictions.address])
+                                   denseInput.address, Int32(features), weights.address, dense.bias, predictions.address)
             try stream.copy(to: UnsafeMutableRawPointer(hostPredictions.pointer), from: predictions.address, bytes: b * 4)
             try stream.synchronize()
             let total = Double(MonotonicClock.nanoseconds() - begin) / 1000

@@ -28,6 +28,8 @@ struct BenchCommand: ParsableCommand {
     var device: String = "cpu"
     @Option(help: "The GPU's ordinal, with --device gpu.")
     var gpu = 0
+    @Option(help: "With --device gpu: the kernels' tuning, e.g. block=128,fill-warps=8,index-load=0.8,define=STORE_STREAMING (unnamed settings keep their defaults).")
+    var gpuTuning: String?
     @Flag(help: "Also compare the memory-mapped tier's restart with loading the hash map.")
     var tiers = false
     @Option(help: "Keys of the table of the tier comparison (vec size 128).")
@@ -75,6 +77,9 @@ struct BenchCommand: ParsableCommand {
                 #else
                 throw ValidationError("--update-latency needs a build with the Kafka package trait")
                 #endif
+            }
+            if gpuTuning != nil && (device != "gpu" || updates) {
+                throw ValidationError("--gpu-tuning tunes the lookup kernels of --device gpu; leave it out here")
             }
             if device == "gpu" && updates {
                 try gpuUpdateBench()
@@ -146,7 +151,8 @@ struct BenchCommand: ParsableCommand {
 
     /// The GPU benchmarks, against a device-to-device copy in the same run.
     func gpuBench() throws {
-        let (name, rows) = try GPUBenchmark.run(deviceIndex: gpu, runs: max(50, runs * 10))
+        let tuning = try gpuTuning.map { (text) throws(CUDAError) in try GPUTuning(parsing: text) } ?? GPUTuning()
+        let (name, rows) = try GPUBenchmark.run(deviceIndex: gpu, runs: max(50, runs * 10), tuning: tuning, tableKeys: tableKeys)
         guard let copy = rows.first else { return }
         print(markdown ? "| measurement (\(name)) | median | GB/s (read + written) | × copy bandwidth | billion lookups/s |" : "GPU benchmarks on \(name), CUDA-event medians")
         if markdown { print("| --- | --- | --- | --- | --- |") }

@@ -129,7 +129,7 @@ public final class GPUPredictionModel: Sendable {
                     try device.makeCurrent()
                     let block = max(32, min(1024, (features / 4 + 31) / 32 * 32))
                     try denseKernel.launch(grid: samples, block: block, stream: buffers.stream,
-                                           [input.address, Int32(features), weights.address, dense.bias, output.address])
+                                           input.address, Int32(features), weights.address, dense.bias, output.address)
                     try buffers.stream.copy(to: UnsafeMutableRawPointer(host.pointer), from: output.address, bytes: samples * 4)
                     try buffers.stream.synchronize()
                 } catch {

@@ -20,16 +20,27 @@ public import HPS
 /// Thread safety: `makeCaches` may be called from any thread.
 public final class GPUCacheFactory: EmbeddingCacheFactory {
     private let kernelsByDevice = Locked<[Int: GPUKernels]>([:])
+    /// The launch shapes and compile-time switches of every GPU's kernels.
+    public let tuning: GPUTuning
 
-    /// A factory that opens each GPU when a model first asks for it.
-    public init() {}
+    /// A factory that opens each GPU when a model first asks for it, with the default tuning.
+    public init() {
+        tuning = GPUTuning()
+    }
+
+    /// A factory whose GPUs' kernels are tuned as `tuning` says.
+    /// - Throws: `CUDAError.invalidTuning` for a tuning setting out of range.
+    public init(tuning: GPUTuning) throws(CUDAError) {
+        try tuning.validate()
+        self.tuning = tuning
+    }
 
     /// The kernels of GPU `index`, opened at the first call and shared by every model after it.
     /// - Throws: `CUDAError` when the driver cannot be loaded or the GPU does not exist.
     public func kernels(device index: Int) throws(CUDAError) -> GPUKernels {
         try kernelsByDevice.withLock { (kernels) throws(CUDAError) -> GPUKernels in
             if let opened = kernels[index] { return opened }
-            let opened = GPUKernels(device: try CUDADevice(index: index))
+            let opened = try GPUKernels(device: try CUDADevice(index: index), tuning: tuning)
             kernels[index] = opened
             return opened
         }

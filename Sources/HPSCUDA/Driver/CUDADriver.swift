@@ -49,6 +49,8 @@ public final class CUDADriver: Sendable {
     let cuLaunchKernel: @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
                                         UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Result
     let cuGetErrorName: @convention(c) (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
+    /// A kernel parameter's offset and size (CUDA 12.4 and later; nil before).
+    let cuFuncGetParamInfo: (@convention(c) (OpaquePointer?, Int, UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>) -> Result)?
 
     /// The library that was loaded.
     public let libraryPath: String
@@ -93,6 +95,7 @@ public final class CUDADriver: Sendable {
         cuModuleGetFunction = try lib.function("cuModuleGetFunction")
         cuLaunchKernel = try lib.function("cuLaunchKernel")
         cuGetErrorName = try lib.function("cuGetErrorName")
+        cuFuncGetParamInfo = lib.optionalFunction("cuFuncGetParamInfo")
         try check(cuInit(0), "cuInit")
     }
 

@@ -14,6 +14,10 @@ public enum CUDAError: Error, Sendable, Equatable, CustomStringConvertible {
     case noDevice
     /// The configuration or request names a device that does not exist.
     case noSuchDevice(index: Int, count: Int)
+    /// A GPU tuning setting that is unknown or out of range.
+    case invalidTuning(setting: String, reason: String)
+    /// A kernel launched with arguments that do not match its parameters.
+    case launchArguments(kernel: String, reason: String)
     /// A request the GPU path cannot serve.
     case unsupported(String)
 
@@ -34,6 +38,10 @@ public enum CUDAError: Error, Sendable, Equatable, CustomStringConvertible {
             return "no GPU: the CUDA driver loaded but found no device"
         case let .noSuchDevice(index, count):
             return "GPU \(index) does not exist; this machine has \(count) GPU(s)"
+        case let .invalidTuning(setting, reason):
+            return "GPU tuning \(setting): \(reason)"
+        case let .launchArguments(kernel, reason):
+            return "kernel \(kernel) was launched with the wrong arguments: \(reason)"
         case let .unsupported(reason):
             return reason
         }

@@ -30,11 +30,23 @@ public final class CUDAModule: @unchecked Sendable {
 
     deinit { _ = device.driver.cuModuleUnload(handle) }
 
-    /// The kernel `name` (an `extern "C"` function).
+    /// The kernel `name` (an `extern "C"` function), with the sizes of its
+    /// parameters where the driver reports them (CUDA 12.4 and later).
     public func kernel(_ name: String) throws(CUDAError) -> CUDAKernel {
+        let driver = device.driver
         var function: OpaquePointer? = nil
-        try device.driver.check(device.driver.cuModuleGetFunction(&function, handle, name), "cuModuleGetFunction(\(name))")
-        return CUDAKernel(function: function, name: name, module: self)
+        try driver.check(driver.cuModuleGetFunction(&function, handle, name), "cuModuleGetFunction(\(name))")
+        var sizes: [Int]? = nil
+        if let getParamInfo = driver.cuFuncGetParamInfo {
+            var found: [Int] = []
+            var offset = 0, size = 0
+            // The driver answers CUDA_ERROR_INVALID_VALUE past the last parameter.
+            while found.count < KernelArguments.maximumCount, getParamInfo(function, found.count, &offset, &size) == 0 {
+                found.append(size)
+            }
+            sizes = found
+        }
+        return CUDAKernel(function: function, name: name, module: self, parameterSizes: sizes)
     }
 }
 
@@ -44,24 +56,21 @@ public struct CUDAKernel: @unchecked Sendable {
     /// The kernel's name.
     public let name: String
     let module: CUDAModule
+    /// The size of each parameter, as the driver reports them; nil where it cannot.
+    public let parameterSizes: [Int]?
 
     /// Launches with the arguments, each a value the kernel takes by value
-    /// (device addresses as UInt64, counts as Int32, and so on).
-    public func launch(grid: Int, block: Int, sharedBytes: Int = 0, stream: CUDAStream,
-                       _ arguments: [any BitwiseCopyable]) throws(CUDAError) {
-        // Each argument gets its own storage; the driver reads them during the call.
-        var storage: [UnsafeMutableRawPointer?] = []
-        defer { for p in storage { p?.deallocate() } }
-        for argument in arguments {
-            let size = MemoryLayout.size(ofValue: argument)
-            let p = UnsafeMutableRawPointer.allocate(byteCount: max(8, size), alignment: 8)
-            withUnsafeBytes(of: argument) { p.copyMemory(from: $0.baseAddress!, byteCount: size) }
-            storage.append(p)
-        }
+    /// (device addresses as UInt64, `int` as Int32, `unsigned` as UInt32, and
+    /// so on), packed on the stack: no allocation per launch.
+    /// - Throws: `CUDAError.launchArguments` when the count or a size differs
+    ///   from the kernel's parameters (checked where the driver reports
+    ///   them), `CUDAError.driver` when the launch fails.
+    public func launch<each Argument: BitwiseCopyable>(grid: Int, block: Int, sharedBytes: Int = 0, stream: CUDAStream,
+                                                       _ arguments: repeat each Argument) throws(CUDAError) {
         let driver = module.device.driver
-        let result = storage.withUnsafeMutableBufferPointer { params in
+        let result = try KernelArguments.withPacked(repeat each arguments, kernel: name, expectedSizes: parameterSizes) { params in
             driver.cuLaunchKernel(function, UInt32(max(1, grid)), 1, 1, UInt32(block), 1, 1, UInt32(sharedBytes),
-                                  stream.handle, params.baseAddress, nil)
+                                  stream.handle, params, nil)
         }
         try driver.check(result, "cuLaunchKernel(\(name))")
     }

@@ -25,4 +25,9 @@ struct SharedLibrary: @unchecked Sendable {
         guard let pointer = dlsym(handle, symbol) else { throw .symbolMissing(library: name, symbol: symbol) }
         return unsafeBitCast(pointer, to: T.self)
     }
+
+    /// The function `symbol` as type `T`, or nil where this version of the library lacks it.
+    func optionalFunction<T>(_ symbol: String) -> T? {
+        dlsym(handle, symbol).map { unsafeBitCast($0, to: T.self) }
+    }
 }

@@ -5,18 +5,29 @@ import HPS
 public final class GPUKernels: Sendable {
     /// The device.
     public let device: CUDADevice
+    /// The launch shapes and compile-time switches the kernels use.
+    public let tuning: GPUTuning
     private let modules = Locked<[String: CUDAModule]>([:])
 
-    /// Kernels for `device`.
+    /// Kernels for `device`, with the default tuning.
     public init(device: CUDADevice) {
         self.device = device
+        self.tuning = GPUTuning()
+    }
+
+    /// Kernels for `device`, tuned as `tuning` says.
+    /// - Throws: `CUDAError.invalidTuning` for a tuning setting out of range.
+    public init(device: CUDADevice, tuning: GPUTuning) throws(CUDAError) {
+        try tuning.validate()
+        self.device = device
+        self.tuning = tuning
     }
 
     /// The module specialized for `dim` and the key type.
     func module(dim: Int, int64Keys: Bool) throws(CUDAError) -> CUDAModule {
         let name = "hps_lookup_d\(dim)_\(int64Keys ? "i64" : "u32").cu"
         if let module = modules.withLock({ $0[name] }) { return module }
-        let module = try CUDAModule(device: device, source: KernelSource.lookup(dim: dim, int64Keys: int64Keys), name: name)
+        let module = try CUDAModule(device: device, source: KernelSource.lookup(dim: dim, int64Keys: int64Keys, tuning: tuning), name: name)
         modules.withLock { $0[name] = module }
         return module
     }

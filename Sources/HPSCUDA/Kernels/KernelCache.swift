@@ -70,3 +70,8 @@ struct KernelCache {
         }
     }
 }
+
+/// An environment variable's value.
+package func getenvString(_ name: String) -> String? {
+    getenv(name).map { String(cString: $0) }
+}

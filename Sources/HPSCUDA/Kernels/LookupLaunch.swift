@@ -1,5 +1,3 @@
-import Glibc
-
 /// The arguments of one launch of `hps_lookup`, shared by the static table
 /// and the dynamic cache.
 package struct LookupLaunch {
@@ -51,42 +49,22 @@ package struct LookupLaunch {
         self.slotMembers = slotMembers
     }
 
-    /// Warps per multiprocessor a launch aims for before it gives each warp
-    /// fewer keys (`HPS_GPU_FILL_WARPS` overrides it, for tuning).
-    static let fillWarpsPerMultiprocessor: Int = {
-        if let text = getenvString("HPS_GPU_FILL_WARPS"), let value = Int(text), value > 0 { return value }
-        return 4
-    }()
-
-    /// Threads per block (`HPS_GPU_BLOCK` overrides it, for tuning).
-    static let blockThreads: Int = {
-        if let text = getenvString("HPS_GPU_BLOCK"), let value = Int(text), value >= 32, value <= 1024, value % 32 == 0 {
-            return value
-        }
-        return 256
-    }()
-
-    /// Launches on `stream`.
-    package func launch(_ kernel: CUDAKernel, device: CUDADevice, stream: CUDAStream) throws(CUDAError) {
+    /// Launches on `stream`, shaped as the kernels' tuning says.
+    package func launch(_ kernel: CUDAKernel, kernels: GPUKernels, stream: CUDAStream) throws(CUDAError) {
+        let device = kernels.device
         guard count > 0 else { return }
         // Up to 32 keys per warp, fewer when that would leave multiprocessors
         // with too few warps to keep rows in flight.
-        let warpsToFill = max(1, device.multiprocessors * Self.fillWarpsPerMultiprocessor)
+        let warpsToFill = max(1, device.multiprocessors * kernels.tuning.fillWarpsPerMultiprocessor)
         var keysPerWarp = 32
         while keysPerWarp > 1 && count / keysPerWarp < warpsToFill { keysPerWarp /= 2 }
         let warps = (count + keysPerWarp - 1) / keysPerWarp
-        let block = Self.blockThreads
-        try kernel.launch(grid: (warps * 32 + block - 1) / block, block: block, stream: stream, [
+        let block = kernels.tuning.blockThreads
+        try kernel.launch(grid: (warps * 32 + block - 1) / block, block: block, stream: stream,
             keys, Int32(count), runStarts, runMembers, Int32(runs),
             slots, UInt32(capacity), UInt32(rowBits),
             vectors, defaults,
             output, layout.rawValue, Int32(keysPerSample), misses, Int32(keysPerWarp),
-            stamps, epoch, missIndex, rankBlocks, slotMembers,
-        ])
+            stamps, epoch, missIndex, rankBlocks, slotMembers)
     }
-}
-
-/// An environment variable's value.
-package func getenvString(_ name: String) -> String? {
-    getenv(name).map { String(cString: $0) }
 }

@@ -71,7 +71,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         case mappedTable(GPUStaticTable)
     }
 
-    let kernels: GPUKernels
+    package let kernels: GPUKernels
     let cuda: CUDADevice
     /// The tiers below as one chain (a `.tier` source), which counts where each miss was found.
     let lower: TierChain?
@@ -442,7 +442,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
                          runs: staged.runs, slots: slots.address, capacity: slotCapacity, rowBits: rowBits,
                          vectors: vectors.address, defaults: defaults.address, output: output, layout: layout,
                          keysPerSample: keysPerSample, misses: staged.head, stamps: stamps.address, epoch: epoch,
-                         missIndex: staged.missIndex).launch(lookupKernel, device: cuda, stream: stream)
+                         missIndex: staged.missIndex).launch(lookupKernel, kernels: kernels, stream: stream)
         // A host destination's rows come back with the miss count, in one
         // copy, unless the last lookup filled misses (then this one likely
         // will too, and the rows are fetched once, after the fill).
@@ -470,10 +470,9 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
 
         // The misses' keys, members and output rows, planned on the device.
         let plan = try planBuffers(misses)
-        try missPlan.launch(grid: (misses + 255) / 256, block: 256, stream: stream, [
+        try missPlan.launch(grid: (misses + 255) / 256, block: 256, stream: stream,
             deviceKeys, staged.missIndex, staged.head, staged.runStarts, staged.runMembers, Int32(staged.runs),
-            layout.rawValue, Int32(keysPerSample), plan.keys, plan.members, plan.output,
-        ])
+            layout.rawValue, Int32(keysPerSample), plan.keys, plan.members, plan.output)
         // Per miss: its key (or source row), then its member.
         let planned = try stage.pinned.buffer("plan", bytes: misses * 12)
         let plannedMembers = (planned + misses * 8).assumingMemoryBound(to: Int32.self)
@@ -648,24 +647,22 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         epoch &+= 1
         guard epoch >= UInt32.max - 1 else { return }
         // Four billion lookups: start the epochs again (UInt32.max marks a free row).
-        try stampRestart.launch(grid: (capacity + 255) / 256, block: 256, stream: stream, [stamps.address, Int32(capacity)])
+        try stampRestart.launch(grid: (capacity + 255) / 256, block: 256, stream: stream, stamps.address, Int32(capacity))
         epoch = 2
         stampFloor = 0
     }
 
     /// The plan's source rows in a mapped table's index.
     func probe(_ table: GPUStaticTable, plan: Plan, count: UInt64, n: Int) throws(CUDAError) {
-        try probeRows.launch(grid: (n + 255) / 256, block: 256, stream: stream, [
+        try probeRows.launch(grid: (n + 255) / 256, block: 256, stream: stream,
             plan.keys, plan.members, count, table.slotKeys.address, table.blocks.address, table.slotMembersAddress,
-            UInt32(table.capacity), plan.source,
-        ])
+            UInt32(table.capacity), plan.source)
     }
 
     /// Writes each planned key's source row (or its member's default) to its output row.
     func fill(plan: Plan, count: UInt64, n: Int, from source: UInt64, into output: UInt64) throws(CUDAError) {
-        try fillRows.launch(grid: (n * 32 + 255) / 256, block: 256, stream: stream, [
-            plan.source, plan.output, plan.members, count, source, defaults.address, output,
-        ])
+        try fillRows.launch(grid: (n * 32 + 255) / 256, block: 256, stream: stream,
+            plan.source, plan.output, plan.members, count, source, defaults.address, output)
     }
 
     /// Reads planned keys from the tiers below into a device staging buffer
@@ -709,20 +706,18 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     func launchInsert(plan: Plan, count: UInt64, n: Int, from source: UInt64) throws(CUDAError) {
         try setCounter(2, to: 0)
         try setCounter(6, to: 0)
-        try cacheInsert.launch(grid: (n * 32 + 255) / 256, block: 256, stream: stream, [
+        try cacheInsert.launch(grid: (n * 32 + 255) / 256, block: 256, stream: stream,
             plan.keys, plan.members, plan.source, count, source, slots.address, UInt32(slotCapacity), UInt32(rowBits),
             vectors.address, stamps.address, epoch, rowKeys.address, rowMembers.address, rowSlots.address,
-            freeRows.address, counters.address + 4, counters.address + 8, counters.address + 24,
-        ])
+            freeRows.address, counters.address + 4, counters.address + 8, counters.address + 24)
     }
 
     /// Rebuilds the index from the rows, dropping the tombstones.
     func rebuild() throws(CUDAError) {
         try cuda.driver.check(cuda.driver.cuMemsetD32Async(slots.address, 0, slotCapacity * 4, stream.handle), "cuMemsetD32Async")
-        try cacheRehash.launch(grid: (capacity + 255) / 256, block: 256, stream: stream, [
+        try cacheRehash.launch(grid: (capacity + 255) / 256, block: 256, stream: stream,
             stamps.address, Int32(capacity), rowKeys.address, rowMembers.address, rowSlots.address,
-            slots.address, UInt32(slotCapacity), UInt32(rowBits),
-        ])
+            slots.address, UInt32(slotCapacity), UInt32(rowBits))
         tombstones = 0
         counts.rebuilds += 1
     }
@@ -771,7 +766,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         let histogram = try scratchBuffer("evictHistogram", bytes: bins * 4)
         try cuda.driver.check(cuda.driver.cuMemsetD32Async(histogram.address, 0, bins, stream.handle), "cuMemsetD32Async")
         try stampHistogram.launch(grid: grid, block: 256, stream: stream,
-                                  [stamps.address, Int32(capacity), lo, Int32(bins), histogram.address])
+                                  stamps.address, Int32(capacity), lo, Int32(bins), histogram.address)
         var perBin = [UInt32](repeating: 0, count: bins)
         try stream.download(into: &perBin, from: histogram.address)
         var cutoff = bins - 1, below = 0
@@ -782,10 +777,9 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         let atCutoff = min(count - below, Int(perBin[cutoff]))
         try setCounter(3, to: 0)
         try setCounter(4, to: 0)
-        try stampSelect.launch(grid: grid, block: 256, stream: stream, [
+        try stampSelect.launch(grid: grid, block: 256, stream: stream,
             stamps.address, Int32(capacity), lo, Int32(bins), Int32(cutoff), UInt32(atCutoff), counters.address + 12,
-            slots.address, rowSlots.address, freeRows.address, counters.address + 4,
-        ])
+            slots.address, rowSlots.address, freeRows.address, counters.address + 4)
         var freed: [UInt32] = [0]
         try stream.download(into: &freed, from: counters.address + 16)
         if cutoff > 0 { stampFloor = lo + UInt32(cutoff) }
@@ -843,7 +837,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
             try stream.upload(keep.map { Int32(rows[$0]) }, to: rowBuffer.address)
             try stream.upload(keep.flatMap { vectors[($0 * dim)..<(($0 + 1) * dim)] }, to: vectorBuffer.address)
             try scatterRows.launch(grid: (keep.count * dim + 255) / 256, block: 256, stream: stream,
-                                   [rowBuffer.address, vectorBuffer.address, Int32(keep.count), self.vectors.address])
+                                   rowBuffer.address, vectorBuffer.address, Int32(keep.count), self.vectors.address)
             try stream.synchronize()
             counts.refreshes += 1
         }

@@ -106,7 +106,7 @@ public final class GPUStaticTable: Sendable {
         self.memberCount = members.count
         self.int64Keys = int64Keys
         self.kernels = kernels
-        let index = try GPUTableIndex(members: members, dim: dim)
+        let index = try GPUTableIndex(members: members, dim: dim, load: kernels.tuning.indexLoad)
         capacity = index.capacity
         count = index.count
         let device = kernels.device
@@ -161,7 +161,7 @@ public final class GPUStaticTable: Sendable {
                          slots: slotKeys.address, capacity: capacity, rowBits: 32, vectors: vectors.address,
                          defaults: defaults.address, output: output, layout: layout, keysPerSample: keysPerSample,
                          misses: misses, missIndex: missIndex, rankBlocks: blocks.address, slotMembers: slotMembersAddress)
-            .launch(kernel, device: kernels.device, stream: stream)
+            .launch(kernel, kernels: kernels, stream: stream)
     }
 }
 

@@ -21,11 +21,8 @@ import HPS
 /// in L2, where the lookup kernel asks it to stay, and no key probes more
 /// than two buckets (linear probing at 0.8 made warps wait on long probes).
 struct GPUTableIndex {
-    /// The most slots a table fills (`HPS_GPU_INDEX_LOAD` overrides it, for tuning).
-    static let maximumLoad: Double = {
-        if let text = getenvString("HPS_GPU_INDEX_LOAD"), let value = Double(text), value > 0.1, value <= 0.95 { return value }
-        return 0.85
-    }()
+    /// The most slots a table fills unless its `GPUTuning` says otherwise.
+    static let maximumLoad = GPUTuning().indexLoad
     /// Slots per bucket.
     static let bucketSlots = 4
     /// Each slot's key (0 where free).

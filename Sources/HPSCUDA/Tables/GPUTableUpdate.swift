@@ -85,10 +85,9 @@ extension GPUStaticTable {
     func launchUpdate(_ update: StagedUpdate, member: Int, counter: Int = 0, stream: CUDAStream) throws(CUDAError) {
         guard update.count > 0 else { return }
         let kernel = try kernels.module(dim: dim, int64Keys: int64Keys).kernel("hps_table_update")
-        try kernel.launch(grid: update.grid, block: 256, stream: stream, [
+        try kernel.launch(grid: update.grid, block: 256, stream: stream,
             update.keys, Int32(member), Int32(update.count), slotKeys.address, blocks.address, slotMembersAddress,
-            UInt32(capacity), update.vectors, vectors.address, update.counter(counter),
-        ])
+            UInt32(capacity), update.vectors, vectors.address, update.counter(counter))
     }
 
     /// Replaces the vectors of the keys the table holds, in place (device
@@ -143,10 +142,9 @@ extension GPUDynamicCache {
             if case .mappedTable(let table) = source { mapped = table } else { mapped = nil }
             try mapped?.launchUpdate(staged, member: member, counter: 1, stream: stream)
             let kernel = try kernels.module(dim: dim, int64Keys: int64Keys).kernel("hps_cache_update")
-            try kernel.launch(grid: staged.grid, block: 256, stream: stream, [
+            try kernel.launch(grid: staged.grid, block: 256, stream: stream,
                 staged.keys, Int32(member), Int32(staged.count), slots.address, UInt32(slotCapacity), UInt32(rowBits),
-                staged.vectors, self.vectors.address, staged.counter(0),
-            ])
+                staged.vectors, self.vectors.address, staged.counter(0))
             let written = try staged.written(on: stream)
             return CacheUpdate(rows: written.first, unheldKeys: mapped == nil ? 0 : staged.count - written.second)
         } catch {

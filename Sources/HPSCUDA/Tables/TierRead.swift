@@ -120,7 +120,7 @@ struct UnheldKeys {
         try stage.stream.upload(rows.map { outputRows[$0] }, to: rowBuffer.address)
         try stage.stream.upload(foundVectors, to: vectorBuffer.address)
         try scatter.launch(grid: (rows.count * dim + 255) / 256, block: 256, stream: stage.stream,
-                           [rowBuffer.address, vectorBuffer.address, Int32(rows.count), output])
+                           rowBuffer.address, vectorBuffer.address, Int32(rows.count), output)
         return hits
     }
 }
