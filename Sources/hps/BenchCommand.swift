@@ -197,7 +197,7 @@ struct BenchCommand: ParsableCommand {
         for vecSize in [1, 16, 128] {
             let path = "\(directory.path)/vec\(vecSize)"
             try LoadBenchmark.writeTable(path: path, keys: loadKeys, vecSize: vecSize)
-            try warmPageCache(path)
+            try PageCache.warm(path)
             // Three fresh processes; the one with the median load time is reported.
             var probes: [[Double]] = []
             for _ in 0..<3 {
@@ -215,18 +215,6 @@ struct BenchCommand: ParsableCommand {
             }
             removeTreeAt(path)
         }
-    }
-}
-
-/// Reads a folder's files once so that the next read comes from the page cache.
-func warmPageCache(_ folder: String) throws {
-    for name in ["key", "emb_vector"] {
-        let fd = open("\(folder)/\(name)", O_RDONLY)
-        guard fd >= 0 else { throw CheckFailure(reason: "cannot open \(folder)/\(name)") }
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 64)
-        while read(fd, buffer, 1 << 20) > 0 {}
-        buffer.deallocate()
-        close(fd)
     }
 }
 

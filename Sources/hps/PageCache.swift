@@ -1,4 +1,5 @@
 import Glibc
+import HPS
 
 /// The OS page cache of the files of a folder, for cold-start benchmarks:
 /// how much of them is resident (`mincore`), and dropping them from it
@@ -40,6 +41,13 @@ enum PageCache {
             resident += vector.reduce(0) { $0 + Int($1 & 1) } * page
         }
         return (bytes, min(resident, bytes))
+    }
+
+    /// Reads a model folder's two files once so that the next read comes from the page cache.
+    static func warm(_ folder: String) throws {
+        for name in ["key", "emb_vector"] {
+            _ = try FileDescriptor.readAll(path: "\(folder)/\(name)")
+        }
     }
 
     /// Writes back and drops the folder's files from the page cache.

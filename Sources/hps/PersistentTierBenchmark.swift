@@ -38,7 +38,7 @@ enum PersistentTierBenchmark {
             let after = PageCache.residency(database)
             cacheNote = "database files \(before.bytes) bytes, in the page cache before the drop \(percent(before)), after \(percent(after))"
         }
-        try warmPageCache(folder)
+        try PageCache.warm(folder)
         let output = try runSelf(["bench-probe", "persistent-lookups", folder, "--db", rocksDB ? database : "",
                                   "--lookups", String(lookups), "--runs", String(runs)])
         let t = try (0..<6).map { try TierBenchmark.number(output, $0) }

@@ -244,18 +244,12 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// A small text file's contents.
     static func readTextFile(_ path: String) throws -> String {
-        guard let file = fopen(path, "rb") else {
-            throw ValidationError("cannot read the token file \(path): \(String(cString: strerror(errno)))")
+        do throws(ModelFileError) {
+            return String(decoding: try FileDescriptor.readAll(path: path), as: UTF8.self)
+        } catch {
+            guard case let .io(_, _, reason) = error else { throw ValidationError("cannot read the token file \(path): \(error)") }
+            throw ValidationError("cannot read the token file \(path): \(reason)")
         }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 /// HPSCUDA's prediction head, served through `Predictor`.

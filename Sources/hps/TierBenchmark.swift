@@ -14,7 +14,7 @@ enum TierBenchmark {
         defer { directory.remove() }
         let path = "\(directory.path)/table"
         try LoadBenchmark.writeTable(path: path, keys: keys, vecSize: 128)
-        try warmPageCache(path)
+        try PageCache.warm(path)
         let load = try median3 { try number(runSelf(["bench-probe", "load", path, "--threads", String(availableCores)]), 3) }
         let firstOpen = try MappedBenchmark.firstOpen(folder: path)
         let restart = try median3 { try number(runSelf(["bench-probe", "mapped-restart", path]), 0) }

@@ -7,7 +7,7 @@ package final class FileDescriptor {
     let path: String
 
     /// Opens `path` for reading.
-    init(reading path: String) throws(ModelFileError) {
+    package init(reading path: String) throws(ModelFileError) {
         self.path = path
         fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .io(path: path, operation: "open", reason: Self.lastError()) }
@@ -39,6 +39,25 @@ package final class FileDescriptor {
                 throw .io(path: path, operation: "read", reason: n == 0 ? "the file ended early" : Self.lastError())
             }
             done += n
+        }
+    }
+
+    /// The whole file at `path`: the one routine that reads a file whole
+    /// (configuration files, token files, cached kernels).
+    /// - Throws: `ModelFileError.io` naming the path and what failed.
+    package static func readAll(path: String) throws(ModelFileError) -> [UInt8] {
+        let file = try FileDescriptor(reading: path)
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(file.fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                bytes += chunk[..<n]
+            } else if n == 0 {
+                return bytes
+            } else if errno != EINTR {
+                throw .io(path: path, operation: "read", reason: lastError())
+            }
         }
     }
 

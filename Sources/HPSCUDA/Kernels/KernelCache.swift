@@ -1,4 +1,5 @@
 import Glibc
+import HPS
 
 /// Compiled kernels kept on disk, so that a process after the first skips
 /// NVRTC: one cubin per (source, options, card), named by a hash of the three.
@@ -33,18 +34,7 @@ struct KernelCache {
 
     /// The cached cubin, if present.
     func load(_ key: String) -> [UInt8]? {
-        guard let folder else { return nil }
-        let fd = open("\(folder)/\(key)", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = read(fd, &buffer, buffer.count)
-            if n < 0 { return nil }
-            if n == 0 { break }
-            bytes += buffer[0..<n]
-        }
+        guard let folder, let bytes = try? FileDescriptor.readAll(path: "\(folder)/\(key)") else { return nil }
         return bytes.isEmpty ? nil : bytes
     }
 
