@@ -20,11 +20,18 @@ final class OpenedConfiguration: @unchecked Sendable {
     private let tasks: [Task<Void, Never>]
     private let running: Locked<Int>
 
+    /// The tiers of this library beyond the hash maps: Redis Cluster and the
+    /// mapped tier always, RocksDB with the RocksDB trait.
+    static let backends: [StoreBackend] = {
+        var backends: [StoreBackend] = [.redisCluster, .mapped]
+        #if RocksDB
+        backends.append(.rocksDB)
+        #endif
+        return backends
+    }()
+
     /// Opens `path` for `device` ("cpu", "gpu" or "auto").
     init(path: String, device: String) throws {
-        HPSMapped.registerBackends()
-        HPSRedis.registerBackends()
-        HPSRocksDB.registerBackends()
         guard ["cpu", "gpu", "auto"].contains(device) else {
             throw CFailure(HPS_INVALID_ARGUMENT, "The device must be \"cpu\", \"gpu\" or \"auto\", not \"\(device)\".")
         }
@@ -42,14 +49,15 @@ final class OpenedConfiguration: @unchecked Sendable {
                 }
                 // Every device asked for, before a table is loaded.
                 for index in Set(gpuModels.flatMap(\.effectiveDevices)).sorted() { _ = try CUDADevice(index: index) }
-                server = try HierarchicalParameterServer(configuration: configuration, logger: logger, gpu: GPUCacheFactory())
+                server = try HierarchicalParameterServer(configuration: configuration, backends: Self.backends, logger: logger,
+                                                     gpu: GPUCacheFactory())
                 onGPU = true
             } catch {
                 // "auto" falls back to the CPU; "gpu" says why not.
                 guard device == "auto" else { throw error }
             }
         }
-        self.server = try server ?? HierarchicalParameterServer(configuration: configuration, logger: logger)
+        self.server = try server ?? HierarchicalParameterServer(configuration: configuration, backends: Self.backends, logger: logger)
         self.onGPU = onGPU
         let running = Locked(0)
         self.running = running

@@ -1,11 +1,12 @@
-import HPS
+public import HPS
 
-/// Registers the Kafka update source with `StoreBackends`, so that a
-/// configuration with `update_source.type: kafka_message_queue` can be
-/// served. Without the Kafka package trait this registers nothing, and such
-/// a configuration is refused as not available in this build.
-public func registerBackends() {
+extension StoreBackend {
+    /// The Kafka update source, for a configuration with
+    /// `update_source.type: kafka_message_queue`: given to a
+    /// `HierarchicalParameterServer`, it lets such a configuration be served
+    /// (the consumers are `hps serve`'s, or the program's own). Only in a
+    /// build with the Kafka package trait.
     #if Kafka
-    StoreBackends.register(updateSource: .kafkaMessageQueue)
+    public static let kafka = StoreBackend(updateSource: .kafkaMessageQueue)
     #endif
 }

@@ -1,6 +1,7 @@
-import HPS
+public import HPS
 
-/// Registers the `mapped` persistent tier with `StoreBackends`.
-public func registerBackends() {
-    StoreBackends.register(persistent: .mapped) { MappedStore(configuration: $0) }
+extension StoreBackend {
+    /// The `mapped` persistent tier (served straight from the model files),
+    /// given to a `HierarchicalParameterServer` whose configuration names it.
+    public static let mapped = StoreBackend(persistent: .mapped) { MappedStore(configuration: $0) }
 }

@@ -105,10 +105,10 @@ public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
     }
 }
 
-/// Registers the `redis_cluster` volatile store with `StoreBackends`, so that
-/// `HierarchicalParameterServer` builds it for `"volatile_db": {"type": "redis_cluster"}`.
-public func registerBackends() {
-    StoreBackends.register(volatile: .redisCluster) { try RedisClusterStore(configuration: $0) }
+extension StoreBackend {
+    /// The `redis_cluster` volatile tier, given to a `HierarchicalParameterServer`
+    /// whose configuration has `"volatile_db": {"type": "redis_cluster"}`.
+    public static let redisCluster = StoreBackend(volatile: .redisCluster) { try RedisClusterStore(configuration: $0) }
 }
 
 /// A count of failed requests shared by a store and its tables.

@@ -1,11 +1,10 @@
-import HPS
+public import HPS
 
-/// Registers the `rocks_db` persistent tier with `StoreBackends`, so that a
-/// configuration naming it can be served. Without the RocksDB package trait
-/// this registers nothing, and the server reports the type as not built.
-public func registerBackends() {
+extension StoreBackend {
+    /// The `rocks_db` persistent tier, given to a `HierarchicalParameterServer`
+    /// whose configuration names it. Only in a build with the RocksDB package trait.
     #if RocksDB
-    StoreBackends.register(persistent: .rocksDB) { try RocksDBStore(configuration: $0) }
+    public static let rocksDB = StoreBackend(persistent: .rocksDB) { try RocksDBStore(configuration: $0) }
     #endif
 }
 

@@ -1,17 +1,21 @@
+import HPS
 import HPSKafka
 import HPSMapped
 import HPSRedis
 import HPSRocksDB
 
-/// Registers the store backends this executable was built with (the Redis
-/// Cluster and mapped tiers always; RocksDB with the RocksDB trait and Kafka
-/// updates with the Kafka trait: their `registerBackends()` is empty without
-/// it), before any command builds a server.
+/// The store backends and update sources this executable was built with,
+/// given to every server it builds: the Redis Cluster and mapped tiers
+/// always, RocksDB with the RocksDB trait, Kafka updates with the Kafka trait.
 enum Backends {
-    static func registerAll() {
-        HPSMapped.registerBackends()
-        HPSRedis.registerBackends()
-        HPSRocksDB.registerBackends()
-        HPSKafka.registerBackends()
-    }
+    static let all: [StoreBackend] = {
+        var backends: [StoreBackend] = [.redisCluster, .mapped]
+        #if RocksDB
+        backends.append(.rocksDB)
+        #endif
+        #if Kafka
+        backends.append(.kafka)
+        #endif
+        return backends
+    }()
 }

@@ -1,4 +1,5 @@
 import HPSDemo
+import HPSRocksDB
 import HPSBenchmarks
 import ArgumentParser
 import Glibc
@@ -122,7 +123,7 @@ struct BenchCommand: ParsableCommand {
             if !skipLoad { try loadAndMemory(cores: cores) }
             if tiers { try TierBenchmark.run(keys: tierKeys, lookups: lookups, markdown: markdown) }
             if seedTiers {
-                try SeedTierBenchmark.run(redisAddress: redis, rocksDB: StoreBackends.factory(persistent: .rocksDB) != nil,
+                try SeedTierBenchmark.run(redisAddress: redis, rocksDB: isRocksDBBuilt,
                                           runs: runs, markdown: markdown)
             }
         }

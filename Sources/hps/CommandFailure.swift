@@ -3,7 +3,6 @@ import Glibc
 
 /// Runs a command's body; an error becomes one sentence on stderr and exit status 1.
 func reportingErrors(_ body: () throws -> Void) throws {
-    Backends.registerAll()
     do {
         try body()
     } catch {
@@ -13,7 +12,6 @@ func reportingErrors(_ body: () throws -> Void) throws {
 
 /// `reportingErrors` for an async body.
 func reportingErrorsAsync(_ body: () async throws -> Void) async throws {
-    Backends.registerAll()
     do {
         try await body()
     } catch {

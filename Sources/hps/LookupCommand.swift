@@ -34,7 +34,7 @@ struct LookupCommand: ParsableCommand {
             let modelDevices = configuration.model(named: model)?.effectiveDevices ?? [0]
             let target = try Device.resolve(device, index: gpu ?? modelDevices.first ?? 0)
             // On a GPU, the model's groups get their GPU tables or caches as the L1 of the same tiers.
-            let server = try HierarchicalParameterServer(configuration: configuration,
+            let server = try HierarchicalParameterServer(configuration: configuration, backends: Backends.all,
                                                          gpu: target == .cpu ? nil : GPUCacheFactory())
             for warning in server.warnings { note("hps: warning: \(warning)") }
             var session = try server.session(model: model)

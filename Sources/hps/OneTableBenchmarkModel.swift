@@ -39,6 +39,6 @@ struct OneTableBenchmarkModel {
 
     /// A hierarchy over the configuration, one thread per lookup.
     func server() throws -> HierarchicalParameterServer {
-        try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path), parallelism: 1)
+        try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path), backends: Backends.all, parallelism: 1)
     }
 }

@@ -1,10 +1,8 @@
 import HPSBenchmarks
+import HPSRocksDB
 import Glibc
 import HPS
 import HPSMapped
-#if RocksDB
-import HPSRocksDB
-#endif
 
 /// `hps bench --tier-rates`: random lookups (1M from 4M keys of vec size
 /// 128 by default, one thread) from the RocksDB tier, cold and warm, and from
@@ -27,7 +25,7 @@ enum PersistentTierBenchmark {
         let folder = "\(directory.path)/table", database = "\(directory.path)/rocksdb"
         try LoadBenchmark.writeTable(path: folder, keys: keys, vecSize: 128)
         var rows: [(String, String)] = []
-        let rocksDB = StoreBackends.factory(persistent: .rocksDB) != nil
+        let rocksDB = isRocksDBBuilt
         var cacheNote = ""
         if rocksDB {
             let load = try runSelf(["bench-probe", "rocksdb-load", folder, "--db", database])
@@ -116,7 +114,7 @@ enum PersistentTierBenchmark {
             configuration.type = .rocksDB
             configuration.path = database
             configuration.readOnly = true
-            guard let factory = StoreBackends.factory(persistent: .rocksDB) else {
+            guard let factory = Backends.all.factory(persistent: .rocksDB) else {
                 throw CheckFailure(reason: "this build has no RocksDB tier; build with --traits RocksDB")
             }
             let store = try factory(configuration)

@@ -190,7 +190,7 @@ struct ServeCommand: AsyncParsableCommand {
         let loading: [String]? = modelControlMode == ModelRepository.ControlMode.explicit.rawValue && config != nil
             ? (loadModels.contains("*") ? nil : loadModels) : nil
         func onTheCPU() throws -> HierarchicalParameterServer {
-            try HierarchicalParameterServer(configuration: configuration, parallelism: parallelism, loading: loading)
+            try HierarchicalParameterServer(configuration: configuration, backends: Backends.all, parallelism: parallelism, loading: loading)
         }
         guard target != .cpu else { return try onTheCPU() }
         let gpuModels = configuration.models.filter(\.gpuCache)
@@ -209,7 +209,7 @@ struct ServeCommand: AsyncParsableCommand {
             return server
         }
         do {
-            return try HierarchicalParameterServer(configuration: configuration, parallelism: parallelism, gpu: factory,
+            return try HierarchicalParameterServer(configuration: configuration, backends: Backends.all, parallelism: parallelism, gpu: factory,
                                                    loading: loading)
         } catch {
             guard target == .auto else { throw error }

@@ -139,7 +139,7 @@ enum SeedTierBenchmark {
             print("| --- | --- | --- | --- | --- |")
         }
         for (name, configuration) in variants {
-            let session = try HierarchicalParameterServer(configuration: configuration, parallelism: 1).session(model: model.modelName)
+            let session = try HierarchicalParameterServer(configuration: configuration, backends: Backends.all, parallelism: 1).session(model: model.modelName)
             var output = [Float](repeating: .nan, count: bytes / 4)
             let timedRuns = runsCount(name)
             let seconds: Double = try output.withUnsafeMutableBufferPointer { out in

@@ -11,10 +11,18 @@ struct UpdateFixture {
     let rows: [RandomRows]
     let server: HierarchicalParameterServer
 
+    /// The Kafka update source, with the Kafka trait (its tests need it).
+    static let backends: [StoreBackend] = {
+        #if Kafka
+        [.kafka]
+        #else
+        []
+        #endif
+    }()
+
     /// The model, with `updateSource` as the configuration's `update_source`
     /// (none when nil) and `supportLongLong` for its keys.
     init(updateSource: String? = nil, filters: String = "[\"m\"]", supportLongLong: Bool = true) throws {
-        HPSKafka.registerBackends()
         let directory = try TemporaryDirectory(prefix: "hps-kafka")
         self.directory = directory
         let range: ClosedRange<Int64>? = supportLongLong ? nil : 0...1_000_000
@@ -38,7 +46,7 @@ struct UpdateFixture {
         """
         try json.write(toFile: directory.path + "/hps.json", atomically: false, encoding: .utf8)
         server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: directory.path + "/hps.json"),
-                                                 parallelism: 1)
+                                                 backends: Self.backends, parallelism: 1)
     }
 
     /// The vectors a lookup of `keys` in table `table` returns now.

@@ -209,7 +209,6 @@ struct MappedStoreTests {
 
     @Test("a server with hash_map over mapped answers every key exactly, from both tiers")
     func serverTiers() throws {
-        HPSMapped.registerBackends()
         let directory = try TemporaryDirectory(prefix: "hps-mapped-server")
         defer { directory.remove() }
         let rows = RandomRows(count: 400, vecSize: 4, seed: 3)
@@ -228,7 +227,7 @@ struct MappedStoreTests {
         """
         let configPath = directory.path + "/hps.json"
         try json.write(toFile: configPath, atomically: false, encoding: .utf8)
-        let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: configPath), parallelism: 1)
+        let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: configPath), backends: [.mapped], parallelism: 1)
         #expect(server.persistentStore?.kind == "mapped")
         let session = try server.session(model: "m")
         let out = try session.lookup(table: 0, keys: rows.keys + [Int64.min])

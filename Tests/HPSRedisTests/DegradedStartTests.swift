@@ -33,14 +33,12 @@ struct DegradedStartTests {
     @Test("a Redis node down at start: the model loads, says so once, serves that node's keys from rocks_db, and the keys are written to the node when it returns, keeping a vector updated meanwhile")
     func nodeDownAtStart() throws {
         try withCluster { cluster in
-            HPSRedis.registerBackends()
-            HPSRocksDB.registerBackends()
             let rows = TestRows(count: 1200, vecSize: 4, seed: 21)
             let configuration = try configuration(cluster, rows: rows)
             let victim = cluster.ports[1]
             try cluster.kill(victim)
 
-            let server = try HierarchicalParameterServer(configuration: configuration, parallelism: 1)
+            let server = try HierarchicalParameterServer(configuration: configuration, backends: redisAndRocksDB, parallelism: 1)
             let notices = server.warnings.filter { $0.contains("were not loaded into redis_cluster") }
             #expect(notices.count == 1, "\(server.warnings)")
             #expect(notices.first?.contains("127.0.0.1:\(victim)") == true, "\(notices)")

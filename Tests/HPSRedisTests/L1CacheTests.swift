@@ -12,8 +12,6 @@ struct L1CacheTests {
     /// Two tables of vec size 4, fused; Redis holds half of each table's rows
     /// (`initial_cache_rate` 0.5), RocksDB all of them.
     func server(_ cluster: TestCluster, rows: [TestRows], cachePercentage: Double) throws -> HierarchicalParameterServer {
-        HPSRedis.registerBackends()
-        HPSRocksDB.registerBackends()
         let directory = cluster.directory + "/l1"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for (t, table) in rows.enumerated() {
@@ -35,7 +33,7 @@ struct L1CacheTests {
         """
         try json.write(toFile: directory + "/hps.json", atomically: false, encoding: .utf8)
         return try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: directory + "/hps.json"),
-                                               parallelism: 1)
+                                               backends: redisAndRocksDB, parallelism: 1)
     }
 
     /// What the files say a key of `table` has: its row, or the table's default.

@@ -8,7 +8,6 @@ struct RedisServerTests {
     @Test("a server with volatile_db redis_cluster loads its tables into Redis and answers every key exactly")
     func serverOverRedis() throws {
         try withCluster { cluster in
-            HPSRedis.registerBackends()
             let directory = cluster.directory + "/model"
             let a = TestRows(count: 500, vecSize: 8, seed: 12)
             let b = TestRows(count: 300, vecSize: 8, seed: 13)
@@ -38,7 +37,7 @@ struct RedisServerTests {
               }]
             }
             """
-            let server = try HierarchicalParameterServer(configuration: HPSConfiguration.parse(json: json), parallelism: 1)
+            let server = try HierarchicalParameterServer(configuration: HPSConfiguration.parse(json: json), backends: [.redisCluster], parallelism: 1)
             #expect(server.volatileStore?.kind == "redis_cluster")
             #expect(server.volatileStore?.tableTags.count == 2)
             let session = try server.session(model: "m")

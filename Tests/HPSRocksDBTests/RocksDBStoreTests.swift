@@ -338,7 +338,6 @@ struct RocksDBStoreTests {
 
     @Test("a server with hash_map over rocks_db answers every key exactly, from both tiers")
     func serverTiers() throws {
-        HPSRocksDB.registerBackends()
         let directory = try TemporaryDirectory(prefix: "hps-rocksdb-server")
         defer { directory.remove() }
         let rows = RandomRows(count: 400, vecSize: 4, seed: 3)
@@ -361,7 +360,8 @@ struct RocksDBStoreTests {
         """
         let configPath = directory.path + "/hps.json"
         try json.write(toFile: configPath, atomically: false, encoding: .utf8)
-        let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: configPath), parallelism: 1)
+        let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: configPath), backends: [.rocksDB],
+                                                   parallelism: 1)
         #expect(server.persistentStore?.kind == "rocks_db")
         #expect(server.persistentStore?.table("hps_et.m.t0")?.count == 400)
         let session = try server.session(model: "m")
@@ -376,7 +376,6 @@ struct RocksDBStoreTests {
 
     @Test("a read_only server serves a database an earlier server loaded, loading nothing")
     func readOnlyServer() throws {
-        HPSRocksDB.registerBackends()
         let directory = try TemporaryDirectory(prefix: "hps-rocksdb-server")
         defer { directory.remove() }
         let rows = RandomRows(count: 300, vecSize: 3, seed: 8)
@@ -400,7 +399,8 @@ struct RocksDBStoreTests {
             """
             let configPath = directory.path + "/hps.json"
             try json.write(toFile: configPath, atomically: false, encoding: .utf8)
-            return try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: configPath), parallelism: 1)
+            return try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: configPath), backends: [.rocksDB],
+                                                   parallelism: 1)
         }
         do { _ = try start(readOnly: false, volatile: "hash_map") }
         // The model files change; a read_only server must not load them.
@@ -416,10 +416,8 @@ struct RocksDBStoreTests {
 }
 #else
 struct RocksDBAbsentTests {
-    @Test("without the RocksDB trait, registerBackends registers no rocks_db tier")
+    @Test("without the RocksDB trait, the module says the tier is not built (and has no StoreBackend.rocksDB)")
     func notBuilt() {
-        HPSRocksDB.registerBackends()
-        #expect(StoreBackends.factory(persistent: .rocksDB) == nil)
         #expect(!isRocksDBBuilt)
     }
 }

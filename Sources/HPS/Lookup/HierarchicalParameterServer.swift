@@ -50,6 +50,8 @@ public final class HierarchicalParameterServer: Sendable {
     /// Builds the tiers and loads the tables.
     /// - Parameters:
     ///   - configuration: a parsed HugeCTR configuration.
+    ///   - backends: the tiers and update sources beyond the hash maps that
+    ///     the configuration may name (`[.redisCluster, .rocksDB]`, …).
     ///   - parallelism: threads for loading and for each lookup.
     ///   - logger: receives the warnings and a line per loaded table.
     ///   - gpu: builds the GPU tables and caches of the models with
@@ -57,21 +59,22 @@ public final class HierarchicalParameterServer: Sendable {
     ///   - loading: the models loaded now, by name (nil: every model of the
     ///     configuration; `hps serve --model-control-mode explicit` loads those
     ///     of `--load-model`, and the others on request).
-    /// - Throws: `StoreError.backendUnavailable` for a backend this build lacks,
+    /// - Throws: `StoreError.backendUnavailable` for a tier or update source
+    ///   the configuration names and no backend of `backends` provides,
     ///   `ConfigurationError.invalidValue` for tiers no build serves (no tier
     ///   to hold the tables, `multi_process_hash_map`), `ModelFileError` for a model folder that cannot be read, what `gpu`
     ///   throws for a device or a table it cannot make, and
     ///   `LookupError.unknownModel` for a name in `loading` that the
     ///   configuration does not have.
-    public init(configuration: HPSConfiguration, parallelism: Int = availableCores, logger: Logger? = nil,
-                gpu: (any EmbeddingCacheFactory)? = nil, loading: [String]? = nil) throws {
+    public init(configuration: HPSConfiguration, backends: [StoreBackend] = [], parallelism: Int = availableCores,
+                logger: Logger? = nil, gpu: (any EmbeddingCacheFactory)? = nil, loading: [String]? = nil) throws {
         self.configuration = configuration
         self.parallelism = parallelism
         self.logger = logger
         self.gpu = gpu
         catchUp = StoreCatchUp(parallelism: parallelism)
         keyType = configuration.supportLongLong ? .int64 : .int32
-        let (volatileStore, persistentStore) = try Self.makeStores(configuration)
+        let (volatileStore, persistentStore) = try Self.makeStores(configuration, backends: backends)
         self.volatileStore = volatileStore
         self.persistentStore = persistentStore
         state = Locked(Deployments())
@@ -99,7 +102,8 @@ public final class HierarchicalParameterServer: Sendable {
     }
 
     /// The stores a configuration asks for.
-    private static func makeStores(_ configuration: HPSConfiguration) throws -> ((any EmbeddingStore)?, (any EmbeddingStore)?) {
+    private static func makeStores(_ configuration: HPSConfiguration,
+                                   backends: [StoreBackend]) throws -> ((any EmbeddingStore)?, (any EmbeddingStore)?) {
         let volatileStore: (any EmbeddingStore)?, persistentStore: (any EmbeddingStore)?
         let volatile = configuration.volatileDatabase
         switch volatile.type {
@@ -114,10 +118,10 @@ public final class HierarchicalParameterServer: Sendable {
                 expected: "hash_map, parallel_hash_map or redis_cluster (HugeCTR's shared-memory multi_process_hash_map is not implemented)",
                 found: "\"\(volatile.type.rawValue)\"")
         case .redisCluster:
-            guard let factory = StoreBackends.factory(volatile: volatile.type) else {
+            guard let factory = backends.factory(volatile: volatile.type) else {
                 throw StoreError.backendUnavailable(
                     path: "volatile_db.type", type: volatile.type.rawValue,
-                    reason: "this build has no Redis Cluster tier (the hps command registers it when built with it); use hash_map")
+                    reason: "no Redis Cluster tier was given to this server (a Swift program passes StoreBackend.redisCluster from HPSRedis in backends); use hash_map")
             }
             volatileStore = try factory(volatile)
         }
@@ -126,18 +130,18 @@ public final class HierarchicalParameterServer: Sendable {
         case .disabled:
             persistentStore = nil
         case .rocksDB, .mapped:
-            guard let factory = StoreBackends.factory(persistent: persistent.type) else {
+            guard let factory = backends.factory(persistent: persistent.type) else {
                 throw StoreError.backendUnavailable(
                     path: "persistent_db.type", type: persistent.type.rawValue,
                     reason: persistent.type == .rocksDB
-                        ? "this build has no RocksDB tier (build with the RocksDB package trait); remove persistent_db or set its type to disabled"
-                        : "this build has no memory-mapped tier; remove persistent_db or set its type to disabled")
+                        ? "this build has no RocksDB tier (build with the RocksDB package trait; a Swift program passes StoreBackend.rocksDB from HPSRocksDB in backends); remove persistent_db or set its type to disabled"
+                        : "no memory-mapped tier was given to this server (a Swift program passes StoreBackend.mapped from HPSMapped in backends); remove persistent_db or set its type to disabled")
             }
             persistentStore = try factory(persistent)
         }
-        if !StoreBackends.hasUpdateSource(configuration.updateSource.type) {
+        if !backends.hasUpdateSource(configuration.updateSource.type) {
             throw StoreError.backendUnavailable(path: "update_source.type", type: configuration.updateSource.type.rawValue,
-                                                reason: "this build has no Kafka update source; remove update_source")
+                                                reason: "this build has no Kafka update source (build with the Kafka package trait; a Swift program passes StoreBackend.kafka from HPSKafka in backends); remove update_source")
         }
         guard volatileStore != nil || persistentStore != nil else {
             // A configuration that names no tier to hold the tables, whatever the build.

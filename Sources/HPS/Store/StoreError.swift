@@ -30,7 +30,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .partitionFull(table, rows):
             return "a partition of \(table) cannot hold more than \(rows) rows; raise volatile_db.num_partitions"
         case let .backendUnavailable(path, type, reason):
-            return "\(path) \"\(type)\" is not available in this build: \(reason)"
+            return "\(path) \"\(type)\" is not available: \(reason)"
         case let .backend(_, message):
             return message
         case let .partlyUnavailable(kind, table, keys, _, reason):
