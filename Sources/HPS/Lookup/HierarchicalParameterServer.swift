@@ -1,3 +1,4 @@
+import Dispatch
 public import Logging
 
 /// Assembles the tiers of a configuration, loads every model's tables into
@@ -7,9 +8,12 @@ public import Logging
 /// groups then have GPU tables or caches as their L1 in front of the same tiers.
 ///
 /// ```swift
-/// let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: "hps.json"))
+/// let server = try await HierarchicalParameterServer.open(configurationFile: "hps.json")
 /// let vectors = try server.session(model: "8_table").lookup(table: 0, keys: [1, 2, 3])
 /// ```
+///
+/// Tiers beyond the hash maps are given as `backends` (`[.redisCluster]`
+/// from HPSRedis, …), GPU tables as `gpu` (`GPUCacheFactory()` from HPSCUDA).
 ///
 /// Thread safety: sessions may be used from any thread once `init` returns.
 public final class HierarchicalParameterServer: Sendable {
@@ -45,6 +49,31 @@ public final class HierarchicalParameterServer: Sendable {
         var nextGeneration: [String: Int] = [:]
         var startWarnings: [String] = []
         var startReports: [TableLoadReport] = []
+    }
+
+    /// Reads the configuration file at `path`, builds its tiers and loads its
+    /// models' tables, on a thread of its own: loading reads every model file
+    /// and may take seconds, which no caller's task should wait through on a
+    /// thread of the cooperative pool.
+    ///
+    /// ```swift
+    /// let server = try await HierarchicalParameterServer.open(configurationFile: "hps.json",
+    ///                                                         backends: [.redisCluster])
+    /// ```
+    /// - Parameters: as `init(configuration:backends:parallelism:logger:gpu:loading:)`.
+    /// - Throws: `ConfigurationError` for a file that cannot be read or does
+    ///   not hold a valid configuration (naming the file or the JSON path),
+    ///   then what `init` throws.
+    public static func open(configurationFile path: String, backends: [StoreBackend] = [], parallelism: Int = availableCores,
+                            logger: Logger? = nil, gpu: (any EmbeddingCacheFactory)? = nil) async throws -> HierarchicalParameterServer {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result {
+                    try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path), backends: backends,
+                                                    parallelism: parallelism, logger: logger, gpu: gpu)
+                })
+            }
+        }
     }
 
     /// Builds the tiers and loads the tables.
