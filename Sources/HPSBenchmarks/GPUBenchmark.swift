@@ -5,22 +5,22 @@ import HPSDemo
 /// The GPU benchmarks of `hps bench --device gpu`, each timed with CUDA
 /// events (median of many runs after a warm-up, inputs rotated among several
 /// key sets), in the same run as a device-to-device copy of 256 MiB.
-public enum GPUBenchmark {
+package enum GPUBenchmark {
     /// One measured line.
-    public struct Row: Sendable {
+    package struct Row: Sendable {
         /// What was measured.
-        public var name: String
+        package var name: String
         /// Median microseconds.
-        public var microseconds: Double
+        package var microseconds: Double
         /// Bytes counted (read + written).
-        public var bytes: Int
+        package var bytes: Int
         /// Keys looked up per run (0 for the copy).
-        public var keys: Int
+        package var keys: Int
 
         /// GB/s (10⁹ bytes) counting `bytes`.
-        public var gigabytesPerSecond: Double { Double(bytes) / microseconds / 1e3 }
+        package var gigabytesPerSecond: Double { Double(bytes) / microseconds / 1e3 }
         /// Billions of lookups per second.
-        public var billionLookupsPerSecond: Double { Double(keys) / microseconds / 1e3 }
+        package var billionLookupsPerSecond: Double { Double(keys) / microseconds / 1e3 }
     }
 
     /// Median event time in microseconds of `body` over `runs` runs after `warmup`.

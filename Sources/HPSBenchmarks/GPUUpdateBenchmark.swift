@@ -10,24 +10,24 @@ import HPSDemo
 /// Against the physical limit in the same run: copying the same keys and
 /// vectors from pageable host memory to the device. Host wall clock per
 /// call (each waits for its device work), median of 50 after 5 warm-ups.
-public enum GPUUpdateBenchmark {
+package enum GPUUpdateBenchmark {
     /// One measured line.
-    public struct Row: Sendable {
+    package struct Row: Sendable {
         /// What was measured.
-        public var name: String
+        package var name: String
         /// Keys per call.
-        public var keys: Int
+        package var keys: Int
         /// Median microseconds per call.
-        public var microseconds: Double
+        package var microseconds: Double
         /// The same batch's host-to-device copy, median microseconds.
-        public var copyMicroseconds: Double
+        package var copyMicroseconds: Double
 
         /// Key updates per second.
-        public var keysPerSecond: Double { Double(keys) / microseconds * 1e6 }
+        package var keysPerSecond: Double { Double(keys) / microseconds * 1e6 }
     }
 
     /// Runs on device `deviceIndex`; returns the card's name and the rows.
-    public static func run(deviceIndex: Int = 0, tableKeys: Int = 1_000_000, dim: Int = 128,
+    package static func run(deviceIndex: Int = 0, tableKeys: Int = 1_000_000, dim: Int = 128,
                            batches: [Int] = [1000, 10_000, 100_000]) throws -> (device: String, rows: [Row]) {
         let device = try CUDADevice(index: deviceIndex)
         let kernels = GPUKernels(device: device)

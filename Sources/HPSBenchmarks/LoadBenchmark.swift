@@ -2,26 +2,26 @@ import HPS
 import HPSDemo
 /// Loading a sparse model folder into the hash-map store, and the memory the
 /// store holds beyond the vectors, as `hps bench` measures them.
-public enum LoadBenchmark {
+package enum LoadBenchmark {
     /// What one load measured.
-    public struct Result: Sendable {
+    package struct Result: Sendable {
         /// Keys loaded.
-        public var keys: Int
+        package var keys: Int
         /// Floats per vector.
-        public var vecSize: Int
+        package var vecSize: Int
         /// Bytes of the folder's files.
-        public var fileBytes: Int
+        package var fileBytes: Int
         /// Seconds to load.
-        public var seconds: Double
+        package var seconds: Double
         /// Resident bytes gained by loading, less the vectors' own bytes, per key.
-        public var overheadBytesPerKey: Double
+        package var overheadBytesPerKey: Double
 
         /// Gigabytes (10⁹ bytes) of files loaded per second.
-        public var gigabytesPerSecond: Double { Double(fileBytes) / seconds / 1e9 }
+        package var gigabytesPerSecond: Double { Double(fileBytes) / seconds / 1e9 }
     }
 
     /// Writes a folder of `keys` random keys of `vecSize` floats.
-    public static func writeTable(path: String, keys: Int, vecSize: Int) throws {
+    package static func writeTable(path: String, keys: Int, vecSize: Int) throws {
         let writer = try SparseModelFolder.Writer(path: path, table: "bench", vecSize: vecSize)
         var random = SplitMix64(seed: 11)
         try writer.appendGenerated(count: keys) { _, keys, vectors in
@@ -33,7 +33,7 @@ public enum LoadBenchmark {
 
     /// Loads the folder at `path` into a fresh store, as a server does, and
     /// measures the time and the resident memory it adds.
-    public static func load(path: String, threads: Int) throws -> Result {
+    package static func load(path: String, threads: Int) throws -> Result {
         let folder = try SparseModelFolder(path: path, table: "bench", vecSize: nil)
         let before = ResidentMemory.bytes()
         let store = HashMapStore(partitions: min(16, availableCores))

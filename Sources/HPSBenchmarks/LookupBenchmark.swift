@@ -1,5 +1,5 @@
-public import HPS
-public import HPSDemo
+package import HPS
+package import HPSDemo
 import CHPSSupport
 import Dispatch
 import Glibc
@@ -7,28 +7,28 @@ import Glibc
 /// The lookup benchmarks of `hps bench`, each measured in the same run as a
 /// memcpy of the same bytes: the seed batch fused and unfused, and 1M random
 /// lookups from a 4M-key table of vec size 128.
-public enum LookupBenchmark {
+package enum LookupBenchmark {
     /// One measured line.
-    public struct Row: Sendable {
+    package struct Row: Sendable {
         /// What was measured.
-        public var name: String
+        package var name: String
         /// Threads used.
-        public var threads: Int
+        package var threads: Int
         /// Median seconds of one run.
-        public var seconds: Double
+        package var seconds: Double
         /// Median seconds of a memcpy of the same output bytes with the same threads.
-        public var memcpySeconds: Double
+        package var memcpySeconds: Double
         /// Keys looked up per run (0 for a copy).
-        public var keys: Int
+        package var keys: Int
         /// Bytes of vectors written per run.
-        public var bytes: Int
+        package var bytes: Int
 
         /// Time relative to memcpy of the same bytes.
-        public var ratio: Double { seconds / memcpySeconds }
+        package var ratio: Double { seconds / memcpySeconds }
     }
 
     /// Median seconds of `runs` calls of `body` after `warmup` calls.
-    public static func median(runs: Int, warmup: Int = 2, _ body: () throws -> Void) rethrows -> Double {
+    package static func median(runs: Int, warmup: Int = 2, _ body: () throws -> Void) rethrows -> Double {
         for _ in 0..<warmup { try body() }
         var times: [Double] = []
         for _ in 0..<runs {
@@ -43,7 +43,7 @@ public enum LookupBenchmark {
     /// a round calls every body once, in order. Why: on a shared host the
     /// memory's speed drifts within seconds, and measuring a lookup and the
     /// copy it is divided by in alternation puts each slow phase on both.
-    public static func interleavedMedians<E: Error>(runs: Int, warmup: Int = 2,
+    package static func interleavedMedians<E: Error>(runs: Int, warmup: Int = 2,
                                                     _ bodies: [() throws(E) -> Void]) throws(E) -> [Double] {
         var times = [[Double]](repeating: [], count: bodies.count)
         for round in 0..<(warmup + runs) {
@@ -57,7 +57,7 @@ public enum LookupBenchmark {
     }
 
     /// Median seconds of copying `bytes` bytes between two buffers on `threads` threads.
-    public static func memcpySeconds(bytes: Int, threads: Int, runs: Int) -> Double {
+    package static func memcpySeconds(bytes: Int, threads: Int, runs: Int) -> Double {
         let job = MemcpyJob(bytes: bytes, threads: threads)
         return median(runs: runs) { job.run() }
     }
@@ -101,7 +101,7 @@ public enum LookupBenchmark {
     /// The seed batch, fused (one call, a run per sample and table into the
     /// concatenated layout) and unfused (one call per table), and the
     /// memcpy of the same bytes.
-    public static func seedBatch(model: SeedModel, threads: Int, runs: Int) throws -> [Row] {
+    package static func seedBatch(model: SeedModel, threads: Int, runs: Int) throws -> [Row] {
         let directory = try TemporaryDirectory(prefix: "hps-bench")
         defer { directory.remove() }
         try model.write(to: directory.path)
@@ -191,7 +191,7 @@ public enum LookupBenchmark {
     }
 
     /// A table of `tableKeys` random keys of vec size `dim`, built in memory.
-    public static func randomTable(keys tableKeys: Int, dim: Int, threads: Int) throws -> (HashMapTable, [Int64]) {
+    package static func randomTable(keys tableKeys: Int, dim: Int, threads: Int) throws -> (HashMapTable, [Int64]) {
         let store = HashMapStore(partitions: min(16, availableCores))
         let table = try store.hashMapTable("hps_et.bench.random", vecSize: dim, members: 1, expectedKeys: tableKeys)
         var random = SplitMix64(seed: 99)
@@ -216,7 +216,7 @@ public enum LookupBenchmark {
 
     /// `lookups` random lookups from `table`, whose keys are `tableKeys`, and
     /// the memcpy of the same bytes.
-    public static func randomLookups(table: HashMapTable, tableKeys: [Int64], lookups: Int, threads: Int, runs: Int) -> [Row] {
+    package static func randomLookups(table: HashMapTable, tableKeys: [Int64], lookups: Int, threads: Int, runs: Int) -> [Row] {
         var random = SplitMix64(seed: 5)
         let keys = (0..<lookups).map { _ in tableKeys[Int(random.next() % UInt64(tableKeys.count))] }
         let dim = table.vecSize

@@ -7,12 +7,12 @@ import HPSDemo
 /// first open (the index is built) and on a restart (the index is mapped),
 /// to set beside the time to load the same folder into the hash map
 /// (`LoadBenchmark.load`).
-public enum MappedBenchmark {
+package enum MappedBenchmark {
     /// Seconds from nothing to ready to serve on a restart: opening the folder,
     /// attaching it in a fresh store with its existing index, and answering
     /// one lookup. An index is built first (not timed) if the folder has none.
     /// - Parameter folder: a sparse model folder (`key`, `emb_vector`).
-    public static func restart(folder path: String) throws -> Double {
+    package static func restart(folder path: String) throws -> Double {
         _ = try MappedStore().attachTable("hps_et.bench.mapped", folders: [try open(path)])
         let start = MonotonicClock.nanoseconds()
         let table = try MappedStore().attachTable("hps_et.bench.mapped", folders: [try open(path)])
@@ -26,7 +26,7 @@ public enum MappedBenchmark {
 
     /// Seconds from nothing to ready to serve on a first open: the folder's
     /// index is removed, then built by attaching, and one lookup answered.
-    public static func firstOpen(folder path: String) throws -> Double {
+    package static func firstOpen(folder path: String) throws -> Double {
         let folder = try open(path)
         unlink(folder.path + "/hps_index")
         let start = MonotonicClock.nanoseconds()

@@ -7,24 +7,24 @@ import NIOCore
 /// batch lookup rate, and the hashes that `redis-benchmark` reads for the
 /// baseline it is set beside (pipelined `HMGET` of values of the same size,
 /// on the same cluster, in the same run).
-public enum RedisBenchmark {
+package enum RedisBenchmark {
     /// What timing the tier measured.
-    public struct TierRate: Sendable {
+    package struct TierRate: Sendable {
         /// Keys per lookup call.
-        public var batchKeys: Int
+        package var batchKeys: Int
         /// Median seconds of one call.
-        public var seconds: Double
+        package var seconds: Double
         /// Keys found in the timed calls; every key looked up is held, so all of them.
-        public var hits: Int
+        package var hits: Int
         /// Keys looked up in the timed calls.
-        public var lookups: Int
+        package var lookups: Int
         /// Whether the vectors of the first call equal the ones inserted, bit for bit.
-        public var vectorsMatch: Bool
+        package var vectorsMatch: Bool
         /// The partitions of the table on each master, `host:port` → count.
-        public var partitionsPerNode: [String: Int]
+        package var partitionsPerNode: [String: Int]
 
         /// Keys (each one field fetched and one vector written) per second.
-        public var keysPerSecond: Double { Double(batchKeys) / seconds }
+        package var keysPerSecond: Double { Double(batchKeys) / seconds }
     }
 
     /// Fills table `hps_et.bench.redis` of the cluster at `address` with
@@ -40,7 +40,7 @@ public enum RedisBenchmark {
     /// - Returns: one rate per round.
     /// - Throws: `StoreError` or `RedisError` when the cluster cannot be reached or
     ///   written, and whatever `between` throws.
-    public static func tierRates(address: String, keys: Int, vecSize: Int, batchKeys: Int, runs: Int,
+    package static func tierRates(address: String, keys: Int, vecSize: Int, batchKeys: Int, runs: Int,
                                  partitions: Int, connections: Int, rounds: Int,
                                  between: () throws -> Void) throws -> [TierRate] {
         var configuration = VolatileDatabaseConfiguration()
@@ -132,7 +132,7 @@ public enum RedisBenchmark {
     /// The keys of every master whose name matches `pattern` (`SCAN … MATCH`),
     /// such as the hashes a `redis-benchmark --cluster` run wrote to after
     /// putting each master's hash tag in place of `{tag}`.
-    public static func keys(address: String, matching pattern: String) throws -> [String] {
+    package static func keys(address: String, matching pattern: String) throws -> [String] {
         let cluster = try RedisCluster(seeds: NodeAddress.list(address) ?? [], options: .init())
         var found: [String] = []
         for node in cluster.masters {
@@ -156,7 +156,7 @@ public enum RedisBenchmark {
     /// Replaces each hash of `hashes` with `fields` fields named as
     /// `redis-benchmark -r` names them (the 12-digit, zero-padded numbers
     /// 0..<fields), each holding `valueBytes` bytes.
-    public static func fillBaselineHashes(address: String, hashes: [String], fields: Int, valueBytes: Int) throws {
+    package static func fillBaselineHashes(address: String, hashes: [String], fields: Int, valueBytes: Int) throws {
         let cluster = try RedisCluster(seeds: NodeAddress.list(address) ?? [], options: .init())
         let value = [UInt8](repeating: 0x5A, count: valueBytes)
         _ = cluster.execute(hashes.map { RedisCluster.Request(slot: HashSlot.slot($0), command: RedisCommand(["DEL", $0])) })

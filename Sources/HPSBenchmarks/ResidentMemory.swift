@@ -3,9 +3,9 @@ import HPSDemo
 import Glibc
 
 /// This process's resident memory, from /proc/self/statm.
-public enum ResidentMemory {
+package enum ResidentMemory {
     /// Resident bytes now, or 0 where /proc is not mounted.
-    public static func bytes() -> Int {
+    package static func bytes() -> Int {
         guard let file = fopen("/proc/self/statm", "r") else { return 0 }
         defer { fclose(file) }
         var line = [CChar](repeating: 0, count: 256)

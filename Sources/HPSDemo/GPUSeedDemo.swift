@@ -1,22 +1,22 @@
 import HPSCUDA
-public import HPS
+package import HPS
 
 /// The seed notebook on the GPU: keys from host memory to predictions in
 /// host memory, unfused (a copy, a lookup launch per table, the concat and
 /// the dense head) and fused (one copy, one lookup launch straight into the
 /// dense head's input, the dense head), on the same inputs as the CPU demo.
-public struct GPUSeedDemo: Sendable {
+package struct GPUSeedDemo: Sendable {
     /// The model's sizes.
-    public var model: SeedModel
+    package var model: SeedModel
     /// Batches timed after one warm-up batch.
-    public var iterations: Int
+    package var iterations: Int
     /// The GPU's ordinal.
-    public var deviceIndex: Int
+    package var deviceIndex: Int
     /// The cache type, or nil for the configuration's.
-    public var cacheType: EmbeddingCacheType?
+    package var cacheType: EmbeddingCacheType?
 
     /// Creates a demo.
-    public init(model: SeedModel = SeedModel(), iterations: Int = 100, deviceIndex: Int = 0, cacheType: EmbeddingCacheType? = nil) {
+    package init(model: SeedModel = SeedModel(), iterations: Int = 100, deviceIndex: Int = 0, cacheType: EmbeddingCacheType? = nil) {
         self.model = model
         self.iterations = iterations
         self.deviceIndex = deviceIndex
@@ -24,7 +24,7 @@ public struct GPUSeedDemo: Sendable {
     }
 
     /// Runs the demo over the model in `directory` (written by `SeedModel.write`).
-    public func run(directory: String) throws -> SeedDemo.Result {
+    package func run(directory: String) throws -> SeedDemo.Result {
         guard iterations >= 1 else { throw CUDAError.unsupported("--iterations must be at least 1, not \(iterations)") }
         guard model.dim % 4 == 0 else { throw CUDAError.unsupported("the GPU demo needs a vec size that is a multiple of 4, not \(model.dim)") }
         let device = try CUDADevice(index: deviceIndex)

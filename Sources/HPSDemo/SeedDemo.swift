@@ -1,21 +1,21 @@
-public import HPS
+package import HPS
 /// The seed notebook, reproduced: a model of one lookup per table → concat →
 /// Dense(1), run for `iterations` batches unfused and fused on the same
 /// inputs, timed per batch, with both runs' predictions compared.
-public struct SeedDemo: Sendable {
+package struct SeedDemo: Sendable {
     /// Timings of one variant.
-    public struct Timing: Sendable, Equatable {
+    package struct Timing: Sendable, Equatable {
         /// Seconds for all timed iterations.
-        public var elapsedSeconds: Double
+        package var elapsedSeconds: Double
         /// Median per-batch time, microseconds (lookup, concat and dense).
-        public var p50Microseconds: Double
+        package var p50Microseconds: Double
         /// 99th-percentile per-batch time, microseconds.
-        public var p99Microseconds: Double
+        package var p99Microseconds: Double
         /// Median time of the lookups alone, microseconds.
-        public var lookupP50Microseconds: Double
+        package var lookupP50Microseconds: Double
 
         /// Creates timings.
-        public init(elapsedSeconds: Double, p50Microseconds: Double, p99Microseconds: Double, lookupP50Microseconds: Double) {
+        package init(elapsedSeconds: Double, p50Microseconds: Double, p99Microseconds: Double, lookupP50Microseconds: Double) {
             self.elapsedSeconds = elapsedSeconds
             self.p50Microseconds = p50Microseconds
             self.p99Microseconds = p99Microseconds
@@ -23,7 +23,7 @@ public struct SeedDemo: Sendable {
         }
 
         /// The fields as the CLI's `--json` prints them.
-        public var jsonValue: JSONValue {
+        package var jsonValue: JSONValue {
             .object(JSONObject([
                 ("elapsed_seconds", .double(elapsedSeconds)),
                 ("p50_us", .double(p50Microseconds)),
@@ -34,26 +34,26 @@ public struct SeedDemo: Sendable {
     }
 
     /// What a run measured and checked.
-    public struct Result: Sendable, Equatable {
+    package struct Result: Sendable, Equatable {
         /// Where the lookups ran (`cpu`).
-        public var device: String
+        package var device: String
         /// The model without table fusion.
-        public var unfused: Timing
+        package var unfused: Timing
         /// The model with table fusion.
-        public var fused: Timing
+        package var fused: Timing
         /// Unfused elapsed time over fused elapsed time.
-        public var speedup: Double
+        package var speedup: Double
         /// Whether both variants gave bit-identical predictions for every batch.
-        public var predictionsMatch: Bool
+        package var predictionsMatch: Bool
         /// Whether the first batch's looked-up vectors equal the model files' rows.
-        public var vectorsMatchFiles: Bool
+        package var vectorsMatchFiles: Bool
         /// Threads per lookup.
-        public var threads: Int
+        package var threads: Int
         /// Batches timed.
-        public var iterations: Int
+        package var iterations: Int
 
         /// Creates a result.
-        public init(device: String, unfused: Timing, fused: Timing, speedup: Double, predictionsMatch: Bool,
+        package init(device: String, unfused: Timing, fused: Timing, speedup: Double, predictionsMatch: Bool,
                     vectorsMatchFiles: Bool, threads: Int, iterations: Int) {
             self.device = device
             self.unfused = unfused
@@ -66,7 +66,7 @@ public struct SeedDemo: Sendable {
         }
 
         /// The object the CLI's `--json` prints.
-        public var jsonValue: JSONValue {
+        package var jsonValue: JSONValue {
             .object(JSONObject([
                 ("device", .string(device)),
                 ("iterations", .integer(Int64(iterations))),
@@ -81,21 +81,21 @@ public struct SeedDemo: Sendable {
     }
 
     /// The model's sizes.
-    public var model: SeedModel
+    package var model: SeedModel
     /// Batches timed after one warm-up batch.
-    public var iterations: Int
+    package var iterations: Int
     /// Threads per lookup.
-    public var threads: Int
+    package var threads: Int
 
     /// Creates a demo.
-    public init(model: SeedModel = SeedModel(), iterations: Int = 100, threads: Int = availableCores) {
+    package init(model: SeedModel = SeedModel(), iterations: Int = 100, threads: Int = availableCores) {
         self.model = model
         self.iterations = iterations
         self.threads = threads
     }
 
     /// Runs the demo over the model in `directory` (written by `SeedModel.write`).
-    public func run(directory: String) throws -> Result {
+    package func run(directory: String) throws -> Result {
         guard iterations >= 1 else { throw LookupError.shape(reason: "--iterations must be at least 1, not \(iterations)") }
         var configuration = try HPSConfiguration.load(path: joinPath(directory, "hps.json"))
         let fusedServer = try HierarchicalParameterServer(configuration: configuration, parallelism: threads)
@@ -123,7 +123,7 @@ public struct SeedDemo: Sendable {
 
     /// Compares a batch's dense input (the concatenated layout) with vectors
     /// read straight from the files.
-    public static func check(_ batch: [[Int64]], denseInput: [Float], model: SeedModel, directory: String) throws -> Bool {
+    package static func check(_ batch: [[Int64]], denseInput: [Float], model: SeedModel, directory: String) throws -> Bool {
         let dim = model.dim, k = model.keysPerSample
         for table in 0..<model.tables {
             let folder = try SparseModelFolder(path: joinPath(directory, "embeddings/table\(table)"),
@@ -231,7 +231,7 @@ public struct SeedDemo: Sendable {
 }
 
 /// Runs `body` with a base pointer for each table's key array.
-public func withKeyPointers<R>(_ keys: [[Int64]], _ body: ([UnsafePointer<Int64>]) throws -> R) rethrows -> R {
+package func withKeyPointers<R>(_ keys: [[Int64]], _ body: ([UnsafePointer<Int64>]) throws -> R) rethrows -> R {
     var pointers: [UnsafePointer<Int64>] = []
     func nest(_ i: Int) throws -> R {
         if i == keys.count { return try body(pointers) }

@@ -1,11 +1,11 @@
-public import HPS
+package import HPS
 /// The seed notebook's model (hps_table_fusion_demo): `tables` tables of
 /// `vocab` keys each, table i holding keys [i·vocab, (i+1)·vocab), vectors of
 /// `dim` floats, queried by `batchSize` samples of `keysPerSample` keys per
 /// table, and its HPS configuration.
-public struct SeedModel: Sendable, Equatable {
+package struct SeedModel: Sendable, Equatable {
     /// How the vectors are filled.
-    public enum Values: String, Sendable, CaseIterable {
+    package enum Values: String, Sendable, CaseIterable {
         /// Seeded random values in [-0.05, 0.05), distinct per key, so that a
         /// wrong vector changes the predictions.
         case random
@@ -14,34 +14,34 @@ public struct SeedModel: Sendable, Equatable {
     }
 
     /// Number of tables.
-    public var tables = 8
+    package var tables = 8
     /// Keys per table.
-    public var vocab = 10_000
+    package var vocab = 10_000
     /// Floats per vector.
-    public var dim = 128
+    package var dim = 128
     /// Samples per batch, and the model's max_batch_size.
-    public var batchSize = 256
+    package var batchSize = 256
     /// Keys per sample and table (the notebook's NUM_QUERY_KEY).
-    public var keysPerSample = 26
+    package var keysPerSample = 26
     /// The deployment's key type (the notebook uses int32 keys).
-    public var keyType: KeyType = .int32
+    package var keyType: KeyType = .int32
     /// How the vectors are filled.
-    public var values: Values = .random
+    package var values: Values = .random
     /// The seed of the vectors and of the dense layer.
-    public var seed: UInt64 = 2023
+    package var seed: UInt64 = 2023
 
     /// Creates the notebook's sizes.
-    public init() {}
+    package init() {}
 
     /// The model's name, as the notebook names it.
-    public var modelName: String { "\(tables)_table" }
+    package var modelName: String { "\(tables)_table" }
 
     /// The notebook's `Dense(1)` head over the concatenated lookups
     /// (`tables × keysPerSample × dim` inputs), its weights drawn from `seed`.
-    public var denseHead: DenseLayer { DenseLayer(inputs: tables * keysPerSample * dim, seed: seed) }
+    package var denseHead: DenseLayer { DenseLayer(inputs: tables * keysPerSample * dim, seed: seed) }
 
     /// Checks the sizes.
-    public func validate() throws(LookupError) {
+    package func validate() throws(LookupError) {
         for (name, value) in [("tables", tables), ("vocab", vocab), ("dim", dim), ("batch-size", batchSize),
                               ("keys-per-sample", keysPerSample)] where value < 1 {
             throw .shape(reason: "--\(name) must be at least 1, not \(value)")
@@ -55,7 +55,7 @@ public struct SeedModel: Sendable, Equatable {
     /// configuration to `directory/hps.json`.
     /// - Returns: the configuration's path.
     @discardableResult
-    public func write(to directory: String) throws -> String {
+    package func write(to directory: String) throws -> String {
         try validate()
         try makeDirectories(directory)
         for table in 0..<tables {
@@ -82,7 +82,7 @@ public struct SeedModel: Sendable, Equatable {
 
     /// The configuration, as the notebook writes it (with fusion on and the
     /// default value given for every table).
-    public func configurationJSON() -> JSONValue {
+    package func configurationJSON() -> JSONValue {
         let names = (0..<tables).map { "table\($0)" }
         let model: [(String, JSONValue)] = [
             ("model", .string(modelName)),
@@ -110,7 +110,7 @@ public struct SeedModel: Sendable, Equatable {
 
     /// Draws the keys of one batch: for each table, (batchSize × keysPerSample)
     /// keys uniformly from the table's range, as the notebook's inputs.
-    public func batch(_ random: inout SplitMix64) -> [[Int64]] {
+    package func batch(_ random: inout SplitMix64) -> [[Int64]] {
         (0..<tables).map { table in
             let base = Int64(table) * Int64(vocab)
             return (0..<(batchSize * keysPerSample)).map { _ in base + Int64(random.next() % UInt64(vocab)) }

@@ -1,12 +1,12 @@
-public import HPS
-public import HPSCUDA
+package import HPS
+package import HPSCUDA
 
 // The seed model's dense head, for the demo and `hps serve --demo`: the
 // prediction models themselves know nothing of the seed model.
 
 extension PredictionModel {
     /// The seed model's dense head over `session` (its tables loaded from `model`).
-    public init(session: LookupSession, seed model: SeedModel) throws(LookupError) {
+    package init(session: LookupSession, seed model: SeedModel) throws(LookupError) {
         try self.init(session: session, dense: model.denseHead, keysPerSample: model.keysPerSample)
     }
 }
@@ -14,7 +14,7 @@ extension PredictionModel {
 extension GPUPredictionModel {
     /// The seed model's dense head over `session` (its tables loaded from
     /// `model`), computed on the session's GPU.
-    public convenience init(session: LookupSession, seed model: SeedModel) throws(LookupError) {
+    package convenience init(session: LookupSession, seed model: SeedModel) throws(LookupError) {
         try self.init(session: session, dense: model.denseHead, keysPerSample: model.keysPerSample)
     }
 }

@@ -1,4 +1,4 @@
-public import HPSCUDA
+package import HPSCUDA
 import HPS
 import HPSDemo
 
@@ -7,19 +7,19 @@ import HPSDemo
 /// misses, fused members with overlapping keys, both output layouts. The
 /// GPU output is poisoned with NaN before each run, so an unwritten element
 /// fails, and compared bit for bit.
-public enum GPUSelfTest {
+package enum GPUSelfTest {
     /// One checked case.
-    public struct Case: Sendable {
+    package struct Case: Sendable {
         /// What was checked.
-        public var name: String
+        package var name: String
         /// Whether every element matched and the miss count agreed.
-        public var passed: Bool
+        package var passed: Bool
         /// What differed, if anything.
-        public var detail: String
+        package var detail: String
     }
 
     /// Runs every case on `kernels`' device.
-    public static func run(kernels: GPUKernels, seed: UInt64 = 0x5EED) throws -> [Case] {
+    package static func run(kernels: GPUKernels, seed: UInt64 = 0x5EED) throws -> [Case] {
         var cases: [Case] = []
         var random = SplitMix64(seed: seed ^ MonotonicClock.nanoseconds())
         for int64Keys in [true, false] {

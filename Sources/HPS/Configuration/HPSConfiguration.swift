@@ -61,7 +61,7 @@ public struct HPSConfiguration: Sendable, Equatable {
 
     /// The configuration as JSON with every key written out, so that parsing
     /// `jsonValue().serialized()` gives an equal configuration.
-    public func jsonValue() -> JSONValue {
+    package func jsonValue() -> JSONValue {
         .object(JSONObject([
             ("supportlonglong", .bool(supportLongLong)),
             ("fuse_embedding_table", .bool(fuseEmbeddingTable)),

@@ -2,9 +2,9 @@
 ///
 /// Setting a key that is already present replaces its value in place, so a document with a
 /// duplicated key keeps the last value at the position of the first occurrence.
-public struct JSONObject: Sendable, Equatable {
+package struct JSONObject: Sendable, Equatable {
     /// The members in order, each key at most once.
-    public private(set) var members: [(key: String, value: JSONValue)]
+    package private(set) var members: [(key: String, value: JSONValue)]
     /// Each key's position in `members`, kept only for objects of more than
     /// `scannedMembers` members: for the small objects of a request header a
     /// scan of the keys costs less than hashing one and allocating the index.
@@ -14,20 +14,20 @@ public struct JSONObject: Sendable, Equatable {
     static let scannedMembers = 8
 
     /// Creates an object from members in order; for a repeated key the last value wins.
-    public init(_ pairs: [(String, JSONValue)] = []) {
+    package init(_ pairs: [(String, JSONValue)] = []) {
         members = []
         members.reserveCapacity(pairs.count)
         for (key, value) in pairs { self[key] = value }
     }
 
     /// The number of members.
-    public var count: Int { members.count }
+    package var count: Int { members.count }
 
     /// Whether the object has no members.
-    public var isEmpty: Bool { members.isEmpty }
+    package var isEmpty: Bool { members.isEmpty }
 
     /// The keys in order.
-    public var keys: [String] { members.map(\.key) }
+    package var keys: [String] { members.map(\.key) }
 
     private func position(of key: String) -> Int? {
         if let indexByKey { return indexByKey[key] }
@@ -36,7 +36,7 @@ public struct JSONObject: Sendable, Equatable {
 
     /// The value for `key`; setting `nil` removes the member, setting a value appends it or
     /// replaces the existing one in place.
-    public subscript(key: String) -> JSONValue? {
+    package subscript(key: String) -> JSONValue? {
         get { position(of: key).map { members[$0].value } }
         set {
             if let index = position(of: key) {
@@ -61,7 +61,7 @@ public struct JSONObject: Sendable, Equatable {
     }
 
     /// Two objects are equal when they have the same members in the same order.
-    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
+    package static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
         lhs.members.count == rhs.members.count
             && zip(lhs.members, rhs.members).allSatisfy { $0.key == $1.key && $0.value == $1.value }
     }

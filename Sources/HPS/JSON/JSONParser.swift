@@ -1,6 +1,6 @@
 extension JSONValue {
     /// The deepest nesting of arrays and objects that `parse(_:)` accepts.
-    public static let maximumNestingDepth = 512
+    package static let maximumNestingDepth = 512
 
     /// Parses a complete JSON text (RFC 8259): one value, optionally surrounded by whitespace.
     ///
@@ -9,7 +9,7 @@ extension JSONValue {
     /// wins. Nesting deeper than `maximumNestingDepth` is rejected.
     ///
     /// - Throws: `JSONSyntaxError` with the line and column of the first offending character.
-    public static func parse(_ text: String) throws(JSONSyntaxError) -> JSONValue {
+    package static func parse(_ text: String) throws(JSONSyntaxError) -> JSONValue {
         var text = text
         // `withUTF8` rethrows untyped errors, so the typed error travels inside a `Result`.
         let result = text.withUTF8 { bytes in

@@ -1,14 +1,14 @@
 /// Why a text is not valid JSON, and where.
-public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
+package struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What is wrong, for example `expected ',' or '}' after object member`.
-    public var reason: String
+    package var reason: String
     /// The 1-based line of the offending character.
-    public var line: Int
+    package var line: Int
     /// The 1-based column, counted in Unicode scalars, of the offending character.
-    public var column: Int
+    package var column: Int
 
     /// Creates an error at a position.
-    public init(reason: String, line: Int, column: Int) {
+    package init(reason: String, line: Int, column: Int) {
         self.reason = reason
         self.line = line
         self.column = column
@@ -16,7 +16,7 @@ public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertib
 
     /// The reason followed by the position, for example
     /// `expected ',' or '}' after object member at line 3, column 5`.
-    public var description: String {
+    package var description: String {
         "\(reason) at line \(line), column \(column)"
     }
 }

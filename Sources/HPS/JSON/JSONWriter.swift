@@ -9,7 +9,7 @@ extension JSONValue {
     /// as they are; quotes, backslashes and control characters are escaped.
     ///
     /// Runs in time linear in the output size.
-    public func serialized(pretty: Bool = false) -> String {
+    package func serialized(pretty: Bool = false) -> String {
         var writer = JSONWriter(pretty: pretty)
         writer.write(self, indentation: 0)
         return writer.output

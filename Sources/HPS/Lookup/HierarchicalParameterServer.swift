@@ -64,7 +64,7 @@ public final class HierarchicalParameterServer: Sendable {
     /// - Throws: `ConfigurationError` for a file that cannot be read or does
     ///   not hold a valid configuration (naming the file or the JSON path),
     ///   then what `init` throws.
-    public static func open(configurationFile path: String, backends: [StoreBackend] = [], parallelism: Int = availableCores,
+    public static func open(configurationFile path: String, backends: [StoreBackend] = [], parallelism: Int? = nil,
                             logger: Logger? = nil, gpu: (any EmbeddingCacheFactory)? = nil) async throws -> HierarchicalParameterServer {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
@@ -81,7 +81,7 @@ public final class HierarchicalParameterServer: Sendable {
     ///   - configuration: a parsed HugeCTR configuration.
     ///   - backends: the tiers and update sources beyond the hash maps that
     ///     the configuration may name (`[.redisCluster, .rocksDB]`, …).
-    ///   - parallelism: threads for loading and for each lookup.
+    ///   - parallelism: threads for loading and for each lookup (nil: one per core).
     ///   - logger: receives the warnings and a line per loaded table.
     ///   - gpu: builds the GPU tables and caches of the models with
     ///     `gpucache: true` on their devices; nil serves every model from the CPU.
@@ -95,13 +95,13 @@ public final class HierarchicalParameterServer: Sendable {
     ///   throws for a device or a table it cannot make, and
     ///   `LookupError.unknownModel` for a name in `loading` that the
     ///   configuration does not have.
-    public init(configuration: HPSConfiguration, backends: [StoreBackend] = [], parallelism: Int = availableCores,
+    public init(configuration: HPSConfiguration, backends: [StoreBackend] = [], parallelism: Int? = nil,
                 logger: Logger? = nil, gpu: (any EmbeddingCacheFactory)? = nil, loading: [String]? = nil) throws {
         self.configuration = configuration
-        self.parallelism = parallelism
+        self.parallelism = parallelism ?? availableCores
         self.logger = logger
         self.gpu = gpu
-        catchUp = StoreCatchUp(parallelism: parallelism)
+        catchUp = StoreCatchUp(parallelism: self.parallelism)
         keyType = configuration.supportLongLong ? .int64 : .int32
         let (volatileStore, persistentStore) = try Self.makeStores(configuration, backends: backends)
         self.volatileStore = volatileStore

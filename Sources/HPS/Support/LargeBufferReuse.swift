@@ -6,9 +6,9 @@ import CHPSSupport
 /// are reused, instead of being unmapped and their pages faulted in again
 /// for the next request (the largest cost in a profile of 27 MB answers).
 /// Resident memory then stays at its high-water mark.
-public enum LargeBufferReuse {
+package enum LargeBufferReuse {
     /// Keeps freed blocks of up to `bytes` (default 128 MiB) in the heap.
-    public static func enable(upTo bytes: Int = 128 << 20) {
+    package static func enable(upTo bytes: Int = 128 << 20) {
         hps_keep_freed_blocks(Int32(clamping: bytes))
     }
 }

@@ -28,14 +28,14 @@ package func parallelChunks(count: Int, parallelism: Int, minimumChunk: Int, _ b
 
 /// A value handed to other threads whose safety the compiler cannot see
 /// (disjoint ranges of one buffer, or state a lock guards).
-public struct UncheckedSendable<Value>: @unchecked Sendable {
+package struct UncheckedSendable<Value>: @unchecked Sendable {
     /// The value.
-    public let value: Value
+    package let value: Value
     /// Wraps a value.
-    public init(_ value: Value) { self.value = value }
+    package init(_ value: Value) { self.value = value }
 }
 
 /// The number of cores this process may use.
-public var availableCores: Int {
+package var availableCores: Int {
     max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 }

@@ -6,11 +6,11 @@ import Glibc
 /// Thread safety: every method may be called from any thread. A writer must
 /// hold at most one of these locks at a time; readers may hold several, taken
 /// in a fixed order (the partitions of a table, in index order).
-public final class ReadWriteLock: @unchecked Sendable {
+package final class ReadWriteLock: @unchecked Sendable {
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
 
     /// Creates an unlocked lock.
-    public init() {
+    package init() {
         lock = .allocate(capacity: 1)
         var attributes = pthread_rwlockattr_t()
         pthread_rwlockattr_init(&attributes)
@@ -33,7 +33,7 @@ public final class ReadWriteLock: @unchecked Sendable {
 
     /// Runs `body` holding the lock shared.
     @inline(__always)
-    public func withReadLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    package func withReadLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         lockRead()
         defer { unlock() }
         return try body()
@@ -41,7 +41,7 @@ public final class ReadWriteLock: @unchecked Sendable {
 
     /// Runs `body` holding the lock exclusively.
     @inline(__always)
-    public func withWriteLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    package func withWriteLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
         lockWrite()
         defer { unlock() }
         return try body()

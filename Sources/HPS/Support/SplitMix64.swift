@@ -1,14 +1,14 @@
 /// A small, fast, seedable random number generator (SplitMix64), for
 /// reproducible test data, benchmarks and random eviction.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
+package struct SplitMix64: RandomNumberGenerator, Sendable {
     @usableFromInline var state: UInt64
 
     /// Creates a generator from a seed; equal seeds give equal sequences.
-    public init(seed: UInt64) { state = seed }
+    package init(seed: UInt64) { state = seed }
 
     /// The next 64 random bits.
     @inlinable
-    public mutating func next() -> UInt64 {
+    package mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -18,7 +18,7 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 
     /// A float uniformly in [low, high).
     @inlinable
-    public mutating func nextFloat(_ low: Float, _ high: Float) -> Float {
+    package mutating func nextFloat(_ low: Float, _ high: Float) -> Float {
         low + (high - low) * Float(next() >> 40) * (1.0 / Float(1 << 24))
     }
 }

@@ -2,12 +2,12 @@ import Glibc
 
 /// A folder under the system's temporary folder, removed with its contents
 /// when `remove()` is called.
-public struct TemporaryDirectory: Sendable {
+package struct TemporaryDirectory: Sendable {
     /// The folder's path.
-    public let path: String
+    package let path: String
 
     /// Creates a new, empty folder named after `prefix`.
-    public init(prefix: String = "hps") throws(ModelFileError) {
+    package init(prefix: String = "hps") throws(ModelFileError) {
         let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         var template = Array("\(base)/\(prefix)-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
@@ -18,7 +18,7 @@ public struct TemporaryDirectory: Sendable {
     }
 
     /// Removes the folder and everything in it.
-    public func remove() {
+    package func remove() {
         removeTree(path)
     }
 }

@@ -74,7 +74,7 @@ public struct ServedModel: Sendable {
     }
 
     /// The model metadata of the KServe v2 protocol.
-    public func metadata() -> JSONValue {
+    package func metadata() -> JSONValue {
         func tensor(_ name: String, _ datatype: TensorDatatype, _ shape: [Int64]) -> JSONValue {
             .object(JSONObject([("name", .string(name)), ("datatype", .string(datatype.rawValue)),
                                 ("shape", .array(shape.map { .integer($0) }))]))
@@ -101,7 +101,7 @@ public struct ServedModel: Sendable {
 
     /// The model configuration in the form Triton returns for
     /// `/v2/models/<model>/config`, as Triton's HPS backend's `config.pbtxt` declares it.
-    public func tritonConfiguration() -> JSONValue {
+    package func tritonConfiguration() -> JSONValue {
         func tensor(_ name: String, _ type: String, _ dims: [Int64] = [-1]) -> JSONValue {
             .object(JSONObject([("name", .string(name)), ("data_type", .string(type)), ("dims", .array(dims.map { .integer($0) }))]))
         }
