@@ -68,13 +68,13 @@ public struct HPSServer: Sendable {
     /// Where and how the server listens.
     public let options: Options
     /// The KServe v2 endpoints.
-    public let routes: KServeRoutes
+    package let routes: KServeRoutes
     /// The models served, loaded and unloaded while serving.
-    public var repository: ModelRepository { routes.repository }
+    package var repository: ModelRepository { routes.repository }
     /// The metrics.
-    public let metrics: ServerMetrics
+    package let metrics: ServerMetrics
     /// The threads the lookups that may block run on.
-    public let lookupPool: LookupThreadPool
+    package let lookupPool: LookupThreadPool
     /// Background work that writes into the hierarchy (the Kafka consumers).
     public let updates: [any BackgroundWork]
 

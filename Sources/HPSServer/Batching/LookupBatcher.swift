@@ -63,9 +63,9 @@ public final class LookupBatcher: Sendable {
     }
 
     /// The model looked up.
-    public let model: ServedModel
+    package let model: ServedModel
     /// How requests are batched.
-    public let options: Options
+    package let options: Options
     private let metrics: ServerMetrics
     private let pool: LookupThreadPool
     private let state: Locked<State>
@@ -105,7 +105,7 @@ public final class LookupBatcher: Sendable {
 
     /// A batcher for `model`, recording its lookups in `metrics` and running
     /// the blocking ones on `pool`.
-    public init(model: ServedModel, metrics: ServerMetrics, pool: LookupThreadPool, options: Options = Options()) {
+    package init(model: ServedModel, metrics: ServerMetrics, pool: LookupThreadPool, options: Options = Options()) {
         self.model = model
         self.metrics = metrics
         self.pool = pool
@@ -118,7 +118,7 @@ public final class LookupBatcher: Sendable {
     /// - Throws: what the lookup refuses (`.lookup`), `.overloaded` when the
     ///   queue is full, `.shuttingDown` after `shutdown()` or when the task is
     ///   cancelled while the request waits.
-    public func lookup(_ batch: ServedModel.Batch) async throws(InferenceError) -> [Float] {
+    package func lookup(_ batch: ServedModel.Batch) async throws(InferenceError) -> [Float] {
         var output = Output.floats
         return try await lookup(batch, output: &output)
     }
@@ -129,7 +129,7 @@ public final class LookupBatcher: Sendable {
     /// (`ServedModel.lookup(_:appendingTo:replica:)`), on the thread pool too;
     /// a merged one copies its part.
     /// - Throws: as `lookup(_:)`; `buffer` is then as it was.
-    public func lookup(_ batch: ServedModel.Batch, appendingTo buffer: inout ByteBuffer) async throws(InferenceError) {
+    package func lookup(_ batch: ServedModel.Batch, appendingTo buffer: inout ByteBuffer) async throws(InferenceError) {
         var output = Output.buffer(buffer)
         buffer = ByteBuffer()  // so that the buffer's storage is unique where the lookup writes it
         defer {
@@ -142,7 +142,7 @@ public final class LookupBatcher: Sendable {
     /// Closes the batcher: every request still queued gets
     /// `InferenceError.shuttingDown`, and so does every later one; lookups
     /// running finish.
-    public func shutdown() {
+    package func shutdown() {
         let queued = state.withLock { state in
             state.closed = true
             defer { state.queue.removeAll() }

@@ -13,9 +13,9 @@ import NIOPosix
 /// the pool; one submitted after the shutdown is not run.
 ///
 /// Thread safety: `run` may be called concurrently, also with `shutdown`.
-public final class LookupThreadPool: Sendable {
+package final class LookupThreadPool: Sendable {
     /// The threads.
-    public let threads: Int
+    package let threads: Int
     private let pool: NIOThreadPool
     private let state = Locked(State.idle)
 
@@ -24,14 +24,14 @@ public final class LookupThreadPool: Sendable {
     }
 
     /// A pool of `threads` threads, started at its first use.
-    public init(threads: Int) {
+    package init(threads: Int) {
         self.threads = max(1, threads)
         pool = NIOThreadPool(numberOfThreads: self.threads)
     }
 
     /// Starts the threads (once); false when the pool has been shut down.
     @discardableResult
-    public func start() -> Bool {
+    package func start() -> Bool {
         state.withLock { state in
             switch state {
             case .idle:
@@ -49,7 +49,7 @@ public final class LookupThreadPool: Sendable {
     /// The work is not cancelled with the calling task: a lookup started for
     /// several merged requests finishes for all of them.
     /// - Returns: nil when the pool has been shut down and `body` did not run.
-    public func run<Value: Sendable>(_ body: @escaping @Sendable () -> Value) async -> Value? {
+    package func run<Value: Sendable>(_ body: @escaping @Sendable () -> Value) async -> Value? {
         guard start() else { return nil }
         return await withCheckedContinuation { (continuation: CheckedContinuation<Value?, Never>) in
             pool.submit { state in
@@ -64,7 +64,7 @@ public final class LookupThreadPool: Sendable {
 
     /// Lets the work running finish, drops the work not yet started (its
     /// callers get nil), and stops the threads; later work is not run.
-    public func shutdown() async {
+    package func shutdown() async {
         let wasRunning = state.withLock { state in
             defer { state = .stopped }
             if case .running = state { return true }

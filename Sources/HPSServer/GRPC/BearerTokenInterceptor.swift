@@ -4,17 +4,17 @@ public import GRPCCore
 /// Refuses RPCs without the metadata `authorization: Bearer <token>`
 /// (UNAUTHENTICATED), except ServerLive and ServerReady, which orchestrators
 /// probe without credentials: the gRPC side of `BearerTokenMiddleware`.
-public struct BearerTokenInterceptor: ServerInterceptor {
+package struct BearerTokenInterceptor: ServerInterceptor {
     /// The token RPCs must carry.
     let token: [UInt8]
     /// The methods that need no token.
     static let openMethods: Set<String> = ["ServerLive", "ServerReady"]
 
     /// Requires `token`.
-    public init(token: String) { self.token = Array(token.utf8) }
+    package init(token: String) { self.token = Array(token.utf8) }
 
     /// Passes the RPC on when it carries the token.
-    public func intercept<Input: Sendable, Output: Sendable>(
+    package func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingServerRequest<Input>,
         context: ServerContext,
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>

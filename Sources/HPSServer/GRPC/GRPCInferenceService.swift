@@ -16,15 +16,15 @@ import SwiftProtobuf
 ///
 /// Each ModelInfer is counted in the same metrics as an HTTP inference
 /// (requests, failures by the HTTP status of the error, durations, keys, tier hits).
-public struct GRPCInferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
+package struct GRPCInferenceService: Inference_GRPCInferenceService.SimpleServiceProtocol {
     /// The models, each with its batcher (lookups batched with those of
     /// concurrent requests over either protocol, counted in the metrics).
-    public let repository: ModelRepository
+    package let repository: ModelRepository
     /// Where requests are counted.
-    public let metrics: ServerMetrics
+    package let metrics: ServerMetrics
 
     /// Serves the models of `repository` (the HTTP routes' models and batchers), counting in `metrics`.
-    public init(repository: ModelRepository, metrics: ServerMetrics) {
+    package init(repository: ModelRepository, metrics: ServerMetrics) {
         self.repository = repository
         self.metrics = metrics
     }
@@ -32,24 +32,24 @@ public struct GRPCInferenceService: Inference_GRPCInferenceService.SimpleService
     // Every model of the start is loaded before the server listens, so live means ready.
 
     /// Always live once listening.
-    public func serverLive(request: Inference_ServerLiveRequest, context: ServerContext) async throws -> Inference_ServerLiveResponse {
+    package func serverLive(request: Inference_ServerLiveRequest, context: ServerContext) async throws -> Inference_ServerLiveResponse {
         .with { $0.live = true }
     }
 
     /// Always ready once listening.
-    public func serverReady(request: Inference_ServerReadyRequest, context: ServerContext) async throws -> Inference_ServerReadyResponse {
+    package func serverReady(request: Inference_ServerReadyRequest, context: ServerContext) async throws -> Inference_ServerReadyResponse {
         .with { $0.ready = true }
     }
 
     /// Ready when the model (and version, if given) is served; an unknown one is
     /// not ready rather than an error, as tritonclient's `is_model_ready` expects.
-    public func modelReady(request: Inference_ModelReadyRequest, context: ServerContext) async throws -> Inference_ModelReadyResponse {
+    package func modelReady(request: Inference_ModelReadyRequest, context: ServerContext) async throws -> Inference_ModelReadyResponse {
         let ready = (try? model(request.name, version: request.version)) != nil
         return .with { $0.ready = ready }
     }
 
     /// The server's name and version.
-    public func serverMetadata(request: Inference_ServerMetadataRequest, context: ServerContext) async throws -> Inference_ServerMetadataResponse {
+    package func serverMetadata(request: Inference_ServerMetadataRequest, context: ServerContext) async throws -> Inference_ServerMetadataResponse {
         .with {
             $0.name = KServeRoutes.serverName
             $0.version = KServeRoutes.serverVersion
@@ -58,12 +58,12 @@ public struct GRPCInferenceService: Inference_GRPCInferenceService.SimpleService
 
     /// The model's metadata, the same as over HTTP.
     /// - Throws: `InferenceError.unknownModel` or `.unknownVersion` (NOT_FOUND).
-    public func modelMetadata(request: Inference_ModelMetadataRequest, context: ServerContext) async throws -> Inference_ModelMetadataResponse {
+    package func modelMetadata(request: Inference_ModelMetadataRequest, context: ServerContext) async throws -> Inference_ModelMetadataResponse {
         Inference_ModelMetadataResponse(kserve: try model(request.name, version: request.version).metadata())
     }
 
     /// The configuration file's models and those served, with their states (`ModelRepository.index`).
-    public func repositoryIndex(request: Inference_RepositoryIndexRequest, context: ServerContext) async throws -> Inference_RepositoryIndexResponse {
+    package func repositoryIndex(request: Inference_RepositoryIndexRequest, context: ServerContext) async throws -> Inference_RepositoryIndexResponse {
         .with {
             $0.models = repository.index(ready: request.ready).map { entry in
                 .with {
@@ -78,13 +78,13 @@ public struct GRPCInferenceService: Inference_GRPCInferenceService.SimpleService
 
     /// One inference.
     /// - Throws: an `InferenceError` (its gRPC code and message) when the request is refused.
-    public func modelInfer(request: Inference_ModelInferRequest, context: ServerContext) async throws -> Inference_ModelInferResponse {
+    package func modelInfer(request: Inference_ModelInferRequest, context: ServerContext) async throws -> Inference_ModelInferResponse {
         try await infer(request)
     }
 
     /// Answers each request of the stream in turn; a refused request gets its
     /// `error_message` and the stream goes on.
-    public func modelStreamInfer(request: RPCAsyncSequence<Inference_ModelInferRequest, any Error>,
+    package func modelStreamInfer(request: RPCAsyncSequence<Inference_ModelInferRequest, any Error>,
                                  response: RPCWriter<Inference_ModelStreamInferResponse>,
                                  context: ServerContext) async throws {
         for try await message in request {

@@ -11,13 +11,13 @@ public import ServiceLifecycle
 /// `host`:`port` (plaintext HTTP/2) and, on the group's graceful shutdown,
 /// stops accepting connections and RPCs (GOAWAY) while the RPCs in flight run
 /// to their end; `run()` returns once they have.
-public struct GRPCServerService: Service {
+package struct GRPCServerService: Service {
     /// The host to listen on: an IP address or a name to resolve, as `--host`.
-    public let host: String
+    package let host: String
     /// The port; 0 picks a free one, reported through `onListening`.
-    public let port: Int
+    package let port: Int
     /// The largest request message accepted (larger: RESOURCE_EXHAUSTED).
-    public let maxRequestBytes: Int
+    package let maxRequestBytes: Int
     /// The services and interceptors the server runs.
     let services: [any RegistrableRPCService]
     let interceptors: [any ServerInterceptor]
@@ -47,7 +47,7 @@ public struct GRPCServerService: Service {
 
     /// Serves until the group shuts down gracefully (or the task is cancelled).
     /// - Throws: NIO's `IOError` (e.g. EADDRINUSE) when the port cannot be bound.
-    public func run() async throws {
+    package func run() async throws {
         var config = HTTP2ServerTransport.Posix.Config.defaults
         config.rpc.maxRequestPayloadSize = maxRequestBytes
         // The transport's default is no limit: each open call holds a stream's

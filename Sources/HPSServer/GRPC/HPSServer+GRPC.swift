@@ -3,19 +3,19 @@ public import GRPCCore
 
 extension HPSServer {
     /// The KServe v2 gRPC service of the models, and Triton's other RPCs refused.
-    public func grpcServices() -> [any RegistrableRPCService] {
+    package func grpcServices() -> [any RegistrableRPCService] {
         [GRPCInferenceService(repository: repository, metrics: metrics), RepositoryControlRPCs(repository: repository),
          UnimplementedTritonRPCs()]
     }
 
     /// The interceptors every RPC passes: the token check when a token is set.
-    public func grpcInterceptors() -> [any ServerInterceptor] {
+    package func grpcInterceptors() -> [any ServerInterceptor] {
         options.token.map { [BearerTokenInterceptor(token: $0)] } ?? []
     }
 
     /// The gRPC server on `options.host`:`options.grpcPort`, as a service of a `ServiceGroup`.
     /// - Parameter onListening: called with the port once it listens.
-    public func grpcService(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> GRPCServerService {
+    package func grpcService(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> GRPCServerService {
         GRPCServerService(host: options.host, port: options.grpcPort, maxRequestBytes: options.maxBodyBytes,
                           services: grpcServices(), interceptors: grpcInterceptors(), onListening: onListening)
     }

@@ -8,7 +8,7 @@ extension InferenceError: RPCErrorConvertible {
     /// unknown model or version → NOT_FOUND, a bad request → INVALID_ARGUMENT,
     /// a request over the size limit → RESOURCE_EXHAUSTED, no or a wrong token → UNAUTHENTICATED,
     /// a full queue or a server shutting down → UNAVAILABLE (clients may retry).
-    public var rpcErrorCode: RPCError.Code {
+    package var rpcErrorCode: RPCError.Code {
         switch self {
         case .unknownModel, .unknownVersion, .unavailable: .notFound
         case .malformed, .invalidInput, .lookup, .modelControl, .loadFailed: .invalidArgument
@@ -19,9 +19,9 @@ extension InferenceError: RPCErrorConvertible {
     }
 
     /// The same sentence as over HTTP.
-    public var rpcErrorMessage: String { description }
+    package var rpcErrorMessage: String { description }
 
     /// No cause is sent: the message says it all.
-    public var rpcErrorCause: (any Error)? { nil }
+    package var rpcErrorCause: (any Error)? { nil }
 }
 #endif

@@ -10,17 +10,17 @@ public import GRPCCore
 /// committed generated code has the service's other messages, and these two
 /// requests need three fields. Both answer an empty message; a refusal ends
 /// the RPC with the `InferenceError`'s code and sentence.
-public struct RepositoryControlRPCs: RegistrableRPCService {
+package struct RepositoryControlRPCs: RegistrableRPCService {
     /// The models loaded and unloaded.
-    public let repository: ModelRepository
+    package let repository: ModelRepository
 
     /// The RPCs over `repository`.
-    public init(repository: ModelRepository) {
+    package init(repository: ModelRepository) {
         self.repository = repository
     }
 
     /// Registers the two handlers.
-    public func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+    package func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
         let repository = self.repository
         for (method, load) in [("RepositoryModelLoad", true), ("RepositoryModelUnload", false)] {
             router.registerHandler(

@@ -7,7 +7,7 @@ public import GRPCCore
 /// says so and, where HTTP serves it, where to ask instead, rather than gRPC's
 /// generic "Requested RPC isn't implemented". Their messages are never decoded,
 /// so their types need not be generated.
-public struct UnimplementedTritonRPCs: RegistrableRPCService {
+package struct UnimplementedTritonRPCs: RegistrableRPCService {
     /// Each method with its explanation.
     static let methods: [(name: String, message: String)] = [
         ("ModelConfig", "swift-hps does not serve ModelConfig over gRPC; GET /v2/models/<model>/config on the HTTP port gives the configuration"),
@@ -23,10 +23,10 @@ public struct UnimplementedTritonRPCs: RegistrableRPCService {
     ]
 
     /// The service.
-    public init() {}
+    package init() {}
 
     /// Registers one handler per method, each refusing the RPC.
-    public func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+    package func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
         for (name, message) in Self.methods {
             router.registerHandler(
                 forMethod: MethodDescriptor(fullyQualifiedService: "inference.GRPCInferenceService", method: name),

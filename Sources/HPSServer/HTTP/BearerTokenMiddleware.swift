@@ -3,15 +3,15 @@ public import Hummingbird
 
 /// Refuses requests without `Authorization: Bearer <token>` (401), except the
 /// health endpoints, which orchestrators probe without credentials.
-public struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
+package struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The token requests must carry.
     let token: [UInt8]
 
     /// Requires `token`.
-    public init(token: String) { self.token = Array(token.utf8) }
+    package init(token: String) { self.token = Array(token.utf8) }
 
     /// Passes the request on when it carries the token.
-    public func handle(_ request: Request, context: Context,
+    package func handle(_ request: Request, context: Context,
                        next: (Request, Context) async throws -> Response) async throws -> Response {
         if request.uri.path.hasPrefix("/v2/health/") { return try await next(request, context) }
         guard let header = request.headers[.authorization] else {

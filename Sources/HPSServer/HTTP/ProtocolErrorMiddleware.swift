@@ -3,12 +3,12 @@ public import Hummingbird
 
 /// Gives the router's own errors (no such endpoint, a method not allowed) the
 /// protocol's body, `{"error": "..."}`, as every other error has.
-public struct ProtocolErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+package struct ProtocolErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     /// The middleware.
-    public init() {}
+    package init() {}
 
     /// Passes the request on and rewrites a thrown HTTP error.
-    public func handle(_ request: Request, context: Context,
+    package func handle(_ request: Request, context: Context,
                        next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)

@@ -6,7 +6,7 @@ public import HTTPTypes
 ///
 /// It is sent as `{"error": "<description>"}`, which Triton's clients raise as
 /// `InferenceServerException` with that message.
-public enum InferenceError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum InferenceError: Error, Sendable, Equatable, CustomStringConvertible {
     /// No model of that name is served (404).
     case unknownModel(String, available: [String])
     /// A version other than the one served ("1") (404).
@@ -35,7 +35,7 @@ public enum InferenceError: Error, Sendable, Equatable, CustomStringConvertible 
     case loadFailed(model: String, reason: String)
 
     /// The HTTP status the protocol gives this error.
-    public var status: HTTPResponse.Status {
+    package var status: HTTPResponse.Status {
         switch self {
         case .unknownModel, .unknownVersion, .unavailable: .notFound
         case .malformed, .invalidInput, .lookup, .modelControl, .loadFailed: .badRequest
@@ -46,7 +46,7 @@ public enum InferenceError: Error, Sendable, Equatable, CustomStringConvertible 
     }
 
     /// One sentence a user can act on.
-    public var description: String {
+    package var description: String {
         switch self {
         case let .unknownModel(name, available):
             "no model named \"\(name)\" is served; the models are \(available.joined(separator: ", "))"

@@ -2,38 +2,38 @@ import HPS
 
 /// A parsed KServe v2 inference request: the JSON header and, with Triton's
 /// binary tensor data extension, the raw tensors that follow it.
-public struct InferenceRequest: Sendable, Equatable {
+package struct InferenceRequest: Sendable, Equatable {
     /// One input tensor, its elements widened to `Int64`.
-    public struct Input: Sendable, Equatable {
+    package struct Input: Sendable, Equatable {
         /// The input's name, e.g. `KEYS`.
-        public var name: String
+        package var name: String
         /// The datatype the client declared.
-        public var datatype: TensorDatatype
+        package var datatype: TensorDatatype
         /// The declared shape; its product equals `values.count`.
-        public var shape: [Int]
+        package var shape: [Int]
         /// The elements in row-major order.
-        public var values: [Int64]
+        package var values: [Int64]
     }
 
     /// One requested output.
-    public struct Output: Sendable, Equatable {
+    package struct Output: Sendable, Equatable {
         /// The output's name.
-        public var name: String
+        package var name: String
         /// Whether the client wants it as binary tensor data.
-        public var binaryData: Bool
+        package var binaryData: Bool
     }
 
     /// The request's `id`, echoed in the response.
-    public var id: String?
+    package var id: String?
     /// The inputs, in the order sent.
-    public var inputs: [Input]
+    package var inputs: [Input]
     /// The outputs asked for; empty means all of them.
-    public var outputs: [Output]
+    package var outputs: [Output]
     /// The request parameter `binary_data_output`: every output as binary data.
-    public var binaryDataOutput: Bool
+    package var binaryDataOutput: Bool
 
     /// Whether output `name` goes back as binary tensor data.
-    public func wantsBinary(_ name: String) -> Bool {
+    package func wantsBinary(_ name: String) -> Bool {
         outputs.first { $0.name == name }?.binaryData ?? binaryDataOutput
     }
 
@@ -44,7 +44,7 @@ public struct InferenceRequest: Sendable, Equatable {
     ///     `headerLength` bytes are JSON, the rest the binary tensors of the inputs
     ///     that declare `parameters.binary_data_size`, in input order. `nil`: all JSON.
     /// - Throws: `InferenceError.malformed` or `.invalidInput`, naming what is wrong.
-    public static func parse(body: [UInt8], headerLength: Int?) throws(InferenceError) -> InferenceRequest {
+    package static func parse(body: [UInt8], headerLength: Int?) throws(InferenceError) -> InferenceRequest {
         // `withUnsafeBytes` rethrows untyped errors, so the typed error travels inside a `Result`.
         try body.withUnsafeBytes { body in
             Result { () throws(InferenceError) -> InferenceRequest in try parse(body: body, headerLength: headerLength) }
@@ -52,7 +52,7 @@ public struct InferenceRequest: Sendable, Equatable {
     }
 
     /// Parses a request body where it lies (the request's own buffer), as `parse(body:headerLength:)`.
-    public static func parse(body: UnsafeRawBufferPointer, headerLength: Int?) throws(InferenceError) -> InferenceRequest {
+    package static func parse(body: UnsafeRawBufferPointer, headerLength: Int?) throws(InferenceError) -> InferenceRequest {
         let jsonEnd = headerLength ?? body.count
         guard jsonEnd >= 0 && jsonEnd <= body.count else {
             throw .malformed("Inference-Header-Content-Length is \(headerLength ?? 0) but the body has only \(body.count) bytes")

@@ -7,34 +7,34 @@ import NIOCore
 /// model metadata, health, inference with JSON tensors or Triton's binary
 /// tensor data extension, and the model repository extension (index, load,
 /// unload).
-public struct KServeRoutes: Sendable {
+package struct KServeRoutes: Sendable {
     /// The models served, and their loads and unloads.
-    public let repository: ModelRepository
+    package let repository: ModelRepository
     /// Where requests are counted.
-    public let metrics: ServerMetrics
+    package let metrics: ServerMetrics
     /// The largest request body accepted (larger: 413).
-    public let maxBodyBytes: Int
+    package let maxBodyBytes: Int
 
     /// The server's name in the server metadata.
-    public static let serverName = "swift-hps"
+    package static let serverName = "swift-hps"
     /// The server's version in the server metadata.
-    public static let serverVersion = "0.1.0"
+    package static let serverVersion = "0.1.0"
 
     /// Routes for the models of `repository`.
-    public init(repository: ModelRepository, metrics: ServerMetrics, maxBodyBytes: Int) {
+    package init(repository: ModelRepository, metrics: ServerMetrics, maxBodyBytes: Int) {
         self.repository = repository
         self.metrics = metrics
         self.maxBodyBytes = maxBodyBytes
     }
 
     /// The models served now, by name.
-    public var models: [String: ServedModel] { repository.models }
+    package var models: [String: ServedModel] { repository.models }
 
     /// Each model's batcher now, by name.
-    public var batchers: [String: LookupBatcher] { repository.batchers }
+    package var batchers: [String: LookupBatcher] { repository.batchers }
 
     /// Adds the endpoints to `router`.
-    public func add<Context: RequestContext>(to router: Router<Context>) {
+    package func add<Context: RequestContext>(to router: Router<Context>) {
         router.get("/v2") { _, _ in
             Response.json(.object(JSONObject([
                 ("name", .string(Self.serverName)),

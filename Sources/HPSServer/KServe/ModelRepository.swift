@@ -54,11 +54,11 @@ public final class ModelRepository: Sendable {
     }
 
     /// The hierarchy the models are loaded into.
-    public let parameterServer: HierarchicalParameterServer
+    package let parameterServer: HierarchicalParameterServer
     /// Whether models may be loaded and unloaded on request.
-    public let mode: ControlMode
+    package let mode: ControlMode
     /// The configuration file a load reads, nil when the server has none (tests, the demo).
-    public let configurationPath: String?
+    package let configurationPath: String?
     let metrics: ServerMetrics
     let pool: LookupThreadPool
     let batching: LookupBatcher.Options
@@ -88,14 +88,14 @@ public final class ModelRepository: Sendable {
     }
 
     /// The models served, by name.
-    public var models: [String: ServedModel] { state.withLock { $0.entries.mapValues(\.model) } }
+    package var models: [String: ServedModel] { state.withLock { $0.entries.mapValues(\.model) } }
 
     /// Each model's batcher now, by name.
-    public var batchers: [String: LookupBatcher] { state.withLock { $0.entries.mapValues(\.batcher) } }
+    package var batchers: [String: LookupBatcher] { state.withLock { $0.entries.mapValues(\.batcher) } }
 
     /// The model of that name and version ("" or nil: the one served, else "1").
     /// - Throws: `.unknownModel` (with the reason when it was unloaded or failed to load), `.unknownVersion`.
-    public func model(_ name: String, version: String? = nil) throws(InferenceError) -> ServedModel {
+    package func model(_ name: String, version: String? = nil) throws(InferenceError) -> ServedModel {
         try entry(name, version: version).model
     }
 
@@ -127,7 +127,7 @@ public final class ModelRepository: Sendable {
     /// Runs `body` with the version of the model served now, which stays
     /// (with its batcher and tables) until `body` returns, even when a load
     /// or unload replaces it meanwhile.
-    public func withModel<Value>(_ name: String, version: String? = nil,
+    package func withModel<Value>(_ name: String, version: String? = nil,
                                  _ body: (ServedModel, LookupBatcher) async throws(InferenceError) -> Value) async throws(InferenceError) -> Value {
         let entry = try entry(name, version: version, hold: true)
         defer { entry.active.subtract(1, ordering: .releasing) }
@@ -135,21 +135,21 @@ public final class ModelRepository: Sendable {
     }
 
     /// One model of the repository index.
-    public struct IndexEntry: Sendable, Equatable {
+    package struct IndexEntry: Sendable, Equatable {
         /// The model's name.
-        public var name: String
+        package var name: String
         /// "1" for a model served, else empty.
-        public var version: String
+        package var version: String
         /// `READY`, `UNAVAILABLE` (unloaded, or its load failed), or empty for one never loaded.
-        public var state: String
+        package var state: String
         /// Why it is unavailable.
-        public var reason: String
+        package var reason: String
     }
 
     /// Every model of the configuration file (read again now) and every model
     /// served, by name, with its state, as Triton's index lists them.
     /// - Parameter ready: only the models served.
-    public func index(ready: Bool = false) -> [IndexEntry] {
+    package func index(ready: Bool = false) -> [IndexEntry] {
         var names = Set(state.withLock { $0.entries.keys })
         if let configurationPath, let file = try? HPSConfiguration.load(path: configurationPath) {
             names.formUnion(file.models.map(\.name))
@@ -172,7 +172,7 @@ public final class ModelRepository: Sendable {
     /// - Throws: `.modelControl` when loading is not enabled or the model is a
     ///   prediction model, `.loadFailed` with what went wrong (the version
     ///   served before, if any, is still served).
-    public func load(_ name: String, configuration: String? = nil) async throws(InferenceError) {
+    package func load(_ name: String, configuration: String? = nil) async throws(InferenceError) {
         guard mode == .explicit else {
             throw .modelControl("loading models is off: the server runs with --model-control-mode none; start it with --model-control-mode explicit to load and unload models while it serves")
         }
@@ -184,7 +184,7 @@ public final class ModelRepository: Sendable {
 
     /// Stops serving a model; requests in flight on it finish.
     /// - Throws: `.modelControl` when unloading is not enabled or the model is a prediction model, `.unknownModel`.
-    public func unload(_ name: String) async throws(InferenceError) {
+    package func unload(_ name: String) async throws(InferenceError) {
         guard mode == .explicit else {
             throw .modelControl("unloading models is off: the server runs with --model-control-mode none; start it with --model-control-mode explicit to load and unload models while it serves")
         }

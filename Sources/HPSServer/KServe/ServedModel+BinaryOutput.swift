@@ -12,7 +12,7 @@ extension ServedModel {
     /// and a copy of the output; elsewhere they go through `lookup(_:)`.
     /// - Returns: what the lookup found where.
     /// - Throws: as `lookup(_:replica:)`; `buffer` is then as it was.
-    public func lookup(_ batch: Batch, appendingTo buffer: inout ByteBuffer, replica: Int = 0) throws(InferenceError) -> LookupCounts {
+    package func lookup(_ batch: Batch, appendingTo buffer: inout ByteBuffer, replica: Int = 0) throws(InferenceError) -> LookupCounts {
         let count = outputCount(batch)
         #if _endian(little)
         if count > 0 {

@@ -1,11 +1,11 @@
 import HPS
 
 /// What one inference returns: `OUTPUT0`'s shape and floats.
-public struct InferenceOutput: Sendable, Equatable {
+package struct InferenceOutput: Sendable, Equatable {
     /// `OUTPUT0`'s shape (`ServedModel.outputShape`).
-    public var shape: [Int]
+    package var shape: [Int]
     /// The vectors, table after table, in key order.
-    public var vectors: [Float]
+    package var vectors: [Float]
 }
 
 extension ServedModel {

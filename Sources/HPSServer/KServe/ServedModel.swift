@@ -16,33 +16,33 @@ public import HPS
 /// runs on (`LookupBatcher` spreads requests over them).
 ///
 /// Thread safety: `lookup` may run concurrently (the sessions allow it).
-public struct ServedModel: Sendable {
+package struct ServedModel: Sendable {
     /// The only version served.
-    public static let version = "1"
+    package static let version = "1"
     /// The keys input.
-    public static let keysInput = "KEYS"
+    package static let keysInput = "KEYS"
     /// The keys-per-table input.
-    public static let numKeysInput = "NUMKEYS"
+    package static let numKeysInput = "NUMKEYS"
     /// The vectors output.
-    public static let output = "OUTPUT0"
+    package static let output = "OUTPUT0"
 
     /// The sessions the model is served from, one per replica: its sessions
     /// on its GPUs in device order, or its one session on the CPU.
-    public let sessions: [LookupSession]
+    package let sessions: [LookupSession]
     /// For a prediction model: the lookups → dense head; nil for an HPS model.
-    public let prediction: (any Predictor)?
+    package let prediction: (any Predictor)?
     /// The name served.
-    public let name: String
+    package let name: String
 
     /// Serves a session as an HPS model, under the model's name.
-    public init(session: LookupSession) {
+    package init(session: LookupSession) {
         self.init(sessions: [session])
     }
 
     /// Serves a model from its replicas, under the model's name: its
     /// sessions on several GPUs (`HierarchicalParameterServer.deviceSessions(model:)`).
     /// - Precondition: at least one session, all of the same model.
-    public init(sessions: [LookupSession]) {
+    package init(sessions: [LookupSession]) {
         precondition(!sessions.isEmpty, "a served model needs a session")
         precondition(sessions.allSatisfy { $0.model.name == sessions[0].model.name }, "the replicas of one model")
         self.sessions = sessions
@@ -51,7 +51,7 @@ public struct ServedModel: Sendable {
     }
 
     /// Serves a prediction head (on the CPU or a GPU) under `name`.
-    public init(prediction: any Predictor, name: String) {
+    package init(prediction: any Predictor, name: String) {
         sessions = [prediction.session]
         self.prediction = prediction
         self.name = name
@@ -59,16 +59,16 @@ public struct ServedModel: Sendable {
 
     /// The first replica's session: it holds the model's configuration,
     /// which every replica shares.
-    public var session: LookupSession { sessions[0] }
+    package var session: LookupSession { sessions[0] }
 
     /// The devices the model is served from, one per replica (nil: the CPU).
-    public var devices: [Int?] { sessions.map(\.device) }
+    package var devices: [Int?] { sessions.map(\.device) }
 
     /// The input of table `table` of a prediction model: `KEYS<table>`.
-    public static func keysInput(table: Int) -> String { "KEYS\(table)" }
+    package static func keysInput(table: Int) -> String { "KEYS\(table)" }
 
     /// The vec size shared by all tables, or `nil` when they differ.
-    public var commonVecSize: Int? {
+    package var commonVecSize: Int? {
         let sizes = Set(session.model.vecSizes)
         return sizes.count == 1 ? sizes.first : nil
     }
@@ -138,16 +138,16 @@ public struct ServedModel: Sendable {
     }
 
     /// The checked inputs of one request: keys split per table.
-    public struct Batch: Sendable, Equatable {
+    package struct Batch: Sendable, Equatable {
         /// For each table in model order, its keys.
-        public var keysPerTable: [[Int64]]
+        package var keysPerTable: [[Int64]]
         /// Keys in all.
-        public var totalKeys: Int
+        package var totalKeys: Int
         /// Samples of a prediction model's batch (0 for an HPS model).
-        public var samples = 0
+        package var samples = 0
 
         /// A batch of checked keys.
-        public init(keysPerTable: [[Int64]], totalKeys: Int, samples: Int = 0) {
+        package init(keysPerTable: [[Int64]], totalKeys: Int, samples: Int = 0) {
             self.keysPerTable = keysPerTable
             self.totalKeys = totalKeys
             self.samples = samples
@@ -156,7 +156,7 @@ public struct ServedModel: Sendable {
 
     /// Checks the inputs and outputs of a request against the model.
     /// - Throws: `InferenceError.invalidInput` naming the input and what is wrong.
-    public func batch(of request: InferenceRequest) throws(InferenceError) -> Batch {
+    package func batch(of request: InferenceRequest) throws(InferenceError) -> Batch {
         if let prediction { return try predictionBatch(of: request, prediction) }
         var keys: InferenceRequest.Input? = nil
         var numKeys: InferenceRequest.Input? = nil
@@ -207,7 +207,7 @@ public struct ServedModel: Sendable {
 
     /// The floats of the output of `batch`: (keys × vec size) summed over the
     /// tables for an HPS model, one prediction per sample for a prediction model.
-    public func outputCount(_ batch: Batch) -> Int {
+    package func outputCount(_ batch: Batch) -> Int {
         if prediction != nil { return batch.samples }
         let vecSizes = session.model.vecSizes
         var total = 0
@@ -222,7 +222,7 @@ public struct ServedModel: Sendable {
     /// - Returns: the output's floats — for an HPS model (total keys × vec size)
     ///   floats, table after table; for a prediction model (samples)
     ///   predictions — and what the lookup found where.
-    public func lookup(_ batch: Batch, replica: Int = 0) throws(InferenceError) -> (vectors: [Float], counts: LookupCounts) {
+    package func lookup(_ batch: Batch, replica: Int = 0) throws(InferenceError) -> (vectors: [Float], counts: LookupCounts) {
         var vectors = [Float](repeating: 0, count: outputCount(batch))
         let counts = try vectors.withUnsafeMutableBufferPointer { (output) throws(InferenceError) -> LookupCounts in
             try lookup(batch, into: output, replica: replica)
@@ -234,7 +234,7 @@ public struct ServedModel: Sendable {
     /// - Parameter output: `outputCount(batch)` floats, all of which are
     ///   written when the call returns (vectors, defaults or predictions);
     ///   after a throw their contents are unspecified.
-    public func lookup(_ batch: Batch, into output: UnsafeMutableBufferPointer<Float>,
+    package func lookup(_ batch: Batch, into output: UnsafeMutableBufferPointer<Float>,
                        replica: Int = 0) throws(InferenceError) -> LookupCounts {
         precondition(output.count == outputCount(batch), "the output holds \(output.count) floats, not \(outputCount(batch))")
         if let prediction {
@@ -267,7 +267,7 @@ public struct ServedModel: Sendable {
     /// The shape of `OUTPUT0`: [keys, vec size] when all tables share a vec
     /// size, else [floats] (the vectors of differing sizes laid end to end);
     /// [samples, 1] for a prediction model.
-    public func outputShape(_ batch: Batch, floats: Int) -> [Int] {
+    package func outputShape(_ batch: Batch, floats: Int) -> [Int] {
         if prediction != nil { return [batch.samples, 1] }
         if let vecSize = commonVecSize { return [batch.totalKeys, vecSize] }
         return [floats]

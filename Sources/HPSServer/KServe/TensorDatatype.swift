@@ -1,5 +1,5 @@
 /// The KServe v2 tensor datatypes the server reads or writes.
-public enum TensorDatatype: String, Sendable, CaseIterable {
+package enum TensorDatatype: String, Sendable, CaseIterable {
     /// 32-bit signed integers (4 bytes each in binary data).
     case int32 = "INT32"
     /// 64-bit signed integers (8 bytes each).
@@ -8,7 +8,7 @@ public enum TensorDatatype: String, Sendable, CaseIterable {
     case fp32 = "FP32"
 
     /// Bytes per element in Triton's binary tensor data (little-endian).
-    public var byteSize: Int {
+    package var byteSize: Int {
         switch self {
         case .int32, .fp32: 4
         case .int64: 8

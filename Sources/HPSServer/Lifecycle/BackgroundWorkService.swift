@@ -9,24 +9,24 @@ public import ServiceLifecycle
 /// Work that ends before the shutdown leaves the service waiting for it, so
 /// that the group does not take the ending for a reason to stop serving; work
 /// that throws ends the group with its error.
-public struct BackgroundWorkService: Service, CustomStringConvertible {
+package struct BackgroundWorkService: Service, CustomStringConvertible {
     /// The work run.
-    public let work: any BackgroundWork
+    package let work: any BackgroundWork
     /// Where the work's blocking steps run.
-    public let blocking: BlockingRunner
+    package let blocking: BlockingRunner
 
     /// The service of `work`, whose blocking steps run on `pool` (on a
     /// thread of their own when no pool is given).
-    public init(_ work: any BackgroundWork, pool: LookupThreadPool? = nil) {
+    package init(_ work: any BackgroundWork, pool: LookupThreadPool? = nil) {
         self.work = work
         blocking = pool.map { pool in BlockingRunner { step in _ = await pool.run(step) } } ?? .dedicatedThread
     }
 
     /// The work's name, for the group's logs.
-    public var description: String { work.name }
+    package var description: String { work.name }
 
     /// Runs the work until the graceful shutdown cancels it.
-    public func run() async throws {
+    package func run() async throws {
         let work = self.work, blocking = self.blocking
         do {
             try await cancelWhenGracefulShutdown { try await work.run(blocking: blocking) }

@@ -6,21 +6,21 @@ public import ServiceLifecycle
 /// listed after it, have answered the requests in flight), answers any
 /// request still queued in a batcher with an error saying the server is
 /// shutting down, and stops the pool once the lookups running have finished.
-public struct LookupService: Service {
+package struct LookupService: Service {
     /// The pool started and stopped.
-    public let pool: LookupThreadPool
+    package let pool: LookupThreadPool
     /// The models whose batchers' queues are closed at the shutdown (and
     /// the background work of those loaded while serving stopped).
-    public let repository: ModelRepository
+    package let repository: ModelRepository
 
     /// The service of `pool` and the models of `repository`.
-    public init(pool: LookupThreadPool, repository: ModelRepository) {
+    package init(pool: LookupThreadPool, repository: ModelRepository) {
         self.pool = pool
         self.repository = repository
     }
 
     /// Runs until the group shuts down gracefully (or the task is cancelled).
-    public func run() async {
+    package func run() async {
         pool.start()
         try? await gracefulShutdown()
         repository.shutdown()

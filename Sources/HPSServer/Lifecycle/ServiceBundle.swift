@@ -9,15 +9,15 @@ public import ServiceLifecycle
 /// The services' graceful-shutdown handlers all hang off the bundle's, so they
 /// fire together; the bundle returns when every service has returned, and the
 /// first error cancels the others.
-public struct ServiceBundle: Service {
+package struct ServiceBundle: Service {
     /// The services, run concurrently.
-    public let services: [any Service]
+    package let services: [any Service]
 
     /// A bundle of `services`.
-    public init(_ services: [any Service]) { self.services = services }
+    package init(_ services: [any Service]) { self.services = services }
 
     /// Runs every service until all have returned.
-    public func run() async throws {
+    package func run() async throws {
         try await withThrowingDiscardingTaskGroup { group in
             for service in services {
                 group.addTask { try await service.run() }

@@ -12,9 +12,9 @@ public import Prometheus
 /// fusion group on a device or the CPU): its hit rate, inserts, evictions and
 /// refreshes, read from its statistics when the metrics are scraped; per
 /// store tier, the faults it met while serving (`TierFaults`).
-public final class ServerMetrics: Sendable {
+package final class ServerMetrics: Sendable {
     /// The registry the metrics live in.
-    public let registry = PrometheusCollectorRegistry()
+    package let registry = PrometheusCollectorRegistry()
     /// The sessions served, each once: those given at start, and those of
     /// models loaded since (`register`), less those unloaded (`unregister`).
     private let served: Locked<[LookupSession]>
@@ -79,7 +79,7 @@ public final class ServerMetrics: Sendable {
     ///     too, only more slowly.
     ///   - updates: the update consumers whose counts are exported.
     ///   - stores: the store tiers whose faults are exported.
-    public init(sessions: [LookupSession], modelNames: [String] = [], updates: [any UpdateCounting] = [],
+    package init(sessions: [LookupSession], modelNames: [String] = [], updates: [any UpdateCounting] = [],
                 stores: [any EmbeddingStore] = []) {
         self.updates = updates
         self.stores = stores.filter { $0.faults != nil }
@@ -226,7 +226,7 @@ public final class ServerMetrics: Sendable {
 
     /// The Prometheus text exposition, with the hit rates and the caches'
     /// counters brought up to date from the sessions' and caches' statistics.
-    public func exposition() -> [UInt8] {
+    package func exposition() -> [UInt8] {
         updateHitRatios()
         updateCaches()
         updateUpdates()
