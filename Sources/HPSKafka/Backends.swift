@@ -1,4 +1,8 @@
+#if Kafka
 public import HPS
+#else
+import HPS
+#endif
 
 extension StoreBackend {
     /// The Kafka update source, for a configuration with
