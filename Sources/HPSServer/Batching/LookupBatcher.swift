@@ -1,5 +1,5 @@
 import HPS
-public import NIOCore
+package import NIOCore
 
 /// Dynamic batching of one model's lookups, on structured concurrency: every
 /// lookup runs in the task of one of the requests it answers (or on the

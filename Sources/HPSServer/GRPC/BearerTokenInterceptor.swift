@@ -1,5 +1,5 @@
 #if Serving
-public import GRPCCore
+package import GRPCCore
 
 /// Refuses RPCs without the metadata `authorization: Bearer <token>`
 /// (UNAUTHENTICATED), except ServerLive and ServerReady, which orchestrators

@@ -1,6 +1,6 @@
 #if Serving
 import FoundationEssentials
-public import GRPCCore
+package import GRPCCore
 import HPS
 import HTTPTypes
 import SwiftProtobuf

@@ -5,7 +5,7 @@ import GRPCNIOTransportHTTP2Posix
 import Glibc
 import NIOCore
 import NIOPosix
-public import ServiceLifecycle
+import ServiceLifecycle
 
 /// The KServe v2 gRPC server as a service of a `ServiceGroup`: it listens on
 /// `host`:`port` (plaintext HTTP/2) and, on the group's graceful shutdown,

@@ -1,5 +1,5 @@
 #if Serving
-public import GRPCCore
+package import GRPCCore
 
 extension HPSServer {
     /// The KServe v2 gRPC service of the models, and Triton's other RPCs refused.

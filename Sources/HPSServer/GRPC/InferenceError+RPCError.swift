@@ -1,5 +1,5 @@
 #if Serving
-public import GRPCCore
+package import GRPCCore
 
 /// The gRPC status of each refusal, as the KServe v2 gRPC protocol gives the
 /// HTTP statuses: thrown from a gRPC handler, an `InferenceError` ends the RPC

@@ -1,5 +1,5 @@
 #if Serving
-public import GRPCCore
+package import GRPCCore
 
 /// Triton's `RepositoryModelLoad` and `RepositoryModelUnload` RPCs of
 /// `inference.GRPCInferenceService`, over the server's `ModelRepository`, as

@@ -1,5 +1,5 @@
 #if Serving
-public import GRPCCore
+package import GRPCCore
 
 /// The RPCs of Triton's `inference.GRPCInferenceService` that swift-hps does
 /// not serve (model configuration and statistics, shared memory, tracing,

@@ -1,5 +1,5 @@
 import HTTPTypes
-public import Hummingbird
+package import Hummingbird
 
 /// Refuses requests without `Authorization: Bearer <token>` (401), except the
 /// health endpoints, which orchestrators probe without credentials.

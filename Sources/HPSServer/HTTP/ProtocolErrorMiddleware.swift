@@ -1,5 +1,5 @@
 import HTTPTypes
-public import Hummingbird
+package import Hummingbird
 
 /// Gives the router's own errors (no such endpoint, a method not allowed) the
 /// protocol's body, `{"error": "..."}`, as every other error has.

@@ -1,5 +1,5 @@
-public import HPS
-public import HTTPTypes
+package import HPS
+package import HTTPTypes
 
 /// A request the server refuses, with the HTTP status of the KServe v2
 /// protocol and one sentence the client can act on.

@@ -1,6 +1,6 @@
 import HTTPTypes
 import HPS
-public import Hummingbird
+package import Hummingbird
 import NIOCore
 
 /// The KServe v2 REST endpoints that Triton's HTTP clients use: server and

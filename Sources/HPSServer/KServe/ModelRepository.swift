@@ -1,4 +1,4 @@
-public import HPS
+package import HPS
 import Logging
 import Synchronization
 

@@ -1,5 +1,5 @@
-public import HPS
-public import NIOCore
+package import HPS
+package import NIOCore
 
 extension ServedModel {
     /// Looks up a checked batch on one replica straight into a response

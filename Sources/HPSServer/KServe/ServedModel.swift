@@ -1,4 +1,4 @@
-public import HPS
+package import HPS
 
 /// One model served over KServe v2, of one of two kinds:
 ///

@@ -1,5 +1,5 @@
-public import HPS
-public import ServiceLifecycle
+package import HPS
+import ServiceLifecycle
 
 /// One piece of the hierarchy's background work (a GPU cache's refresh or
 /// inserts of its misses, a Redis Cluster's connections) as a service of the

@@ -1,4 +1,4 @@
-public import ServiceLifecycle
+import ServiceLifecycle
 
 /// The lookups' part of the server's lifecycle, as a service of its
 /// `ServiceGroup`: it starts the thread pool the blocking lookups run on and,

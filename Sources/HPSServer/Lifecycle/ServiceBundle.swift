@@ -1,4 +1,4 @@
-public import ServiceLifecycle
+package import ServiceLifecycle
 
 /// Services run side by side as one service of a `ServiceGroup`, so that a
 /// graceful shutdown reaches all of them at once.

@@ -1,5 +1,5 @@
-public import HPS
-public import Prometheus
+package import HPS
+package import Prometheus
 
 /// The server's Prometheus metrics, served on the metrics port at `/metrics`.
 ///
