@@ -61,6 +61,18 @@ class Server:
                 self.grpc_port = int(match.group(2))
                 break
         self.url = f"127.0.0.1:{self.grpc_port}"
+        # The HTTP and gRPC listeners start side by side: the gRPC line can come
+        # before the HTTP port is bound, so wait for it too.
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/v2/health/live", timeout=1):
+                    break
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"hps serve exited: {''.join(self.stderr)}")
+                if time.time() > deadline:
+                    raise RuntimeError(f"hps serve's HTTP port {self.http_port} did not answer in 60 s")
+                time.sleep(0.05)
 
     def client(self):
         return grpcclient.InferenceServerClient(self.url)
