@@ -8,7 +8,7 @@ import Testing
 /// A blocking loopback TCP connection, to hold a request half sent.
 final class LoopbackConnection {
     let descriptor: Int32
-    /// The errno of the last receive that failed (EAGAIN: the 10 s passed), 0 when the peer closed.
+    /// The errno of the last receive that failed (EAGAIN: the 60 s passed), 0 when the peer closed.
     private(set) var receiveError: Int32 = 0
 
     /// Connects to 127.0.0.1:`port`; `nil` when refused.
@@ -23,7 +23,9 @@ final class LoopbackConnection {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { close(fd); return nil }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        // Long enough for a loaded machine under ThreadSanitizer with the whole
+        // suite running beside it (a 10 s wait once ran out there, at 53b14e2).
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         descriptor = fd
     }
@@ -35,7 +37,7 @@ final class LoopbackConnection {
         _ = array.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
-    /// Everything until the peer closes (or 10 s pass).
+    /// Everything until the peer closes (or 60 s pass).
     func receiveAll() -> [UInt8] {
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
