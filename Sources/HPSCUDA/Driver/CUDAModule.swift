@@ -44,7 +44,9 @@ public final class CUDAModule: @unchecked Sendable {
             while found.count < KernelArguments.maximumCount, getParamInfo(function, found.count, &offset, &size) == 0 {
                 found.append(size)
             }
-            sizes = found
+            // Every kernel here takes arguments: a driver that answers none
+            // (an error at the first) cannot tell, and the launch goes unchecked.
+            sizes = found.isEmpty ? nil : found
         }
         return CUDAKernel(function: function, name: name, module: self, parameterSizes: sizes)
     }
