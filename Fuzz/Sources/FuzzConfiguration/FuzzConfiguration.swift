@@ -1,5 +1,5 @@
 import FuzzSupport
-import HPS
+@testable import HPS
 
 /// The HugeCTR JSON configuration reader (`HPSConfiguration.parse`) and the
 /// JSON parser under it, on arbitrary text.

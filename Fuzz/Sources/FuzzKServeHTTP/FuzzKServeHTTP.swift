@@ -1,6 +1,6 @@
 import FuzzKServeSupport
 import FuzzSupport
-import HPSServer
+@testable import HPSServer
 
 /// The KServe v2 HTTP request parser (`InferenceRequest.parse`: the JSON
 /// header and Triton's binary tensor data extension), and the model's checks

@@ -1,16 +1,16 @@
 import FuzzSupport
-import HPS
-public import HPSServer
+@testable import HPS
+@testable import HPSServer
 
 /// A served two-table model (vocab 100, dim 4, INT64 keys; table i holds keys
 /// [100·i, 100·(i+1)), the default 0 elsewhere), loaded once per process into
 /// the in-memory tier, and its tables' rows as read from the files: what the
 /// KServe harnesses check their answers against.
-public enum FuzzedModel {
+package enum FuzzedModel {
     /// The model as the server serves it.
-    public static let served: ServedModel = setUp().served
+    package static let served: ServedModel = setUp().served
     /// Per table, each key's vector as the model files hold it.
-    public static let rows: [[Int64: [Float]]] = setUp().rows
+    package static let rows: [[Int64: [Float]]] = setUp().rows
 
     nonisolated(unsafe) private static var built: (served: ServedModel, rows: [[Int64: [Float]]])?
 
@@ -67,7 +67,7 @@ public enum FuzzedModel {
     /// accepts is answered with each key's row (or the default 0 for a key not
     /// in its table), table after table, every element written; one it refuses
     /// is refused with a message.
-    public static func checkAnswers(_ request: InferenceRequest) {
+    package static func checkAnswers(_ request: InferenceRequest) {
         for input in request.inputs {
             check(input.shape.allSatisfy { $0 >= 0 } && input.shape.reduce(1, *) == input.values.count,
                   "input \(input.name) has shape \(input.shape) but \(input.values.count) values")

@@ -1,6 +1,6 @@
 import FuzzSupport
 import Glibc
-import HPS
+@testable import HPS
 import HPSMapped
 
 /// The sparse model folder reader (`SparseModelFolder`: the `key` and
