@@ -1,7 +1,13 @@
+import HPS
+
 /// A compiled module and its kernels.
 public final class CUDAModule: @unchecked Sendable {
     let handle: OpaquePointer?
     let device: CUDADevice
+    /// Each kernel looked up so far, by name: a lookup asks the driver for the
+    /// function and each of its parameters, once per module, not once per call.
+    /// (Not the kernels themselves: each holds its module, which would then never be unloaded.)
+    private let kernels = Locked<[String: (function: UncheckedSendable<OpaquePointer?>, parameterSizes: [Int]?)]>([:])
 
     /// Loads a cubin.
     public init(device: CUDADevice, cubin: [UInt8]) throws(CUDAError) {
@@ -33,6 +39,9 @@ public final class CUDAModule: @unchecked Sendable {
     /// The kernel `name` (an `extern "C"` function), with the sizes of its
     /// parameters where the driver reports them (CUDA 12.4 and later).
     public func kernel(_ name: String) throws(CUDAError) -> CUDAKernel {
+        if let found = kernels.withLock({ $0[name] }) {
+            return CUDAKernel(function: found.function.value, name: name, module: self, parameterSizes: found.parameterSizes)
+        }
         let driver = device.driver
         var function: OpaquePointer? = nil
         try driver.check(driver.cuModuleGetFunction(&function, handle, name), "cuModuleGetFunction(\(name))")
@@ -48,6 +57,7 @@ public final class CUDAModule: @unchecked Sendable {
             // (an error at the first) cannot tell, and the launch goes unchecked.
             sizes = found.isEmpty ? nil : found
         }
+        kernels.withLock { $0[name] = (UncheckedSendable(function), sizes) }
         return CUDAKernel(function: function, name: name, module: self, parameterSizes: sizes)
     }
 }
