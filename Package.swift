@@ -57,6 +57,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
         // Already resolved through Hummingbird; named for the HTTP/1 request parts our connection handler reads.
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        // Already resolved through swift-nio; HPS opens, reads and writes its files with its FileDescriptor.
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // Prefetch and other one-line compiler builtins Swift does not expose.
@@ -66,6 +68,7 @@ let package = Package(
             dependencies: [
                 "CHPSSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: swiftSettings
         ),

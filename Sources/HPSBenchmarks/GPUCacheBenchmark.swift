@@ -72,7 +72,7 @@ enum GPUCacheBenchmark {
             partial.applyPendingInserts()
             let s = partial.detailedStatistics, warm = timed.warm
             if s.failedInserts > 0 {
-                throw CUDAError.unsupported("\(name): \(s.failedInserts) inserts failed, the last with \(s.lastInsertError ?? "no message")")
+                throw ToolFailure("\(name): \(s.failedInserts) inserts failed, the last with \(s.lastInsertError ?? "no message")")
             }
             let calls = s.synchronousFills + s.asynchronousInserts - warm.synchronousFills - warm.asynchronousInserts
             func ms(_ path: KeyPath<GPUDynamicCache.Statistics, UInt64>) -> String {
@@ -94,10 +94,10 @@ enum GPUCacheBenchmark {
         var warm = cache.detailedStatistics
         for i in 0..<calls {
             if i == warmup { warm = cache.detailedStatistics }
-            let start = MonotonicClock.nanoseconds()
+            let start = ContinuousClock.now
             let report = try cache.lookup(deviceKeys: keys.address + UInt64((i % sets) * count * 8), count: count,
                                           runs: [(0, count)], output: output.address)
-            let us = Double(MonotonicClock.nanoseconds() - start) / 1000
+            let us = (ContinuousClock.now - start).microseconds
             if i >= warmup { times.append(us); hits += report.hits; looked += report.keys }
         }
         return (percentile(times, 0.5), Double(hits) / Double(max(1, looked)), warm)

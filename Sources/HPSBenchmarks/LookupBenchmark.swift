@@ -32,9 +32,9 @@ package enum LookupBenchmark {
         for _ in 0..<warmup { try body() }
         var times: [Double] = []
         for _ in 0..<runs {
-            let start = MonotonicClock.nanoseconds()
+            let start = ContinuousClock.now
             try body()
-            times.append(Double(MonotonicClock.nanoseconds() - start) / 1e9)
+            times.append((ContinuousClock.now - start).seconds)
         }
         return percentile(times, 0.5)
     }
@@ -48,9 +48,9 @@ package enum LookupBenchmark {
         var times = [[Double]](repeating: [], count: bodies.count)
         for round in 0..<(warmup + runs) {
             for (i, body) in bodies.enumerated() {
-                let start = MonotonicClock.nanoseconds()
+                let start = ContinuousClock.now
                 try body()
-                if round >= warmup { times[i].append(Double(MonotonicClock.nanoseconds() - start) / 1e9) }
+                if round >= warmup { times[i].append((ContinuousClock.now - start).seconds) }
             }
         }
         return times.map { percentile($0, 0.5) }

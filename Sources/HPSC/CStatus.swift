@@ -23,6 +23,21 @@ struct CFailure: Error {
         }
         let status: hps_status
         switch error {
+        case let error as HPSError:
+            switch error.code {
+            case .invalidConfiguration:
+                // hps.h promises HPS_BACKEND for a tier this build lacks.
+                if case .backendUnavailable = error.cause as? ConfigurationError {
+                    status = HPS_BACKEND
+                } else {
+                    status = HPS_CONFIGURATION
+                }
+            case .modelFiles: status = HPS_MODEL_FILES
+            case .store: status = HPS_BACKEND
+            case .device: status = HPS_DEVICE
+            case .unknownModel: status = HPS_NOT_FOUND
+            default: status = HPS_INTERNAL
+            }
         case is ConfigurationError:
             status = HPS_CONFIGURATION
         case is ModelFileError:
@@ -39,10 +54,7 @@ struct CFailure: Error {
             case .destination, .shape, .invalidOffsets, .deviceKeys: status = HPS_INVALID_ARGUMENT
             }
         default:
-            // A tier's own error (RocksDB, the mapped files) thrown while a model loads.
-            let module = String(reflecting: type(of: error))
-            status = module.hasPrefix("HPSRocksDB.") || module.hasPrefix("HPSMapped.") || module.hasPrefix("HPSRedis.")
-                ? HPS_BACKEND : HPS_INTERNAL
+            status = HPS_INTERNAL
         }
         self.init(status, Self.sentence(String(describing: error)))
     }

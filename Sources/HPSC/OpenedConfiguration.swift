@@ -73,8 +73,8 @@ final class OpenedConfiguration: @unchecked Sendable {
     /// Stops the background work and waits (up to 10 s) for it to end.
     func close() {
         for task in tasks { task.cancel() }
-        let deadline = MonotonicClock.nanoseconds() + 10_000_000_000
-        while running.withLock({ $0 }) > 0 && MonotonicClock.nanoseconds() < deadline { usleep(1000) }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while running.withLock({ $0 }) > 0 && ContinuousClock.now < deadline { usleep(1000) }
     }
 
     /// The session a lookup of `model` writing to `memory` goes through: the

@@ -25,8 +25,8 @@ package struct GPUSeedDemo: Sendable {
 
     /// Runs the demo over the model in `directory` (written by `SeedModel.write`).
     package func run(directory: String) throws -> SeedDemo.Result {
-        guard iterations >= 1 else { throw CUDAError.unsupported("--iterations must be at least 1, not \(iterations)") }
-        guard model.dim % 4 == 0 else { throw CUDAError.unsupported("the GPU demo needs a vec size that is a multiple of 4, not \(model.dim)") }
+        guard iterations >= 1 else { throw ToolFailure("--iterations must be at least 1, not \(iterations)") }
+        guard model.dim % 4 == 0 else { throw ToolFailure("the GPU demo needs a vec size that is a multiple of 4, not \(model.dim)") }
         let device = try CUDADevice(index: deviceIndex)
         let kernels = GPUKernels(device: device)
         let tables = try GPUSeedModel(model: model, directory: directory, kernels: kernels, cacheType: cacheType)
@@ -61,17 +61,17 @@ package struct GPUSeedDemo: Sendable {
         let start = try CUDAEvent(device: device), looked = try CUDAEvent(device: device)
 
         func runBatch(_ index: Int, fused: Bool) throws -> (total: Double, lookup: Double, predictions: [Float]) {
-            let begin = MonotonicClock.nanoseconds()
+            let begin = ContinuousClock.now
             var hostStart = begin, hostEnd = begin
             let source = UnsafeRawPointer(hostKeys.pointer) + index * keysPerBatch * tables.keyBytes
             if fused {
                 try stream.copy(to: keys.address, from: source, bytes: keysPerBatch * tables.keyBytes)
                 try start.record(stream)
-                hostStart = MonotonicClock.nanoseconds()
+                hostStart = ContinuousClock.now
                 try tables.lookup(tables.fused, keys: keys.address, count: keysPerBatch, runs: (0..<t).map { ($0, perTable) },
                                   runArrays: (fusedStarts.address, fusedMembers.address), output: denseInput.address,
                                   layout: .samplesByRun, keysPerSample: k, stream: stream)
-                hostEnd = MonotonicClock.nanoseconds()
+                hostEnd = ContinuousClock.now
                 try looked.record(stream)
             } else {
                 // One input tensor per lookup layer, as the unfused model feeds them.
@@ -80,14 +80,14 @@ package struct GPUSeedDemo: Sendable {
                     try stream.copy(to: keys.address + UInt64(offset), from: source + offset, bytes: perTable * tables.keyBytes)
                 }
                 try start.record(stream)
-                hostStart = MonotonicClock.nanoseconds()
+                hostStart = ContinuousClock.now
                 for table in 0..<t {
                     try tables.lookup(tables.unfused[table], keys: keys.address + UInt64(table * perTable * tables.keyBytes),
                                       count: perTable, runs: [(0, perTable)], runArrays: (oneRunStarts.address, memberZero.address),
                                       output: tableOutputs.address + UInt64(table * perTable * dim * 4), layout: .keyOrder,
                                       keysPerSample: 1, stream: stream)
                 }
-                hostEnd = MonotonicClock.nanoseconds()
+                hostEnd = ContinuousClock.now
                 try looked.record(stream)
                 let quads = b * features / 4
                 try concatKernel.launch(grid: (quads + 255) / 256, block: 256, stream: stream,
@@ -97,10 +97,10 @@ package struct GPUSeedDemo: Sendable {
                                    denseInput.address, Int32(features), weights.address, dense.bias, predictions.address)
             try stream.copy(to: UnsafeMutableRawPointer(hostPredictions.pointer), from: predictions.address, bytes: b * 4)
             try stream.synchronize()
-            let total = Double(MonotonicClock.nanoseconds() - begin) / 1000
+            let total = (ContinuousClock.now - begin).microseconds
             // Static tables run on this stream (events time them); a dynamic cache
             // waits for its miss count, so the host clock around it is its time.
-            let lookup = timedByEvents ? try looked.milliseconds(since: start) * 1000 : Double(hostEnd - hostStart) / 1000
+            let lookup = timedByEvents ? try looked.milliseconds(since: start) * 1000 : (hostEnd - hostStart).microseconds
             return (total, lookup, Array(hostPredictions.buffer))
         }
 

@@ -24,7 +24,7 @@ package final class GPUSeedModel {
         keysCopied = try CUDAEvent(device: kernels.device, timing: false)
         var configuration = try HPSConfiguration.load(path: "\(directory)/hps.json")
         guard let config = configuration.model(named: model.modelName) else {
-            throw CUDAError.unsupported("\(directory)/hps.json has no model \(model.modelName)")
+            throw ToolFailure("\(directory)/hps.json has no model \(model.modelName)")
         }
         let cacheType = requested ?? config.effectiveCacheType
         self.cacheType = cacheType

@@ -96,7 +96,7 @@ package struct SeedDemo: Sendable {
 
     /// Runs the demo over the model in `directory` (written by `SeedModel.write`).
     package func run(directory: String) throws -> Result {
-        guard iterations >= 1 else { throw LookupError.shape(reason: "--iterations must be at least 1, not \(iterations)") }
+        guard iterations >= 1 else { throw ToolFailure("--iterations must be at least 1, not \(iterations)") }
         var configuration = try HPSConfiguration.load(path: joinPath(directory, "hps.json"))
         let fusedServer = try HierarchicalParameterServer(configuration: configuration, parallelism: threads)
         configuration.fuseEmbeddingTable = false
@@ -166,10 +166,10 @@ package struct SeedDemo: Sendable {
             var denseInput = [Float](repeating: .nan, count: b * t * k * dim)
             var tableOutputs = [[Float]](repeating: [Float](repeating: .nan, count: perTable), count: fused ? 0 : t)
             var batchTimes: [Double] = [], lookupTimes: [Double] = []
-            var total: UInt64 = 0
+            var total = Duration.zero
             for (index, batch) in batches.enumerated() {
                 var prediction = [Float](repeating: 0, count: b)
-                let start = MonotonicClock.nanoseconds()
+                let start = ContinuousClock.now
                 if fused {
                     // One call: a run per (sample, table) straight into the dense input.
                     try denseInput.withUnsafeMutableBufferPointer { out in
@@ -196,7 +196,7 @@ package struct SeedDemo: Sendable {
                         }
                     }
                 }
-                let looked = MonotonicClock.nanoseconds()
+                let looked = ContinuousClock.now
                 if !fused {
                     // tf.concat of the reshaped lookups.
                     denseInput.withUnsafeMutableBufferPointer { out in
@@ -213,17 +213,17 @@ package struct SeedDemo: Sendable {
                 denseInput.withUnsafeBufferPointer { input in
                     prediction.withUnsafeMutableBufferPointer { dense.predict(input, into: $0) }
                 }
-                let end = MonotonicClock.nanoseconds()
+                let end = ContinuousClock.now
                 if index == 0 {
                     firstDenseInput = denseInput
                 } else {
                     total += end - start
-                    batchTimes.append(Double(end - start) / 1000)
-                    lookupTimes.append(Double(looked - start) / 1000)
+                    batchTimes.append((end - start).microseconds)
+                    lookupTimes.append((looked - start).microseconds)
                 }
                 predictions.append(prediction)
             }
-            return Timing(elapsedSeconds: Double(total) / 1e9, p50Microseconds: percentile(batchTimes, 0.5),
+            return Timing(elapsedSeconds: total.seconds, p50Microseconds: percentile(batchTimes, 0.5),
                           p99Microseconds: percentile(batchTimes, 0.99),
                           lookupP50Microseconds: percentile(lookupTimes, 0.5))
         }

@@ -73,7 +73,7 @@ package struct SeedModel: Sendable, Equatable {
             _ = try writer.finish()
         }
         let path = joinPath(directory, "hps.json")
-        let file = try FileDescriptor(writing: path)
+        let file = try OpenFile(writing: path)
         let text = Array((configurationJSON().serialized(pretty: true) + "\n").utf8)
         try text.withUnsafeBytes { try file.write($0.baseAddress!, count: $0.count) }
         try file.sync()

@@ -68,7 +68,7 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
             }
             return table
         }
-        throw .backend(kind: kind, message: MappedError.notAttached(table: tag).description)
+        throw .backend(kind: kind, table: tag, operation: nil, cause: MappedError.notAttached(table: tag))
     }
 
     public func table(_ tag: String) -> (any EmbeddingStoreTable)? {

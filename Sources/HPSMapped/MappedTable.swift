@@ -121,7 +121,7 @@ public final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
     /// Refused: the tier serves its model files read-only.
     public func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
                        parallelism: Int) throws(StoreError) -> InsertCounts {
-        throw .backend(kind: "mapped", message: MappedError.readOnly(table: tag, operation: "insert into").description)
+        throw .backend(kind: "mapped", table: tag, operation: nil, cause: MappedError.readOnly(table: tag, operation: "insert into"))
     }
 
     /// Erases nothing: the tier serves its model files read-only.

@@ -30,18 +30,17 @@ public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
     ///   - options: timeouts and back-off; the connection settings of
     ///     `configuration` override theirs.
     ///   - eventLoopGroup: the event loops of the connections (the store never shuts them down).
-    /// - Throws: `StoreError.backend` for an address that does not parse or TLS asked for,
+    /// - Throws: `ConfigurationError.invalidValue` for an address that does not parse or TLS asked for,
     ///   `RedisError.clusterUnreachable` (naming every address tried) when no node answers.
     public init(configuration: VolatileDatabaseConfiguration, options: RedisCluster.Options = .init(),
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         guard let seeds = NodeAddress.list(configuration.address) else {
-            throw StoreError.backend(
-                kind: "redis_cluster",
-                message: "volatile_db.address \"\(configuration.address)\" is not a comma-separated list of host:port")
+            throw ConfigurationError.invalidValue(path: "volatile_db.address", expected: "a comma-separated list of host:port",
+                                                  found: "\"\(configuration.address)\"")
         }
         if configuration.enableTLS {
-            throw StoreError.backend(kind: "redis_cluster",
-                                     message: "volatile_db.enable_tls is true, but TLS to Redis is not implemented; set enable_tls to false")
+            throw ConfigurationError.invalidValue(path: "volatile_db.enable_tls",
+                                                  expected: "false (TLS to Redis is not implemented)", found: "true")
         }
         var options = options
         options.connectionsPerNode = configuration.numNodeConnections
@@ -91,12 +90,14 @@ public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
         guard let table = tables.withLock({ $0.removeValue(forKey: tag) }) else { return }
         let hashes = (0..<table.partitionCount).flatMap { p in [(table.valueKeys[p], p), (table.timeKeys[p], p)] }
         let replies = cluster.execute(hashes.map { RedisClusterTable.request(slot: table.slots[$0.1], ["UNLINK", $0.0]) })
-        let failed = zip(hashes, replies).compactMap { hash, reply -> String? in
-            if case .failure(let error) = reply { return "\(hash.0): \(error)" }
+        let failed = zip(hashes, replies).compactMap { hash, reply -> (hash: String, error: RedisError)? in
+            if case .failure(let error) = reply { return (hash.0, error) }
             return nil
         }
-        if !failed.isEmpty {
-            throw .backend(kind: kind, message: "dropping table \(tag) left hashes behind: \(failed.joined(separator: "; "))")
+        if let first = failed.first {
+            throw .backend(kind: kind, table: tag,
+                           operation: "dropping table \(tag) (\(failed.count) hash(es) left behind, the first \(first.hash))",
+                           cause: first.error)
         }
     }
 

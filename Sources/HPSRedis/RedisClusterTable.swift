@@ -338,7 +338,7 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
         let replies = cluster.execute(requests)
         let perChunk = onlyAbsent ? 1 : 2
         var counts = InsertCounts()
-        var failure: String? = nil
+        var failure: RedisError? = nil
         var unreachable: (keys: Int, reason: String?) = (0, nil)
         for (c, (_, range)) in work.enumerated() {
             switch replies[perChunk * c] {
@@ -350,17 +350,17 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
                 unreachable.keys += range.count
                 unreachable.reason = unreachable.reason ?? "the cluster answered \(message)"
             case let .success(other):
-                failure = failure ?? "\(onlyAbsent ? "EVAL" : "HSET") answered \(other)"
+                failure = failure ?? .unexpectedReply(command: onlyAbsent ? "EVAL" : "HSET", reply: "\(other)")
             case let .failure(error) where error.isUnreachable:
                 unreachable.keys += range.count
                 unreachable.reason = unreachable.reason ?? error.description
             case let .failure(error):
-                failure = failure ?? error.description
+                failure = failure ?? error
             }
         }
         if let failure {
             errors.add()
-            throw .backend(kind: "redis_cluster", message: "inserting into \(tag) failed: \(failure)")
+            throw .backend(kind: "redis_cluster", table: tag, operation: "inserting into \(tag)", cause: failure)
         }
         if margin < .max {
             let touched = (0..<partitionCount).filter { starts[$0 + 1] > starts[$0] }

@@ -20,13 +20,15 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     case clusterUnreachable(addresses: [String], reasons: [String])
     /// The cluster answered `CLUSTER SLOTS` with something unexpected.
     case badSlotMap(address: String, reason: String)
+    /// A command got a reply of another kind than it returns (`reply` as text).
+    case unexpectedReply(command: String, reply: String)
 
     /// Whether the error says a node could not be reached (it may answer
     /// later), as opposed to one that answered wrongly.
     public var isUnreachable: Bool {
         switch self {
         case .connectFailed, .connectionClosed, .timeout, .nodeBackingOff, .slotUnassigned, .clusterUnreachable: return true
-        case .protocolError, .authenticationFailed, .tooManyRedirections, .badSlotMap: return false
+        case .protocolError, .authenticationFailed, .tooManyRedirections, .badSlotMap, .unexpectedReply: return false
         }
     }
 
@@ -45,6 +47,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
             return "no Redis Cluster node answered at \(addresses.joined(separator: ", ")) (volatile_db.address): "
                 + reasons.joined(separator: "; ")
         case let .badSlotMap(address, reason): return "Redis node \(address) gave an unusable CLUSTER SLOTS reply: \(reason)"
+        case let .unexpectedReply(command, reply): return "Redis answered \(command) with \(reply)"
         }
     }
 }

@@ -184,7 +184,7 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
         } catch let error as StoreError {
             throw error
         } catch {
-            throw .backend(kind: kind, message: "\(error)")
+            throw .backend(kind: kind, table: tag, operation: nil, cause: error)
         }
     }
 
@@ -230,7 +230,7 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
     public func dropTable(_ tag: String) throws(StoreError) {
         guard state.withLock({ $0.removeValue(forKey: tag) }) != nil else { return }
         if readOnly {
-            throw .backend(kind: kind, message: RocksDBError.readOnly(path: path, table: tag, operation: "drop").description)
+            throw .backend(kind: kind, table: tag, operation: nil, cause: RocksDBError.readOnly(path: path, table: tag, operation: "drop"))
         }
         guard let family = families.withLock({ $0.removeValue(forKey: tag) }) else { return }
         let (_, message) = withErrorPointer { error -> Int? in
@@ -238,7 +238,8 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
             return nil
         }
         if let message {
-            throw .backend(kind: kind, message: Self.classify(path: path, operation: "drop column family \(tag)", message: message).description)
+            throw .backend(kind: kind, table: tag, operation: nil,
+                           cause: Self.classify(path: path, operation: "drop column family \(tag)", message: message))
         }
         let batch = RocksWriteBatch()
         for key in [Self.layoutKey(tag), Self.countKey(tag)] {
@@ -247,7 +248,7 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
         do throws(RocksDBError) {
             try context.write(batch, operation: "delete the records of \(tag)")
         } catch {
-            throw .backend(kind: kind, message: error.description)
+            throw .backend(kind: kind, table: tag, operation: nil, cause: error)
         }
     }
 

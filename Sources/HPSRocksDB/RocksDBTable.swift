@@ -194,7 +194,8 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
                        parallelism: Int) throws(StoreError) -> InsertCounts {
         try checkInsert(member: member, keys: keys.count, floats: vectors.count)
         guard context.readOnly == false else {
-            throw .backend(kind: "rocks_db", message: RocksDBError.readOnly(path: context.path, table: tag, operation: "insert into").description)
+            throw .backend(kind: "rocks_db", table: tag, operation: nil,
+                           cause: RocksDBError.readOnly(path: context.path, table: tag, operation: "insert into"))
         }
         guard let vectorBase = vectors.baseAddress, !keys.isEmpty else { return InsertCounts() }
         return try change(member: member, keys: keys) { (batch, i, existed, keyPointer) in
@@ -261,7 +262,7 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
                 do {
                     try context.write(batch, operation: "write \(n) keys of table \(tag)")
                 } catch {
-                    throw .backend(kind: "rocks_db", message: "\(error)")
+                    throw .backend(kind: "rocks_db", table: tag, operation: nil, cause: error)
                 }
                 keyCount.add(chunkDelta, ordering: .relaxed)
                 delta += chunkDelta

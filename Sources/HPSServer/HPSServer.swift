@@ -84,16 +84,22 @@ public struct HPSServer: Sendable {
     /// their names.
     /// - Parameter updates: further background work that writes into the
     ///   hierarchy (the Kafka consumers), run and stopped with the rest.
+    /// - Throws: `ServerError` of code `modelUnavailable` when a model of
+    ///   `parameterServer` is unloaded while the server is made.
     public init(parameterServer: HierarchicalParameterServer, options: Options = Options(),
                 predictionModels: [(name: String, model: any Predictor)] = [],
-                updates: [any BackgroundWork] = []) throws(LookupError) {
+                updates: [any BackgroundWork] = []) throws {
         self.parameterServer = parameterServer
         self.updates = updates
         self.options = options
         var served: [ServedModel] = []
         for model in parameterServer.models {
             let devices = parameterServer.deviceSessions(model: model.name)
-            served.append(ServedModel(sessions: devices.isEmpty ? [try parameterServer.session(model: model.name)] : devices))
+            do throws(LookupError) {
+                served.append(ServedModel(sessions: devices.isEmpty ? [try parameterServer.session(model: model.name)] : devices))
+            } catch {
+                throw ServerError(code: .modelUnavailable, message: error.description, cause: error)
+            }
         }
         served += predictionModels.map { ServedModel(prediction: $0.model, name: $0.name) }
         metrics = ServerMetrics(sessions: served.flatMap(\.sessions), modelNames: predictionModels.map(\.name),
@@ -169,7 +175,8 @@ public struct HPSServer: Sendable {
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     /// - Parameter onListening: called with ("http", "grpc" or "metrics", host, port) once each port listens.
-    /// - Throws: `ServerError.addressInUse` when a port is taken.
+    /// - Throws: `ServerError` of code `addressInUse` when a port is taken;
+    ///   what a service throws otherwise.
     public func run(logger: Logger, onListening: @escaping @Sendable (String, String, Int) -> Void = { _, _, _ in }) async throws {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: services(logger: logger, onListening: onListening),
@@ -177,21 +184,50 @@ public struct HPSServer: Sendable {
         do {
             try await group.run()
         } catch let error as IOError where error.errnoCode == EADDRINUSE {
-            throw ServerError.addressInUse(host: options.host, ports: [options.httpPort, options.grpcPort, options.metricsPort])
+            let ports = [options.httpPort, options.grpcPort, options.metricsPort].map(String.init).joined(separator: " or ")
+            throw ServerError(
+                code: .addressInUse,
+                message: "cannot listen on \(options.host) port \(ports): another process uses it; choose free ports with --http-port, --grpc-port and --metrics-port",
+                cause: error)
         }
     }
 }
 
-/// Why the server could not start.
-public enum ServerError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// Another process listens on one of the ports.
-    case addressInUse(host: String, ports: [Int])
+/// Why the server could not be made or could not start: what kind of
+/// problem it is (`code`), one sentence that says what to fix (`message`),
+/// and the error underneath (`cause`), in the shape of grpc-swift-2's
+/// `RPCError` and of the library's `HPSError`.
+public struct ServerError: Error, Sendable, CustomStringConvertible {
+    /// What kind of problem stopped the server.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
 
-    /// One sentence a user can act on.
-    public var description: String {
-        switch self {
-        case let .addressInUse(host, ports):
-            "cannot listen on \(host) port \(ports.map(String.init).joined(separator: " or ")): another process uses it; choose free ports with --http-port, --grpc-port and --metrics-port"
-        }
+        private init(_ name: String) { self.name = name }
+
+        /// Another process listens on one of the ports; `cause` is the socket's error.
+        public static let addressInUse = Code("address in use")
+        /// A model of the parameter server was unloaded while the server was
+        /// made; `cause` is the `LookupError`.
+        public static let modelUnavailable = Code("model unavailable")
+
+        /// The code in words.
+        public var description: String { name }
     }
+
+    /// What kind of problem it is.
+    public var code: Code
+    /// One sentence a user can act on.
+    public var message: String
+    /// The error that caused this one.
+    public var cause: (any Error)?
+
+    /// An error of `code` saying `message`.
+    public init(code: Code, message: String, cause: (any Error)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    /// The message.
+    public var description: String { message }
 }

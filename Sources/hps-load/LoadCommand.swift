@@ -114,7 +114,7 @@ struct LoadCommand: AsyncParsableCommand {
             var fields: [(String, JSONValue)] = [
                 ("kind", .string(kind)), ("mode", .string(rate == nil ? "closed" : "open")),
                 ("target_rate", rate.map { .double($0) } ?? .null),
-                ("connections", .integer(Int64(connections))), ("seconds", .double(seconds(report.elapsed))),
+                ("connections", .integer(Int64(connections))), ("seconds", .double(report.elapsed.seconds)),
                 ("requests", .integer(Int64(report.requests))), ("failures", .integer(Int64(report.failures))),
                 ("throughput", .double(report.throughput)),
                 ("p50_us", .double(p(0.5))), ("p99_us", .double(p(0.99))), ("p999_us", .double(p(0.999))),
@@ -127,7 +127,7 @@ struct LoadCommand: AsyncParsableCommand {
             if !report.failureReasons.isEmpty { fields.append(("failure_reasons", .array(report.failureReasons.map { .string($0) }))) }
             print(JSONValue.object(JSONObject(fields)).serialized())
         } else {
-            print("\(kind), \(mode), \(connections) connections, \(String(format1: seconds(report.elapsed))) s")
+            print("\(kind), \(mode), \(connections) connections, \(String(format1: report.elapsed.seconds)) s")
             print("requests \(report.requests), failures \(report.failures), throughput \(String(format1: report.throughput)) req/s")
             print("latency µs: p50 \(String(format1: p(0.5))), p99 \(String(format1: p(0.99))), p99.9 \(String(format1: p(0.999))), max \(String(format1: p(1)))")
             if rate != nil {

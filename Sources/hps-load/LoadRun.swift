@@ -42,7 +42,7 @@ struct LoadRun: Sendable {
         }
 
         /// Answered requests a second.
-        var throughput: Double { Double(requests) / seconds(elapsed) }
+        var throughput: Double { Double(requests) / elapsed.seconds }
 
         /// The nearest-rank percentile `q` of the latencies, in microseconds.
         func percentile(_ q: Double, sorted: [UInt64]) -> Double {
@@ -85,16 +85,16 @@ struct LoadRun: Sendable {
                             scheduled = clock.now
                         }
                         report.requests += 1
-                        report.sendDelays.append(UInt64(max(.zero, clock.now - scheduled).nanoseconds))
+                        report.sendDelays.append((clock.now - scheduled).nanoseconds)
                         do {
                             let response = try await prepared.send()
-                            report.latencies.append(UInt64((clock.now - scheduled).nanoseconds))
+                            report.latencies.append((clock.now - scheduled).nanoseconds)
                             if let reason = check(request, response, &random) {
                                 report.failures += 1
                                 if report.failureReasons.count < 5 { report.failureReasons.append(reason) }
                             }
                         } catch {
-                            report.latencies.append(UInt64((clock.now - scheduled).nanoseconds))
+                            report.latencies.append((clock.now - scheduled).nanoseconds)
                             report.failures += 1
                             if report.failureReasons.count < 5 { report.failureReasons.append("transport: \(error)") }
                             await connection.close()
@@ -140,17 +140,4 @@ final class Tickets: Sendable {
 
     /// The next request's number.
     func next() -> Int { counter.wrappingAdd(1, ordering: .relaxed).oldValue }
-}
-
-func seconds(_ duration: Duration) -> Double {
-    let (s, attoseconds) = duration.components
-    return Double(s) + Double(attoseconds) / 1e18
-}
-
-extension Duration {
-    /// Whole nanoseconds.
-    var nanoseconds: Int64 {
-        let (s, attoseconds) = components
-        return s * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
 }

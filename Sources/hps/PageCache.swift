@@ -46,7 +46,7 @@ enum PageCache {
     /// Reads a model folder's two files once so that the next read comes from the page cache.
     static func warm(_ folder: String) throws {
         for name in ["key", "emb_vector"] {
-            _ = try FileDescriptor.readAll(path: "\(folder)/\(name)")
+            _ = try OpenFile.readAll(path: "\(folder)/\(name)")
         }
     }
 

@@ -245,7 +245,7 @@ struct ServeCommand: AsyncParsableCommand {
     /// A small text file's contents.
     static func readTextFile(_ path: String) throws -> String {
         do throws(ModelFileError) {
-            return String(decoding: try FileDescriptor.readAll(path: path), as: UTF8.self)
+            return String(decoding: try OpenFile.readAll(path: path), as: UTF8.self)
         } catch {
             guard case let .io(_, _, reason) = error else { throw ValidationError("cannot read the token file \(path): \(error)") }
             throw ValidationError("cannot read the token file \(path): \(reason)")

@@ -41,7 +41,7 @@ enum TierBenchmark {
 
     /// In a fresh process: attach the folder with its existing index and answer one lookup.
     static func probeRestart(path: String) throws -> Double {
-        let start = MonotonicClock.nanoseconds()
+        let start = ContinuousClock.now
         let folder = try SparseModelFolder(path: path, table: "bench", vecSize: nil)
         let table = try MappedStore().attach("hps_et.bench.mapped", folders: [folder], keyType: .int64)
         var key: Int64 = 0
@@ -52,7 +52,7 @@ enum TierBenchmark {
                 _ = run.withUnsafeBufferPointer { table.lookup($0, defaults: nil, missed: nil, parallelism: 1) }
             }
         }
-        return Double(MonotonicClock.nanoseconds() - start) / 1e9
+        return (ContinuousClock.now - start).seconds
     }
 
     /// In one process: the table in the hash map and in the mapped tier, and

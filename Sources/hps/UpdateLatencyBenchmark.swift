@@ -53,7 +53,8 @@ enum UpdateLatencyBenchmark {
         let perBatch = max(1, updatesPerSecond / batchesPerSecond)
         let stop = Locked(false)
         // Per sequence number: when it was published, when the plain consumer got it, when a lookup returned it.
-        let published = Locked([UInt64]()), delivered = Locked([Int: UInt64]()), visible = Locked([Int: UInt64]())
+        let published = Locked([ContinuousClock.Instant]())
+        let delivered = Locked([Int: ContinuousClock.Instant]()), visible = Locked([Int: ContinuousClock.Instant]())
         let lookups = Locked(0)
 
         let consuming = Task { try await work[0].run(blocking: .dedicatedThread) }
@@ -69,18 +70,18 @@ enum UpdateLatencyBenchmark {
         // The producer: one batch every 10 ms, the probe's vector holding the batch's number.
         thread {
             var random = SplitMix64(seed: 9)
-            let start = MonotonicClock.nanoseconds()
+            let start = ContinuousClock.now
             var sequence = 0
             while !stop.withLock({ $0 }) {
-                let due = start + UInt64(sequence) * 1_000_000_000 / UInt64(batchesPerSecond)
-                let now = MonotonicClock.nanoseconds()
-                if due > now { usleep(UInt32((due - now) / 1000)) }
+                let due = start + .nanoseconds(Int64(sequence) * 1_000_000_000 / Int64(batchesPerSecond))
+                let now = ContinuousClock.now
+                if due > now { usleep(UInt32((due - now).nanoseconds / 1000)) }
                 var batchKeys = [probe]
                 while batchKeys.count < perBatch { batchKeys.append(keys[1 + Int(random.next() % UInt64(tableKeys - 1))]) }
                 var vectors = [Float](repeating: Float(sequence), count: vecSize)
                 vectors.reserveCapacity(perBatch * vecSize)
                 for _ in 1..<perBatch { for _ in 0..<vecSize { vectors.append(random.nextFloat(-1, 1)) } }
-                published.withLock { $0.append(MonotonicClock.nanoseconds()) }
+                published.withLock { $0.append(ContinuousClock.now) }
                 _ = try? batchKeys.withUnsafeBufferPointer { k in
                     try vectors.withUnsafeBufferPointer { v in try publisher.publish(topic, keys: k, vectors: v, vecSize: vecSize) }
                 }
@@ -92,7 +93,7 @@ enum UpdateLatencyBenchmark {
         thread {
             while !stop.withLock({ $0 }) {
                 let poll = plain.poll(maxMessages: 1000, timeoutMs: 100)
-                let now = MonotonicClock.nanoseconds()
+                let now = ContinuousClock.now
                 for message in poll.messages {
                     guard let update = try? message.payload.withUnsafeBytes({ try UpdateMessage(decoding: $0, vecSize: vecSize) }),
                           let index = update.keys.firstIndex(of: probe) else { continue }
@@ -105,16 +106,16 @@ enum UpdateLatencyBenchmark {
         // The lookups: one sample of 26 keys, the probe first, at the rate asked.
         thread {
             var random = SplitMix64(seed: 11)
-            let start = MonotonicClock.nanoseconds()
+            let start = ContinuousClock.now
             var count = 0, seen = -1
             while !stop.withLock({ $0 }) {
-                let due = start + UInt64(count) * 1_000_000_000 / UInt64(lookupsPerSecond)
-                let now = MonotonicClock.nanoseconds()
-                if due > now { usleep(UInt32((due - now) / 1000)) }
+                let due = start + .nanoseconds(Int64(count) * 1_000_000_000 / Int64(lookupsPerSecond))
+                let now = ContinuousClock.now
+                if due > now { usleep(UInt32((due - now).nanoseconds / 1000)) }
                 var sample = [probe]
                 for _ in 1..<26 { sample.append(keys[Int(random.next() % UInt64(tableKeys))]) }
                 guard let vector = try? session.lookup(table: 0, keys: sample) else { continue }
-                let returned = MonotonicClock.nanoseconds()
+                let returned = ContinuousClock.now
                 let number = Int(vector[0])
                 // A fresh server's probe holds its file row: a number only once an update arrived.
                 if vector[0] == vector[1] && number > seen && Float(number) == vector[0] {
@@ -126,29 +127,29 @@ enum UpdateLatencyBenchmark {
             }
         }
         // Warm-up until both consumers see the probes, then the measured window.
-        let warmupStart = MonotonicClock.nanoseconds()
+        let warmupStart = ContinuousClock.now
         while (visible.withLock({ $0.isEmpty }) || delivered.withLock({ $0.isEmpty }))
-            && MonotonicClock.nanoseconds() - warmupStart < 60_000_000_000 {
+            && ContinuousClock.now - warmupStart < .seconds(60) {
             usleep(100_000)
         }
         usleep(2_000_000)
         let firstMeasured = published.withLock { $0.count }
         let lookupsBefore = lookups.withLock { $0 }
-        let windowStart = MonotonicClock.nanoseconds()
+        let windowStart = ContinuousClock.now
         usleep(UInt32(seconds * 1e6))
         let lastMeasured = published.withLock { $0.count }
-        let window = Double(MonotonicClock.nanoseconds() - windowStart) / 1e9
+        let window = (ContinuousClock.now - windowStart).seconds
         let lookupRate = Double(lookups.withLock { $0 } - lookupsBefore) / window
         usleep(1_000_000)  // the last batches of the window become visible
         stop.withLock { $0 = true }
         while threads.withLock({ $0 }) > 0 { usleep(10_000) }
 
         let times = published.withLock { $0 }
-        func latencies(_ seen: [Int: UInt64]) -> (milliseconds: [Double], missing: Int) {
+        func latencies(_ seen: [Int: ContinuousClock.Instant]) -> (milliseconds: [Double], missing: Int) {
             var values: [Double] = [], missing = 0
             for sequence in firstMeasured..<lastMeasured {
                 guard let at = seen[sequence] else { missing += 1; continue }
-                values.append(Double(at - times[sequence]) / 1e6)
+                values.append((at - times[sequence]).microseconds / 1000)
             }
             return (values.sorted(), missing)
         }

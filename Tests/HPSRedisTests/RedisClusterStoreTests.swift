@@ -71,8 +71,8 @@ struct RedisClusterStoreTests {
         var configuration = VolatileDatabaseConfiguration()
         configuration.type = .redisCluster
         configuration.address = "not an address"
-        #expect(throws: StoreError.backend(kind: "redis_cluster",
-                                           message: "volatile_db.address \"not an address\" is not a comma-separated list of host:port")) {
+        #expect(throws: ConfigurationError.invalidValue(path: "volatile_db.address", expected: "a comma-separated list of host:port",
+                                                        found: "\"not an address\"")) {
             try RedisClusterStore(configuration: configuration)
         }
         configuration.address = "127.0.0.1:1"

@@ -6,7 +6,7 @@ struct BackendAvailabilityTests {
     /// What starting a server on a one-table configuration with `key`'s
     /// section added throws (nil: it started); `section` is given the folder
     /// the configuration lies in.
-    private func startFailure(_ key: String, _ section: (_ directory: String) -> [(String, JSONValue)]) throws -> (any Error)? {
+    private func startFailure(_ key: String, _ section: (_ directory: String) -> [(String, JSONValue)]) throws -> HPSError? {
         let directory = try TemporaryDirectory(prefix: "hps-backend")
         defer { directory.remove() }
         try RandomTable(count: 10, vecSize: 2, seed: 1).write(to: joinPath(directory.path, "t0"))
@@ -16,13 +16,14 @@ struct BackendAvailabilityTests {
             _ = try TestConfiguration.server(json, in: directory.path)
             return nil
         } catch {
-            return error
+            #expect(error is HPSError, "\(error)")
+            return error as? HPSError
         }
     }
 
     @Test("redis_cluster, with no Redis backend given to the server, is refused with its JSON path and the backend to pass")
     func redisClusterNotGiven() throws {
-        let error = try startFailure("volatile_db") { _ in [("type", .string("redis_cluster"))] } as? StoreError
+        let error = try configurationError("volatile_db") { _ in [("type", .string("redis_cluster"))] }
         guard let error, case .backendUnavailable("volatile_db.type", "redis_cluster", _) = error else {
             Issue.record("expected backendUnavailable for volatile_db.type, got \(String(describing: error))")
             return
@@ -31,16 +32,22 @@ struct BackendAvailabilityTests {
         #expect(error.description.contains("StoreBackend.redisCluster"))
     }
 
-    /// The configuration error that starting a one-table server with `section` added throws.
-    private func configurationError(_ key: String, _ section: [(String, JSONValue)]) throws -> ConfigurationError? {
-        let error = try startFailure(key) { _ in section }
-        #expect(error is ConfigurationError, "\(String(describing: error))")
-        return error as? ConfigurationError
+    /// The configuration error that starting a one-table server with `section` added throws:
+    /// the cause of an `HPSError` of code `invalidConfiguration` that names the setting.
+    private func configurationError(_ key: String,
+                                    _ section: (_ directory: String) -> [(String, JSONValue)]) throws -> ConfigurationError? {
+        let error = try startFailure(key, section)
+        #expect(error?.code == .invalidConfiguration, "\(String(describing: error))")
+        let cause = error?.cause as? ConfigurationError
+        #expect(cause != nil, "\(String(describing: error?.cause))")
+        #expect(error?.context.setting == cause?.path)
+        #expect(error?.message == cause?.description)
+        return cause
     }
 
     @Test("multi_process_hash_map, which no build has, is a configuration error naming volatile_db.type, not a missing part of this build")
     func multiProcessHashMap() throws {
-        let error = try configurationError("volatile_db", [("type", .string("multi_process_hash_map"))])
+        let error = try configurationError("volatile_db") { _ in [("type", .string("multi_process_hash_map"))] }
         guard case let .invalidValue(path, _, found) = error else {
             Issue.record("expected invalidValue, got \(String(describing: error))")
             return
@@ -54,8 +61,7 @@ struct BackendAvailabilityTests {
 
     @Test("persistent tiers no backend given provides are refused with their JSON path", arguments: ["rocks_db", "mapped"])
     func persistentBackends(type: String) throws {
-        let error = try startFailure("persistent_db") { [("type", .string(type)), ("path", .string(joinPath($0, "db")))] }
-            as? StoreError
+        let error = try configurationError("persistent_db") { [("type", .string(type)), ("path", .string(joinPath($0, "db")))] }
         guard case let .backendUnavailable(path, found, _) = error else {
             Issue.record("expected backendUnavailable, got \(String(describing: error))")
             return
@@ -68,7 +74,7 @@ struct BackendAvailabilityTests {
 
     @Test("the Kafka update source, with no Kafka backend given, is refused with its JSON path")
     func kafkaUpdateSource() throws {
-        let error = try startFailure("update_source") { _ in [("type", .string("kafka_message_queue"))] } as? StoreError
+        let error = try configurationError("update_source") { _ in [("type", .string("kafka_message_queue"))] }
         guard case let .backendUnavailable(path, found, _) = error else {
             Issue.record("expected backendUnavailable, got \(String(describing: error))")
             return
@@ -81,7 +87,7 @@ struct BackendAvailabilityTests {
 
     @Test("a disabled volatile tier with no persistent tier is a configuration error naming volatile_db.type")
     func disabledVolatileTier() throws {
-        let error = try configurationError("volatile_db", [("type", .string("disabled"))])
+        let error = try configurationError("volatile_db") { _ in [("type", .string("disabled"))] }
         guard case let .invalidValue(path, _, found) = error else {
             Issue.record("expected invalidValue, got \(String(describing: error))")
             return
@@ -108,9 +114,22 @@ struct BackendAvailabilityTests {
 }
 
 struct StoreErrorTests {
-    @Test("a backend's error reads as the backend's own sentence")
+    struct TierFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    @Test("a backend's error reads as the backend's own sentence, after what was being done if given, and keeps its cause")
     func backendErrorDescription() {
-        let error = StoreError.backend(kind: "rocks_db", message: "RocksDB failed to open the database at /x: IO error")
+        let cause = TierFailure(description: "RocksDB failed to open the database at /x: IO error")
+        let error = StoreError.backend(kind: "rocks_db", table: "t", operation: nil, cause: cause)
         #expect(error.description == "RocksDB failed to open the database at /x: IO error")
+        #expect(error.table == "t")
+        guard case let .backend(_, _, _, kept) = error else { return }
+        #expect(kept is TierFailure)
+        let inserting = StoreError.backend(kind: "redis_cluster", table: "t", operation: "inserting into t", cause: cause)
+        #expect(inserting.description == "inserting into t failed: RocksDB failed to open the database at /x: IO error")
+        #expect(inserting != error)
+        #expect(inserting == StoreError.backend(kind: "redis_cluster", table: "t", operation: "inserting into t",
+                                                cause: TierFailure(description: cause.description)))
     }
 }

@@ -93,7 +93,8 @@ struct DenseAndDemoTests {
         let directory = try TemporaryDirectory(prefix: "hps-demo")
         defer { directory.remove() }
         try smallModel.write(to: directory.path)
-        #expect(throws: LookupError.self) { try SeedDemo(model: smallModel, iterations: 0).run(directory: directory.path) }
+        let error = #expect(throws: ToolFailure.self) { try SeedDemo(model: smallModel, iterations: 0).run(directory: directory.path) }
+        #expect(error?.description == "--iterations must be at least 1, not 0")
     }
 
     @Test("a seed model that cannot exist is refused before anything is written")

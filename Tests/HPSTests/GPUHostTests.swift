@@ -61,6 +61,10 @@ struct GPUHostTests {
             Issue.record("a server was made with GPU caches on a machine without a GPU")
         } catch {
             let text = String(describing: error)
+            #expect((error as? HPSError)?.code == .device)
+            #expect((error as? HPSError)?.cause is CUDAError)
+            #expect((error as? HPSError)?.code == .device)
+            #expect((error as? HPSError)?.cause is CUDAError)
             #expect(text.hasPrefix("no GPU: the CUDA driver (libcuda.so.1) could not be loaded"))
             #expect(!text.contains("\n"))
         }

@@ -160,9 +160,11 @@ struct LookupSessionTests {
         defer { directory.remove() }
         let folder = try RandomTable(keys: [1, 2, 1 << 32], vecSize: 2, seed: 4).write(to: joinPath(directory.path, "t0"))
         let json = TestConfiguration.json(tables: [TableSpec(name: "t0", folder: "t0", vecSize: 2)], supportLongLong: false)
-        #expect(throws: ModelFileError.keyOutOfRange(path: folder.keyPath, key: 1 << 32, index: 2)) {
-            try TestConfiguration.server(json, in: directory.path)
-        }
+        let error = #expect(throws: HPSError.self) { try TestConfiguration.server(json, in: directory.path) }
+        #expect(error?.code == .modelFiles)
+        #expect(error?.context == HPSError.Context(model: "m", file: folder.keyPath))
+        #expect(error?.cause as? ModelFileError == .keyOutOfRange(path: folder.keyPath, key: 1 << 32, index: 2))
+        #expect(error?.message == ModelFileError.keyOutOfRange(path: folder.keyPath, key: 1 << 32, index: 2).description)
     }
 
     @Test("unknown models and tables are errors that list what exists")

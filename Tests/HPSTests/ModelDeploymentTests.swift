@@ -26,9 +26,12 @@ struct ModelDeploymentTests {
         let none = try HierarchicalParameterServer(configuration: configuration, parallelism: 1, loading: [])
         #expect(none.models.isEmpty)
         #expect(throws: LookupError.unknownModel(model.modelName, available: [])) { try none.session(model: model.modelName) }
-        #expect(throws: LookupError.unknownModel("other", available: [model.modelName])) {
+        let error = #expect(throws: HPSError.self) {
             try HierarchicalParameterServer(configuration: configuration, parallelism: 1, loading: ["other"])
         }
+        #expect(error?.code == .unknownModel)
+        #expect(error?.context.model == "other")
+        #expect(error?.cause as? LookupError == .unknownModel("other", available: [model.modelName]))
     }
 
     @Test("a reload loads beside the version served, under .v1 tags; the old version answers until its tables are dropped")
@@ -66,7 +69,12 @@ struct ModelDeploymentTests {
         let server = try HierarchicalParameterServer(configuration: configuration, parallelism: 1)
         var broken = configuration.models[0]
         broken.sparseFiles[1] = directory.path + "/missing"
-        #expect(throws: (any Error).self) { try server.load(broken) }
+        let error = #expect(throws: HPSError.self) { try server.load(broken) }
+        #expect(error?.code == .modelFiles)
+        #expect(error?.context.model == model.modelName)
+        #expect(error?.context.table == broken.tableNames[1])
+        #expect(error?.context.file?.hasPrefix(directory.path + "/missing") == true)
+        #expect(error?.cause is ModelFileError)
         #expect(try server.deployment(model: model.modelName).generation == 0)
         #expect(server.volatileStore?.tableTags == (try server.deployment(model: model.modelName)).tags)
     }

@@ -22,6 +22,10 @@ public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConverti
     case duplicateTableName(name: String, path: String, firstPath: String)
     /// The configuration file could not be read; `reason` is the system's explanation.
     case unreadableFile(path: String, reason: String)
+    /// The configuration names a tier or update source (`type`, at `path`) that
+    /// no backend given to the server provides; `reason` says which backend to
+    /// pass or what to write instead.
+    case backendUnavailable(path: String, type: String, reason: String)
 
     /// One plain sentence, without a final period, describing the problem and where it is, for
     /// example `models[0].embedding_vecsize_per_table has 7 entries but sparse_files has 8`.
@@ -43,6 +47,20 @@ public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConverti
             "\(path) is \"\(name)\", which \(firstPath) already uses; every table of a model needs a unique name"
         case .unreadableFile(let path, let reason):
             "cannot read the configuration file \(path): \(reason)"
+        case .backendUnavailable(let path, let type, let reason):
+            "\(path) \"\(type)\" is not available: \(reason)"
+        }
+    }
+
+    /// The JSON path of the setting at fault; nil when the problem is the
+    /// whole document (not JSON, or a file that cannot be read).
+    public var path: String? {
+        switch self {
+        case .invalidJSON, .unreadableFile: nil
+        case .missingKey(let path), .wrongType(let path, _, _), .invalidValue(let path, _, _),
+             .countMismatch(let path, _, _, _), .duplicateModelName(_, let path, _),
+             .duplicateTableName(_, let path, _), .backendUnavailable(let path, _, _):
+            path.isEmpty ? nil : path
         }
     }
 

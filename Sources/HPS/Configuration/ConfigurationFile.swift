@@ -1,10 +1,10 @@
-/// Reads configuration files (through `FileDescriptor`, so the module needs no Foundation).
+/// Reads configuration files (through `OpenFile`, so the module needs no Foundation).
 enum ConfigurationFile {
     /// The whole file as UTF-8 text.
     static func text(atPath path: String) throws(ConfigurationError) -> String {
         let bytes: [UInt8]
         do throws(ModelFileError) {
-            bytes = try FileDescriptor.readAll(path: path)
+            bytes = try OpenFile.readAll(path: path)
         } catch {
             guard case let .io(_, _, reason) = error else { throw .unreadableFile(path: path, reason: "\(error)") }
             throw .unreadableFile(path: path, reason: reason)

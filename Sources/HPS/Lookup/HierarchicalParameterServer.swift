@@ -61,16 +61,23 @@ public final class HierarchicalParameterServer: Sendable {
     ///                                                         backends: [.redisCluster])
     /// ```
     /// - Parameters: as `init(configuration:backends:parallelism:logger:gpu:loading:)`.
-    /// - Throws: `ConfigurationError` for a file that cannot be read or does
-    ///   not hold a valid configuration (naming the file or the JSON path),
-    ///   then what `init` throws.
+    /// - Throws: `HPSError`: of code `invalidConfiguration` for a file that
+    ///   cannot be read or does not hold a valid configuration (its cause a
+    ///   `ConfigurationError` naming the file or the JSON path), then what
+    ///   `init` throws.
     public static func open(configurationFile path: String, backends: [StoreBackend] = [], parallelism: Int? = nil,
                             logger: Logger? = nil, gpu: (any EmbeddingCacheFactory)? = nil) async throws -> HierarchicalParameterServer {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(with: Result {
-                    try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path), backends: backends,
-                                                    parallelism: parallelism, logger: logger, gpu: gpu)
+                    let configuration: HPSConfiguration
+                    do throws(ConfigurationError) {
+                        configuration = try HPSConfiguration.load(path: path)
+                    } catch {
+                        throw HPSError.wrapping(error, otherwise: .invalidConfiguration)
+                    }
+                    return try HierarchicalParameterServer(configuration: configuration, backends: backends,
+                                                           parallelism: parallelism, logger: logger, gpu: gpu)
                 })
             }
         }
@@ -88,15 +95,29 @@ public final class HierarchicalParameterServer: Sendable {
     ///   - loading: the models loaded now, by name (nil: every model of the
     ///     configuration; `hps serve --model-control-mode explicit` loads those
     ///     of `--load-model`, and the others on request).
-    /// - Throws: `StoreError.backendUnavailable` for a tier or update source
-    ///   the configuration names and no backend of `backends` provides,
-    ///   `ConfigurationError.invalidValue` for tiers no build serves (no tier
-    ///   to hold the tables, `multi_process_hash_map`), `ModelFileError` for a model folder that cannot be read, what `gpu`
-    ///   throws for a device or a table it cannot make, and
-    ///   `LookupError.unknownModel` for a name in `loading` that the
-    ///   configuration does not have.
-    public init(configuration: HPSConfiguration, backends: [StoreBackend] = [], parallelism: Int? = nil,
-                logger: Logger? = nil, gpu: (any EmbeddingCacheFactory)? = nil, loading: [String]? = nil) throws {
+    /// - Throws: `HPSError`, whose code says what kind of problem it is and
+    ///   whose cause is the error underneath: `invalidConfiguration` for a
+    ///   tier or update source the configuration names and no backend of
+    ///   `backends` provides (`ConfigurationError.backendUnavailable`) and for
+    ///   tiers no build serves (no tier to hold the tables,
+    ///   `multi_process_hash_map`); `store` for a tier that cannot be made or
+    ///   refuses the tables (a Redis Cluster that does not answer);
+    ///   `modelFiles` for a model folder that cannot be read
+    ///   (`ModelFileError`); `device` for what `gpu` throws for a device or a
+    ///   table it cannot make; `unknownModel` for a name in `loading` that
+    ///   the configuration does not have.
+    public convenience init(configuration: HPSConfiguration, backends: [StoreBackend] = [], parallelism: Int? = nil,
+                            logger: Logger? = nil, gpu: (any EmbeddingCacheFactory)? = nil, loading: [String]? = nil) throws {
+        do {
+            try self.init(checked: configuration, backends: backends, parallelism: parallelism, logger: logger, gpu: gpu,
+                          loading: loading)
+        } catch {
+            throw HPSError.wrapping(error, otherwise: .store)
+        }
+    }
+
+    private init(checked configuration: HPSConfiguration, backends: [StoreBackend], parallelism: Int?,
+                 logger: Logger?, gpu: (any EmbeddingCacheFactory)?, loading: [String]?) throws {
         self.configuration = configuration
         self.parallelism = parallelism ?? availableCores
         self.logger = logger
@@ -148,7 +169,7 @@ public final class HierarchicalParameterServer: Sendable {
                 found: "\"\(volatile.type.rawValue)\"")
         case .redisCluster:
             guard let factory = backends.factory(volatile: volatile.type) else {
-                throw StoreError.backendUnavailable(
+                throw ConfigurationError.backendUnavailable(
                     path: "volatile_db.type", type: volatile.type.rawValue,
                     reason: "no Redis Cluster tier was given to this server (a Swift program passes StoreBackend.redisCluster from HPSRedis in backends); use hash_map")
             }
@@ -160,7 +181,7 @@ public final class HierarchicalParameterServer: Sendable {
             persistentStore = nil
         case .rocksDB, .mapped:
             guard let factory = backends.factory(persistent: persistent.type) else {
-                throw StoreError.backendUnavailable(
+                throw ConfigurationError.backendUnavailable(
                     path: "persistent_db.type", type: persistent.type.rawValue,
                     reason: persistent.type == .rocksDB
                         ? "this build has no RocksDB tier (build with the RocksDB package trait; a Swift program passes StoreBackend.rocksDB from HPSRocksDB in backends); remove persistent_db or set its type to disabled"
@@ -169,8 +190,8 @@ public final class HierarchicalParameterServer: Sendable {
             persistentStore = try factory(persistent)
         }
         if !backends.hasUpdateSource(configuration.updateSource.type) {
-            throw StoreError.backendUnavailable(path: "update_source.type", type: configuration.updateSource.type.rawValue,
-                                                reason: "this build has no Kafka update source (build with the Kafka package trait; a Swift program passes StoreBackend.kafka from HPSKafka in backends); remove update_source")
+            throw ConfigurationError.backendUnavailable(path: "update_source.type", type: configuration.updateSource.type.rawValue,
+                                                        reason: "this build has no Kafka update source (build with the Kafka package trait; a Swift program passes StoreBackend.kafka from HPSKafka in backends); remove update_source")
         }
         guard volatileStore != nil || persistentStore != nil else {
             // A configuration that names no tier to hold the tables, whatever the build.
@@ -184,7 +205,16 @@ public final class HierarchicalParameterServer: Sendable {
 
     /// Loads a model's tables into the stores, under the tags of
     /// `generation` (`ModelDeployment.tag`), and makes its sessions.
+    /// - Throws: `HPSError` naming the model.
     private func deploy(_ model: ModelConfiguration, generation: Int, baseDirectory: String?) throws -> ModelDeployment {
+        do {
+            return try deployTables(model, generation: generation, baseDirectory: baseDirectory)
+        } catch {
+            throw HPSError.wrapping(error, otherwise: .store, model: model.name)
+        }
+    }
+
+    private func deployTables(_ model: ModelConfiguration, generation: Int, baseDirectory: String?) throws -> ModelDeployment {
         var warnings: [String] = []
         var reports: [TableLoadReport] = []
         let volatile = configuration.volatileDatabase
@@ -274,9 +304,14 @@ public final class HierarchicalParameterServer: Sendable {
         var deviceSessions: [Int: LookupSession] = [:]
         if let gpu, model.gpuCache {
             for device in model.effectiveDevices {
-                let caches = try gpu.makeCaches(model: model, plan: plan, folders: groupFolders, keyType: keyType,
+                let caches: [any EmbeddingCache]
+                do {
+                    caches = try gpu.makeCaches(model: model, plan: plan, folders: groupFolders, keyType: keyType,
                                                 below: (0..<plan.groups.count).map { cpu.tierChain(group: $0) },
                                                 device: device)
+                } catch {
+                    throw HPSError.wrapping(error, otherwise: .device, model: model.name)
+                }
                 precondition(caches.count == plan.groups.count, "a GPU cache factory makes one cache per group")
                 deviceSessions[device] = LookupSession(
                     model: model, plan: plan, keyType: keyType, tiers: tiers, tierNames: storeNames,
@@ -312,8 +347,8 @@ public final class HierarchicalParameterServer: Sendable {
     /// its owner, once no request uses it any more, drops them (`dropTables`).
     /// - Parameter baseDirectory: where the model's relative paths start (the configuration file's folder).
     /// - Returns: the new version, and the one it replaced.
-    /// - Throws: what loading a model throws (`ModelFileError`, `StoreError`,
-    ///   a GPU's error); the old version is then still served.
+    /// - Throws: `HPSError` naming the model, as `init` throws for a model
+    ///   it loads; the old version is then still served.
     public func load(_ model: ModelConfiguration, baseDirectory: String? = nil) throws -> (loaded: ModelDeployment, replaced: ModelDeployment?) {
         try modelChanges.withLock { _ in
             let generation = state.withLock { state in
@@ -440,7 +475,7 @@ public final class HierarchicalParameterServer: Sendable {
 
     /// A model folder path as written in the configuration, resolved against
     /// the configuration's folder, or the working folder if it is only there.
-    public static func resolve(_ path: String, base: String?) -> String {
+    package static func resolve(_ path: String, base: String?) -> String {
         guard let base, !path.hasPrefix("/") else { return path }
         let candidate = joinPath(base, path)
         if fileExists(candidate) || !fileExists(path) { return candidate }
@@ -448,9 +483,9 @@ public final class HierarchicalParameterServer: Sendable {
     }
 
     /// Loads one member table from its folder into a store table, `rate` of its rows.
-    public static func load(_ folder: SparseModelFolder, into table: any EmbeddingStoreTable, member: Int, model: String,
+    package static func load(_ folder: SparseModelFolder, into table: any EmbeddingStoreTable, member: Int, model: String,
                      rate: Double, keyType: KeyType, parallelism: Int) throws -> TableLoadReport {
-        let start = MonotonicClock.nanoseconds()
+        let start = ContinuousClock.now
         let limit = Int((Double(folder.keyCount) * rate).rounded(.up))
         var counts = InsertCounts()
         var seen = 0
@@ -481,7 +516,7 @@ public final class HierarchicalParameterServer: Sendable {
             case let .body(error): throw error
             }
         }
-        let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
+        let seconds = (ContinuousClock.now - start).seconds
         return TableLoadReport(table: folder.table, model: model, path: folder.path, keys: folder.keyCount,
                                loaded: counts.inserted - counts.evicted, replaced: counts.replaced,
                                evicted: counts.evicted, bytes: folder.keyCount * (8 + folder.vecSize * 4), seconds: seconds,

@@ -15,6 +15,28 @@ public enum ModelFileError: Error, Sendable, Equatable, CustomStringConvertible 
     /// A vec size or key count that cannot describe a table.
     case invalidShape(table: String, reason: String)
 
+    /// The table whose files are at fault, where the error knows it.
+    public var table: String? {
+        switch self {
+        case let .missingFile(table, _), let .vectorFileSize(table, _, _, _, _), let .vecSizeMismatch(table, _, _, _),
+             let .invalidShape(table, _):
+            table
+        case .io, .keyFileSize, .keyOutOfRange:
+            nil
+        }
+    }
+
+    /// The file at fault, where the error names one.
+    public var path: String? {
+        switch self {
+        case let .missingFile(_, path), let .io(path, _, _), let .keyFileSize(path, _), let .vectorFileSize(_, path, _, _, _),
+             let .vecSizeMismatch(_, path, _, _), let .keyOutOfRange(path, _, _):
+            path
+        case .invalidShape:
+            nil
+        }
+    }
+
     /// One sentence a user can act on.
     public var description: String {
         switch self {

@@ -41,8 +41,8 @@ public struct SparseModelFolder: Sendable {
         self.vectorPath = vectorPath
         guard fileExists(keyPath) else { throw .missingFile(table: table, path: keyPath) }
         guard fileExists(vectorPath) else { throw .missingFile(table: table, path: vectorPath) }
-        let keyBytes = try FileDescriptor(reading: keyPath).size()
-        let vectorBytes = try FileDescriptor(reading: vectorPath).size()
+        let keyBytes = try OpenFile(reading: keyPath).size()
+        let vectorBytes = try OpenFile(reading: vectorPath).size()
         guard keyBytes % 8 == 0 else { throw .keyFileSize(path: keyPath, bytes: keyBytes) }
         keyCount = keyBytes / 8
         if let configured {
@@ -71,10 +71,10 @@ public struct SparseModelFolder: Sendable {
     public func read<E: Error>(chunkKeys: Int = 0, keyType: KeyType = .int64,
                                _ body: (UnsafeBufferPointer<Int64>, UnsafeBufferPointer<Float>) throws(E) -> Void) throws(ReadError<E>) {
         let chunk = chunkKeys > 0 ? chunkKeys : max(1024, (64 << 20) / (vecSize * 4 + 8))
-        let keys: FileDescriptor, vectors: FileDescriptor
+        let keys: OpenFile, vectors: OpenFile
         do {
-            keys = try FileDescriptor(reading: keyPath)
-            vectors = try FileDescriptor(reading: vectorPath)
+            keys = try OpenFile(reading: keyPath)
+            vectors = try OpenFile(reading: vectorPath)
         } catch { throw .file(error) }
         // Mapped scratch buffers, so that loading leaves no resident heap behind.
         let keyBytes = max(1, min(chunk, keyCount)) * 8, vectorBytes = max(1, min(chunk, keyCount) * vecSize) * 4
@@ -136,7 +136,7 @@ public struct SparseModelFolder: Sendable {
     /// Writes a sparse model folder a chunk at a time, for tables larger than memory.
     public final class Writer {
         let path: String, table: String, vecSize: Int
-        private let keys: FileDescriptor, vectors: FileDescriptor
+        private let keys: OpenFile, vectors: OpenFile
 
         /// Creates the folder and empty files.
         public init(path: String, table: String, vecSize: Int) throws(ModelFileError) {
@@ -144,8 +144,8 @@ public struct SparseModelFolder: Sendable {
             self.table = table
             self.vecSize = vecSize
             try makeDirectories(path)
-            keys = try FileDescriptor(writing: joinPath(path, "key"))
-            vectors = try FileDescriptor(writing: joinPath(path, "emb_vector"))
+            keys = try OpenFile(writing: joinPath(path, "key"))
+            vectors = try OpenFile(writing: joinPath(path, "emb_vector"))
         }
 
         /// Appends (n) keys and their (n × vecSize) floats.

@@ -8,11 +8,11 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case noSuchMember(table: String, member: Int, members: Int)
     /// A partition cannot address more rows.
     case partitionFull(table: String, rows: Int)
-    /// The backend named in the configuration is not part of this build.
-    case backendUnavailable(path: String, type: String, reason: String)
-    /// A store outside this module (RocksDB, the mapped tier) failed or refused
-    /// an operation; `message` is its own one-sentence description.
-    case backend(kind: String, message: String)
+    /// A tier outside this module (Redis Cluster, RocksDB, the mapped files)
+    /// failed or refused an operation on `table`: `operation` says what was
+    /// being done (as in "inserting into t1"), nil when `cause`, the tier's
+    /// own error, says it already.
+    case backend(kind: String, table: String?, operation: String?, cause: any Error)
     /// An insert stored some keys but not `keys` others, because the part of
     /// the store that holds them (a Redis node) could not be reached; `counts`
     /// is what was stored. Retrying later may store them.
@@ -29,12 +29,43 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return "table \(table) has \(members) member table(s); member \(member) does not exist"
         case let .partitionFull(table, rows):
             return "a partition of \(table) cannot hold more than \(rows) rows; raise volatile_db.num_partitions"
-        case let .backendUnavailable(path, type, reason):
-            return "\(path) \"\(type)\" is not available: \(reason)"
-        case let .backend(_, message):
-            return message
+        case let .backend(_, _, operation, cause):
+            return operation.map { "\($0) failed: \(cause)" } ?? "\(cause)"
         case let .partlyUnavailable(kind, table, keys, _, reason):
             return "inserting into \(table) left \(keys) key(s) out of \(kind) because \(reason); the others were stored"
+        }
+    }
+
+    /// The table the error is about, where it names one.
+    public var table: String? {
+        switch self {
+        case let .layoutMismatch(table, _, _, _, _), let .vectorCount(table, _, _, _), let .noSuchMember(table, _, _),
+             let .partitionFull(table, _), let .partlyUnavailable(_, table, _, _, _):
+            table
+        case let .backend(_, table, _, _):
+            table
+        }
+    }
+
+    /// Equal when the same case names the same things; two backend errors
+    /// when their kind, table, operation and cause's sentence are the same.
+    public static func == (lhs: StoreError, rhs: StoreError) -> Bool {
+        switch (lhs, rhs) {
+        case let (.layoutMismatch(a0, a1, a2, a3, a4), .layoutMismatch(b0, b1, b2, b3, b4)):
+            (a0, a1, a2, a3, a4) == (b0, b1, b2, b3, b4)
+        case let (.vectorCount(a0, a1, a2, a3), .vectorCount(b0, b1, b2, b3)):
+            (a0, a1, a2, a3) == (b0, b1, b2, b3)
+        case let (.noSuchMember(a0, a1, a2), .noSuchMember(b0, b1, b2)):
+            (a0, a1, a2) == (b0, b1, b2)
+        case let (.partitionFull(a0, a1), .partitionFull(b0, b1)):
+            (a0, a1) == (b0, b1)
+        case let (.backend(a0, a1, a2, a3), .backend(b0, b1, b2, b3)):
+            (a0, a1, a2) == (b0, b1, b2) && String(describing: a3) == String(describing: b3)
+        case let (.partlyUnavailable(a0, a1, a2, a3, a4), .partlyUnavailable(b0, b1, b2, b3, b4)):
+            (a0, a1, a2, a4) == (b0, b1, b2, b4) && a3 == b3
+        case (.layoutMismatch, _), (.vectorCount, _), (.noSuchMember, _), (.partitionFull, _), (.backend, _),
+             (.partlyUnavailable, _):
+            false
         }
     }
 }

@@ -12,7 +12,7 @@ package struct TemporaryDirectory: Sendable {
         var template = Array("\(base)/\(prefix)-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         guard made != nil else {
-            throw .io(path: base, operation: "create a temporary folder in", reason: FileDescriptor.lastError())
+            throw .io(path: base, operation: "create a temporary folder in", reason: OpenFile.lastError())
         }
         path = String(cString: template.withUnsafeBufferPointer { $0.baseAddress! })
     }

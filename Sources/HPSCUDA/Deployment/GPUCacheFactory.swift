@@ -57,7 +57,7 @@ public final class GPUCacheFactory: EmbeddingCacheFactory {
             kernels = try self.kernels(device: device)
         } catch {
             if case let .noSuchDevice(index, count) = error {
-                throw CUDAError.unsupported("model \(model.name) is deployed on GPU \(index) (deployed_device_list), which does not exist; this machine has \(count) GPU(s)")
+                throw CUDAError.modelDevice(model: model.name, device: index, count: count)
             }
             throw error
         }

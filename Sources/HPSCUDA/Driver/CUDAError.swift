@@ -18,8 +18,19 @@ public enum CUDAError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidTuning(setting: String, reason: String)
     /// A kernel launched with arguments that do not match its parameters.
     case launchArguments(kernel: String, reason: String)
-    /// A request the GPU path cannot serve.
-    case unsupported(String)
+    /// A model whose `deployed_device_list` names a GPU that does not exist.
+    case modelDevice(model: String, device: Int, count: Int)
+    /// A table with a dynamic GPU cache and no CPU tier behind it to fill its misses.
+    case noTierBelow(table: String)
+    /// What a GPU table or cache is given (the tier below it, a member's
+    /// vectors) has another shape than it holds: `found` against `expected`.
+    case layoutMismatch(table: String, expected: String, found: String)
+    /// More of `what` (rows, members) than a GPU table or cache addresses.
+    case capacity(table: String, what: String, limit: Int, requested: Int)
+    /// Keys in device memory of another width than the table's keys.
+    case deviceKeyWidth(given: Int, expected: Int)
+    /// Lookup runs whose key counts do not add up to the keys given.
+    case runKeyCount(runs: Int, keys: Int)
 
     /// One sentence a user can act on.
     public var description: String {
@@ -42,8 +53,18 @@ public enum CUDAError: Error, Sendable, Equatable, CustomStringConvertible {
             return "GPU tuning \(setting): \(reason)"
         case let .launchArguments(kernel, reason):
             return "kernel \(kernel) was launched with the wrong arguments: \(reason)"
-        case let .unsupported(reason):
-            return reason
+        case let .modelDevice(model, device, count):
+            return "model \(model) is deployed on GPU \(device) (deployed_device_list), which does not exist; this machine has \(count) GPU(s)"
+        case let .noTierBelow(table):
+            return "\(table) has no CPU tier behind its dynamic GPU cache; enable volatile_db or persistent_db"
+        case let .layoutMismatch(table, expected, found):
+            return "\(table) needs \(expected); it was given \(found)"
+        case let .capacity(table, what, limit, requested):
+            return "\(table) holds at most \(limit) \(what), not \(requested)"
+        case let .deviceKeyWidth(given, expected):
+            return "the device keys are \(given)-byte keys but this table reads \(expected)-byte keys"
+        case let .runKeyCount(runs, keys):
+            return "the runs hold \(runs) keys but \(keys) keys were given"
         }
     }
 }

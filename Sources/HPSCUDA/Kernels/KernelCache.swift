@@ -34,7 +34,7 @@ struct KernelCache {
 
     /// The cached cubin, if present.
     func load(_ key: String) -> [UInt8]? {
-        guard let folder, let bytes = try? FileDescriptor.readAll(path: "\(folder)/\(key)") else { return nil }
+        guard let folder, let bytes = try? OpenFile.readAll(path: "\(folder)/\(key)") else { return nil }
         return bytes.isEmpty ? nil : bytes
     }
 

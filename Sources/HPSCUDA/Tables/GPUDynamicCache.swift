@@ -192,12 +192,16 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         switch source {
         case .tier(let lower):
             guard lower.vecSize == dim, lower.memberCount == members else {
-                throw .unsupported("the tier below \(lower.tag) has vec size \(lower.vecSize) and \(lower.memberCount) member(s), not \(dim) and \(members)")
+                throw .layoutMismatch(table: name, expected: "a tier below of vec size \(dim) and \(members) member(s)",
+                                      found: "\(lower.tag) of vec size \(lower.vecSize) and \(lower.memberCount) member(s)")
             }
             self.lower = lower as? TierChain ?? TierChain(tiers: [lower])
         case .mappedTable(let table):
             guard table.dim == dim, table.memberCount == members, table.int64Keys == int64Keys, table.placement == .mappedHost else {
-                throw .unsupported("a uvm cache needs a table in mapped host memory of vec size \(dim), \(members) member(s) and \(int64Keys ? "int64" : "int32") keys; this one has vec size \(table.dim) and \(table.memberCount) member(s)\(table.placement == .device ? ", in device memory" : "")")
+                throw .layoutMismatch(
+                    table: name,
+                    expected: "a table in mapped host memory of vec size \(dim), \(members) member(s) and \(int64Keys ? "int64" : "int32") keys",
+                    found: "one of vec size \(table.dim) and \(table.memberCount) member(s)\(table.placement == .device ? ", in device memory" : "")")
             }
             self.lower = nil
         }
@@ -217,7 +221,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         rowBits = 32 - memberBits
         // Refs are row + 1 in rowBits bits; the top two values of a 32-bit ref mark busy and deleted slots.
         guard self.capacity < (1 << rowBits) - 3 else {
-            throw .unsupported("a GPU cache of \(members) members holds at most \((1 << rowBits) - 4) rows")
+            throw .capacity(table: name, what: "rows with \(members) members", limit: (1 << rowBits) - 4, requested: self.capacity)
         }
         slotCapacity = 2 * self.capacity + 16
         stage = try GPULookupStage(device: device)
@@ -334,7 +338,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         do throws(CUDAError) {
             try cuda.makeCurrent()
             applyPendingLocked()
-            let start = MonotonicClock.nanoseconds()
+            let start = ContinuousClock.now
             let hostRows = output.device == nil
             let staged = try stage.stage(keys: batch.deviceKeys == nil ? batch.keys : nil, count: n, int64Keys: int64Keys,
                                          runs: batch.runs.lazy.map { (member: $0.member, count: $0.count) },
@@ -346,7 +350,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
             let outcome = try lookupLocked(staged, keys: keys, output: output.device?.address ?? staged.rows,
                                            layout: output.layout, keysPerSample: output.keysPerSample, hostRows: hostRows,
                                            below: below)
-            counts.deviceNanoseconds += MonotonicClock.nanoseconds() - start
+            counts.deviceNanoseconds += (ContinuousClock.now - start).nanoseconds
             hits.addAnswered(batch.runs)
             for member in 0..<memberCount where outcome.missed[member] > 0 {
                 if let fromBelow = outcome.below {
@@ -393,12 +397,12 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         defer { lock.unlock() }
         try cuda.makeCurrent()
         applyPendingLocked()
-        let start = MonotonicClock.nanoseconds()
+        let start = ContinuousClock.now
         let staged = try stage.stage(keys: nil, count: n, int64Keys: int64Keys, runs: runs, rowBytes: 0)
         if let keysWritten { try stream.wait(for: keysWritten) }
         let outcome = try lookupLocked(staged, keys: deviceKeys, output: output, layout: layout,
                                        keysPerSample: keysPerSample, hostRows: false)
-        counts.deviceNanoseconds += MonotonicClock.nanoseconds() - start
+        counts.deviceNanoseconds += (ContinuousClock.now - start).nanoseconds
         return LookupReport(keys: n, hits: n - outcome.misses, filled: outcome.filled)
     }
 
@@ -465,8 +469,8 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
             }
             return outcome
         }
-        let missStart = MonotonicClock.nanoseconds()
-        defer { counts.missNanoseconds += MonotonicClock.nanoseconds() - missStart }
+        let missStart = ContinuousClock.now
+        defer { counts.missNanoseconds += (ContinuousClock.now - missStart).nanoseconds }
 
         // The misses' keys, members and output rows, planned on the device.
         let plan = try planBuffers(misses)
@@ -747,8 +751,8 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     /// Reads keys from the tiers below: their vectors (the default where absent) and which were found.
     /// - Parameter hits: receives, per tier below and member, the keys each answered, and the keys none holds.
     func fetch(keys: [Int64], members: [Int32], hits: inout TierHits) -> (vectors: [Float], found: [Bool]) {
-        let start = MonotonicClock.nanoseconds()
-        defer { counts.fetchNanoseconds += MonotonicClock.nanoseconds() - start }
+        let start = ContinuousClock.now
+        defer { counts.fetchNanoseconds += (ContinuousClock.now - start).nanoseconds }
         return lower!.read(keys: keys, members: members, dim: dim, defaults: hostDefaults, hits: &hits)
     }
 
@@ -757,8 +761,8 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     /// tombstones, their rows go on the free stack).
     /// - Returns: the rows freed.
     func evict(_ count: Int) throws(CUDAError) -> Int {
-        let start = MonotonicClock.nanoseconds()
-        defer { counts.evictNanoseconds += MonotonicClock.nanoseconds() - start }
+        let start = ContinuousClock.now
+        defer { counts.evictNanoseconds += (ContinuousClock.now - start).nanoseconds }
         // One bin per epoch since the floor, at most 65,536 (older ones share bin 0).
         let lo = max(stampFloor, epoch > 65_535 ? epoch - 65_535 : 0)
         let bins = Int(epoch - lo) + 1

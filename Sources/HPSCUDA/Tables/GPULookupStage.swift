@@ -39,7 +39,7 @@ final class GPULookupStage {
     func deviceKeys(_ keys: [DeviceKeys], after caller: DeviceStream, int64Keys: Bool) throws(CUDAError) -> UInt64 {
         let width = int64Keys ? 8 : 4
         for range in keys where range.type.byteWidth != width {
-            throw .unsupported("the device keys are \(range.type.byteWidth)-byte keys but this table reads \(width)-byte keys")
+            throw .deviceKeyWidth(given: range.type.byteWidth, expected: width)
         }
         if keysWritten == nil { keysWritten = try CUDAEvent(device: device, timing: false) }
         try keysWritten!.record(caller)
@@ -111,7 +111,7 @@ final class GPULookupStage {
             starts[r + 1] = Int32(total)
             r += 1
         }
-        guard total == n else { throw .unsupported("the runs hold \(total) keys but \(n) keys were given") }
+        guard total == n else { throw .runKeyCount(runs: total, keys: n) }
         (host + layout.headOffset).initializeMemory(as: UInt32.self, repeating: 0, count: StagedLookup.headBytes / 4)
         try stream.copy(to: device.address, from: UnsafeRawPointer(host), bytes: layout.rowsOffset)
         return StagedLookup(layout: layout, count: n, runs: runs.count, device: device.address, host: host)

@@ -106,7 +106,7 @@ public final class GPUStaticTable: Sendable {
         self.memberCount = members.count
         self.int64Keys = int64Keys
         self.kernels = kernels
-        let index = try GPUTableIndex(members: members, dim: dim, load: kernels.tuning.indexLoad)
+        let index = try GPUTableIndex(members: members, dim: dim, load: kernels.tuning.indexLoad, name: name)
         capacity = index.capacity
         count = index.count
         let device = kernels.device
@@ -210,7 +210,7 @@ extension GPUStaticTable: EmbeddingCache {
         try lookupState.withLock { (state) throws(LookupError) in
             do throws(CUDAError) {
                 try kernels.device.makeCurrent()
-                let start = MonotonicClock.nanoseconds()
+                let start = ContinuousClock.now
                 if state.stage == nil { state.stage = try GPULookupStage(device: kernels.device) }
                 let stage = state.stage!
                 let staged = try stage.stage(keys: batch.deviceKeys == nil ? batch.keys : nil, count: n, int64Keys: int64Keys,
@@ -234,7 +234,7 @@ extension GPUStaticTable: EmbeddingCache {
                     hits.addAnswered(batch.runs)
                     state.statistics.keys += n
                     state.statistics.hits += n
-                    state.statistics.deviceNanoseconds += MonotonicClock.nanoseconds() - start
+                    state.statistics.deviceNanoseconds += (ContinuousClock.now - start).nanoseconds
                     return
                 }
                 try lookup(keys: keys, count: n, runStarts: staged.runStarts, runMembers: staged.runMembers,
@@ -275,7 +275,7 @@ extension GPUStaticTable: EmbeddingCache {
                 }
                 state.statistics.keys += n
                 state.statistics.hits += n - misses
-                state.statistics.deviceNanoseconds += MonotonicClock.nanoseconds() - start
+                state.statistics.deviceNanoseconds += (ContinuousClock.now - start).nanoseconds
                 if output.device == nil { staged.copyRows(to: batch.runs, vecSize: dim) }
             } catch {
                 throw .gpu(error, device: index, what: name)

@@ -38,7 +38,7 @@ package enum GPUTable {
                                                      int64Keys: int64Keys, placement: .mappedHost, name: name))
         } else {
             guard let lower else {
-                throw .unsupported("\(name) has no CPU tier behind its dynamic GPU cache; enable volatile_db or persistent_db")
+                throw .noTierBelow(table: name)
             }
             // Misses are filled through every CPU tier (volatile, then persistent, then the default).
             source = .tier(lower)

@@ -40,16 +40,19 @@ struct GPUTableIndex {
 
     /// Builds the index, with slots for the rows at `load` (more if cuckoo
     /// walks run too long); a key repeated within a member keeps its last row.
-    init(members: [(keys: [Int64], vectors: [Float])], dim: Int, load: Double = maximumLoad) throws(CUDAError) {
+    /// `name` names the table in errors.
+    init(members: [(keys: [Int64], vectors: [Float])], dim: Int, load: Double = maximumLoad,
+         name: String = "a GPU table") throws(CUDAError) {
         guard members.count <= Int(UInt16.max) + 1 else {
-            throw .unsupported("a GPU table holds at most \(Int(UInt16.max) + 1) members, not \(members.count)")
+            throw .capacity(table: name, what: "members", limit: Int(UInt16.max) + 1, requested: members.count)
         }
         for (member, table) in members.enumerated() where table.vectors.count != table.keys.count * dim {
-            throw .unsupported("member \(member) has \(table.vectors.count) floats for \(table.keys.count) keys of vec size \(dim)")
+            throw .layoutMismatch(table: name, expected: "\(table.keys.count * dim) floats for member \(member) (\(table.keys.count) keys of vec size \(dim))",
+                                  found: "\(table.vectors.count)")
         }
         let rows = members.reduce(0) { $0 + $1.keys.count }
         guard rows < Int(Int32.max) else {
-            throw .unsupported("a GPU table holds fewer than \(Int32.max) rows, not \(rows)")
+            throw .capacity(table: name, what: "rows", limit: Int(Int32.max) - 1, requested: rows)
         }
         capacity = max(64, (Int((Double(rows) / load).rounded(.up)) + 63) / 64 * 64)
         slotKeys = []

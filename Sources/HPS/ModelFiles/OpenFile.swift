@@ -1,43 +1,48 @@
 import Glibc
+import SystemPackage
 
-/// An open POSIX file, closed when released. Reads and writes loop until
-/// done, so short transfers and EINTR are handled in one place.
-package final class FileDescriptor {
-    let fd: Int32
+/// An open file of the package's own (model files, configuration files,
+/// cached kernels), on swift-system's `FileDescriptor`, closed when released.
+/// What swift-system leaves to its caller is here once: a read of exactly
+/// `count` bytes (a file that ends early is an error), and every failure as
+/// a `ModelFileError` that names the file and what was being done.
+package final class OpenFile {
+    let descriptor: FileDescriptor
     let path: String
 
     /// Opens `path` for reading.
     package init(reading path: String) throws(ModelFileError) {
         self.path = path
-        fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .io(path: path, operation: "open", reason: Self.lastError()) }
+        descriptor = try Self.attempt(path, "open") {
+            try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+        }
     }
 
     /// Creates or truncates `path` for writing.
     package init(writing path: String) throws(ModelFileError) {
         self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .io(path: path, operation: "create", reason: Self.lastError()) }
+        descriptor = try Self.attempt(path, "create") {
+            try FileDescriptor.open(FilePath(path), .writeOnly, options: [.create, .truncate, .closeOnExec],
+                                    permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        }
     }
 
-    deinit { close(fd) }
+    deinit { try? descriptor.close() }
 
     /// The file's size in bytes.
     func size() throws(ModelFileError) -> Int {
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .io(path: path, operation: "stat", reason: Self.lastError()) }
-        return Int(info.st_size)
+        Int(try Self.attempt(path, "stat") { try descriptor.stat().size })
     }
 
     /// Reads exactly `count` bytes at `offset` into `buffer`.
     func read(into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int) throws(ModelFileError) {
         var done = 0
         while done < count {
-            let n = pread(fd, buffer + done, count - done, off_t(offset + done))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                throw .io(path: path, operation: "read", reason: n == 0 ? "the file ended early" : Self.lastError())
+            let n = try Self.attempt(path, "read") {
+                try descriptor.read(fromAbsoluteOffset: Int64(offset + done),
+                                    into: UnsafeMutableRawBufferPointer(start: buffer + done, count: count - done))
             }
+            guard n > 0 else { throw .io(path: path, operation: "read", reason: "the file ended early") }
             done += n
         }
     }
@@ -46,37 +51,40 @@ package final class FileDescriptor {
     /// (configuration files, token files, cached kernels).
     /// - Throws: `ModelFileError.io` naming the path and what failed.
     package static func readAll(path: String) throws(ModelFileError) -> [UInt8] {
-        let file = try FileDescriptor(reading: path)
+        let file = try OpenFile(reading: path)
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(file.fd, $0.baseAddress, $0.count) }
-            if n > 0 {
-                bytes += chunk[..<n]
-            } else if n == 0 {
-                return bytes
-            } else if errno != EINTR {
-                throw .io(path: path, operation: "read", reason: lastError())
-            }
+            let n = try attempt(path, "read") { try chunk.withUnsafeMutableBytes { try file.descriptor.read(into: $0) } }
+            if n == 0 { return bytes }
+            bytes += chunk[..<n]
         }
     }
 
     /// Appends exactly `count` bytes from `buffer`.
     package func write(_ buffer: UnsafeRawPointer, count: Int) throws(ModelFileError) {
-        var done = 0
-        while done < count {
-            let n = Glibc.write(fd, buffer + done, count - done)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw .io(path: path, operation: "write", reason: Self.lastError()) }
-            done += n
+        _ = try Self.attempt(path, "write") {
+            try descriptor.writeAll(UnsafeRawBufferPointer(start: buffer, count: count))
         }
     }
 
-    /// Flushes the file to its device.
+    /// Flushes the file to its device (swift-system has no fsync).
     package func sync() throws(ModelFileError) {
-        guard fsync(fd) == 0 else { throw .io(path: path, operation: "sync", reason: Self.lastError()) }
+        guard fsync(descriptor.rawValue) == 0 else { throw .io(path: path, operation: "sync", reason: Self.lastError()) }
     }
 
+    /// `body`'s result, or its `Errno` as a `ModelFileError` naming the file and `operation`.
+    private static func attempt<T>(_ path: String, _ operation: String, _ body: () throws -> T) throws(ModelFileError) -> T {
+        do {
+            return try body()
+        } catch let error as Errno {
+            throw .io(path: path, operation: operation, reason: error.description)
+        } catch {
+            throw .io(path: path, operation: operation, reason: "\(error)")
+        }
+    }
+
+    /// The last system call's error, in words.
     static func lastError() -> String {
         String(cString: strerror(errno))
     }
@@ -100,7 +108,7 @@ package func makeDirectories(_ path: String) throws(ModelFileError) {
         prefix += part
         if !isDirectory(prefix) {
             if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
-                throw .io(path: prefix, operation: "create the folder", reason: FileDescriptor.lastError())
+                throw .io(path: prefix, operation: "create the folder", reason: OpenFile.lastError())
             }
         }
         prefix += "/"
