@@ -1,4 +1,4 @@
-public import HPS
+package import HPS
 
 /// The `mapped` persistent tier, an extension of HugeCTR's `persistent_db`
 /// schema (`"persistent_db": {"type": "mapped"}`): tables are served straight
@@ -14,11 +14,11 @@ public import HPS
 /// The tier is read-only: inserts are refused and erases erase nothing.
 ///
 /// Thread safety: every method may be called concurrently.
-public final class MappedStore: FileBackedStore, @unchecked Sendable {
+package final class MappedStore: FileBackedStore, @unchecked Sendable {
     /// `mapped`.
-    public let kind = "mapped"
+    package let kind = "mapped"
     /// Where indexes go for model folders that cannot hold their own, or nil.
-    public let indexFolder: String?
+    package let indexFolder: String?
     private let tables = Locked<[String: MappedTable]>([:])
     /// Model files that shrank, were rewritten or replaced while served.
     private let tierFaults = TierFaults()
@@ -26,13 +26,13 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
     /// Creates an empty store; tables come from `attach`.
     /// - Parameter indexFolder: where to keep the index of a folder that cannot
     ///   hold its own (a read-only folder); nil to require every folder to.
-    public init(indexFolder: String? = nil) {
+    package init(indexFolder: String? = nil) {
         self.indexFolder = indexFolder
     }
 
     /// Creates the store of a `persistent_db` section: its `path` is the
     /// index folder for read-only model folders.
-    public convenience init(configuration: PersistentDatabaseConfiguration) {
+    package convenience init(configuration: PersistentDatabaseConfiguration) {
         self.init(indexFolder: configuration.path)
     }
 
@@ -40,12 +40,12 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
     /// index if it matches the files and building it otherwise.
     /// - Throws: `MappedError` for a file that cannot be mapped or an index that
     ///   cannot be written, or members of different vector sizes.
-    public func attach(_ tag: String, folders: [SparseModelFolder], keyType: KeyType) throws -> any EmbeddingStoreTable {
+    package func attach(_ tag: String, folders: [SparseModelFolder], keyType: KeyType) throws -> any EmbeddingStoreTable {
         try attachTable(tag, folders: folders, keyType: keyType)
     }
 
     /// `attach`, returning the concrete table (which says whether indexes were rebuilt).
-    public func attachTable(_ tag: String, folders: [SparseModelFolder], keyType: KeyType = .int64) throws(MappedError) -> MappedTable {
+    package func attachTable(_ tag: String, folders: [SparseModelFolder], keyType: KeyType = .int64) throws(MappedError) -> MappedTable {
         guard let first = folders.first else { throw .notAttached(table: tag) }
         var members: [MappedMember] = []
         for folder in folders {
@@ -60,7 +60,7 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
     }
 
     /// Refused: the mapped tier serves only model folders (`attach`).
-    public func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable {
+    package func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable {
         if let table = tables.withLock({ $0[tag] }) {
             guard table.vecSize == vecSize && table.memberCount == members else {
                 throw .layoutMismatch(table: tag, vecSize: table.vecSize, members: table.memberCount,
@@ -71,32 +71,32 @@ public final class MappedStore: FileBackedStore, @unchecked Sendable {
         throw .backend(kind: kind, table: tag, operation: nil, cause: MappedError.notAttached(table: tag))
     }
 
-    public func table(_ tag: String) -> (any EmbeddingStoreTable)? {
+    package func table(_ tag: String) -> (any EmbeddingStoreTable)? {
         tables.withLock { $0[tag] }
     }
 
     /// Detaches the table: the model files stay where they are (the tier
     /// only maps them); the mapping goes when the last reference does.
-    public func dropTable(_ tag: String) {
+    package func dropTable(_ tag: String) {
         tables.withLock { _ = $0.removeValue(forKey: tag) }
     }
 
-    public var tableTags: [String] {
+    package var tableTags: [String] {
         tables.withLock { $0.keys.sorted() }
     }
 
     /// Checks each second whether a served model file was written in place,
     /// replaced or removed (`checkFiles`); a file that shrinks is found by the
     /// first read past its end, without waiting for this.
-    public var backgroundWork: [any BackgroundWork] {
+    package var backgroundWork: [any BackgroundWork] {
         [PeriodicWork(name: "watch of the mapped tier's model files", interval: .seconds(1)) { [self] in checkFiles() }]
     }
 
     /// Model files that shrank, were rewritten or replaced while served.
-    public var faults: TierFaults? { tierFaults }
+    package var faults: TierFaults? { tierFaults }
 
     /// Compares every table's files with those mapped, now (what the watch does each interval).
-    public func checkFiles() {
+    package func checkFiles() {
         for table in tables.withLock({ Array($0.values) }) { table.checkFiles() }
     }
 }

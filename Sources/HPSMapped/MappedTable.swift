@@ -1,5 +1,5 @@
 import CHPSSupport
-public import HPS
+package import HPS
 
 /// A table of the mapped tier: one mapped folder per member.
 ///
@@ -8,11 +8,11 @@ public import HPS
 /// split across up to `parallelism` threads.
 ///
 /// Thread safety: immutable after `attach`; lookups run concurrently.
-public final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
+package final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
     /// The table's tag.
-    public let tag: String
+    package let tag: String
     /// Floats per vector.
-    public let vecSize: Int
+    package let vecSize: Int
     package let members: [MappedMember]
     /// Where damage found by a lookup is recorded (the store's).
     let faults: TierFaults
@@ -28,21 +28,21 @@ public final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
     }
 
     /// The number of member tables.
-    public var memberCount: Int { members.count }
+    package var memberCount: Int { members.count }
 
     /// Distinct keys, all members together.
-    public var count: Int { members.reduce(0) { $0 + $1.distinct } }
+    package var count: Int { members.reduce(0) { $0 + $1.distinct } }
 
     /// Per member, whether attaching built its index (false: an existing index was mapped).
-    public var rebuiltIndexes: [Bool] { members.map(\.rebuilt) }
+    package var rebuiltIndexes: [Bool] { members.map(\.rebuilt) }
 
     /// Per member, the path of its index file.
-    public var indexPaths: [String] { members.map(\.indexPath) }
+    package var indexPaths: [String] { members.map(\.indexPath) }
 
     /// Keys below which a lookup is not split across threads.
     static let parallelMinimum = 16_384
 
-    public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
+    package func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
         LookupSplit.run(runs, parallelism: parallelism, minimumPerPiece: Self.parallelMinimum, missed: missed) {
             run, offset, count, flatStart, missed in
@@ -119,11 +119,11 @@ public final class MappedTable: EmbeddingStoreTable, @unchecked Sendable {
     }
 
     /// Refused: the tier serves its model files read-only.
-    public func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+    package func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
                        parallelism: Int) throws(StoreError) -> InsertCounts {
         throw .backend(kind: "mapped", table: tag, operation: nil, cause: MappedError.readOnly(table: tag, operation: "insert into"))
     }
 
     /// Erases nothing: the tier serves its model files read-only.
-    public func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int { 0 }
+    package func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int { 0 }
 }

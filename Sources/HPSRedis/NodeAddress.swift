@@ -1,18 +1,18 @@
 /// A Redis node's `host:port`.
-public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
+package struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
     /// The host name or IP address.
-    public var host: String
+    package var host: String
     /// The TCP port.
-    public var port: Int
+    package var port: Int
 
     /// Creates an address.
-    public init(host: String, port: Int) {
+    package init(host: String, port: Int) {
         self.host = host
         self.port = port
     }
 
     /// Parses `host:port` (the last colon separates the port).
-    public init?(_ text: Substring) {
+    package init?(_ text: Substring) {
         let text = text.trimmingWhitespace()
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
               port > 0 && port < 65536, colon > text.startIndex else { return nil }
@@ -21,14 +21,14 @@ public struct NodeAddress: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Parses the comma-separated list of `volatile_db.address`.
-    public static func list(_ text: String) -> [NodeAddress]? {
+    package static func list(_ text: String) -> [NodeAddress]? {
         let parts = text.split(separator: ",", omittingEmptySubsequences: true)
         let addresses = parts.compactMap(NodeAddress.init)
         return addresses.count == parts.count && !addresses.isEmpty ? addresses : nil
     }
 
     /// `host:port`.
-    public var description: String { "\(host):\(port)" }
+    package var description: String { "\(host):\(port)" }
 }
 
 extension Substring {

@@ -1,11 +1,11 @@
-public import NIOCore
+package import NIOCore
 
 /// A reply that breaks the protocol; the connection cannot go on after it.
-public struct RESPProtocolError: Error, Sendable, CustomStringConvertible {
+package struct RESPProtocolError: Error, Sendable, CustomStringConvertible {
     /// What was wrong.
-    public var reason: String
+    package var reason: String
     /// One sentence.
-    public var description: String { "malformed Redis reply: \(reason)" }
+    package var description: String { "malformed Redis reply: \(reason)" }
 }
 
 /// Reads RESP2 values from the front of a buffer of received bytes.
@@ -13,11 +13,11 @@ public struct RESPProtocolError: Error, Sendable, CustomStringConvertible {
 /// `parse` either consumes one whole value or, when the buffer ends inside a
 /// value (a frame split across reads), consumes nothing and returns nil, so the
 /// caller appends the next read and calls again.
-public enum RESPParser {
+package enum RESPParser {
     /// Parses one value from the front of `buffer`.
     /// - Returns: the value, or nil when `buffer` holds only part of one (nothing is consumed then).
     /// - Throws: `RESPProtocolError` when the bytes are not RESP.
-    public static func parse(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> RESPValue? {
+    package static func parse(_ buffer: inout ByteBuffer) throws(RESPProtocolError) -> RESPValue? {
         let start = buffer.readerIndex
         guard let value = try parseValue(&buffer) else {
             buffer.moveReaderIndex(to: start)
@@ -30,7 +30,7 @@ public enum RESPParser {
     /// `hasCompleteValue` is true): an array of one element per row of `sink`
     /// has its values copied into the rows and is answered `.integer(hits)`;
     /// any other value is parsed as `parse` does.
-    public static func parse(_ buffer: inout ByteBuffer, into sink: VectorSink) throws(RESPProtocolError) -> RESPValue? {
+    package static func parse(_ buffer: inout ByteBuffer, into sink: VectorSink) throws(RESPProtocolError) -> RESPValue? {
         let result: (consumed: Int, hits: Int)? = buffer.withUnsafeReadableBytes { sinkArray($0, sink) }
         guard let result else {
             // Rows written before the reply turned out to be something else
@@ -103,7 +103,7 @@ public enum RESPParser {
     /// without building anything: a large reply arriving in many reads is
     /// checked cheaply at each read and parsed once, when complete. Malformed
     /// bytes count as complete, so that `parse` reports them.
-    public static func hasCompleteValue(_ buffer: ByteBuffer) -> Bool {
+    package static func hasCompleteValue(_ buffer: ByteBuffer) -> Bool {
         buffer.withUnsafeReadableBytes { valueEnd($0, 0) != nil }
     }
 

@@ -1,10 +1,10 @@
-public import NIOCore
+package import NIOCore
 
 /// One value of the Redis serialization protocol, version 2 (RESP2).
 ///
 /// Bulk strings are kept as `ByteBuffer` slices of the bytes read, so a
 /// reply of many vectors is not copied value by value before it is used.
-public enum RESPValue: Sendable, Equatable {
+package enum RESPValue: Sendable, Equatable {
     /// `+OK`.
     case simpleString(String)
     /// `-ERR …`: the server's error message, without the leading `-`.
@@ -17,7 +17,7 @@ public enum RESPValue: Sendable, Equatable {
     case array([RESPValue]?)
 
     /// The bytes of a bulk or simple string as UTF-8 text.
-    public var string: String? {
+    package var string: String? {
         switch self {
         case let .simpleString(s): return s
         case let .bulkString(b?): return String(buffer: b)
@@ -26,13 +26,13 @@ public enum RESPValue: Sendable, Equatable {
     }
 
     /// The value of an integer reply.
-    public var integer: Int64? {
+    package var integer: Int64? {
         if case let .integer(i) = self { return i }
         return nil
     }
 
     /// The elements of a non-null array reply.
-    public var array: [RESPValue]? {
+    package var array: [RESPValue]? {
         if case let .array(a?) = self { return a }
         return nil
     }

@@ -1,6 +1,6 @@
-public import NIOCore
-public import HPS
-public import NIOPosix
+package import NIOCore
+package import HPS
+import NIOPosix
 import Synchronization
 
 /// A client of a Redis Cluster: the slot map read with `CLUSTER SLOTS`,
@@ -18,44 +18,44 @@ import Synchronization
 /// or, without waiting, when the cluster is released.
 ///
 /// Thread safety: `execute` and `refreshSlots` may be called concurrently.
-public final class RedisCluster: Sendable {
+package final class RedisCluster: Sendable {
     /// How the client connects and how long it waits.
-    public struct Options: Sendable {
+    package struct Options: Sendable {
         /// Connections kept per node (`num_node_connections`).
-        public var connectionsPerNode = 5
+        package var connectionsPerNode = 5
         /// The Redis user for AUTH (`user_name`).
-        public var userName = "default"
+        package var userName = "default"
         /// The password; AUTH is sent only when it is not empty (`password`).
-        public var password = ""
+        package var password = ""
         /// The longest a connect may take.
-        public var connectTimeout = TimeAmount.milliseconds(1000)
+        package var connectTimeout = TimeAmount.milliseconds(1000)
         /// The longest one pipelined batch may wait for its replies.
-        public var commandTimeout = TimeAmount.milliseconds(5000)
+        package var commandTimeout = TimeAmount.milliseconds(5000)
         /// How long a node that failed is skipped before it is tried again.
-        public var backoff = TimeAmount.milliseconds(250)
+        package var backoff = TimeAmount.milliseconds(250)
         /// Redirections followed per command before giving up.
-        public var maxRedirections = 5
+        package var maxRedirections = 5
 
         /// The defaults.
-        public init() {}
+        package init() {}
     }
 
     /// One command and the slot of the key it touches.
-    public struct Request: Sendable {
+    package struct Request: Sendable {
         /// The hash slot of the command's key.
-        public var slot: Int
+        package var slot: Int
         /// The encoded command.
-        public var command: RedisCommand
+        package var command: RedisCommand
 
         /// Creates a request.
-        public init(slot: Int, command: RedisCommand) {
+        package init(slot: Int, command: RedisCommand) {
             self.slot = slot
             self.command = command
         }
     }
 
     /// The addresses the cluster was opened with.
-    public let seeds: [NodeAddress]
+    package let seeds: [NodeAddress]
     let options: Options
     private let group: any EventLoopGroup
 
@@ -82,7 +82,7 @@ public final class RedisCluster: Sendable {
     /// - Parameter eventLoopGroup: the event loops the connections run on;
     ///   the cluster uses them and never shuts them down.
     /// - Throws: `RedisError.clusterUnreachable` naming every address tried, when none answers.
-    public init(seeds: [NodeAddress], options: Options = Options(),
+    package init(seeds: [NodeAddress], options: Options = Options(),
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         self.seeds = seeds
         self.options = options
@@ -101,7 +101,7 @@ public final class RedisCluster: Sendable {
     }
 
     /// Closes every connection; a later command opens them again.
-    public func close() {
+    package func close() {
         for pool in pools.withLock({ Array($0.values) }) { pool.close() }
     }
 
@@ -109,26 +109,26 @@ public final class RedisCluster: Sendable {
     /// map marked stale by a failure or a redirection is read again every
     /// `interval` even when no command comes (so the first lookup after a
     /// failover finds the new map); when it is cancelled, the connections close.
-    public func connectionWork(interval: Duration = .seconds(1)) -> any BackgroundWork {
+    package func connectionWork(interval: Duration = .seconds(1)) -> any BackgroundWork {
         RedisConnectionWork(cluster: self, interval: interval)
     }
 
     /// Requests that failed at the connection level (refused, closed, timed out,
     /// skipped during a back-off) since the cluster was opened.
-    public var failureCount: Int { failures.load(ordering: .relaxed) }
+    package var failureCount: Int { failures.load(ordering: .relaxed) }
 
     /// `MOVED` and `ASK` replies followed since the cluster was opened.
-    public var redirectionCount: Int { redirections.load(ordering: .relaxed) }
+    package var redirectionCount: Int { redirections.load(ordering: .relaxed) }
 
     /// The nodes that serve at least one slot, as last read.
-    public var masters: [NodeAddress] {
+    package var masters: [NodeAddress] {
         map.withLock { map in
             Set(map.owner.filter { $0 >= 0 }).sorted().map { map.nodes[Int($0)] }
         }
     }
 
     /// The node serving `slot` in the current map.
-    public func node(forSlot slot: Int) -> NodeAddress? {
+    package func node(forSlot slot: Int) -> NodeAddress? {
         map.withLock { map in
             let i = map.owner[slot]
             return i < 0 ? nil : map.nodes[Int(i)]
@@ -150,7 +150,7 @@ public final class RedisCluster: Sendable {
     /// first, then the seeds). Blocks the calling thread: not for an event loop
     /// or async code (use `refreshSlotsAsync`).
     /// - Throws: `RedisError.clusterUnreachable` when none answers.
-    public func refreshSlots() throws(RedisError) {
+    package func refreshSlots() throws(RedisError) {
         var reasons: [String] = []
         let candidates = slotMapCandidates()
         for address in candidates {
@@ -166,7 +166,7 @@ public final class RedisCluster: Sendable {
     }
 
     /// `refreshSlots`, awaiting the replies instead of blocking a thread.
-    public func refreshSlotsAsync() async throws(RedisError) {
+    package func refreshSlotsAsync() async throws(RedisError) {
         var reasons: [String] = []
         let candidates = slotMapCandidates()
         for address in candidates {
@@ -260,7 +260,7 @@ public final class RedisCluster: Sendable {
     ///   redirection is a `.success(.error(…))`; a node that cannot be reached gives
     ///   `.failure` for its requests (and is skipped for the back-off period), while
     ///   the other nodes' requests are answered.
-    public func execute(_ requests: [Request]) -> [Result<RESPValue, RedisError>] {
+    package func execute(_ requests: [Request]) -> [Result<RESPValue, RedisError>] {
         var results = [Result<RESPValue, RedisError>?](repeating: nil, count: requests.count)
         // Requests still to send, with the node an ASK redirection named.
         var pending: [(index: Int, ask: NodeAddress?)] = requests.indices.map { ($0, nil) }

@@ -1,6 +1,6 @@
 public import HPS
-public import NIOCore
-public import NIOPosix
+package import NIOCore
+import NIOPosix
 import Synchronization
 
 /// The `redis_cluster` volatile store: tables kept in a Redis Cluster in
@@ -13,13 +13,13 @@ import Synchronization
 /// pool: `mayBlock` is true, so `hps serve` runs these lookups on its thread pool.
 ///
 /// Thread safety: all methods may be called concurrently.
-public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
+package final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
     /// `redis_cluster`.
-    public let kind = "redis_cluster"
+    package let kind = "redis_cluster"
     /// The cluster client.
-    public let cluster: RedisCluster
+    package let cluster: RedisCluster
     /// The `volatile_db` section the store was made from.
-    public let configuration: VolatileDatabaseConfiguration
+    package let configuration: VolatileDatabaseConfiguration
     let errors = ErrorCounter()
     private let tables = Locked<[String: RedisClusterTable]>([:])
 
@@ -32,7 +32,7 @@ public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
     ///   - eventLoopGroup: the event loops of the connections (the store never shuts them down).
     /// - Throws: `ConfigurationError.invalidValue` for an address that does not parse or TLS asked for,
     ///   `RedisError.clusterUnreachable` (naming every address tried) when no node answers.
-    public init(configuration: VolatileDatabaseConfiguration, options: RedisCluster.Options = .init(),
+    package init(configuration: VolatileDatabaseConfiguration, options: RedisCluster.Options = .init(),
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         guard let seeds = NodeAddress.list(configuration.address) else {
             throw ConfigurationError.invalidValue(path: "volatile_db.address", expected: "a comma-separated list of host:port",
@@ -51,19 +51,19 @@ public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
     }
 
     /// The cluster's connections, kept fresh while served and closed at shutdown.
-    public var backgroundWork: [any BackgroundWork] { [cluster.connectionWork()] }
+    package var backgroundWork: [any BackgroundWork] { [cluster.connectionWork()] }
 
     /// Requests of lookups, inserts and erases that got no usable reply (a node
     /// refused, closed, timed out, was skipped after a failure, or answered with
     /// an error): their keys were reported as misses.
-    public var errorCount: Int { errors.value }
+    package var errorCount: Int { errors.value }
 
-    public func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable {
+    package func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable {
         try redisTable(tag, vecSize: vecSize, members: members)
     }
 
     /// `createTable` with the concrete type.
-    public func redisTable(_ tag: String, vecSize: Int, members: Int) throws(StoreError) -> RedisClusterTable {
+    package func redisTable(_ tag: String, vecSize: Int, members: Int) throws(StoreError) -> RedisClusterTable {
         let result: Result<RedisClusterTable, StoreError> = tables.withLock { tables in
             if let existing = tables[tag] {
                 guard existing.vecSize == vecSize && existing.memberCount == members else {
@@ -79,14 +79,14 @@ public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
         return try result.get()
     }
 
-    public func table(_ tag: String) -> (any EmbeddingStoreTable)? {
+    package func table(_ tag: String) -> (any EmbeddingStoreTable)? {
         tables.withLock { $0[tag] }
     }
 
     /// Forgets the table and deletes its hashes (`UNLINK` of each
     /// partition's value and access hash).
     /// - Throws: `StoreError.backend` naming the hashes a node did not delete.
-    public func dropTable(_ tag: String) throws(StoreError) {
+    package func dropTable(_ tag: String) throws(StoreError) {
         guard let table = tables.withLock({ $0.removeValue(forKey: tag) }) else { return }
         let hashes = (0..<table.partitionCount).flatMap { p in [(table.valueKeys[p], p), (table.timeKeys[p], p)] }
         let replies = cluster.execute(hashes.map { RedisClusterTable.request(slot: table.slots[$0.1], ["UNLINK", $0.0]) })
@@ -101,7 +101,7 @@ public final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
         }
     }
 
-    public var tableTags: [String] {
+    package var tableTags: [String] {
         tables.withLock { $0.keys.sorted() }
     }
 }

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-public import HPS
+package import HPS
 import NIOCore
 import Synchronization
 
@@ -44,19 +44,19 @@ import Synchronization
 /// left out, which a model's load survives (`StoreCatchUp`).
 ///
 /// Thread safety: lookups, inserts and erases may run concurrently.
-public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
+package final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
     /// The table's tag.
-    public let tag: String
+    package let tag: String
     /// Floats per vector.
-    public let vecSize: Int
+    package let vecSize: Int
     /// The number of member tables.
-    public let memberCount: Int
+    package let memberCount: Int
     /// Partitions of the table (`num_partitions`).
-    public let partitionCount: Int
+    package let partitionCount: Int
     /// The value hash of each partition.
-    public let valueKeys: [String]
+    package let valueKeys: [String]
     /// The access hash of each partition.
-    public let timeKeys: [String]
+    package let timeKeys: [String]
     /// The hash slot of each partition.
     package let slots: [Int]
     private let fieldWidth: Int
@@ -126,7 +126,7 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
 
     /// The number of fields of the table's value hashes (`HLEN`), all members
     /// together; partitions on unreachable nodes count 0.
-    public var count: Int {
+    package var count: Int {
         let replies = cluster.execute((0..<partitionCount).map { p in
             RedisClusterTable.request(slot: slots[p], ["HLEN", valueKeys[p]])
         })
@@ -137,7 +137,7 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
     }
 
     /// The number of fields of one partition's value hash, or nil if its node did not answer.
-    public func fieldCount(partition p: Int) -> Int? {
+    package func fieldCount(partition p: Int) -> Int? {
         let reply = cluster.execute([Self.request(slot: slots[p], ["HLEN", valueKeys[p]])])[0]
         if case let .success(.integer(n)) = reply { return Int(n) }
         return nil
@@ -152,7 +152,7 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
     /// Looks up every key of every run: one `HMGET` per partition and chunk of
     /// at most `max_batch_size` keys, pipelined per node. `parallelism` is not
     /// used: the requests to all nodes are in flight at once.
-    public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
+    package func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
         var total = 0
         for run in runs { total += run.count }
@@ -262,7 +262,7 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
     /// node, then prunes partitions over the overflow margin.
     /// - Throws: `StoreError.backend` if a node could not store its share
     ///   (the other nodes' shares are stored).
-    public func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+    package func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
                        parallelism: Int) throws(StoreError) -> InsertCounts {
         try write(member: member, keys: keys, vectors: vectors, onlyAbsent: false)
     }
@@ -271,7 +271,7 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
     /// partition and chunk that sets each field with `HSETNX` (and its access
     /// record when it was set), so a vector written meanwhile is kept.
     /// - Throws: as `insert`.
-    public func insertAbsent(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+    package func insertAbsent(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
                              parallelism: Int) throws(StoreError) -> InsertCounts {
         try write(member: member, keys: keys, vectors: vectors, onlyAbsent: true)
     }
@@ -437,7 +437,7 @@ public final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable {
 
     /// Erases keys of `member` with `HDEL` per partition and chunk; keys on an
     /// unreachable node are not erased (and not counted).
-    public func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int {
+    package func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int {
         guard let keyBase = keys.baseAddress, !keys.isEmpty else { return 0 }
         let (order, starts) = groupByPartition(keys.count) { partition(keyBase[$0], member: member) }
         let work = chunks(starts)

@@ -1,21 +1,21 @@
-public import NIOCore
+package import NIOCore
 
 /// One command, encoded as a RESP array of bulk strings, ready to be written.
 ///
 /// Built argument by argument straight into one buffer, so a command of many
 /// fields (an `HMGET` of a whole chunk of keys) costs no allocation per field.
-public struct RedisCommand: Sendable {
+package struct RedisCommand: Sendable {
     /// The encoded bytes.
-    public private(set) var bytes: ByteBuffer
+    package private(set) var bytes: ByteBuffer
     /// The arguments appended so far.
-    public private(set) var argumentCount = 0
+    package private(set) var argumentCount = 0
     private let declaredCount: Int
     /// Where the values of this command's reply go, for an `HMGET` of
     /// vectors; nil (the default) hands the reply back as a `RESPValue`.
-    public var sink: VectorSink?
+    package var sink: VectorSink?
 
     /// Starts a command of exactly `arguments` arguments (the name counts as one).
-    public init(arguments: Int, capacity: Int = 64) {
+    package init(arguments: Int, capacity: Int = 64) {
         declaredCount = arguments
         bytes = ByteBuffer()
         bytes.reserveCapacity(capacity + 16)
@@ -25,19 +25,19 @@ public struct RedisCommand: Sendable {
     }
 
     /// A command of text arguments, such as `["CLUSTER", "SLOTS"]`.
-    public init(_ arguments: [String]) {
+    package init(_ arguments: [String]) {
         self.init(arguments: arguments.count)
         for argument in arguments { append(argument) }
     }
 
     /// Appends a text argument.
-    public mutating func append(_ text: String) {
+    package mutating func append(_ text: String) {
         var text = text
         text.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
     /// Appends a binary argument.
-    public mutating func append(_ raw: UnsafeRawBufferPointer) {
+    package mutating func append(_ raw: UnsafeRawBufferPointer) {
         precondition(argumentCount < declaredCount, "more arguments than declared")
         bytes.writeStaticString("$")
         bytes.writeString(String(raw.count))
@@ -48,5 +48,5 @@ public struct RedisCommand: Sendable {
     }
 
     /// Whether every declared argument was appended.
-    public var isComplete: Bool { argumentCount == declaredCount }
+    package var isComplete: Bool { argumentCount == declaredCount }
 }

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-public import NIOCore
+package import NIOCore
 import NIOPosix
 
 /// One TCP connection to one Redis node that pipelines commands: a call
@@ -12,9 +12,9 @@ import NIOPosix
 /// Thread safety: `send` may be called from any thread; the connection's state
 /// lives on its event loop. A timeout or a closed connection fails every
 /// outstanding request and leaves the connection closed (`isActive` false).
-public final class RedisConnection: Sendable {
+package final class RedisConnection: Sendable {
     /// `host:port`.
-    public let address: String
+    package let address: String
     let channel: any Channel
     private let handler: RESPReplyHandler
     let timeout: TimeAmount
@@ -27,13 +27,13 @@ public final class RedisConnection: Sendable {
     }
 
     /// Whether the connection is open.
-    public var isActive: Bool { channel.isActive }
+    package var isActive: Bool { channel.isActive }
 
     /// Connects, then authenticates if `password` is not empty.
     /// - Parameters:
     ///   - connectTimeout: the longest a connect may take.
     ///   - timeout: the longest a call of `send` may wait for its last reply.
-    public static func connect(host: String, port: Int, group: any EventLoopGroup, connectTimeout: TimeAmount,
+    package static func connect(host: String, port: Int, group: any EventLoopGroup, connectTimeout: TimeAmount,
                                timeout: TimeAmount, userName: String = "default", password: String = "")
         -> EventLoopFuture<RedisConnection> {
         let address = "\(host):\(port)"
@@ -64,7 +64,7 @@ public final class RedisConnection: Sendable {
     /// A reply that is a Redis error (`-MOVED …`) is a value, not a failure.
     /// - Returns: one reply per command; fails with `RedisError` if the
     ///   connection closes or no reply comes within the timeout.
-    public func send(_ commands: [RedisCommand]) -> EventLoopFuture<[RESPValue]> {
+    package func send(_ commands: [RedisCommand]) -> EventLoopFuture<[RESPValue]> {
         let loop = channel.eventLoop
         guard !commands.isEmpty else { return loop.makeSucceededFuture([]) }
         let promise = loop.makePromise(of: [RESPValue].self)
@@ -79,7 +79,7 @@ public final class RedisConnection: Sendable {
     }
 
     /// Closes the connection; outstanding requests fail.
-    public func close() {
+    package func close() {
         channel.close(promise: nil)
     }
 }

@@ -17,16 +17,16 @@
 /// Thread safety: written on one event loop while the command is in flight,
 /// read by the caller after its reply arrived (the future's completion orders
 /// the two). A command resent after a redirection reuses its sink.
-public final class VectorSink: @unchecked Sendable {
+package final class VectorSink: @unchecked Sendable {
     /// The destination of each field's value, in the order of the command's fields.
-    public let rows: [UnsafeMutableRawPointer]
+    package let rows: [UnsafeMutableRawPointer]
     /// The size of a value that is copied; a value of another size counts as a miss.
-    public let valueBytes: Int
+    package let valueBytes: Int
     /// Whether each field's value was copied to its row (all false until a reply is read).
-    public private(set) var found: [Bool]
+    package private(set) var found: [Bool]
 
     /// A sink for the values of `rows.count` fields of `valueBytes` bytes each.
-    public init(rows: [UnsafeMutableRawPointer], valueBytes: Int) {
+    package init(rows: [UnsafeMutableRawPointer], valueBytes: Int) {
         self.rows = rows
         self.valueBytes = valueBytes
         found = Array(repeating: false, count: rows.count)

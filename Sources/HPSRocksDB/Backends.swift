@@ -9,7 +9,7 @@ extension StoreBackend {
 }
 
 /// Whether this build has the RocksDB tier (the RocksDB package trait).
-public var isRocksDBBuilt: Bool {
+package var isRocksDBBuilt: Bool {
     #if RocksDB
     true
     #else

@@ -1,7 +1,7 @@
 #if RocksDB
 import CRocksDB
 import Glibc
-public import HPS
+package import HPS
 
 /// The `rocks_db` persistent tier: one RocksDB database at `persistent_db.path`
 /// holding one column family per table.
@@ -20,15 +20,15 @@ public import HPS
 ///
 /// Thread safety: every method may be called concurrently; the writes of one
 /// table are serialized (they read and update its key count).
-public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
+package final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
     /// `rocks_db`.
-    public let kind = "rocks_db"
+    package let kind = "rocks_db"
     /// The database folder.
-    public let path: String
+    package let path: String
     /// Whether the database was opened read-only.
-    public let readOnly: Bool
+    package let readOnly: Bool
     /// The most keys read or written per RocksDB call.
-    public let maxBatchSize: Int
+    package let maxBatchSize: Int
     let context: RocksContext
     private var database: RocksDatabase { context.database }
     private var defaultFamily: RocksColumnFamily { context.defaultFamily }
@@ -53,7 +53,7 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
     /// Opens (or creates) the database of a `persistent_db` section.
     /// - Throws: `RocksDBError.missing` (read_only and no database),
     ///   `.locked` (the LOCK is held), `.corrupt`, or `.operation`.
-    public convenience init(configuration: PersistentDatabaseConfiguration) throws(RocksDBError) {
+    package convenience init(configuration: PersistentDatabaseConfiguration) throws(RocksDBError) {
         try self.init(path: configuration.path, readOnly: configuration.readOnly,
                       numThreads: configuration.numThreads, maxBatchSize: configuration.maxBatchSize)
     }
@@ -67,7 +67,7 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
     ///     then raises SIGBUS inside RocksDB and ends the process, where pread
     ///     returns an error that a lookup answers as a miss (`faults`).
     ///     `hps bench --tier-rates` measures both.
-    public init(path: String, readOnly: Bool = false, numThreads: Int = 16, maxBatchSize: Int = 65536,
+    package init(path: String, readOnly: Bool = false, numThreads: Int = 16, maxBatchSize: Int = 65536,
                 mmapReads: Bool = false) throws(RocksDBError) {
         self.path = path
         self.readOnly = readOnly
@@ -178,7 +178,7 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
 
     // MARK: EmbeddingStore
 
-    public func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable {
+    package func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable {
         do {
             return try createOrOpen(tag, vecSize: vecSize, members: members)
         } catch let error as StoreError {
@@ -220,14 +220,14 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
         }
     }
 
-    public func table(_ tag: String) -> (any EmbeddingStoreTable)? {
+    package func table(_ tag: String) -> (any EmbeddingStoreTable)? {
         state.withLock { $0[tag] }
     }
 
     /// Forgets the table, drops its column family and deletes its layout
     /// and count records.
     /// - Throws: `StoreError.backend` when RocksDB refuses (a read-only database among others).
-    public func dropTable(_ tag: String) throws(StoreError) {
+    package func dropTable(_ tag: String) throws(StoreError) {
         guard state.withLock({ $0.removeValue(forKey: tag) }) != nil else { return }
         if readOnly {
             throw .backend(kind: kind, table: tag, operation: nil, cause: RocksDBError.readOnly(path: path, table: tag, operation: "drop"))
@@ -252,13 +252,13 @@ public final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
         }
     }
 
-    public var tableTags: [String] {
+    package var tableTags: [String] {
         state.withLock { $0.keys.sorted() }
     }
 
     /// Keys RocksDB could not read (a corrupt block of a table file), each
     /// answered as a miss.
-    public var faults: TierFaults? { context.faults }
+    package var faults: TierFaults? { context.faults }
 }
 #endif
 

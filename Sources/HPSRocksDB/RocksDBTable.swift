@@ -1,6 +1,6 @@
 #if RocksDB
 import CRocksDB
-public import HPS
+package import HPS
 import Synchronization
 
 /// One table of a `RocksDBStore`: a column family (see the store for the key
@@ -17,13 +17,13 @@ import Synchronization
 ///
 /// Thread safety: lookups run concurrently with everything; inserts and
 /// erases of one table take turns.
-public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
+package final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
     /// The table's tag, also its column family's name.
-    public let tag: String
+    package let tag: String
     /// Floats per vector.
-    public let vecSize: Int
+    package let vecSize: Int
     /// The number of member tables.
-    public let memberCount: Int
+    package let memberCount: Int
     let context: RocksContext
     let family: RocksColumnFamily
     private let keyCount: Atomic<Int>
@@ -42,7 +42,7 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
     }
 
     /// The number of keys held, all members together (exact).
-    public var count: Int { keyCount.load(ordering: .relaxed) }
+    package var count: Int { keyCount.load(ordering: .relaxed) }
 
     @inline(__always)
     static func encode(_ key: Int64, member: Int, into buffer: UnsafeMutableRawPointer) {
@@ -112,7 +112,7 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
     /// Keys below which a lookup is not split across threads.
     static let parallelMinimum = 8192
 
-    public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
+    package func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
         LookupSplit.run(runs, parallelism: parallelism, minimumPerPiece: Self.parallelMinimum, missed: missed) {
             run, offset, count, flatStart, missed in
@@ -179,7 +179,7 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
     /// key from one sorted run (benchmarks use it for a layout that does not
     /// depend on when background compactions ran). Blocks until done.
     /// - Throws: `RocksDBError.operation` if the flush fails.
-    public func compact() throws(RocksDBError) {
+    package func compact() throws(RocksDBError) {
         let options = rocksdb_flushoptions_create()
         defer { rocksdb_flushoptions_destroy(options) }
         rocksdb_flushoptions_set_wait(options, 1)
@@ -190,7 +190,7 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
 
     // MARK: Changes
 
-    public func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+    package func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
                        parallelism: Int) throws(StoreError) -> InsertCounts {
         try checkInsert(member: member, keys: keys.count, floats: vectors.count)
         guard context.readOnly == false else {
@@ -207,7 +207,7 @@ public final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
         }
     }
 
-    public func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int {
+    package func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int {
         guard !context.readOnly, member >= 0 && member < memberCount, !keys.isEmpty else { return 0 }
         // The protocol's erase cannot throw; a failed write erases nothing.
         let erased = try? change(member: member, keys: keys) { (batch, _, existed, keyPointer) in

@@ -194,7 +194,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard target != .cpu else { return try onTheCPU() }
         let gpuModels = configuration.models.filter(\.gpuCache)
-        let factory: any EmbeddingCacheFactory
+        let factory: GPUCacheFactory
         do {
             guard !gpuModels.isEmpty else {
                 throw ServeDeviceError.noGPUModel(models: configuration.models.map(\.name))

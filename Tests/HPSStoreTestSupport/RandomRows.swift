@@ -26,7 +26,7 @@ public struct RandomRows: Sendable {
         self.vecSize = vecSize
     }
 
-    public func row(_ i: Int) -> [Float] { Array(vectors[(i * vecSize)..<((i + 1) * vecSize)]) }
+    package func row(_ i: Int) -> [Float] { Array(vectors[(i * vecSize)..<((i + 1) * vecSize)]) }
 
     public var reference: [Int64: [Float]] {
         var result: [Int64: [Float]] = [:]
@@ -38,7 +38,7 @@ public struct RandomRows: Sendable {
 /// Looks up `keys` of `member` into an output poisoned with NaN, so that an
 /// element the lookup does not write fails every comparison.
 /// - Returns: (n × vecSize) floats and the flat indices of the misses.
-public func lookup(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], defaults: [Float]? = nil,
+package func lookup(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], defaults: [Float]? = nil,
                    parallelism: Int = 1) -> (vectors: [Float], missed: [Int]) {
     let memberDefaults = defaults ?? [Float](repeating: 0, count: table.memberCount)
     var output = [Float](repeating: .nan, count: keys.count * table.vecSize)
@@ -61,7 +61,7 @@ public func lookup(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int
 
 /// Inserts rows into `member` of a table.
 @discardableResult
-public func insert(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], vectors: [Float],
+package func insert(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64], vectors: [Float],
                    parallelism: Int = 1) throws -> InsertCounts {
     try keys.withUnsafeBufferPointer { k in
         try vectors.withUnsafeBufferPointer { v in try table.insert(member: member, keys: k, vectors: v, parallelism: parallelism) }
@@ -69,12 +69,12 @@ public func insert(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int
 }
 
 /// Whether two float arrays hold the same bits in every element.
-public func bitwiseEqual(_ a: [Float], _ b: [Float]) -> Bool {
+package func bitwiseEqual(_ a: [Float], _ b: [Float]) -> Bool {
     a.count == b.count && zip(a, b).allSatisfy { $0.bitPattern == $1.bitPattern }
 }
 
 /// Erases keys of `member` from a table.
 @discardableResult
-public func erase(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64]) -> Int {
+package func erase(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64]) -> Int {
     keys.withUnsafeBufferPointer { table.erase(member: member, keys: $0) }
 }

@@ -12,13 +12,13 @@
 /// not cached, so they are asked again.
 ///
 /// Thread safety: lookups may run concurrently (the hash map is).
-public final class CPUEmbeddingCache: EmbeddingCache {
-    public let kind = "cpu_cache"
-    public var device: Int? { nil }
-    public let vecSize: Int
-    public let memberCount: Int
+package final class CPUEmbeddingCache: EmbeddingCache {
+    package let kind = "cpu_cache"
+    package var device: Int? { nil }
+    package let vecSize: Int
+    package let memberCount: Int
     /// The most rows held.
-    public let capacity: Int
+    package let capacity: Int
     let rows: HashMapTable
     let parallelism: Int
     private let counters = Locked(CacheStatistics())
@@ -27,7 +27,7 @@ public final class CPUEmbeddingCache: EmbeddingCache {
     /// - Parameters:
     ///   - tag: names the cache's table, `hps_et.<model>.<group>`.
     ///   - parallelism: threads one lookup or insert may use.
-    public init(tag: String, vecSize: Int, members: Int, capacity: Int, parallelism: Int = 1) {
+    package init(tag: String, vecSize: Int, members: Int, capacity: Int, parallelism: Int = 1) {
         self.vecSize = vecSize
         self.memberCount = members
         self.capacity = max(1, capacity)
@@ -41,11 +41,11 @@ public final class CPUEmbeddingCache: EmbeddingCache {
     }
 
     /// Rows held.
-    public var count: Int { rows.count }
+    package var count: Int { rows.count }
 
-    public var statistics: CacheStatistics { counters.withLock { $0 } }
+    package var statistics: CacheStatistics { counters.withLock { $0 } }
 
-    public func lookup(_ batch: CacheBatch, below: TierChain?, defaults: UnsafeBufferPointer<Float>,
+    package func lookup(_ batch: CacheBatch, below: TierChain?, defaults: UnsafeBufferPointer<Float>,
                        hits: inout TierHits) throws(LookupError) {
         if batch.device != nil {
             throw .destination(reason: "a CPU cache writes host memory, not device memory; look up through a session on a GPU for a device destination")
@@ -145,7 +145,7 @@ public final class CPUEmbeddingCache: EmbeddingCache {
     /// the API or a message queue); keys it does not hold are left out.
     /// - Returns: the rows dropped.
     @discardableResult
-    public func update(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>) -> CacheUpdate {
+    package func update(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>) -> CacheUpdate {
         // Dropping is as correct as replacing (the next lookup reads the new vector from below) and never grows the cache.
         CacheUpdate(rows: rows.erase(member: member, keys: keys))
     }
@@ -153,7 +153,7 @@ public final class CPUEmbeddingCache: EmbeddingCache {
 
 extension CacheStatistics {
     /// Adds another's counts to these.
-    public mutating func add(_ other: CacheStatistics) {
+    package mutating func add(_ other: CacheStatistics) {
         keys += other.keys
         hits += other.hits
         inserts += other.inserts

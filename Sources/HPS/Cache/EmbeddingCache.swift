@@ -9,7 +9,7 @@
 ///
 /// Thread safety: lookups may be called concurrently; a cache serializes
 /// what must be.
-public protocol EmbeddingCache: AnyObject, Sendable {
+package protocol EmbeddingCache: AnyObject, Sendable {
     /// A short name for statistics and metrics: `gpu_static`, `gpu_dynamic`, `gpu_uvm` or `cpu_cache`.
     var kind: String { get }
     /// The GPU it lives on, or nil for host memory.
@@ -58,7 +58,7 @@ public protocol EmbeddingCache: AnyObject, Sendable {
 
 extension EmbeddingCache {
     /// No background work.
-    public var backgroundWork: [any BackgroundWork] { [] }
+    package var backgroundWork: [any BackgroundWork] { [] }
 }
 
 /// One fusion group's lookup as a cache receives it.
@@ -71,24 +71,24 @@ extension EmbeddingCache {
 ///   after run (`count × vecSize` floats); nil for host memory.
 /// - `deviceKeys`: per run, its keys in the memory of the cache's GPU, to be
 ///   read after the work queued on `keysStream`; only caches on a GPU take them.
-public struct CacheBatch: @unchecked Sendable {
+package struct CacheBatch: @unchecked Sendable {
     /// All keys, run after run (empty for keys in device memory).
-    public var keys: UnsafeBufferPointer<Int64>
+    package var keys: UnsafeBufferPointer<Int64>
     /// The runs, in key order; with a host destination each run's `output` receives its rows.
-    public var runs: UnsafeBufferPointer<LookupRun>
+    package var runs: UnsafeBufferPointer<LookupRun>
     /// The group's output in device memory, run after run; nil when the outputs are the runs' host rows.
-    public var device: DevicePointer<Float>?
+    package var device: DevicePointer<Float>?
     /// How the rows are placed in a device destination.
-    public var layout: OutputLayout
+    package var layout: OutputLayout
     /// Per run, its keys in device memory; nil when the keys are `keys`.
-    public var deviceKeys: [DeviceKeys]?
+    package var deviceKeys: [DeviceKeys]?
     /// The caller's stream whose earlier work writes `deviceKeys`.
-    public var keysStream: DeviceStream
+    package var keysStream: DeviceStream
     /// The keys of all runs.
-    public let count: Int
+    package let count: Int
 
     /// A batch of keys in host memory.
-    public init(keys: UnsafeBufferPointer<Int64>, runs: UnsafeBufferPointer<LookupRun>, device: DevicePointer<Float>? = nil,
+    package init(keys: UnsafeBufferPointer<Int64>, runs: UnsafeBufferPointer<LookupRun>, device: DevicePointer<Float>? = nil,
                 layout: OutputLayout = .runs) {
         self.keys = keys
         self.runs = runs
@@ -102,7 +102,7 @@ public struct CacheBatch: @unchecked Sendable {
     /// A batch of keys in device memory: run r's keys are `deviceKeys[r]`
     /// (the runs' host key pointers are not read), written by the work queued
     /// on `stream` before the call.
-    public init(deviceKeys: [DeviceKeys], after stream: DeviceStream, runs: UnsafeBufferPointer<LookupRun>,
+    package init(deviceKeys: [DeviceKeys], after stream: DeviceStream, runs: UnsafeBufferPointer<LookupRun>,
                 device: DevicePointer<Float>?, layout: OutputLayout = .runs) {
         precondition(deviceKeys.count == runs.count && zip(deviceKeys, runs).allSatisfy { $0.count == $1.count },
                      "one device key range per run, of the run's count")
@@ -117,43 +117,43 @@ public struct CacheBatch: @unchecked Sendable {
 }
 
 /// What an L1 cache did with an online update.
-public struct CacheUpdate: Sendable, Equatable {
+package struct CacheUpdate: Sendable, Equatable {
     /// Rows the cache held for the update's keys, now replaced or dropped.
-    public var rows = 0
+    package var rows = 0
     /// Keys of the update that a cache with a fixed set of keys (a GPU
     /// static table, or a uvm cache's table) does not hold: lookups of them
     /// are answered by the tiers below, which took the update.
-    public var unheldKeys = 0
+    package var unheldKeys = 0
 
     /// Nothing done.
-    public init(rows: Int = 0, unheldKeys: Int = 0) {
+    package init(rows: Int = 0, unheldKeys: Int = 0) {
         self.rows = rows
         self.unheldKeys = unheldKeys
     }
 }
 
 /// What a cache has done.
-public struct CacheStatistics: Sendable, Equatable {
+package struct CacheStatistics: Sendable, Equatable {
     /// Keys looked up.
-    public var keys = 0
+    package var keys = 0
     /// Keys the cache answered.
-    public var hits = 0
+    package var hits = 0
     /// Keys inserted after a miss (or by a prefill).
-    public var inserts = 0
+    package var inserts = 0
     /// Rows evicted to make room.
-    public var evictions = 0
+    package var evictions = 0
     /// Refreshes of the cached rows from the tiers below.
-    public var refreshes = 0
+    package var refreshes = 0
     /// Inserts that failed (the keys stay missing and are tried again).
-    public var failedInserts = 0
+    package var failedInserts = 0
     /// Nanoseconds spent on the device (GPU caches: kernels and copies of lookups).
-    public var deviceNanoseconds: UInt64 = 0
+    package var deviceNanoseconds: UInt64 = 0
 
     /// Zero counts.
-    public init() {}
+    package init() {}
 
     /// hits / keys (0 before any key).
-    public var hitRate: Double { keys == 0 ? 0 : Double(hits) / Double(keys) }
+    package var hitRate: Double { keys == 0 ? 0 : Double(hits) / Double(keys) }
 }
 
 /// Work that runs in the background until it is cancelled, such as a

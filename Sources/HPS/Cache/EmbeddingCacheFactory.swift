@@ -1,7 +1,7 @@
 /// Makes the L1 caches of a model's fusion groups on one GPU: the static
 /// table, dynamic cache or uvm cache that the model's `embedding_cache_type`
 /// asks for. `HPSCUDA` provides one; the core module knows no GPU.
-public protocol EmbeddingCacheFactory: Sendable {
+package protocol EmbeddingCacheFactory: Sendable {
     /// Makes one cache per group of `plan` on `device`.
     /// - Parameters:
     ///   - folders: per group, its member tables' model folders (a static or

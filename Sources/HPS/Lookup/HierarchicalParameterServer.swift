@@ -20,9 +20,9 @@ public final class HierarchicalParameterServer: Sendable {
     /// The configuration served.
     public let configuration: HPSConfiguration
     /// The volatile store (`volatile_db`), if enabled.
-    public let volatileStore: (any EmbeddingStore)?
+    package let volatileStore: (any EmbeddingStore)?
     /// The persistent store (`persistent_db`), if enabled.
-    public let persistentStore: (any EmbeddingStore)?
+    package let persistentStore: (any EmbeddingStore)?
     /// Non-fatal findings of parsing and of loading the models loaded at start, one sentence each.
     public var warnings: [String] { state.withLock { $0.startWarnings } }
     /// What loading the models loaded at start read, per table.
@@ -38,7 +38,7 @@ public final class HierarchicalParameterServer: Sendable {
     private let gpu: (any EmbeddingCacheFactory)?
     /// The rows of volatile tables left out at load because a part of the
     /// store could not be reached, written when it can be (`backgroundWork`).
-    public let catchUp: StoreCatchUp
+    package let catchUp: StoreCatchUp
 
     struct Deployments {
         var models: [String: ModelDeployment] = [:]
@@ -60,13 +60,20 @@ public final class HierarchicalParameterServer: Sendable {
     /// let server = try await HierarchicalParameterServer.open(configurationFile: "hps.json",
     ///                                                         backends: [.redisCluster])
     /// ```
-    /// - Parameters: as `init(configuration:backends:parallelism:logger:gpu:loading:)`.
+    /// - Parameters: as `init(configuration:backends:parallelism:logger:loading:)`.
     /// - Throws: `HPSError`: of code `invalidConfiguration` for a file that
     ///   cannot be read or does not hold a valid configuration (its cause a
     ///   `ConfigurationError` naming the file or the JSON path), then what
     ///   `init` throws.
     public static func open(configurationFile path: String, backends: [StoreBackend] = [], parallelism: Int? = nil,
-                            logger: Logger? = nil, gpu: (any EmbeddingCacheFactory)? = nil) async throws -> HierarchicalParameterServer {
+                            logger: Logger? = nil) async throws -> HierarchicalParameterServer {
+        try await open(configurationFile: path, backends: backends, parallelism: parallelism, logger: logger, caches: nil)
+    }
+
+    /// `open(configurationFile:backends:parallelism:logger:)` with the L1
+    /// caches of `caches` (HPSCUDA's public `open(…gpu:)` passes its GPU factory).
+    package static func open(configurationFile path: String, backends: [StoreBackend], parallelism: Int?,
+                             logger: Logger?, caches: (any EmbeddingCacheFactory)?) async throws -> HierarchicalParameterServer {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 continuation.resume(with: Result {
@@ -77,7 +84,8 @@ public final class HierarchicalParameterServer: Sendable {
                         throw HPSError.wrapping(error, otherwise: .invalidConfiguration)
                     }
                     return try HierarchicalParameterServer(configuration: configuration, backends: backends,
-                                                           parallelism: parallelism, logger: logger, gpu: gpu)
+                                                           parallelism: parallelism, logger: logger, caches: caches,
+                                                           loading: nil)
                 })
             }
         }
@@ -90,8 +98,10 @@ public final class HierarchicalParameterServer: Sendable {
     ///     the configuration may name (`[.redisCluster, .rocksDB]`, …).
     ///   - parallelism: threads for loading and for each lookup (nil: one per core).
     ///   - logger: receives the warnings and a line per loaded table.
-    ///   - gpu: builds the GPU tables and caches of the models with
-    ///     `gpucache: true` on their devices; nil serves every model from the CPU.
+    ///   (HPSCUDA adds `init(configuration:backends:parallelism:logger:gpu:loading:)`,
+    ///   which builds the GPU tables and caches of the models with
+    ///   `gpucache: true` on their devices; without it every model is served
+    ///   from the CPU.)
     ///   - loading: the models loaded now, by name (nil: every model of the
     ///     configuration; `hps serve --model-control-mode explicit` loads those
     ///     of `--load-model`, and the others on request).
@@ -107,9 +117,18 @@ public final class HierarchicalParameterServer: Sendable {
     ///   table it cannot make; `unknownModel` for a name in `loading` that
     ///   the configuration does not have.
     public convenience init(configuration: HPSConfiguration, backends: [StoreBackend] = [], parallelism: Int? = nil,
-                            logger: Logger? = nil, gpu: (any EmbeddingCacheFactory)? = nil, loading: [String]? = nil) throws {
+                            logger: Logger? = nil, loading: [String]? = nil) throws {
+        try self.init(configuration: configuration, backends: backends, parallelism: parallelism, logger: logger, caches: nil,
+                      loading: loading)
+    }
+
+    /// `init(configuration:backends:parallelism:logger:loading:)` with the L1
+    /// caches of `caches` for the models with `gpucache: true` (HPSCUDA's
+    /// public `init(…gpu:…)` passes its GPU factory).
+    package convenience init(configuration: HPSConfiguration, backends: [StoreBackend], parallelism: Int?,
+                             logger: Logger?, caches: (any EmbeddingCacheFactory)?, loading: [String]?) throws {
         do {
-            try self.init(checked: configuration, backends: backends, parallelism: parallelism, logger: logger, gpu: gpu,
+            try self.init(checked: configuration, backends: backends, parallelism: parallelism, logger: logger, gpu: caches,
                           loading: loading)
         } catch {
             throw HPSError.wrapping(error, otherwise: .store)
@@ -463,13 +482,13 @@ public final class HierarchicalParameterServer: Sendable {
     }
 
     /// The volatile and the persistent store, those enabled.
-    public var stores: [any EmbeddingStore] { [volatileStore, persistentStore].compactMap { $0 } }
+    package var stores: [any EmbeddingStore] { [volatileStore, persistentStore].compactMap { $0 } }
 
     /// The faults the stores met while serving (`TierFaults`) that were not
     /// logged yet, one line each, logged now: for a caller that runs no
     /// background work (`hps lookup`) before it exits.
     @discardableResult
-    public func logTierFaults() -> [String] {
+    package func logTierFaults() -> [String] {
         TierFaultLog.flush(stores, logger: logger)
     }
 

@@ -52,7 +52,7 @@ public final class LookupSession: Sendable {
     ///   - caches: for each group its L1 cache, or empty for none.
     ///   - device: the GPU the caches live on, or nil.
     ///   - mayBlock: whether a tier waits on a network or a disk.
-    public init(model: ModelConfiguration, plan: FusionPlan, keyType: KeyType,
+    package init(model: ModelConfiguration, plan: FusionPlan, keyType: KeyType,
                 tiers: [[any EmbeddingStoreTable]], tierNames: [String] = [], parallelism: Int,
                 cacheMissedEmbeddings: Bool = false, caches: [(any EmbeddingCache)?] = [], device: Int? = nil,
                 mayBlock: Bool = false) {
@@ -78,7 +78,7 @@ public final class LookupSession: Sendable {
     }
 
     /// Each group's L1 cache (nil where none).
-    public var groupCaches: [(any EmbeddingCache)?] { caches }
+    package var groupCaches: [(any EmbeddingCache)?] { caches }
 
     /// The background work of the session's caches (refreshes, inserts of
     /// misses): `hps serve` runs it as services; without it the caches apply
@@ -86,13 +86,13 @@ public final class LookupSession: Sendable {
     public var backgroundWork: [any BackgroundWork] { caches.flatMap { $0?.backgroundWork ?? [] } }
 
     /// A fusion group's table in each tier, top first.
-    public func tierTables(group: Int) -> [any EmbeddingStoreTable] {
+    package func tierTables(group: Int) -> [any EmbeddingStoreTable] {
         tiers[group]
     }
 
     /// A fusion group's tiers as one table, for a cache in front of them
     /// (nil for a group that no tier holds).
-    public func tierChain(group: Int) -> TierChain? {
+    package func tierChain(group: Int) -> TierChain? {
         chains[group]
     }
 

@@ -1,4 +1,4 @@
-public import Logging
+package import Logging
 
 /// The rows a store tier could not take while a model loaded (a Redis node
 /// down: `StoreError.partlyUnavailable`), and the work that writes them once
@@ -14,7 +14,7 @@ public import Logging
 ///
 /// Thread safety: all methods may be called concurrently; `attempt` blocks
 /// (it reads files and waits on the store).
-public final class StoreCatchUp: Sendable {
+package final class StoreCatchUp: Sendable {
     /// One member table of one store table waiting to be written.
     struct Pending: @unchecked Sendable {
         let id: Int
@@ -32,13 +32,13 @@ public final class StoreCatchUp: Sendable {
     private let parallelism: Int
 
     /// A catch-up whose inserts use `parallelism` threads.
-    public init(parallelism: Int) {
+    package init(parallelism: Int) {
         self.parallelism = parallelism
     }
 
     /// Records a member table of `table` (a table of a store of kind `kind`)
     /// loaded from `folder` at `rate`, of which `keys` rows were left out.
-    public func add(table: any EmbeddingStoreTable, member: Int, folder: SparseModelFolder, rate: Double,
+    package func add(table: any EmbeddingStoreTable, member: Int, folder: SparseModelFolder, rate: Double,
                     keyType: KeyType, model: String, kind: String, keys: Int) {
         pending.withLock { state in
             state.entries.append(Pending(id: state.next, table: table, member: member, folder: folder, rate: rate,
@@ -48,19 +48,19 @@ public final class StoreCatchUp: Sendable {
     }
 
     /// Forgets the tables of `tags` (a model unloaded or replaced).
-    public func remove(tags: [String]) {
+    package func remove(tags: [String]) {
         let dropped = Set(tags)
         pending.withLock { $0.entries.removeAll { dropped.contains($0.table.tag) } }
     }
 
     /// The tags of the store tables still waiting, one per member table.
-    public var waiting: [String] {
+    package var waiting: [String] {
         pending.withLock { $0.entries.map(\.table.tag) }
     }
 
     /// Tries every waiting table once.
     /// - Returns: a sentence for each table that is now caught up.
-    public func attempt() -> [String] {
+    package func attempt() -> [String] {
         var done: [String] = []
         for entry in pending.withLock({ $0.entries }) {
             guard let stored = write(entry) else { continue }
@@ -92,7 +92,7 @@ public final class StoreCatchUp: Sendable {
 
     /// The catch-up as background work: an attempt every `interval` while
     /// tables wait, each on a thread that may block, logging each table caught up.
-    public func work(interval: Duration = .seconds(1), logger: Logger? = nil) -> any BackgroundWork {
+    package func work(interval: Duration = .seconds(1), logger: Logger? = nil) -> any BackgroundWork {
         PeriodicWork(name: "catch-up of store tiers left partly unloaded", interval: interval,
                      due: { [self] in !waiting.isEmpty }) { [self] in
             for message in attempt() { logger?.notice("\(message)") }

@@ -4,7 +4,7 @@
 /// batch: one call per tier per request, never one per key.
 ///
 /// Thread safety: every method may be called concurrently with every other.
-public protocol EmbeddingStore: AnyObject, Sendable {
+package protocol EmbeddingStore: AnyObject, Sendable {
     /// A short name for logs and statistics, such as `hash_map`.
     var kind: String { get }
 
@@ -44,18 +44,18 @@ public protocol EmbeddingStore: AnyObject, Sendable {
 
 extension EmbeddingStore {
     /// A store waits on something outside this process's memory unless it says otherwise.
-    public var mayBlock: Bool { true }
+    package var mayBlock: Bool { true }
     /// No background work.
-    public var backgroundWork: [any BackgroundWork] { [] }
+    package var backgroundWork: [any BackgroundWork] { [] }
     /// No faults to report.
-    public var faults: TierFaults? { nil }
+    package var faults: TierFaults? { nil }
 }
 
 /// One table of a store. A fused table holds several member tables whose keys
 /// are kept apart: a key of member 0 never answers a lookup of member 1.
 ///
 /// Thread safety: lookups, inserts and erases may run concurrently.
-public protocol EmbeddingStoreTable: AnyObject, Sendable {
+package protocol EmbeddingStoreTable: AnyObject, Sendable {
     /// The table's tag, `hps_et.<model>.<table>`.
     var tag: String { get }
     /// Floats per vector.
@@ -107,7 +107,7 @@ public protocol EmbeddingStoreTable: AnyObject, Sendable {
 }
 
 extension EmbeddingStoreTable {
-    public func insertAbsent(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+    package func insertAbsent(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
                              parallelism: Int) throws(StoreError) -> InsertCounts {
         try checkInsert(member: member, keys: keys.count, floats: vectors.count)
         guard let keyBase = keys.baseAddress, let vectorBase = vectors.baseAddress, !keys.isEmpty else { return InsertCounts() }
@@ -137,7 +137,7 @@ extension EmbeddingStoreTable {
     /// The checks every backend's `insert` makes of its arguments: `member`
     /// is one of the table's, and there are `vecSize` floats per key.
     /// - Throws: `StoreError.noSuchMember` or `.vectorCount`, naming the table.
-    public func checkInsert(member: Int, keys: Int, floats: Int) throws(StoreError) {
+    package func checkInsert(member: Int, keys: Int, floats: Int) throws(StoreError) {
         guard member >= 0 && member < memberCount else {
             throw .noSuchMember(table: tag, member: member, members: memberCount)
         }

@@ -3,13 +3,13 @@
 /// of partitioned hash maps in this process's memory.
 ///
 /// Thread safety: all methods may be called concurrently.
-public final class HashMapStore: EmbeddingStore, @unchecked Sendable {
+package final class HashMapStore: EmbeddingStore, @unchecked Sendable {
     /// `hash_map`.
-    public let kind = "hash_map"
+    package let kind = "hash_map"
     /// In this process's memory: a lookup never waits.
-    public var mayBlock: Bool { false }
+    package var mayBlock: Bool { false }
     /// Partitions per table.
-    public let partitionCount: Int
+    package let partitionCount: Int
     let overflow: OverflowSettings
     private let tables = Locked<[String: HashMapTable]>([:])
 
@@ -19,7 +19,7 @@ public final class HashMapStore: EmbeddingStore, @unchecked Sendable {
     ///   - overflowMargin: keys per partition before eviction (`overflow_margin`).
     ///   - overflowPolicy: which keys are evicted first.
     ///   - overflowResolutionTarget: the fraction of the margin kept after an eviction.
-    public init(partitions: Int, overflowMargin: UInt64 = .max, overflowPolicy: OverflowPolicy = .evictRandom,
+    package init(partitions: Int, overflowMargin: UInt64 = .max, overflowPolicy: OverflowPolicy = .evictRandom,
                 overflowResolutionTarget: Double = 0.8) {
         partitionCount = max(1, partitions)
         overflow = OverflowSettings(margin: overflowMargin >= UInt64(Int.max) ? .max : Int(overflowMargin),
@@ -27,23 +27,23 @@ public final class HashMapStore: EmbeddingStore, @unchecked Sendable {
     }
 
     /// Creates a store from the `volatile_db` section of a configuration.
-    public convenience init(_ configuration: VolatileDatabaseConfiguration) {
+    package convenience init(_ configuration: VolatileDatabaseConfiguration) {
         self.init(partitions: configuration.numPartitions, overflowMargin: configuration.overflowMargin,
                   overflowPolicy: configuration.overflowPolicy,
                   overflowResolutionTarget: configuration.overflowResolutionTarget)
     }
 
-    public func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable {
+    package func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable {
         try hashMapTable(tag, vecSize: vecSize, members: members, expectedKeys: expectedKeys)
     }
 
     /// Forgets the table; its memory goes when the last reference to it does.
-    public func dropTable(_ tag: String) {
+    package func dropTable(_ tag: String) {
         tables.withLock { _ = $0.removeValue(forKey: tag) }
     }
 
     /// `createTable` with the concrete type, for callers that want its extras.
-    public func hashMapTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> HashMapTable {
+    package func hashMapTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> HashMapTable {
         let result: Result<HashMapTable, StoreError> = tables.withLock { tables in
             if let existing = tables[tag] {
                 guard existing.vecSize == vecSize && existing.memberCount == members else {
@@ -60,11 +60,11 @@ public final class HashMapStore: EmbeddingStore, @unchecked Sendable {
         return try result.get()
     }
 
-    public func table(_ tag: String) -> (any EmbeddingStoreTable)? {
+    package func table(_ tag: String) -> (any EmbeddingStoreTable)? {
         tables.withLock { $0[tag] }
     }
 
-    public var tableTags: [String] {
+    package var tableTags: [String] {
         tables.withLock { $0.keys.sorted() }
     }
 }

@@ -19,13 +19,13 @@ import Synchronization
 /// Thread safety: lookups, inserts, erases and evictions may run concurrently.
 /// A lookup holds every partition's lock shared for a chunk of keys; a change
 /// holds one partition's lock exclusively.
-public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
+package final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
     /// The table's tag.
-    public let tag: String
+    package let tag: String
     /// Floats per vector.
-    public let vecSize: Int
+    package let vecSize: Int
     /// The number of member tables.
-    public let memberCount: Int
+    package let memberCount: Int
     let partitions: [HashMapPartition]
     let overflow: OverflowSettings
     private let epoch = Atomic<UInt32>(1)
@@ -74,7 +74,7 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
     }
 
     /// The number of keys held.
-    public var count: Int {
+    package var count: Int {
         partitions.reduce(0) { sum, p in p.lock.withReadLock { sum + p.count } }
     }
 
@@ -102,7 +102,7 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
         var source: UnsafeMutablePointer<Float>?
     }
 
-    public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
+    package func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
         let stamp = overflow.policy == .evictLeastUsed ? 0 : epoch.add(1, ordering: .relaxed).newValue
         let streaming = runs.reduce(0) { $0 + $1.count } &* vecSize &* 4 >= Self.streamingBytes
@@ -258,7 +258,7 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
 
     // MARK: Changes
 
-    public func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+    package func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
                        parallelism: Int) throws(StoreError) -> InsertCounts {
         try checkInsert(member: member, keys: keys.count, floats: vectors.count)
         guard let keyBase = keys.baseAddress, let vectorBase = vectors.baseAddress, !keys.isEmpty else { return InsertCounts() }
@@ -334,7 +334,7 @@ public final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
         }
     }
 
-    public func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int {
+    package func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int {
         var erased = 0
         for key in keys {
             let h = KeyHash.hash(key, member: member)

@@ -5,7 +5,7 @@ import Dispatch
 /// the pieces' misses are compacted afterwards so that `missed` stays
 /// ascending, as `EmbeddingStoreTable.lookup` promises. Every store that can
 /// use several threads for one lookup goes through here.
-public enum LookupSplit {
+package enum LookupSplit {
     /// Runs `body` over pieces of at least `minimumPerPiece` keys, on up to
     /// `parallelism` threads (inline when that is one piece).
     ///
@@ -15,7 +15,7 @@ public enum LookupSplit {
     ///   room for `count`), and return how many missed. Pieces never overlap,
     ///   so `body` may run concurrently with itself.
     /// - Returns: the misses of all pieces, whose indices are now at the start of `missed`.
-    public static func run(_ runs: UnsafeBufferPointer<LookupRun>, parallelism: Int, minimumPerPiece: Int,
+    package static func run(_ runs: UnsafeBufferPointer<LookupRun>, parallelism: Int, minimumPerPiece: Int,
                            missed: UnsafeMutablePointer<Int>?,
                            _ body: (_ run: Int, _ offset: Int, _ count: Int, _ flatStart: Int,
                                     _ missed: UnsafeMutablePointer<Int>?) -> Int) -> Int {

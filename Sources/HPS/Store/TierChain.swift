@@ -7,26 +7,26 @@
 /// found only below are copied into the top tier (`cache_missed_embeddings`).
 ///
 /// Thread safety: as the tiers'.
-public final class TierChain: EmbeddingStoreTable, Sendable {
+package final class TierChain: EmbeddingStoreTable, Sendable {
     /// The tiers, top first (at least one).
-    public let tiers: [any EmbeddingStoreTable]
+    package let tiers: [any EmbeddingStoreTable]
     /// Whether keys found only below are copied into the top tier.
-    public let cacheMissedEmbeddings: Bool
+    package let cacheMissedEmbeddings: Bool
 
     /// Chains `tiers`, which share the tag's layout.
-    public init(tiers: [any EmbeddingStoreTable], cacheMissedEmbeddings: Bool = false) {
+    package init(tiers: [any EmbeddingStoreTable], cacheMissedEmbeddings: Bool = false) {
         precondition(!tiers.isEmpty, "a tier chain needs a tier")
         self.tiers = tiers
         self.cacheMissedEmbeddings = cacheMissedEmbeddings
     }
 
-    public var tag: String { tiers[0].tag }
-    public var vecSize: Int { tiers[0].vecSize }
-    public var memberCount: Int { tiers[0].memberCount }
+    package var tag: String { tiers[0].tag }
+    package var vecSize: Int { tiers[0].vecSize }
+    package var memberCount: Int { tiers[0].memberCount }
     /// The keys of the top tier.
-    public var count: Int { tiers[0].count }
+    package var count: Int { tiers[0].count }
 
-    public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
+    package func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
         var hits = TierHits(tiers: tiers.count, members: memberCount)
         return lookup(runs, defaults: defaults, missed: missed, parallelism: parallelism, hits: &hits)
@@ -37,7 +37,7 @@ public final class TierChain: EmbeddingStoreTable, Sendable {
     /// key only (and, for runs of several members over one tier, a buffer
     /// for the missed indices when `missed` is nil).
     /// - Returns: the keys no tier holds (filled with the defaults, and listed in `missed`).
-    public func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
+    package func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int, hits: inout TierHits) -> Int {
         guard !runs.isEmpty else { return 0 }
         var total = 0
@@ -159,12 +159,12 @@ public final class TierChain: EmbeddingStoreTable, Sendable {
         }
     }
 
-    public func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+    package func insert(member: Int, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
                        parallelism: Int) throws(StoreError) -> InsertCounts {
         try tiers[0].insert(member: member, keys: keys, vectors: vectors, parallelism: parallelism)
     }
 
-    public func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int {
+    package func erase(member: Int, keys: UnsafeBufferPointer<Int64>) -> Int {
         tiers[0].erase(member: member, keys: keys)
     }
 }

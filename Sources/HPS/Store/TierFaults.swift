@@ -5,9 +5,9 @@
 /// for the owner to log once (`TierFaultLog`) and to export as a metric.
 ///
 /// Thread safety: every method may be called concurrently.
-public final class TierFaults: Sendable {
+package final class TierFaults: Sendable {
     /// Distinct sentences kept; later distinct ones are only counted.
-    public static let keptMessages = 32
+    package static let keptMessages = 32
 
     private struct State {
         var count = 0
@@ -18,12 +18,12 @@ public final class TierFaults: Sendable {
     private let state = Locked(State())
 
     /// An empty record.
-    public init() {}
+    package init() {}
 
     /// Counts `count` faults described by `message` (one sentence naming the
     /// table and the file or call that failed); a sentence seen before is
     /// only counted.
-    public func record(_ message: String, count: Int = 1) {
+    package func record(_ message: String, count: Int = 1) {
         state.withLock { state in
             state.count += count
             if state.messages.count < Self.keptMessages && !state.messages.contains(message) {
@@ -33,13 +33,13 @@ public final class TierFaults: Sendable {
     }
 
     /// Faults counted so far.
-    public var count: Int { state.withLock { $0.count } }
+    package var count: Int { state.withLock { $0.count } }
 
     /// Every distinct sentence kept, in the order first seen.
-    public var messages: [String] { state.withLock { $0.messages } }
+    package var messages: [String] { state.withLock { $0.messages } }
 
     /// The sentences not handed out by an earlier call, in the order first seen.
-    public func takeUnreported() -> [String] {
+    package func takeUnreported() -> [String] {
         state.withLock { state in
             defer { state.reported = state.messages.count }
             return Array(state.messages[state.reported...])

@@ -50,7 +50,7 @@ public final class GPUCacheFactory: EmbeddingCacheFactory {
     /// - Throws: `CUDAError` with one sentence: no driver, a device that
     ///   does not exist, a dynamic cache with no tier below, or a table that
     ///   does not fit; `ModelFileError` for a model file that cannot be read.
-    public func makeCaches(model: ModelConfiguration, plan: FusionPlan, folders: [[SparseModelFolder]], keyType: KeyType,
+    package func makeCaches(model: ModelConfiguration, plan: FusionPlan, folders: [[SparseModelFolder]], keyType: KeyType,
                            below: [TierChain?], device: Int) throws -> [any EmbeddingCache] {
         let kernels: GPUKernels
         do {

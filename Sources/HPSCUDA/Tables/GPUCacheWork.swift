@@ -1,4 +1,4 @@
-public import HPS
+package import HPS
 
 /// A GPU dynamic cache's inserts of the misses it answered with the default
 /// value: waits until a lookup leaves some pending, reads them from the
@@ -8,21 +8,21 @@ public import HPS
 /// which may be Redis or RocksDB) while it holds the cache's lock, so it runs
 /// through the owner's `BlockingRunner`, off the cooperative pool. A cache whose insert work does not run
 /// still applies its pending inserts, at its next lookup.
-public struct GPUCacheInsertWork: BackgroundWork {
+package struct GPUCacheInsertWork: BackgroundWork {
     /// The cache.
-    public let cache: GPUDynamicCache
+    package let cache: GPUDynamicCache
 
     /// Inserts for `cache`.
-    public init(cache: GPUDynamicCache) {
+    package init(cache: GPUDynamicCache) {
         self.cache = cache
     }
 
     /// `gpu inserts of <cache> on GPU <n>`.
-    public var name: String { "gpu inserts of \(cache.name) on GPU \(cache.cuda.index)" }
+    package var name: String { "gpu inserts of \(cache.name) on GPU \(cache.cuda.index)" }
 
     /// Applies pending inserts as lookups leave them, until cancelled; returns
     /// promptly on cancellation (an insert under way finishes first).
-    public func run(blocking: BlockingRunner) async throws {
+    package func run(blocking: BlockingRunner) async throws {
         // A stream of its own per run, so that a run after a cancelled one
         // (whose stream ended with it) is woken too; one wake-up is buffered.
         let (wakeUps, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -47,27 +47,27 @@ public struct GPUCacheInsertWork: BackgroundWork {
 /// reads of the tiers below) while it holds the cache's lock, so it runs
 /// through the owner's `BlockingRunner`, off the cooperative pool. A failed refresh is counted in the cache's
 /// `detailedStatistics` and the next one runs on time.
-public struct GPUCacheRefreshWork: BackgroundWork {
+package struct GPUCacheRefreshWork: BackgroundWork {
     /// The cache.
-    public let cache: GPUDynamicCache
+    package let cache: GPUDynamicCache
     /// Seconds between refreshes.
-    public let interval: Double
+    package let interval: Double
     /// Seconds before the first.
-    public let delay: Double
+    package let delay: Double
 
     /// Refreshes of `cache`.
-    public init(cache: GPUDynamicCache, interval: Double, delay: Double) {
+    package init(cache: GPUDynamicCache, interval: Double, delay: Double) {
         self.cache = cache
         self.interval = interval
         self.delay = delay
     }
 
     /// `gpu refresh of <cache> on GPU <n>`.
-    public var name: String { "gpu refresh of \(cache.name) on GPU \(cache.cuda.index)" }
+    package var name: String { "gpu refresh of \(cache.name) on GPU \(cache.cuda.index)" }
 
     /// Refreshes until cancelled; returns promptly on cancellation (a refresh
     /// under way finishes first).
-    public func run(blocking: BlockingRunner) async throws {
+    package func run(blocking: BlockingRunner) async throws {
         guard interval > 0 else { return }
         let cache = self.cache
         do {

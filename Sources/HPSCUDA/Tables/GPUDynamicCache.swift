@@ -1,4 +1,4 @@
-public import HPS
+package import HPS
 
 /// HugeCTR's dynamic embedding cache on the GPU: `capacity` rows of a
 /// (possibly fused) table in GPU memory, in front of a source of misses,
@@ -36,33 +36,33 @@ public import HPS
 ///
 /// Thread safety: lookups, inserts, refreshes and statistics may be called
 /// from any thread; they take turns on one lock.
-public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
+package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     // @unchecked Sendable: the stored `var`s below (epoch … insertSignals),
     // the stage's stream and staging buffers, and the contents of the device
     // buffers are read and written only holding `lock`, a pthread lock the
     // compiler cannot see; every other stored property is immutable and Sendable.
 
     /// Floats per vector.
-    public let dim: Int
+    package let dim: Int
     /// Rows the cache holds.
-    public let capacity: Int
+    package let capacity: Int
     /// Member tables.
-    public let memberCount: Int
+    package let memberCount: Int
     /// Whether keys are uploaded as int64 (else uint32).
-    public let int64Keys: Bool
+    package let int64Keys: Bool
     /// Below this hit rate, misses are filled before the lookup returns.
-    public let hitRateThreshold: Double
+    package let hitRateThreshold: Double
     /// Where the misses are read from.
-    public let source: MissSource
+    package let source: MissSource
     /// Names the cache in errors and logs, e.g. `hps_et.<model>.<group>`.
-    public let name: String
+    package let name: String
     /// Seconds between refreshes from the tiers below (`refresh_interval`; 0: none).
-    public let refreshInterval: Double
+    package let refreshInterval: Double
     /// Seconds before the first refresh (`refresh_delay`).
-    public let refreshDelay: Double
+    package let refreshDelay: Double
 
     /// Where a cache's misses are read from.
-    public enum MissSource: Sendable {
+    package enum MissSource: Sendable {
         /// The tiers below on the CPU (`dynamic`), with the same member numbering.
         case tier(any EmbeddingStoreTable)
         /// The whole table in mapped host memory (`uvm`): misses are copied
@@ -125,46 +125,46 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     var counts = Statistics()
 
     /// What the cache has done, in more detail than `CacheStatistics`.
-    public struct Statistics: Sendable, Equatable {
+    package struct Statistics: Sendable, Equatable {
         /// Keys looked up.
-        public var keys = 0
+        package var keys = 0
         /// Keys found in the cache.
-        public var hits = 0
+        package var hits = 0
         /// Keys inserted (after misses, or by a prefill).
-        public var inserts = 0
+        package var inserts = 0
         /// Lookups whose misses were filled before returning.
-        public var synchronousFills = 0
+        package var synchronousFills = 0
         /// Lookups whose misses were inserted afterwards.
-        public var asynchronousInserts = 0
+        package var asynchronousInserts = 0
         /// Rows evicted to make room.
-        public var evictions = 0
+        package var evictions = 0
         /// Times the index was rebuilt to drop the evicted keys' tombstones.
-        public var rebuilds = 0
+        package var rebuilds = 0
         /// Refreshes from the tiers below.
-        public var refreshes = 0
+        package var refreshes = 0
         /// Refreshes that failed (the rows keep their vectors until the next).
-        public var failedRefreshes = 0
+        package var failedRefreshes = 0
         /// The last failed refresh's error.
-        public var lastRefreshError: String?
+        package var lastRefreshError: String?
         /// Inserts after a lookup that failed (the keys stay missing; the
         /// next lookup of them tries again).
-        public var failedInserts = 0
+        package var failedInserts = 0
         /// The last failed insert's error.
-        public var lastInsertError: String?
+        package var lastInsertError: String?
         /// Nanoseconds of lookups, from the keys' copy to the rows' return
         /// (with the misses they filled).
-        public var deviceNanoseconds: UInt64 = 0
+        package var deviceNanoseconds: UInt64 = 0
         /// Where the time of misses goes, in nanoseconds: handling them in
         /// the lookup (after the kernel), of which reading the tiers below
         /// and choosing evictions (also when inserting afterwards).
-        public var missNanoseconds: UInt64 = 0
+        package var missNanoseconds: UInt64 = 0
         /// Reading misses from the tiers below.
-        public var fetchNanoseconds: UInt64 = 0
+        package var fetchNanoseconds: UInt64 = 0
         /// Choosing and freeing the rows to evict.
-        public var evictNanoseconds: UInt64 = 0
+        package var evictNanoseconds: UInt64 = 0
 
         /// hits / keys.
-        public var hitRate: Double { keys == 0 ? 0 : Double(hits) / Double(keys) }
+        package var hitRate: Double { keys == 0 ? 0 : Double(hits) / Double(keys) }
     }
 
     /// An empty cache.
@@ -172,7 +172,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     ///   - capacity: rows; `gpucacheper` × the table's keys.
     ///   - lower: the tiers misses are read from (the same member numbering).
     ///   - defaults: per member, the value of a key found nowhere.
-    public convenience init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, lower: any EmbeddingStoreTable,
+    package convenience init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, lower: any EmbeddingStoreTable,
                             defaults: [Float], hitRateThreshold: Double, int64Keys: Bool) throws(CUDAError) {
         try self.init(kernels: kernels, dim: dim, capacity: capacity, members: members, source: .tier(lower),
                       defaults: defaults, hitRateThreshold: hitRateThreshold, int64Keys: int64Keys)
@@ -186,7 +186,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     ///   - name: names the cache in errors and logs.
     ///   - refreshInterval: seconds between refreshes by the refresh work (0: no refresh work).
     ///   - refreshDelay: seconds before the first refresh.
-    public init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, source: MissSource,
+    package init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, source: MissSource,
                 defaults: [Float], hitRateThreshold: Double, int64Keys: Bool, name: String = "a GPU cache",
                 refreshInterval: Double = 0, refreshDelay: Double = 0) throws(CUDAError) {
         switch source {
@@ -254,7 +254,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     package var stream: CUDAStream { stage.stream }
 
     /// Keys held (read from the device; 0 if it cannot be read).
-    public var count: Int {
+    package var count: Int {
         lock.withWriteLock {
             guard (try? cuda.makeCurrent()) != nil else { return 0 }
             return (try? freeRowCount()).map { capacity - $0 } ?? 0
@@ -262,7 +262,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     }
 
     /// What the cache has done since it was made; a snapshot taken under its lock.
-    public var detailedStatistics: Statistics { lock.withReadLock { counts } }
+    package var detailedStatistics: Statistics { lock.withReadLock { counts } }
 
     /// A device scratch buffer of at least `bytes` bytes, kept between calls.
     func scratchBuffer(_ name: String, bytes: Int) throws(CUDAError) -> DeviceBuffer<UInt8> {
@@ -272,19 +272,19 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     // MARK: The L1 cache of a session
 
     /// `gpu_uvm` for a table in mapped host memory behind the cache, else `gpu_dynamic`.
-    public var kind: String {
+    package var kind: String {
         if case .mappedTable = source { return "gpu_uvm" }
         return "gpu_dynamic"
     }
 
     /// The GPU's index.
-    public var device: Int? { cuda.index }
+    package var device: Int? { cuda.index }
 
     /// Floats per vector.
-    public var vecSize: Int { dim }
+    package var vecSize: Int { dim }
 
     /// What the cache has done since it was made; a snapshot taken under its lock.
-    public var statistics: CacheStatistics {
+    package var statistics: CacheStatistics {
         lock.withReadLock {
             var statistics = CacheStatistics()
             statistics.keys = counts.keys
@@ -303,7 +303,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     /// 0, the refresh work. Both do blocking device work and read the tiers
     /// below between their waits: their owner should run them where blocking
     /// is allowed. A uvm cache has none.
-    public var backgroundWork: [any BackgroundWork] {
+    package var backgroundWork: [any BackgroundWork] {
         guard lower != nil else { return [] }
         var work: [any BackgroundWork] = [GPUCacheInsertWork(cache: self)]
         if refreshInterval > 0 {
@@ -327,7 +327,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     /// misses found in its mapped table count for tier 0.
     /// - Throws: `LookupError.device` when the driver fails, `.destination`
     ///   for memory of another GPU or runs the layout does not fit.
-    public func lookup(_ batch: CacheBatch, below: TierChain?, defaults: UnsafeBufferPointer<Float>,
+    package func lookup(_ batch: CacheBatch, below: TierChain?, defaults: UnsafeBufferPointer<Float>,
                        hits: inout TierHits) throws(LookupError) {
         let n = batch.count
         guard n > 0 else { return }
@@ -550,7 +550,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     /// Inserts the misses answered with the default that are pending, now
     /// (for tests and benchmarks, which run no background work). Errors are
     /// counted in `detailedStatistics` (the keys stay missing).
-    public func applyPendingInserts() {
+    package func applyPendingInserts() {
         lock.withWriteLock {
             guard !pendingInserts.isEmpty else { return }
             do throws(CUDAError) {
@@ -796,7 +796,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
 
     /// Fills the cache at start with up to `fraction` of its capacity from
     /// `keys` (per member), as `init_ec` and `cache_refresh_percentage_per_iteration` ask.
-    public func prefill(keys: [[Int64]], fraction: Double) throws(CUDAError) {
+    package func prefill(keys: [[Int64]], fraction: Double) throws(CUDAError) {
         let budget = min(capacity, Int((Double(capacity) * fraction).rounded(.up)))
         var chosen: [Int64] = [], members: [Int32] = []
         var cursor = [Int](repeating: 0, count: keys.count)
@@ -820,7 +820,7 @@ public final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     /// Re-reads every cached key from the tiers below (online updates reach
     /// the GPU this way). A uvm cache's rows are always current (its mapped
     /// table is read-only): nothing to do.
-    public func refresh() throws(CUDAError) {
+    package func refresh() throws(CUDAError) {
         guard lower != nil else { return }
         try lock.withWriteLock { () throws(CUDAError) in
             try cuda.makeCurrent()

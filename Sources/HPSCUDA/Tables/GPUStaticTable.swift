@@ -1,4 +1,4 @@
-public import HPS
+package import HPS
 
 /// HugeCTR's static embedding cache: a whole (possibly fused) table in GPU
 /// memory behind a GPU hash index, read-only, the fastest path.
@@ -24,15 +24,15 @@ public import HPS
 /// Thread safety: cache lookups may be called from any thread; they take
 /// turns on the table's lookup state (one stream and its staging buffers).
 /// The device-address lookup may run concurrently on different streams.
-public final class GPUStaticTable: Sendable {
+package final class GPUStaticTable: Sendable {
     /// Floats per vector.
-    public let dim: Int
+    package let dim: Int
     /// Member tables.
-    public let memberCount: Int
+    package let memberCount: Int
     /// Whether keys are uploaded as int64 (else as uint32).
-    public let int64Keys: Bool
+    package let int64Keys: Bool
     /// Distinct (member, key) pairs held.
-    public let count: Int
+    package let count: Int
     let capacity: Int
     /// The ranked index: slot keys, blocks (taken bits, rows before) and slot
     /// members (none for a table of one member).
@@ -45,7 +45,7 @@ public final class GPUStaticTable: Sendable {
     let kernel: CUDAKernel
     let kernels: GPUKernels
     /// Names the table in errors, e.g. `hps_et.<model>.<group>`.
-    public let name: String
+    package let name: String
     /// The stream, staging buffers and counters of cache lookups, made at the
     /// first one (a table that only serves as a uvm cache's source needs none).
     let lookupState = Locked(LookupState())
@@ -62,7 +62,7 @@ public final class GPUStaticTable: Sendable {
     }
 
     /// Where a table's vectors live.
-    public enum Placement: Sendable {
+    package enum Placement: Sendable {
         /// In device memory (`static`).
         case device
         /// In page-locked host memory the device reads over the bus (`uvm`),
@@ -90,7 +90,7 @@ public final class GPUStaticTable: Sendable {
     }
 
     /// Where the vectors live.
-    public let placement: Placement
+    package let placement: Placement
 
     /// Builds the table from its members' rows.
     /// - Parameters:
@@ -98,7 +98,7 @@ public final class GPUStaticTable: Sendable {
     ///   - defaults: per member, the value of a missing key's elements.
     ///   - placement: device memory, or mapped host memory.
     ///   - name: names the table in errors.
-    public init(kernels: GPUKernels, dim: Int, members: [(keys: [Int64], vectors: [Float])], defaults: [Float],
+    package init(kernels: GPUKernels, dim: Int, members: [(keys: [Int64], vectors: [Float])], defaults: [Float],
                 int64Keys: Bool, placement: Placement = .device, name: String = "a GPU static table") throws(CUDAError) {
         self.placement = placement
         self.name = name
@@ -130,7 +130,7 @@ public final class GPUStaticTable: Sendable {
     var vectorsAddress: UInt64 { vectors.address }
 
     /// Bytes of device memory held.
-    public var deviceBytes: Int {
+    package var deviceBytes: Int {
         slotKeys.byteCount + blocks.byteCount + (slotMembers?.byteCount ?? 0) + vectors.deviceBytes + defaults.byteCount
     }
 
@@ -167,15 +167,15 @@ public final class GPUStaticTable: Sendable {
 
 extension GPUStaticTable: EmbeddingCache {
     /// `gpu_static`.
-    public var kind: String { "gpu_static" }
+    package var kind: String { "gpu_static" }
     /// The GPU's index.
-    public var device: Int? { kernels.device.index }
+    package var device: Int? { kernels.device.index }
     /// Floats per vector.
-    public var vecSize: Int { dim }
+    package var vecSize: Int { dim }
     /// Keys looked up and answered, and the time of the lookups' device work;
     /// a snapshot (it waits for the lookups queued in stream order, to count
     /// their misses).
-    public var statistics: CacheStatistics {
+    package var statistics: CacheStatistics {
         lookupState.withLock { state in
             if let counter = state.streamOrderMisses, let stage = state.stage {
                 do throws(CUDAError) {
@@ -201,7 +201,7 @@ extension GPUStaticTable: EmbeddingCache {
     /// that held it, else it gets the member's default and counts as `missing`.
     /// - Throws: `LookupError.device` when the driver fails, `.destination`
     ///   for memory of another GPU or runs the layout does not fit.
-    public func lookup(_ batch: CacheBatch, below: TierChain?, defaults: UnsafeBufferPointer<Float>,
+    package func lookup(_ batch: CacheBatch, below: TierChain?, defaults: UnsafeBufferPointer<Float>,
                        hits: inout TierHits) throws(LookupError) {
         let n = batch.count
         guard n > 0 else { return }

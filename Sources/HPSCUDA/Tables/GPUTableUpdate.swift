@@ -1,4 +1,4 @@
-public import HPS
+package import HPS
 
 /// An online update's rows on the device, as `hps_table_update` and
 /// `hps_cache_update` take them: distinct keys (a repeated key keeps its last
@@ -99,7 +99,7 @@ extension GPUStaticTable {
     /// so a lookup never reads a row half written; lookups of device
     /// addresses on a caller's stream (`lookup(keys:count:…stream:)`) are not
     /// ordered with it.
-    public func update(member: Int, keys: UnsafeBufferPointer<Int64>,
+    package func update(member: Int, keys: UnsafeBufferPointer<Int64>,
                        vectors: UnsafeBufferPointer<Float>) throws(LookupError) -> CacheUpdate {
         guard !keys.isEmpty else { return CacheUpdate() }
         let index = kernels.device.index
@@ -129,7 +129,7 @@ extension GPUDynamicCache {
     /// Holding the cache's lock: a miss being inserted meanwhile read the
     /// tiers below either before they took the update (and is inserted
     /// before this runs, then replaced) or after.
-    public func update(member: Int, keys: UnsafeBufferPointer<Int64>,
+    package func update(member: Int, keys: UnsafeBufferPointer<Int64>,
                        vectors: UnsafeBufferPointer<Float>) throws(LookupError) -> CacheUpdate {
         guard !keys.isEmpty else { return CacheUpdate() }
         lock.lockWrite()
