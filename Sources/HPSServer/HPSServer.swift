@@ -43,6 +43,15 @@ public struct HPSServer: Sendable {
         public var token: String?
         /// The largest request body (HTTP) or request message (gRPC) accepted.
         public var maxBodyBytes = 64 << 20
+        /// The HTTP/2 flow-control window the gRPC listener grants each
+        /// connection and each call, in bytes (65,535 to 2,147,483,647). The
+        /// transport's default, 65,535, makes a request larger than that wait
+        /// for a window update every 64 KB, each a trip from the event loop
+        /// through the call's reader and back (a seed-predict request is
+        /// 426 KB). A connection's window is as large as a call's, so one
+        /// connection buffers at most this many unread request bytes, however
+        /// many calls it opens.
+        public var grpcWindowBytes = 1 << 20
         /// How long an HTTP client may take to send each whole request (from
         /// the connection's start or the last response to the request's head,
         /// and from its head to its end) before its connection is closed: slow

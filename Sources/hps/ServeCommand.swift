@@ -50,6 +50,9 @@ struct ServeCommand: AsyncParsableCommand {
     var authTokenFile: String?
     @Option(name: .customLong("max-body-bytes"), help: "The largest request body accepted (larger: 413; over gRPC, the largest request message: RESOURCE_EXHAUSTED).")
     var maxBodyBytes: Int = 64 << 20
+
+    @Option(name: .customLong("grpc-window-bytes"), help: "The HTTP/2 flow-control window the gRPC port grants each connection and call, in bytes (65535 to 2147483647; 65535 makes a large request wait for a window update every 64 KB).")
+    var grpcWindowBytes: Int = 1 << 20
     @Option(name: .customLong("request-read-timeout"),
             help: "Seconds an HTTP client may take to send each whole request, and a keep-alive connection may stay idle, before its connection is closed.")
     var requestReadTimeout: Double = 60
@@ -90,6 +93,10 @@ struct ServeCommand: AsyncParsableCommand {
             options.grpcPort = grpcPort
             options.metricsPort = metricsPort
             options.maxBodyBytes = maxBodyBytes
+            guard (65_535...Int(Int32.max)).contains(grpcWindowBytes) else {
+                throw ValidationError("--grpc-window-bytes must be between 65535 and 2147483647 (HTTP/2's limits), not \(grpcWindowBytes)")
+            }
+            options.grpcWindowBytes = grpcWindowBytes
             guard requestReadTimeout > 0 && requestReadTimeout <= 86_400 else {
                 throw ValidationError("--request-read-timeout must be more than 0 and at most 86400 seconds, not \(requestReadTimeout)")
             }

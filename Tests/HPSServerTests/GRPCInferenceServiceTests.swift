@@ -133,6 +133,22 @@ struct GRPCInferenceServiceTests {
         }
     }
 
+    @Test("a request larger than the HTTP/2 window (106 KB against windows of 64 KB and 1 MiB) returns the vectors a direct lookup gives",
+          arguments: [65_535, 1 << 20])
+    func requestLargerThanWindow(windowBytes: Int) async throws {
+        let fixture = try ServerFixture(options: Self.options { $0.grpcWindowBytes = windowBytes })
+        let model = fixture.model
+        let first = (0..<6_656).map { Int64($0 % 100) }, second = (0..<6_656).map { Int64(100 + ($0 * 7) % 100) }
+        let expected = try fixture.expected([first, second])
+        try await Self.withServer(fixture) { client, _, _ in
+            for _ in 0..<3 {
+                let response = try await client.modelInfer(Self.request(model: model, keys: first + second, numKeys: [6_656, 6_656]))
+                #expect(response.outputs.first?.shape == [13_312, 8])
+                #expect(Self.vectors(response) == expected)
+            }
+        }
+    }
+
     @Test("ModelInfer with typed contents (int64_contents, int_contents) returns the same vectors")
     func inferTyped() async throws {
         let fixture = try ServerFixture(options: Self.options())

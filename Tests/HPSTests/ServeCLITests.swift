@@ -142,4 +142,13 @@ struct ServeCLITests {
         #expect(outcome.status == 1)
         #expect(outcome.stderr.contains("--http-port must be between 0 and 65535"))
     }
+
+    @Test("hps serve with a gRPC window outside HTTP/2's limits exits 1 naming the flag", arguments: ["1024", "2147483648"])
+    func grpcWindowOutOfRange(bytes: String) throws {
+        let directory = try TemporaryDirectory(prefix: "hps-cli")
+        defer { directory.remove() }
+        let outcome = try CLITests().hps(["serve", "--config", "hps.json", "--grpc-window-bytes", bytes], in: directory.path)
+        #expect(outcome.status == 1)
+        #expect(outcome.stderr.contains("--grpc-window-bytes must be between 65535 and 2147483647 (HTTP/2's limits), not \(bytes)"))
+    }
 }

@@ -18,6 +18,8 @@ package struct GRPCServerService: Service {
     package let port: Int
     /// The largest request message accepted (larger: RESOURCE_EXHAUSTED).
     package let maxRequestBytes: Int
+    /// The HTTP/2 flow-control window of each connection and call (`HPSServer.Options.grpcWindowBytes`).
+    package let windowBytes: Int
     /// The services and interceptors the server runs.
     let services: [any RegistrableRPCService]
     let interceptors: [any ServerInterceptor]
@@ -25,11 +27,12 @@ package struct GRPCServerService: Service {
     let onListening: @Sendable (Int) async -> Void
 
     /// A server of `services`, each RPC passing `interceptors` first.
-    init(host: String, port: Int, maxRequestBytes: Int, services: [any RegistrableRPCService],
+    init(host: String, port: Int, maxRequestBytes: Int, windowBytes: Int = 1 << 20, services: [any RegistrableRPCService],
          interceptors: [any ServerInterceptor], onListening: @escaping @Sendable (Int) async -> Void) {
         self.host = host
         self.port = port
         self.maxRequestBytes = maxRequestBytes
+        self.windowBytes = windowBytes
         self.services = services
         self.interceptors = interceptors
         self.onListening = onListening
@@ -54,6 +57,7 @@ package struct GRPCServerService: Service {
         // buffers, so one connection may hold at most this many (clients queue
         // the rest, as SETTINGS_MAX_CONCURRENT_STREAMS asks).
         config.http2.maxConcurrentStreams = Self.maxConcurrentStreams
+        config.http2.targetWindowSize = windowBytes
         // The only hooks into each accepted connection's and stream's pipeline; see each handler for why.
         config.channelDebuggingCallbacks.onAcceptTCPConnection = HTTP2DecodingResumer.install(on:)
         config.channelDebuggingCallbacks.onAcceptHTTP2Stream = RequestMessageSizeLimit.install(limit: maxRequestBytes)

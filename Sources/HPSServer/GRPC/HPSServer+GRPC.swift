@@ -17,6 +17,7 @@ extension HPSServer {
     /// - Parameter onListening: called with the port once it listens.
     package func grpcService(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) -> GRPCServerService {
         GRPCServerService(host: options.host, port: options.grpcPort, maxRequestBytes: options.maxBodyBytes,
+                          windowBytes: options.grpcWindowBytes,
                           services: grpcServices(), interceptors: grpcInterceptors(), onListening: onListening)
     }
 }
