@@ -1,5 +1,5 @@
 import FuzzSupport
-import HPSRedis
+@testable import HPSRedis
 import NIOCore
 
 /// The RESP2 reply parser (`RESPParser`), as a Redis connection drives it, on

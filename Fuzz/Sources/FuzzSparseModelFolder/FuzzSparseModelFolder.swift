@@ -1,7 +1,7 @@
 import FuzzSupport
 import Glibc
 @testable import HPS
-import HPSMapped
+@testable import HPSMapped
 
 /// The sparse model folder reader (`SparseModelFolder`: the `key` and
 /// `emb_vector` files' sizes and contents) and the memory-mapped tier that
