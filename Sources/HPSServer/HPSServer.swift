@@ -160,8 +160,7 @@ public struct HPSServer: Sendable {
         func listening(_ what: String) -> @Sendable (any Channel) async -> Void {
             { channel in onListening(what, host, channel.localAddress?.port ?? 0) }
         }
-        let readLimit = TimeAmount.nanoseconds(Int64(options.requestReadTimeout.components.seconds) * 1_000_000_000
-                                                 + options.requestReadTimeout.components.attoseconds / 1_000_000_000)
+        let readLimit = TimeAmount.nanoseconds(Int64(options.requestReadTimeout.nanoseconds))
         let http = Application(router: router(),
                                server: .http1(configuration: .init(additionalChannelHandlers: [RequestReadDeadline(limit: readLimit)])),
                                configuration: ApplicationConfiguration(address: .hostname(host, port: options.httpPort),

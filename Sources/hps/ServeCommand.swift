@@ -52,7 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
     var maxBodyBytes: Int = 64 << 20
 
     @Option(name: .customLong("grpc-window-bytes"), help: "The HTTP/2 flow-control window the gRPC port grants each connection and call, in bytes (65535 to 2147483647; 65535 makes a large request wait for a window update every 64 KB).")
-    var grpcWindowBytes: Int = 1 << 20
+    var grpcWindowBytes: Int = HPSServer.Options().grpcWindowBytes
     @Option(name: .customLong("request-read-timeout"),
             help: "Seconds an HTTP client may take to send each whole request, and a keep-alive connection may stay idle, before its connection is closed.")
     var requestReadTimeout: Double = 60

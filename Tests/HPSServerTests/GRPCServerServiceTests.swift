@@ -16,7 +16,8 @@ struct GRPCServerServiceTests {
         let listened = Locked<[Int]>([])
         try await testGracefulShutdown { trigger in
             trigger.triggerGracefulShutdown()
-            let service = GRPCServerService(host: "127.0.0.1", port: 0, maxRequestBytes: 1 << 20, services: [],
+            let service = GRPCServerService(host: "127.0.0.1", port: 0, maxRequestBytes: 1 << 20,
+                                            windowBytes: HPSServer.Options().grpcWindowBytes, services: [],
                                             interceptors: [], onListening: { port in listened.withLock { $0.append(port) } })
             try await service.run()
         }

@@ -1,4 +1,4 @@
-public import HPS
+package import HPS
 
 // Shared by the test targets of the store tiers (mapped, RocksDB).
 

@@ -9,10 +9,7 @@ extension Duration {
     }
 
     /// Microseconds, fractional.
-    package var microseconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) * 1e6 + Double(attoseconds) / 1e12
-    }
+    package var microseconds: Double { seconds * 1e6 }
 
     /// Seconds, fractional.
     package var seconds: Double {

@@ -27,7 +27,7 @@ package struct GRPCServerService: Service {
     let onListening: @Sendable (Int) async -> Void
 
     /// A server of `services`, each RPC passing `interceptors` first.
-    init(host: String, port: Int, maxRequestBytes: Int, windowBytes: Int = 1 << 20, services: [any RegistrableRPCService],
+    init(host: String, port: Int, maxRequestBytes: Int, windowBytes: Int, services: [any RegistrableRPCService],
          interceptors: [any ServerInterceptor], onListening: @escaping @Sendable (Int) async -> Void) {
         self.host = host
         self.port = port
