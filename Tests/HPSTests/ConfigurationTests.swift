@@ -120,16 +120,18 @@ struct ConfigurationTests {
         ])
     }
 
-    @Test("fp8_quant: true is accepted with a warning naming the key, since this build serves float32")
-    func fp8QuantWarns() throws {
+    @Test("fp8_quant: true stores the model in fp8 (vector_storage fp8), with no warning, and is written back")
+    func fp8QuantMeansFP8Storage() throws {
         let json = Fixtures.notebook.replacingOccurrences(of: "\"gpucache\"", with: "\"fp8_quant\": true, \"gpucache\"")
         try #require(json != Fixtures.notebook)
         let configuration = try HPSConfiguration.parse(json: json)
         #expect(configuration.models[0].fp8Quant)
-        #expect(configuration.warnings.contains { $0.hasPrefix("models[0].fp8_quant is true, but this build stores and serves every table in float32") })
+        #expect(configuration.models[0].vectorStorage == .fp8)
+        #expect(!configuration.warnings.contains { $0.contains("fp8_quant") })
         // Written back, it is kept, so a configuration read again says the same.
         let again = try HPSConfiguration.parse(json: configuration.jsonValue().serialized())
         #expect(again.models[0].fp8Quant)
+        #expect(again.models[0].vectorStorage == .fp8)
     }
 
     @Test("without volatile_db the in-memory hash map is used with defaults")
@@ -342,7 +344,7 @@ struct ConfigurationTests {
         #expect(reparsed == configuration)
         #expect(reparsed.warnings.isEmpty)
         #expect(reparsed.jsonValue() == written)
-        #expect(written["models"]?.arrayValue?.first?.objectValue?.count == 27)
+        #expect(written["models"]?.arrayValue?.first?.objectValue?.count == 28)
         #expect(written["volatile_db"]?.objectValue?.count == 22)
         #expect(written["persistent_db"]?.objectValue?.count == 6)
         #expect(written["update_source"]?.objectValue?.count == 8)

@@ -81,7 +81,7 @@ enum TestConfiguration {
     /// A configuration of one model over `tables`.
     static func json(model: String = "m", tables: [TableSpec], maxBatchSize: Int = 64,
                      supportLongLong: Bool = true, fuse: Bool = false,
-                     extra: [(String, JSONValue)] = []) -> JSONValue {
+                     extra: [(String, JSONValue)] = [], modelExtra: [(String, JSONValue)] = []) -> JSONValue {
         let modelObject: [(String, JSONValue)] = [
             ("model", .string(model)),
             ("sparse_files", .array(tables.map { .string($0.folder) })),
@@ -91,7 +91,7 @@ enum TestConfiguration {
             ("default_value_for_each_table", .array(tables.map { .double($0.defaultValue) })),
             ("deployed_device_list", .array([.integer(0)])),
             ("max_batch_size", .integer(Int64(maxBatchSize))),
-        ]
+        ] + modelExtra
         return .object(JSONObject([
             ("supportlonglong", .bool(supportLongLong)),
             ("fuse_embedding_table", .bool(fuse)),

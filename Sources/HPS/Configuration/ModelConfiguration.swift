@@ -60,8 +60,13 @@ public struct ModelConfiguration: Sendable, Equatable {
     public var initEmbeddingCache: Bool = true
     /// Whether host buffers are page-locked (`enable_pagelock`).
     public var enablePageLock: Bool = false
-    /// Whether the static cache stores vectors as FP8 (`fp8_quant`).
+    /// Whether vectors are stored as fp8 e4m3 with a scale per row
+    /// (`fp8_quant`, HugeCTR's key): sets `vectorStorage` to `fp8`.
     public var fp8Quant: Bool = false
+    /// How every tier that copies the model's vectors stores them
+    /// (`vector_storage`, our extension: `fp32`, `fp16`, `bf16`, `int8`,
+    /// `fp8`; `fp8` when `fp8_quant` is true, else `fp32`).
+    public var vectorStorage: VectorStorage = .fp32
     /// Whether this model's tables of equal vector size are fused (`fuse_embedding_table`);
     /// defaults to the top-level flag, and takes effect only when that flag is on too.
     public var fuseEmbeddingTable: Bool = false
@@ -216,13 +221,11 @@ public struct ModelConfiguration: Sendable, Equatable {
         initEmbeddingCache = try reader.bool("init_ec", default: initEmbeddingCache)
         enablePageLock = try reader.bool("enable_pagelock", default: enablePageLock)
         fp8Quant = try reader.bool("fp8_quant", default: fp8Quant)
-        if fp8Quant {
-            // HugeCTR stores such a static table in fp8 with a scale per row;
-            // this build does not yet, and says so rather than serve float32
-            // silently where a user counted on a quarter of the memory.
-            warnings.append(
-                "\(path).fp8_quant is true, but this build stores and serves every table in float32 (fp8 storage is not "
-                    + "implemented yet): the vectors are exact and take 4 bytes per element; set fp8_quant to false to silence this")
+        vectorStorage = try reader.choice("vector_storage", default: fp8Quant ? .fp8 : vectorStorage)
+        if fp8Quant && vectorStorage != .fp8 {
+            throw .invalidValue(path: reader.path(of: "vector_storage"),
+                                expected: "fp8 (or no vector_storage) while fp8_quant is true; set fp8_quant to false to store \(vectorStorage.rawValue)",
+                                found: "\"\(vectorStorage.rawValue)\"")
         }
         fuseEmbeddingTable = try reader.bool("fuse_embedding_table", default: globalFuseEmbeddingTable)
         // Written by HugeCTR's docs and the Triton backend; HPS itself never reads them.
@@ -259,6 +262,7 @@ public struct ModelConfiguration: Sendable, Equatable {
             ("init_ec", .bool(initEmbeddingCache)),
             ("enable_pagelock", .bool(enablePageLock)),
             ("fp8_quant", .bool(fp8Quant)),
+            ("vector_storage", .string(vectorStorage.rawValue)),
             ("fuse_embedding_table", .bool(fuseEmbeddingTable)),
         ]))
     }

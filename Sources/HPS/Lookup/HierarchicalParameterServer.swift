@@ -261,9 +261,13 @@ public final class HierarchicalParameterServer: Sendable {
             if let persistentStore {
                 if let fileBacked = persistentStore as? any FileBackedStore {
                     persistentTable = try fileBacked.attach(tag, folders: folders, keyType: keyType)
+                    if model.vectorStorage != .fp32 && group.tables.first == plan.groups.first?.tables.first {
+                        warnings.append("model \(model.name): persistent_db \(persistentStore.kind) serves the model files in place, in float32; vector_storage \(model.vectorStorage.rawValue) applies to the tiers above it")
+                    }
                 } else {
                     let table = try persistentStore.createTable(tag, vecSize: group.vecSize, members: group.tables.count,
-                                                                expectedKeys: folders.reduce(0) { $0 + $1.keyCount })
+                                                                expectedKeys: folders.reduce(0) { $0 + $1.keyCount },
+                                                                storage: model.vectorStorage)
                     if !persistent.readOnly {
                         for (member, folder) in folders.enumerated() {
                             let report = try Self.load(folder, into: table, member: member, model: model.name, rate: 1,
@@ -277,7 +281,8 @@ public final class HierarchicalParameterServer: Sendable {
             if let store = volatileStore {
                 let rate = volatile.initialCacheRate
                 let expected = folders.reduce(0) { $0 + Int((Double($1.keyCount) * rate).rounded(.up)) }
-                let table = try store.createTable(tag, vecSize: group.vecSize, members: group.tables.count, expectedKeys: expected)
+                let table = try store.createTable(tag, vecSize: group.vecSize, members: group.tables.count, expectedKeys: expected,
+                                                  storage: model.vectorStorage)
                 for (member, folder) in folders.enumerated() {
                     let report = try Self.load(folder, into: table, member: member, model: model.name, rate: rate,
                                                keyType: keyType, parallelism: parallelism)

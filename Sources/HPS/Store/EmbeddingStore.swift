@@ -13,6 +13,13 @@ package protocol EmbeddingStore: AnyObject, Sendable {
     /// - Throws: `StoreError.layoutMismatch` if the table exists with another layout.
     func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable
 
+    /// `createTable` with rows stored as `storage` says (quantized on insert,
+    /// decoded to float32 by lookups).
+    /// - Throws: `StoreError.storageUnsupported` from a store that keeps
+    ///   float32 only (the default for any storage but fp32).
+    func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int,
+                     storage: VectorStorage) throws(StoreError) -> any EmbeddingStoreTable
+
     /// The table `tag`, or nil.
     func table(_ tag: String) -> (any EmbeddingStoreTable)?
 
@@ -43,6 +50,13 @@ package protocol EmbeddingStore: AnyObject, Sendable {
 }
 
 extension EmbeddingStore {
+    /// float32 only.
+    package func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int,
+                             storage: VectorStorage) throws(StoreError) -> any EmbeddingStoreTable {
+        guard storage == .fp32 else { throw .storageUnsupported(kind: kind, table: tag, storage: storage) }
+        return try createTable(tag, vecSize: vecSize, members: members, expectedKeys: expectedKeys)
+    }
+
     /// A store waits on something outside this process's memory unless it says otherwise.
     package var mayBlock: Bool { true }
     /// No background work.

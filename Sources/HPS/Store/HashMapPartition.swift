@@ -15,13 +15,16 @@ import Glibc
 /// is `((member << rowBits) | row) + 1`, 0 meaning an empty slot. Slots are
 /// numbered bucket × 5 + position. Vectors live in one arena per partition,
 /// allocated with malloc so that capacity not yet used costs no resident
-/// memory and growth is a remap, not a copy.
+/// memory and growth is a remap, not a copy. A row is `codec.rowBytes`
+/// bytes: the float32 vector, or its quantized form (`VectorStorage`).
 ///
 /// Thread safety: none by itself; `HashMapTable` holds `lock` shared for
 /// lookups and exclusive for changes.
 final class HashMapPartition: @unchecked Sendable {
     let lock = ReadWriteLock()
     let vecSize: Int
+    /// How rows are stored; `codec.rowBytes` bytes each.
+    let codec: VectorCodec
     let rowBits: Int
     let maxRows: Int
 
@@ -32,8 +35,11 @@ final class HashMapPartition: @unchecked Sendable {
     var capacity: Int { bucketCount * Self.bucketSlots }
     private(set) var count = 0
 
-    private(set) var vectors: UnsafeMutablePointer<Float>
+    /// The row arena: `rowCapacity` rows of `codec.rowBytes` bytes.
+    private(set) var vectors: UnsafeMutableRawPointer
     private(set) var rowCapacity: Int
+    /// One encoded row, checked before a quantized upsert touches the table.
+    private let encoded: UnsafeMutableRawPointer
     private var rowsUsed = 0
     private var freeRows: [UInt32] = []
     /// Chooses the slot a cuckoo walk displaces (a fixed seed: loads repeat).
@@ -49,21 +55,24 @@ final class HashMapPartition: @unchecked Sendable {
     /// Displacements one insert may make before the index grows instead.
     static let maxKicks = 500
 
-    init(vecSize: Int, memberBits: Int, expectedKeys: Int, trackAccess: Bool) {
+    init(vecSize: Int, storage: VectorStorage = .fp32, memberBits: Int, expectedKeys: Int, trackAccess: Bool) {
         self.vecSize = vecSize
+        codec = VectorCodec(storage: storage, dim: vecSize)
+        encoded = .allocate(byteCount: codec.rowBytes, alignment: 16)
         self.rowBits = 32 - memberBits
         self.maxRows = (1 << rowBits) - 2
         let rows = max(16, expectedKeys)
         bucketCount = Self.bucketCount(for: rows)
         buckets = LargeAllocation.allocate(bytes: bucketCount * 64)
         rowCapacity = rows
-        vectors = Self.allocateZeroed(Float.self, rows * vecSize)
+        vectors = LargeAllocation.allocate(bytes: rows * codec.rowBytes)
         stamps = trackAccess ? Self.allocateZeroed(UInt32.self, rows) : nil
     }
 
     deinit {
         LargeAllocation.release(buckets, bytes: bucketCount * 64)
-        LargeAllocation.release(vectors, bytes: rowCapacity * vecSize * 4)
+        LargeAllocation.release(vectors, bytes: rowCapacity * codec.rowBytes)
+        encoded.deallocate()
         if let stamps { LargeAllocation.release(stamps, bytes: rowCapacity * 4) }
     }
 
@@ -115,10 +124,6 @@ final class HashMapPartition: @unchecked Sendable {
     private static func reallocate<T>(_ p: UnsafeMutablePointer<T>, from old: Int, to new: Int) -> UnsafeMutablePointer<T> {
         LargeAllocation.reallocate(UnsafeMutableRawPointer(p), from: old * MemoryLayout<T>.stride,
                                    to: new * MemoryLayout<T>.stride).bindMemory(to: T.self, capacity: new)
-    }
-
-    private static func release<T>(_ p: UnsafeMutablePointer<T>, _ n: Int) {
-        LargeAllocation.release(UnsafeMutableRawPointer(p), bytes: n * MemoryLayout<T>.stride)
     }
 
     /// The ref of (member, row) as stored in a slot.
@@ -184,12 +189,23 @@ final class HashMapPartition: @unchecked Sendable {
         hps_prefetch(buckets + second &* 64)
     }
 
-    /// Inserts or replaces the vector of (member, key).
+    /// Inserts or replaces the vector of (member, key), stored as `codec` says.
     /// - Returns: true if the key was new.
+    /// - Throws: `StoreError.partitionFull`, or `.unrepresentable` (table
+    ///   left unnamed, for the caller) for an element the storage cannot
+    ///   hold; the partition is then unchanged.
     func upsert(_ key: Int64, member: Int, hash: UInt64, vector: UnsafePointer<Float>, stamp: UInt32) throws(StoreError) -> Bool {
+        var source = UnsafeRawPointer(vector)
+        if codec.storage != .fp32 {
+            if let element = codec.encode(vector, into: encoded) {
+                throw .unrepresentable(table: "", key: key, element: element, value: vector[element], storage: codec.storage)
+            }
+            source = UnsafeRawPointer(encoded)
+        }
+        let rowBytes = codec.rowBytes
         if let slot = find(key, member: member, hash: hash) {
             let row = self.row(of: slotRef(slot))
-            (vectors + row * vecSize).update(from: vector, count: vecSize)
+            (vectors + row &* rowBytes).copyMemory(from: source, byteCount: rowBytes)
             stamps?[row] = stamp
             return false
         }
@@ -205,7 +221,7 @@ final class HashMapPartition: @unchecked Sendable {
             row = rowsUsed
             rowsUsed += 1
         }
-        (vectors + row * vecSize).update(from: vector, count: vecSize)
+        (vectors + row &* rowBytes).copyMemory(from: source, byteCount: rowBytes)
         stamps?[row] = stamp
         if let homeless = place(key, ref: ref(member: member, row: row), hash: hash, in: buckets, count: bucketCount) {
             // The walk ended holding an entry with no room: grow, and place it there.
@@ -250,7 +266,7 @@ final class HashMapPartition: @unchecked Sendable {
     }
 
     private func growRows(to rows: Int) {
-        vectors = Self.reallocate(vectors, from: rowCapacity * vecSize, to: rows * vecSize)
+        vectors = LargeAllocation.reallocate(vectors, from: rowCapacity * codec.rowBytes, to: rows * codec.rowBytes)
         if let s = stamps { stamps = Self.reallocate(s, from: rowCapacity, to: rows) }
         rowCapacity = rows
     }
@@ -258,7 +274,7 @@ final class HashMapPartition: @unchecked Sendable {
     /// Returns the arena's whole pages past the rows in use (and the stamps'
     /// past theirs) to the system: `LargeAllocation.releaseTail`.
     func releaseUnusedRows() {
-        LargeAllocation.releaseTail(vectors, used: rowsUsed * vecSize * 4, of: rowCapacity * vecSize * 4)
+        LargeAllocation.releaseTail(vectors, used: rowsUsed * codec.rowBytes, of: rowCapacity * codec.rowBytes)
         if let stamps { LargeAllocation.releaseTail(stamps, used: rowsUsed * 4, of: rowCapacity * 4) }
     }
 

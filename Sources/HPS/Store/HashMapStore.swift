@@ -37,22 +37,29 @@ package final class HashMapStore: EmbeddingStore, @unchecked Sendable {
         try hashMapTable(tag, vecSize: vecSize, members: members, expectedKeys: expectedKeys)
     }
 
+    /// Every `VectorStorage`: rows are quantized as they are inserted.
+    package func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int,
+                             storage: VectorStorage) throws(StoreError) -> any EmbeddingStoreTable {
+        try hashMapTable(tag, vecSize: vecSize, members: members, expectedKeys: expectedKeys, storage: storage)
+    }
+
     /// Forgets the table; its memory goes when the last reference to it does.
     package func dropTable(_ tag: String) {
         tables.withLock { _ = $0.removeValue(forKey: tag) }
     }
 
     /// `createTable` with the concrete type, for callers that want its extras.
-    package func hashMapTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> HashMapTable {
+    package func hashMapTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int,
+                              storage: VectorStorage = .fp32) throws(StoreError) -> HashMapTable {
         let result: Result<HashMapTable, StoreError> = tables.withLock { tables in
             if let existing = tables[tag] {
-                guard existing.vecSize == vecSize && existing.memberCount == members else {
+                guard existing.vecSize == vecSize && existing.memberCount == members && existing.storage == storage else {
                     return .failure(.layoutMismatch(table: tag, vecSize: existing.vecSize, members: existing.memberCount,
                                                     requestedVecSize: vecSize, requestedMembers: members))
                 }
                 return .success(existing)
             }
-            let table = HashMapTable(tag: tag, vecSize: vecSize, members: members, partitions: partitionCount,
+            let table = HashMapTable(tag: tag, vecSize: vecSize, storage: storage, members: members, partitions: partitionCount,
                                      expectedKeys: expectedKeys, overflow: overflow)
             tables[tag] = table
             return .success(table)

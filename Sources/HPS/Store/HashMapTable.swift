@@ -24,9 +24,13 @@ package final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
     package let tag: String
     /// Floats per vector.
     package let vecSize: Int
+    /// How the rows are stored (`vector_storage`).
+    package let storage: VectorStorage
     /// The number of member tables.
     package let memberCount: Int
     let partitions: [HashMapPartition]
+    /// Bytes per stored row.
+    let rowBytes: Int
     let overflow: OverflowSettings
     private let epoch = Atomic<UInt32>(1)
     private let evictionRandom: Locked<SplitMix64>
@@ -50,15 +54,18 @@ package final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
     /// its reader anyway, and writing it without first reading each line
     /// saves a third of the memory traffic.
     package static let streamingBytes = 8 << 20
-    init(tag: String, vecSize: Int, members: Int, partitions count: Int, expectedKeys: Int, overflow: OverflowSettings) {
+    init(tag: String, vecSize: Int, storage: VectorStorage = .fp32, members: Int, partitions count: Int, expectedKeys: Int,
+         overflow: OverflowSettings) {
         self.tag = tag
         self.vecSize = vecSize
+        self.storage = storage
+        rowBytes = storage.rowBytes(dim: vecSize)
         self.memberCount = members
         self.overflow = overflow
         let memberBits = members <= 1 ? 0 : (Int.bitWidth - (members - 1).leadingZeroBitCount)
         let perPartition = expectedKeys == 0 ? 0 : Self.expectedPerPartition(expectedKeys, partitions: count)
         partitions = (0..<count).map { _ in
-            HashMapPartition(vecSize: vecSize, memberBits: memberBits, expectedKeys: perPartition,
+            HashMapPartition(vecSize: vecSize, storage: storage, memberBits: memberBits, expectedKeys: perPartition,
                              trackAccess: overflow.tracksAccess)
         }
         // A fixed hash of the tag (FNV-1a), so random eviction repeats from run to run.
@@ -85,7 +92,7 @@ package final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
     struct PartitionView {
         var buckets: UnsafeMutableRawPointer
         var bucketCount: Int
-        var vectors: UnsafeMutablePointer<Float>
+        var vectors: UnsafeMutableRawPointer
         var rowMask: UInt32
         var rowBits: UInt32
         var stamps: UnsafeMutablePointer<UInt32>?
@@ -98,14 +105,15 @@ package final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
         var partition: Int32
         var member: Int32
         var second: Int32
-        /// The vector found, nil for a missing key.
-        var source: UnsafeMutablePointer<Float>?
+        /// The stored row found, nil for a missing key.
+        var source: UnsafeMutableRawPointer?
     }
 
     package func lookup(_ runs: UnsafeBufferPointer<LookupRun>, defaults: UnsafeBufferPointer<Float>?,
                        missed: UnsafeMutablePointer<Int>?, parallelism: Int) -> Int {
         let stamp = overflow.policy == .evictLeastUsed ? 0 : epoch.add(1, ordering: .relaxed).newValue
-        let streaming = runs.reduce(0) { $0 + $1.count } &* vecSize &* 4 >= Self.streamingBytes
+        // Decoded rows are written by the decoder's plain stores.
+        let streaming = storage == .fp32 && runs.reduce(0) { $0 + $1.count } &* vecSize &* 4 >= Self.streamingBytes
         return LookupSplit.run(runs, parallelism: parallelism, minimumPerPiece: Self.keysPerThread, missed: missed) {
             run, offset, count, flatStart, missed in
             lookupRange(runs, run: run, offset: offset, count: count, flatStart: flatStart, defaults: defaults,
@@ -212,7 +220,7 @@ package final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
         if let stamps = view.stamps {
             stamps[row] = overflow.policy == .evictLeastUsed ? stamps[row] &+ 1 : stamp
         }
-        probes[b].source = view.vectors + row &* vecSize
+        probes[b].source = view.vectors + row &* rowBytes
         return true
     }
 
@@ -227,11 +235,13 @@ package final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
         let d = Self.copyDistance
         let vecSize = self.vecSize
         let bytes = vecSize &* 4
+        let rowBytes = self.rowBytes
+        let codec = VectorCodec(storage: storage, dim: vecSize)
         var run = firstRun, offset = firstOffset
         var currentRun = runs[run]
         var misses = 0
         for i in 0..<count {
-            if i &+ d < count, let ahead = probes[i &+ d].source { hps_prefetch_lines(ahead, bytes) }
+            if i &+ d < count, let ahead = probes[i &+ d].source { hps_prefetch_lines(ahead, rowBytes) }
             while offset == currentRun.count {
                 run &+= 1
                 offset = 0
@@ -242,8 +252,10 @@ package final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
             if let source = probes[i].source {
                 if streaming {
                     hps_copy_streaming(output, source, bytes)
-                } else {
+                } else if codec.storage == .fp32 {
                     UnsafeMutableRawPointer(output).copyMemory(from: source, byteCount: bytes)
+                } else {
+                    codec.decode(source, into: output)
                 }
             } else {
                 if let defaults {
@@ -317,7 +329,14 @@ package final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
                         }
                     }
                 } catch {
-                    failure.withLock { $0 = StoreError.partitionFull(table: tag, rows: partition.maxRows) }
+                    // The partition's errors leave the table unnamed: name it.
+                    let named: StoreError
+                    if case let .unrepresentable(_, key, element, value, storage)? = error as? StoreError {
+                        named = .unrepresentable(table: tag, key: key, element: element, value: value, storage: storage)
+                    } else {
+                        named = .partitionFull(table: tag, rows: partition.maxRows)
+                    }
+                    failure.withLock { $0 = named }
                 }
                 partition.releaseUnusedRows()
                 partition.lock.unlock()

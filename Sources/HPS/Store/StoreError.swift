@@ -17,6 +17,12 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// the store that holds them (a Redis node) could not be reached; `counts`
     /// is what was stored. Retrying later may store them.
     case partlyUnavailable(kind: String, table: String, keys: Int, counts: InsertCounts, reason: String)
+    /// A vector element the table's `vector_storage` cannot hold (NaN, an
+    /// infinity, or beyond fp16's range); nothing of the insert was stored
+    /// after the keys before it.
+    case unrepresentable(table: String, key: Int64, element: Int, value: Float, storage: VectorStorage)
+    /// A tier that cannot store vectors in the format a model asks for.
+    case storageUnsupported(kind: String, table: String, storage: VectorStorage)
 
     /// One sentence a user can act on.
     public var description: String {
@@ -33,6 +39,12 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return operation.map { "\($0) failed: \(cause)" } ?? "\(cause)"
         case let .partlyUnavailable(kind, table, keys, _, reason):
             return "inserting into \(table) left \(keys) key(s) out of \(kind) because \(reason); the others were stored"
+        case let .unrepresentable(table, key, element, value, storage):
+            let limit = storage == .fp16 ? "fp16 holds magnitudes up to 65504 and no NaN or infinity"
+                : "a quantized row holds no NaN or infinity"
+            return "key \(key) of \(table) has \(value) at element \(element), which vector_storage \(storage.rawValue) cannot store (\(limit)); fix the vector or set vector_storage to fp32"
+        case let .storageUnsupported(kind, table, storage):
+            return "\(kind) stores float32 vectors only, so it cannot hold \(table) in vector_storage \(storage.rawValue); set vector_storage to fp32 or use a hash_map volatile_db"
         }
     }
 
@@ -40,7 +52,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     public var table: String? {
         switch self {
         case let .layoutMismatch(table, _, _, _, _), let .vectorCount(table, _, _, _), let .noSuchMember(table, _, _),
-             let .partitionFull(table, _), let .partlyUnavailable(_, table, _, _, _):
+             let .partitionFull(table, _), let .partlyUnavailable(_, table, _, _, _), let .unrepresentable(table, _, _, _, _),
+             let .storageUnsupported(_, table, _):
             table
         case let .backend(_, table, _, _):
             table
@@ -63,8 +76,12 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             (a0, a1, a2) == (b0, b1, b2) && String(describing: a3) == String(describing: b3)
         case let (.partlyUnavailable(a0, a1, a2, a3, a4), .partlyUnavailable(b0, b1, b2, b3, b4)):
             (a0, a1, a2, a4) == (b0, b1, b2, b4) && a3 == b3
+        case let (.unrepresentable(a0, a1, a2, a3, a4), .unrepresentable(b0, b1, b2, b3, b4)):
+            (a0, a1, a2, a4) == (b0, b1, b2, b4) && a3.bitPattern == b3.bitPattern
+        case let (.storageUnsupported(a0, a1, a2), .storageUnsupported(b0, b1, b2)):
+            (a0, a1, a2) == (b0, b1, b2)
         case (.layoutMismatch, _), (.vectorCount, _), (.noSuchMember, _), (.partitionFull, _), (.backend, _),
-             (.partlyUnavailable, _):
+             (.partlyUnavailable, _), (.unrepresentable, _), (.storageUnsupported, _):
             false
         }
     }
