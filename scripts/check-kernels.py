@@ -43,30 +43,47 @@ def lanes(dim):
     return n
 
 
+# VectorStorage: (kernel code, float parameters per row, bytes per element).
+STORAGES = {"fp32": (0, 0, 4), "fp16": (1, 0, 2), "bf16": (2, 0, 2), "int8": (3, 2, 1), "fp8": (4, 1, 1)}
+
+
+def row_bytes(storage, dim):
+    _, parameters, code_bytes = STORAGES[storage]
+    return (parameters * 4 + dim * code_bytes + 3) & ~3
+
+
+def specializations():
+    # Every storage at the vec sizes of the tests and the benchmarks, both key types at fp32.
+    for dim in (1, 3, 4, 8, 10, 16, 32, 64, 128, 256):
+        for storage in STORAGES:
+            for int64 in ((True, False) if storage == "fp32" else (True,)):
+                yield dim, int64, storage
+
+
 def main():
     nvrtc = ctypes.CDLL(find_nvrtc())
     body = kernel_body()
     failures = 0
     compiled = 0
-    for dim in (1, 3, 4, 8, 10, 16, 32, 64, 128, 256):
-        for int64 in (True, False):
-            source = f"#define DIM {dim}\n#define LANES {lanes(dim)}\n#define KEY_T {'long long' if int64 else 'unsigned int'}\n{body}"
-            program = ctypes.c_void_p()
-            rc = nvrtc.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"hps.cu", 0, None, None)
-            if rc != 0:
-                sys.exit(f"check-kernels: nvrtcCreateProgram failed ({rc})")
-            options = (ctypes.c_char_p * 1)(b"--gpu-architecture=sm_90")
-            rc = nvrtc.nvrtcCompileProgram(program, 1, options)
-            size = ctypes.c_size_t()
-            nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
-            log = ctypes.create_string_buffer(size.value)
-            nvrtc.nvrtcGetProgramLog(program, log)
-            nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
-            if rc != 0:
-                failures += 1
-                print(f"DIM {dim}, {'int64' if int64 else 'uint32'} keys: does not compile\n{log.value.decode()}")
-            else:
-                compiled += 1
+    for dim, int64, storage in specializations():
+        source = (f"#define DIM {dim}\n#define LANES {lanes(dim)}\n#define KEY_T {'long long' if int64 else 'unsigned int'}\n"
+                  + f"#define STORAGE {STORAGES[storage][0]}\n#define ROW_BYTES {row_bytes(storage, dim)}\n{body}")
+        program = ctypes.c_void_p()
+        rc = nvrtc.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"hps.cu", 0, None, None)
+        if rc != 0:
+            sys.exit(f"check-kernels: nvrtcCreateProgram failed ({rc})")
+        options = (ctypes.c_char_p * 1)(b"--gpu-architecture=sm_90")
+        rc = nvrtc.nvrtcCompileProgram(program, 1, options)
+        size = ctypes.c_size_t()
+        nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+        log = ctypes.create_string_buffer(size.value)
+        nvrtc.nvrtcGetProgramLog(program, log)
+        nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
+        if rc != 0:
+            failures += 1
+            print(f"DIM {dim}, {'int64' if int64 else 'uint32'} keys, {storage}: does not compile\n{log.value.decode()}")
+        else:
+            compiled += 1
     print(f"check-kernels: {compiled} of {compiled + failures} specializations compile for sm_90")
     return 1 if failures else 0
 

@@ -132,6 +132,8 @@ package enum GPUBenchmark {
         }
         rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: 4_000_000, lookups: 1_000_000, dim: 128,
                                       runs: 20, placement: .mappedHost))
+        rows += try storageRows(model: model, directory: directory.path, kernels: kernels, stream: stream, tableKeys: tableKeys,
+                                setKeys: setKeys, runs: runs)
         for row in try GPUCacheBenchmark.run(kernels: kernels) {
             rows.append(Row(name: "\(row.name): hit rate \(String(row.hitRate).prefix(6))", microseconds: row.microseconds,
                             bytes: 2 * row.keys * 128 * 4, keys: row.keys))
@@ -217,15 +219,45 @@ package enum GPUBenchmark {
         ]
     }
 
+    /// The fused seed batch and the 1M random lookups in each quantized
+    /// `vector_storage`. A row's bytes are those it moves at the least: the
+    /// stored rows read and the float32 rows written.
+    static func storageRows(model: SeedModel, directory: String, kernels: GPUKernels, stream: CUDAStream, tableKeys: Int,
+                            setKeys: (Int) -> UInt64, runs: Int) throws -> [Row] {
+        var rows: [Row] = []
+        let t = model.tables, k = model.keysPerSample, perTable = model.batchSize * k, keysPerBatch = t * perTable
+        let device = kernels.device
+        let output = try DeviceBuffer<Float>(device: device, count: keysPerBatch * model.dim)
+        let starts = try DeviceBuffer(device: device, copying: (0...t).map { Int32($0 * perTable) })
+        let members = try DeviceBuffer(device: device, copying: (0..<t).map { Int32($0) })
+        for storage in VectorStorage.allCases where storage != .fp32 {
+            let tables = try GPUSeedModel(model: model, directory: directory, kernels: kernels, cacheType: .static, storage: storage)
+            let us = try time(stream: stream, runs: runs) { i in
+                try tables.lookup(tables.fused, keys: setKeys(i), count: keysPerBatch, runs: (0..<t).map { ($0, perTable) },
+                                  runArrays: (starts.address, members.address), output: output.address,
+                                  layout: .samplesByRun, keysPerSample: k, stream: stream)
+            }
+            rows.append(Row(name: "seed batch fused, \(storage.rawValue) storage", microseconds: us,
+                            bytes: keysPerBatch * (storage.rowBytes(dim: model.dim) + model.dim * 4), keys: keysPerBatch))
+        }
+        for dim in [128, 64] {
+            for storage in VectorStorage.allCases where storage != .fp32 {
+                rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: tableKeys, lookups: 1_000_000, dim: dim,
+                                              runs: 50, storage: storage))
+            }
+        }
+        return rows
+    }
+
     /// `lookups` random lookups (all hits) from a static table of `tableKeys` int64 keys.
     static func randomLookups(kernels: GPUKernels, stream: CUDAStream, tableKeys: Int, lookups: Int, dim: Int, runs: Int,
-                              placement: GPUStaticTable.Placement = .device) throws -> Row {
+                              placement: GPUStaticTable.Placement = .device, storage: VectorStorage = .fp32) throws -> Row {
         let device = kernels.device
         var random = SplitMix64(seed: UInt64(dim))
         let keys = (0..<tableKeys).map { _ in Int64(bitPattern: random.next()) }
         let vectors = (0..<(tableKeys * dim)).map { Float($0 & 4095) * 0.25 }
         let table = try GPUStaticTable(kernels: kernels, dim: dim, members: [(keys, vectors)], defaults: [0], int64Keys: true,
-                                       placement: placement)
+                                       placement: placement, storage: storage)
         let sets = 4
         let queries = (0..<(sets * lookups)).map { _ in keys[Int(random.next() % UInt64(tableKeys))] }
         let queryBuffer = try DeviceBuffer(device: device, copying: queries)
@@ -241,8 +273,10 @@ package enum GPUBenchmark {
         }
         try stream.synchronize()
         guard try misses.download()[0] == 0 else { throw ToolFailure("the benchmark table missed keys it holds") }
-        let label = placement == .device ? "" : ", uvm (vectors in mapped host memory)"
+        let label = (placement == .device ? "" : ", uvm (vectors in mapped host memory)")
+            + (storage == .fp32 ? "" : ", \(storage.rawValue) storage")
         let from = tableKeys == 4_000_000 ? "4M" : "\(tableKeys)"
-        return Row(name: "1M random lookups from \(from) keys, vec \(dim)\(label)", microseconds: us, bytes: 2 * lookups * dim * 4, keys: lookups)
+        return Row(name: "1M random lookups from \(from) keys, vec \(dim)\(label)", microseconds: us,
+                   bytes: lookups * (storage.rowBytes(dim: dim) + dim * 4), keys: lookups)
     }
 }

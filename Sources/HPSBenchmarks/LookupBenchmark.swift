@@ -191,9 +191,10 @@ package enum LookupBenchmark {
     }
 
     /// A table of `tableKeys` random keys of vec size `dim`, built in memory.
-    package static func randomTable(keys tableKeys: Int, dim: Int, threads: Int) throws -> (HashMapTable, [Int64]) {
+    package static func randomTable(keys tableKeys: Int, dim: Int, threads: Int,
+                                    storage: VectorStorage = .fp32) throws -> (HashMapTable, [Int64]) {
         let store = HashMapStore(partitions: min(16, availableCores))
-        let table = try store.hashMapTable("hps_et.bench.random", vecSize: dim, members: 1, expectedKeys: tableKeys)
+        let table = try store.hashMapTable("hps_et.bench.random", vecSize: dim, members: 1, expectedKeys: tableKeys, storage: storage)
         var random = SplitMix64(seed: 99)
         var keys = [Int64](repeating: 0, count: tableKeys)
         for i in 0..<tableKeys { keys[i] = Int64(bitPattern: random.next() >> 1) }

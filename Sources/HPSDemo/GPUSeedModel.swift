@@ -18,14 +18,17 @@ package final class GPUSeedModel {
     /// Recorded after a batch's keys are written, for a dynamic cache's stream to wait on.
     let keysCopied: CUDAEvent
 
-    package init(model: SeedModel, directory: String, kernels: GPUKernels, cacheType requested: EmbeddingCacheType? = nil) throws {
+    /// - Parameter storage: how the tables store their rows, if not as the configuration says.
+    package init(model: SeedModel, directory: String, kernels: GPUKernels, cacheType requested: EmbeddingCacheType? = nil,
+                 storage: VectorStorage? = nil) throws {
         self.model = model
         self.kernels = kernels
         keysCopied = try CUDAEvent(device: kernels.device, timing: false)
         var configuration = try HPSConfiguration.load(path: "\(directory)/hps.json")
-        guard let config = configuration.model(named: model.modelName) else {
+        guard var config = configuration.model(named: model.modelName) else {
             throw ToolFailure("\(directory)/hps.json has no model \(model.modelName)")
         }
+        if let storage { config.vectorStorage = storage }
         let cacheType = requested ?? config.effectiveCacheType
         self.cacheType = cacheType
         let keyType: KeyType = configuration.supportLongLong ? .int64 : .int32

@@ -22,6 +22,10 @@ enum GPUCacheSelfTest {
         for (dim, int64Keys) in [(3, true), (16, false), (128, true)] {
             cases += try GPUUpdateSelfTest.check(kernels: kernels, dim: dim, int64Keys: int64Keys, random: &random)
         }
+        // Quantized tables: the CPU tier quantizes as the GPU tables do (static and uvm store the codes, dynamic caches decoded rows).
+        for (dim, storage) in [(3, VectorStorage.fp16), (128, .bf16), (128, .int8), (64, .fp8), (128, .fp8)] {
+            cases += try GPUUpdateSelfTest.check(kernels: kernels, dim: dim, int64Keys: true, storage: storage, random: &random)
+        }
         return cases
     }
 

@@ -4,7 +4,8 @@ import HPSDemo
 
 /// Compares every GPU lookup path with the CPU hash map on fresh random
 /// data: vec sizes 1, 3, 16, 128 and 300, int64 and int32 keys, hits and
-/// misses, fused members with overlapping keys, both output layouts. The
+/// misses, fused members with overlapping keys, both output layouts, every
+/// `vector_storage` (the CPU table quantizing as the GPU table does). The
 /// GPU output is poisoned with NaN before each run, so an unwritten element
 /// fails, and compared bit for bit.
 package enum GPUSelfTest {
@@ -31,13 +32,20 @@ package enum GPUSelfTest {
         for dim in [3, 128] {
             cases += try check(kernels: kernels, dim: dim, int64Keys: true, placement: .mappedHost, random: &random)
         }
+        for storage in VectorStorage.allCases where storage != .fp32 {
+            for dim in [3, 64, 128] {
+                cases += try check(kernels: kernels, dim: dim, int64Keys: true, storage: storage, random: &random)
+            }
+            cases += try check(kernels: kernels, dim: 128, int64Keys: true, placement: .mappedHost, storage: storage,
+                               random: &random)
+        }
         cases += try GPUCacheSelfTest.run(kernels: kernels, random: &random)
         cases += try GPUDeploymentSelfTest.run(deviceIndex: kernels.device.index, random: &random)
         return cases
     }
 
     static func check(kernels: GPUKernels, dim: Int, int64Keys: Bool, placement: GPUStaticTable.Placement = .device,
-                      random: inout SplitMix64) throws -> [Case] {
+                      storage: VectorStorage = .fp32, random: inout SplitMix64) throws -> [Case] {
         let device = kernels.device
         let keysPerMember = 5000
         func randomKey(_ random: inout SplitMix64) -> Int64 {
@@ -52,14 +60,15 @@ package enum GPUSelfTest {
         }
         let defaults: [Float] = [0.5, -2]
         let store = HashMapStore(partitions: 3)
-        let cpu = try store.createTable("hps_et.selftest.t", vecSize: dim, members: 2, expectedKeys: 2 * keysPerMember)
+        let cpu = try store.createTable("hps_et.selftest.t", vecSize: dim, members: 2, expectedKeys: 2 * keysPerMember,
+                                        storage: storage)
         for (m, member) in members.enumerated() {
             try member.keys.withUnsafeBufferPointer { k in
                 try member.vectors.withUnsafeBufferPointer { v in _ = try cpu.insert(member: m, keys: k, vectors: v, parallelism: 1) }
             }
         }
         let gpu = try GPUStaticTable(kernels: kernels, dim: dim, members: members, defaults: defaults, int64Keys: int64Keys,
-                                     placement: placement)
+                                     placement: placement, storage: storage)
 
         // Queries: 80% present keys (of either member), 20% absent; runs alternate members.
         let samples = 64, perSample = 5, runs = 4
@@ -131,7 +140,7 @@ package enum GPUSelfTest {
             if mismatch == nil && gotMisses != expectedMisses {
                 mismatch = "GPU counted \(gotMisses) misses, CPU \(expectedMisses)"
             }
-            results.append(Case(name: "\(placement == .device ? "static table" : "uvm table (vectors in mapped host memory)"), vec \(dim), \(int64Keys ? "int64" : "int32") keys, \(layout == .keyOrder ? "key order" : "dense-input layout"), \(n) keys, \(expectedMisses) misses",
+            results.append(Case(name: "\(placement == .device ? "static table" : "uvm table (vectors in mapped host memory)")\(storage == .fp32 ? "" : " in \(storage.rawValue)"), vec \(dim), \(int64Keys ? "int64" : "int32") keys, \(layout == .keyOrder ? "key order" : "dense-input layout"), \(n) keys, \(expectedMisses) misses",
                                 passed: mismatch == nil, detail: mismatch ?? "all \(n * dim) elements equal"))
         }
         return results

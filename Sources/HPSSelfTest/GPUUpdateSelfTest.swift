@@ -13,7 +13,8 @@ import HPSDemo
 /// static and uvm tables answer those from the tiers below), and the report
 /// must count the rows written and the keys not held.
 enum GPUUpdateSelfTest {
-    static func check(kernels: GPUKernels, dim: Int, int64Keys: Bool, random: inout SplitMix64) throws -> [GPUSelfTest.Case] {
+    static func check(kernels: GPUKernels, dim: Int, int64Keys: Bool, storage: VectorStorage = .fp32,
+                      random: inout SplitMix64) throws -> [GPUSelfTest.Case] {
         let device = kernels.device
         let perMember = 3000
         func randomKey() -> Int64 { int64Keys ? Int64(bitPattern: random.next()) : Int64(random.next() & 0xFFFF_FFFF) }
@@ -23,13 +24,14 @@ enum GPUUpdateSelfTest {
         let runs: [(member: Int, count: Int)] = [(0, 512), (1, 512)]
         let n = runs.reduce(0) { $0 + $1.count }
         let output = try DeviceBuffer<Float>(device: device, count: n * dim)
-        let label = "vec \(dim), \(int64Keys ? "int64" : "int32") keys"
+        let label = "vec \(dim), \(int64Keys ? "int64" : "int32") keys\(storage == .fp32 ? "" : ", \(storage.rawValue) storage")"
         var cases: [GPUSelfTest.Case] = []
 
         for kind in ["static", "uvm", "dynamic 30%", "dynamic, every key"] {
             // A fresh CPU store and table per kind: each update changes them.
             let store = HashMapStore(partitions: 2)
-            let cpu = try store.createTable("hps_et.selftest.update", vecSize: dim, members: 2, expectedKeys: 2 * perMember + 400)
+            let cpu = try store.createTable("hps_et.selftest.update", vecSize: dim, members: 2, expectedKeys: 2 * perMember + 400,
+                                            storage: storage)
             for m in 0..<2 {
                 try memberKeys[m].withUnsafeBufferPointer { k in
                     try memberVectors[m].withUnsafeBufferPointer { v in _ = try cpu.insert(member: m, keys: k, vectors: v, parallelism: 1) }
@@ -40,10 +42,11 @@ enum GPUUpdateSelfTest {
             let cache: any EmbeddingCache
             switch kind {
             case "static":
-                cache = try GPUStaticTable(kernels: kernels, dim: dim, members: members, defaults: defaults, int64Keys: int64Keys)
+                cache = try GPUStaticTable(kernels: kernels, dim: dim, members: members, defaults: defaults, int64Keys: int64Keys,
+                                           storage: storage)
             case "uvm":
                 let mapped = try GPUStaticTable(kernels: kernels, dim: dim, members: members, defaults: defaults,
-                                                int64Keys: int64Keys, placement: .mappedHost)
+                                                int64Keys: int64Keys, placement: .mappedHost, storage: storage)
                 cache = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember * 3 / 10, members: 2,
                                             source: .mappedTable(mapped), defaults: defaults, hitRateThreshold: 0.9,
                                             int64Keys: int64Keys)

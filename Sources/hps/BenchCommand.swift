@@ -64,6 +64,8 @@ struct BenchCommand: ParsableCommand {
     var lookupRate = 1000
     @Option(name: .customLong("latency-seconds"), help: "Seconds measured by --update-latency, after a warm-up.")
     var latencySeconds = 20.0
+    @Flag(help: "Measure each vector_storage instead: random lookups from the large table at vec 128 and 64 in the hash map on one core, against memcpy of the float32 output and the fp32 table, and the bytes per key it holds.")
+    var storage = false
 
     func run() throws {
         try reportingErrors {
@@ -96,6 +98,10 @@ struct BenchCommand: ParsableCommand {
                 return
             }
             guard device == "cpu" else { throw ValidationError("--device must be cpu or gpu, not \(device)") }
+            if storage {
+                try storageBench()
+                return
+            }
             if tierRates {
                 try tierRatesBench()
                 return
@@ -147,6 +153,26 @@ struct BenchCommand: ParsableCommand {
         } else {
             print("tier lookup rates")
             for (name, figure) in rows { print("  \(name): \(figure)") }
+        }
+    }
+
+    /// `--storage`: the hash map tier in each vector_storage on one core.
+    func storageBench() throws {
+        let rows = try StorageBenchmark.run(tableKeys: tableKeys, lookups: lookups, runs: runs)
+        if markdown {
+            print("| vector_storage | vec | median (1 core) | × memcpy of the float32 output | × the fp32 table's lookup rate | bytes per key held | × fp32's bytes |")
+            print("| --- | --- | --- | --- | --- | --- | --- |")
+        } else {
+            print("\(lookups) random lookups from \(tableKeys) keys in the hash map on one core, per vector_storage (medians of \(runs) rounds)")
+        }
+        for row in rows {
+            guard let fp32 = rows.first(where: { $0.dim == row.dim && $0.storage == .fp32 }) else { continue }
+            let speed = fp32.seconds / row.seconds, memory = row.bytesPerKey / fp32.bytesPerKey
+            if markdown {
+                print("| \(row.storage.rawValue) | \(row.dim) | \(format(row.seconds * 1e3, 2)) ms | \(format(row.seconds / row.memcpySeconds, 2)) | \(format(speed, 2)) | \(format(row.bytesPerKey, 1)) | \(format(memory, 3)) |")
+            } else {
+                print("  \(row.storage.rawValue), vec \(row.dim): \(format(row.seconds * 1e3, 2)) ms, \(format(row.seconds / row.memcpySeconds, 2))× memcpy, \(format(speed, 2))× fp32's rate, \(format(row.bytesPerKey, 1)) bytes per key (\(format(memory, 3))× fp32)")
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Testing
+import HPS
 
 @testable import HPSCUDA
 
@@ -26,7 +27,8 @@ struct KernelLaunchTests {
         #expect(tuning.defines == ["STORE_STREAMING": "1", "MAX_UNROLL": "8"])
         // In name order, so that equal tunings compile (and are cached) alike.
         #expect(tuning.defineLines == "#define MAX_UNROLL 8\n#define STORE_STREAMING 1\n")
-        #expect(KernelSource.lookup(dim: 4, int64Keys: false, tuning: tuning).contains("#define KEY_T unsigned int\n#define MAX_UNROLL 8\n"))
+        #expect(KernelSource.lookup(dim: 4, int64Keys: false, tuning: tuning).contains("#define ROW_BYTES 16\n#define MAX_UNROLL 8\n"))
+        #expect(KernelSource.lookup(dim: 128, int64Keys: true, storage: .int8).contains("#define STORAGE 3\n#define ROW_BYTES 136\n"))
         #expect(try GPUTuning(parsing: "") == GPUTuning())
         #expect(GPUTuning().defineLines.isEmpty)
     }

@@ -23,8 +23,9 @@ struct VectorStorageTests {
             let scale = (hi - lo) / 255
             guard scale.isNormal else { return row.map { _ in lo } }
             return row.map { x in
-                let q = min(255, max(0, (Double(x - lo) / Double(scale)).rounded(.toNearestOrEven)))
-                return Float(q * Double(scale) + Double(lo))
+                // The format's definition, in float32: q = round((x − min) / scale), x ≈ q × scale + min.
+                let q = min(255, max(0, ((x - lo) / scale).rounded(.toNearestOrEven)))
+                return q * scale + lo
             }
         case .fp8:
             let amax = row.map(\.magnitude).max()!
@@ -75,8 +76,7 @@ struct VectorStorageTests {
         return (decoded, bad)
     }
 
-    /// Equal, or one unit in the last place apart (the reference rounds
-    /// q × scale + bias through Double, the codec with one fused multiply-add).
+    /// Equal, or one unit in the last place apart.
     static func close(_ a: Float, _ b: Float) -> Bool {
         a == b || abs(a - b) <= b.ulp
     }

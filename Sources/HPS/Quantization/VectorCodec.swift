@@ -4,9 +4,10 @@
 ///
 /// Shapes: a row is `dim` floats; a stored row is `storage.rowBytes(dim:)`
 /// bytes, its parameters (float32) first, then its codes. Decoding writes
-/// every element of its output. Decoding computes int8 as
-/// `fma(q, scale, bias)` and fp8 as `fp8 × scale`, as the GPU kernels do, so
-/// the CPU and the GPU return identical floats.
+/// every element of its output. Decoding computes int8 as `q × scale + bias`
+/// (two roundings: no fused multiply-add, which x86-64's baseline lacks and
+/// the kernels are told not to use here) and fp8 as `fp8 × scale`, as the
+/// GPU kernels do, so the CPU and the GPU return identical floats.
 ///
 /// ```swift
 /// let codec = VectorCodec(storage: .int8, dim: 128)
@@ -149,7 +150,7 @@ package struct VectorCodec: Sendable {
             let parameters = stored.assumingMemoryBound(to: Float.self)
             let scale = parameters[0], bias = parameters[1]
             let codes = (stored + parameterBytes).assumingMemoryBound(to: UInt8.self)
-            for e in 0..<dim { row[e] = bias.addingProduct(Float(codes[e]), scale) }
+            for e in 0..<dim { row[e] = Float(codes[e]) * scale + bias }
         case .fp8:
             let scale = stored.assumingMemoryBound(to: Float.self)[0]
             let codes = (stored + parameterBytes).assumingMemoryBound(to: UInt8.self)

@@ -80,6 +80,12 @@ package final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
         return Int(mean + 4 * mean.squareRoot() + 16)
     }
 
+    /// Bytes of memory the table holds: its partitions' indexes and row
+    /// arenas as allocated (the arenas' capacity, not only the rows used).
+    package var bytesHeld: Int {
+        partitions.reduce(0) { sum, p in p.lock.withReadLock { sum + p.bucketCount * 64 + p.rowCapacity * rowBytes } }
+    }
+
     /// The number of keys held.
     package var count: Int {
         partitions.reduce(0) { sum, p in p.lock.withReadLock { sum + p.count } }

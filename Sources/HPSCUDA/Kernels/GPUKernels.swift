@@ -1,6 +1,6 @@
-import HPS
+public import HPS
 
-/// The compiled kernels of one device, one module per (vec size, key type),
+/// The compiled kernels of one device, one module per (vec size, key type, row storage),
 /// compiled by NVRTC on first use and kept for the life of the process.
 public final class GPUKernels: Sendable {
     /// The device.
@@ -23,18 +23,19 @@ public final class GPUKernels: Sendable {
         self.tuning = tuning
     }
 
-    /// The module specialized for `dim` and the key type.
-    func module(dim: Int, int64Keys: Bool) throws(CUDAError) -> CUDAModule {
-        let name = "hps_lookup_d\(dim)_\(int64Keys ? "i64" : "u32").cu"
+    /// The module specialized for `dim`, the key type and how a table's rows are stored.
+    func module(dim: Int, int64Keys: Bool, storage: VectorStorage = .fp32) throws(CUDAError) -> CUDAModule {
+        let name = "hps_lookup_d\(dim)_\(int64Keys ? "i64" : "u32")\(storage == .fp32 ? "" : "_\(storage.rawValue)").cu"
         if let module = modules.withLock({ $0[name] }) { return module }
-        let module = try CUDAModule(device: device, source: KernelSource.lookup(dim: dim, int64Keys: int64Keys, tuning: tuning), name: name)
+        let source = KernelSource.lookup(dim: dim, int64Keys: int64Keys, storage: storage, tuning: tuning)
+        let module = try CUDAModule(device: device, source: source, name: name)
         modules.withLock { $0[name] = module }
         return module
     }
 
-    /// The lookup kernel for `dim` and the key type.
-    public func lookup(dim: Int, int64Keys: Bool) throws(CUDAError) -> CUDAKernel {
-        try module(dim: dim, int64Keys: int64Keys).kernel("hps_lookup")
+    /// The lookup kernel for `dim`, the key type and rows stored as `storage` says.
+    public func lookup(dim: Int, int64Keys: Bool, storage: VectorStorage = .fp32) throws(CUDAError) -> CUDAKernel {
+        try module(dim: dim, int64Keys: int64Keys, storage: storage).kernel("hps_lookup")
     }
 
     /// The dense head's kernel.

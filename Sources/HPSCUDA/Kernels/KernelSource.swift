@@ -1,6 +1,9 @@
+import HPS
+
 /// The CUDA C of the GPU lookups (`Lookup.cu`), compiled by NVRTC once per
 /// process and specialized by `#define`s for the vec size (DIM), the key
-/// type (KEY_T) and the threads per key (LANES).
+/// type (KEY_T), the threads per key (LANES) and how a table's rows are
+/// stored (STORAGE, ROW_BYTES).
 enum KernelSource {
     /// Threads that cooperate on one key: enough for one float4 (or one float,
     /// when the vec size is not a multiple of 4) each, at most a warp.
@@ -13,11 +16,13 @@ enum KernelSource {
 
     /// The source specialized for one vec size and key type, with the
     /// tuning's compile-time switches.
-    static func lookup(dim: Int, int64Keys: Bool, tuning: GPUTuning = GPUTuning()) -> String {
+    static func lookup(dim: Int, int64Keys: Bool, storage: VectorStorage = .fp32, tuning: GPUTuning = GPUTuning()) -> String {
         """
         #define DIM \(dim)
         #define LANES \(lanes(dim: dim))
         #define KEY_T \(int64Keys ? "long long" : "unsigned int")
+        #define STORAGE \(storage.kernelCode)
+        #define ROW_BYTES \(storage.rowBytes(dim: dim))
         \(tuning.defineLines)\(body)
         """
     }

@@ -1,7 +1,9 @@
 // The CUDA C of the GPU lookups, embedded in the binary (Package.swift's
 // .embedInCode) and compiled by NVRTC once per process. KernelSource puts
 // #defines in front of it: DIM (the vec size), KEY_T (the key type), LANES
-// (threads per key) and any compile-time choices of the GPUTuning in use.
+// (threads per key), STORAGE and ROW_BYTES (how a table's rows are stored:
+// VectorStorage.kernelCode and rowBytes) and any compile-time choices of
+// the GPUTuning in use.
 // Each extern "C" kernel's parameters are checked against the arguments of
 // its launch (CUDAKernel.launch) where the driver reports them.
 
@@ -117,6 +119,100 @@ __device__ __forceinline__ float4 hps_fill(float v) { return make_float4(v, v, v
 typedef float unit_t;
 __device__ __forceinline__ float hps_fill(float v) { return v; }
 #endif
+
+// How a table's rows are stored (VectorStorage): 0 fp32, 1 fp16, 2 bf16,
+// 3 int8 (float scale and bias, then a byte per element: q × scale + bias,
+// rounded twice as the CPU does: hps_dequant), 4 fp8 e4m3 (float scale,
+// then a byte per element: fp8 × scale).
+// A row is ROW_BYTES bytes, its float parameters first; the host quantizes
+// (VectorCodec) and the kernels decode with the same arithmetic, so the
+// CPU and the GPU return the same floats. Outputs are float32.
+#ifndef STORAGE
+#define STORAGE 0
+#endif
+#ifndef ROW_BYTES
+#define ROW_BYTES (DIM * 4)
+#endif
+#if STORAGE == 3
+#define ROW_PARAMS 2
+#elif STORAGE == 4
+#define ROW_PARAMS 1
+#else
+#define ROW_PARAMS 0
+#endif
+
+__device__ __forceinline__ float hps_half(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+__device__ __forceinline__ float hps_bf16(unsigned short b) { return __uint_as_float(((u32)b) << 16); }
+// int8: q × scale + bias, without contraction into a fused multiply-add.
+__device__ __forceinline__ float hps_dequant(u32 q, float scale, float bias) { return __fadd_rn(__fmul_rn((float)q, scale), bias); }
+// Two e4m3 codes (the first in the low byte) as floats, exactly (through f16x2).
+__device__ __forceinline__ float2 hps_e4m3x2(unsigned short two) {
+    u32 h2;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h2) : "h"(two));
+    return make_float2(hps_half((unsigned short)(h2 & 0xFFFFu)), hps_half((unsigned short)(h2 >> 16)));
+}
+
+// The codes of one unit (4 elements, or 1 when DIM is not a multiple of 4).
+#if STORAGE == 1 || STORAGE == 2
+#if DIM % 4 == 0
+typedef uint2 code_t;
+#else
+typedef unsigned short code_t;
+#endif
+#elif STORAGE == 3 || STORAGE == 4
+#if DIM % 4 == 0
+typedef u32 code_t;
+#else
+typedef unsigned char code_t;
+#endif
+#else
+typedef unit_t code_t;
+#endif
+
+// One element of a stored row, as float32.
+__device__ __forceinline__ float hps_stored_element(const char* row, int e) {
+#if STORAGE == 1
+    return hps_half(((const unsigned short*)row)[e]);
+#elif STORAGE == 2
+    return hps_bf16(((const unsigned short*)row)[e]);
+#elif STORAGE == 3
+    const float* p = (const float*)row;
+    return hps_dequant(((const unsigned char*)(row + 8))[e], p[0], p[1]);
+#elif STORAGE == 4
+    return hps_e4m3x2(((const unsigned char*)(row + 4))[e]).x * ((const float*)row)[0];
+#else
+    return ((const float*)row)[e];
+#endif
+}
+
+#if STORAGE != 0
+// One unit of codes as floats.
+__device__ __forceinline__ unit_t hps_decode(code_t c, float scale, float bias) {
+#if STORAGE == 1 && DIM % 4 == 0
+    return make_float4(hps_half(c.x & 0xFFFFu), hps_half(c.x >> 16), hps_half(c.y & 0xFFFFu), hps_half(c.y >> 16));
+#elif STORAGE == 1
+    return hps_half(c);
+#elif STORAGE == 2 && DIM % 4 == 0
+    return make_float4(hps_bf16(c.x & 0xFFFFu), hps_bf16(c.x >> 16), hps_bf16(c.y & 0xFFFFu), hps_bf16(c.y >> 16));
+#elif STORAGE == 2
+    return hps_bf16(c);
+#elif STORAGE == 3 && DIM % 4 == 0
+    return make_float4(hps_dequant(c & 0xFFu, scale, bias), hps_dequant((c >> 8) & 0xFFu, scale, bias),
+                       hps_dequant((c >> 16) & 0xFFu, scale, bias), hps_dequant(c >> 24, scale, bias));
+#elif STORAGE == 3
+    return hps_dequant(c, scale, bias);
+#elif STORAGE == 4 && DIM % 4 == 0
+    const float2 lo = hps_e4m3x2((unsigned short)(c & 0xFFFFu)), hi = hps_e4m3x2((unsigned short)(c >> 16));
+    return make_float4(lo.x * scale, lo.y * scale, hi.x * scale, hi.y * scale);
+#else
+    return hps_e4m3x2(c).x * scale;
+#endif
+}
+#endif
 #define KPS (32 / LANES)                           // keys copied at once by one warp
 #ifndef MAX_UNROLL
 #define MAX_UNROLL 8
@@ -222,6 +318,43 @@ extern "C" __global__ void hps_lookup(
 
     // Phase 2: copy, KPS keys per step, UNROLL steps of loads before their stores.
     const int sub = lane / LANES, sl = lane % LANES;
+#if STORAGE != 0
+    // A quantized table: the same steps, loading codes and decoding them as they are stored.
+    for (int j0 = 0; j0 < count; j0 += KPS * UNROLL) {
+        code_t buffer[UNROLL][PER_LANE];
+        long long target[UNROLL];
+        bool valid[UNROLL], hit[UNROLL];
+        float scale[UNROLL], bias[UNROLL], fillValue[UNROLL];
+        #pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            const int j = j0 + u * KPS + sub;
+            const long long r = __shfl_sync(FULL, row, j & 31);
+            target[u] = __shfl_sync(FULL, o, j & 31);
+            fillValue[u] = __shfl_sync(FULL, fill, j & 31);
+            valid[u] = j < count;
+            hit[u] = r >= 0;
+            const char* stored = (const char*)vectors + (r < 0 ? 0 : r) * (long long)ROW_BYTES;
+            scale[u] = ROW_PARAMS >= 1 && valid[u] && hit[u] ? __ldg((const float*)stored) : 0.0f;
+            bias[u] = ROW_PARAMS >= 2 && valid[u] && hit[u] ? __ldg((const float*)stored + 1) : 0.0f;
+            const code_t* src = reinterpret_cast<const code_t*>(stored + ROW_PARAMS * 4);
+            #pragma unroll
+            for (int p = 0; p < PER_LANE; p++) {
+                const int e = sl + p * LANES;
+                if (valid[u] && hit[u] && e < UNITS) buffer[u][p] = __ldg(src + e);
+            }
+        }
+        #pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            unit_t* dst = reinterpret_cast<unit_t*>(out + target[u] * DIM);
+            #pragma unroll
+            for (int p = 0; p < PER_LANE; p++) {
+                const int e = sl + p * LANES;
+                if (valid[u] && e < UNITS)
+                    HPS_STORE(dst + e, hit[u] ? hps_decode(buffer[u][p], scale[u], bias[u]) : hps_fill(fillValue[u]));
+            }
+        }
+    }
+#else
     for (int j0 = 0; j0 < count; j0 += KPS * UNROLL) {
         unit_t buffer[UNROLL][PER_LANE];
         long long target[UNROLL];
@@ -250,6 +383,7 @@ extern "C" __global__ void hps_lookup(
             }
         }
     }
+#endif
 }
 
 // Writes count rows: target[rows[i] * DIM ...] = source[i * DIM ...].
@@ -266,7 +400,9 @@ extern "C" __global__ void hps_scatter_rows(const int* __restrict__ rows, const 
 // Online updates of the rows a GPU table holds. For k < count, one warp
 // each: the row of (keys[k], member) takes row k of source, and *updated
 // counts it; a key the table does not hold is skipped. The keys are
-// distinct (two warps never write one row). A static table's ranked index:
+// distinct (two warps never write one row). Rows are copied as ROW_BYTES
+// bytes: a quantized table's update comes quantized (VectorCodec on the
+// host). A static table's ranked index:
 extern "C" __global__ void hps_table_update(const long long* __restrict__ keys, int member, int count,
                                             const long long* __restrict__ slotKeys, const u64* __restrict__ blocks,
                                             const unsigned short* __restrict__ slotMembers, u32 capacity,
@@ -278,7 +414,9 @@ extern "C" __global__ void hps_table_update(const long long* __restrict__ keys, 
     if (k >= count) return;
     const long long row = hps_find_ranked(slotKeys, blocks, slotMembers, capacity, keys[k], member);
     if (row < 0) return;
-    for (int e = lane; e < DIM; e += 32) target[row * DIM + e] = source[k * DIM + e];
+    const u32* from = (const u32*)source + k * (ROW_BYTES / 4);
+    u32* to = (u32*)target + row * (ROW_BYTES / 4);
+    for (int w = lane; w < ROW_BYTES / 4; w += 32) to[w] = from[w];
     if (lane == 0) atomicAdd(updated, 1u);
 }
 
@@ -381,7 +519,8 @@ extern "C" __global__ void hps_probe_rows(const long long* __restrict__ keys, co
 }
 
 // For k < *count, one warp each: target row dstRows[k] = source row
-// srcRows[k], or the member's default where that is -1.
+// srcRows[k] (stored as STORAGE says: a uvm cache's table), or the
+// member's default where that is -1.
 extern "C" __global__ void hps_fill_rows(const long long* __restrict__ srcRows, const long long* __restrict__ dstRows,
                                          const int* __restrict__ members, const u32* __restrict__ count,
                                          const float* __restrict__ source, const float* __restrict__ defaults,
@@ -393,8 +532,8 @@ extern "C" __global__ void hps_fill_rows(const long long* __restrict__ srcRows, 
     const long long from = srcRows[k];
     float* dst = target + dstRows[k] * DIM;
     if (from >= 0) {
-        const float* src = source + from * DIM;
-        for (int e = lane; e < DIM; e += 32) HPS_STORE(dst + e, src[e]);
+        const char* src = (const char*)source + from * (long long)ROW_BYTES;
+        for (int e = lane; e < DIM; e += 32) HPS_STORE(dst + e, hps_stored_element(src, e));
     } else {
         const float d = defaults[members[k]];
         for (int e = lane; e < DIM; e += 32) HPS_STORE(dst + e, d);
@@ -475,9 +614,9 @@ extern "C" __global__ void hps_cache_insert(const long long* __restrict__ keys, 
     }
     row = __shfl_sync(0xFFFFFFFFu, row, 0);
     if (row < 0) return;
-    const float* src = source + from * DIM;
+    const char* src = (const char*)source + from * (long long)ROW_BYTES;
     float* dst = vectors + (long long)row * DIM;
-    for (int e = lane; e < DIM; e += 32) dst[e] = src[e];
+    for (int e = lane; e < DIM; e += 32) dst[e] = hps_stored_element(src, e);
 }
 
 // Rebuilds a dynamic cache's index from its rows (after the slots were

@@ -241,8 +241,11 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         lookupKernel = try module.kernel("hps_lookup")
         missPlan = try module.kernel("hps_miss_plan")
         probeRows = try module.kernel("hps_probe_rows")
-        fillRows = try module.kernel("hps_fill_rows")
-        cacheInsert = try module.kernel("hps_cache_insert")
+        // Misses are copied from the source's rows: a uvm cache's table may store them quantized.
+        let sourceModule: CUDAModule
+        if case .mappedTable(let table) = source { sourceModule = try table.module() } else { sourceModule = module }
+        fillRows = try sourceModule.kernel("hps_fill_rows")
+        cacheInsert = try sourceModule.kernel("hps_cache_insert")
         cacheRehash = try module.kernel("hps_cache_rehash")
         scatterRows = try module.kernel("hps_scatter_rows")
         stampHistogram = try module.kernel("hps_stamp_histogram")

@@ -10,6 +10,10 @@ package import HPS
 /// with the same function. Members of a fused table keep their keys apart as
 /// on the CPU: the member is part of the hash and is kept per slot.
 ///
+/// Rows are stored as the model's `vector_storage` says: quantized on the
+/// host (`VectorCodec`) and decoded to float32 by the lookup kernel, with
+/// the same arithmetic as the CPU tiers.
+///
 /// As the L1 cache of a session (`EmbeddingCache`, kind `gpu_static`) it
 /// answers every key it holds and the member's default value for the others
 /// (the table is the whole model: a key it lacks is in no tier).
@@ -31,6 +35,8 @@ package final class GPUStaticTable: Sendable {
     package let memberCount: Int
     /// Whether keys are uploaded as int64 (else as uint32).
     package let int64Keys: Bool
+    /// How the rows are stored (`vector_storage`).
+    package let storage: VectorStorage
     /// Distinct (member, key) pairs held.
     package let count: Int
     let capacity: Int
@@ -70,21 +76,23 @@ package final class GPUStaticTable: Sendable {
         case mappedHost
     }
 
-    enum Storage {
-        case device(DeviceBuffer<Float>)
-        case mappedHost(MappedHostBuffer<Float>)
+    /// The rows' memory: device or mapped host memory, float32 or quantized words.
+    struct Storage: Sendable {
+        /// Device address of the rows.
+        let address: UInt64
+        /// Bytes of device memory held (0 for mapped host memory).
+        let deviceBytes: Int
+        /// The buffer, kept alive with the table.
+        let owner: any AnyObject & Sendable
 
-        var address: UInt64 {
-            switch self {
-            case .device(let buffer): buffer.address
-            case .mappedHost(let buffer): buffer.deviceAddress
-            }
-        }
-
-        var deviceBytes: Int {
-            switch self {
-            case .device(let buffer): buffer.byteCount
-            case .mappedHost: 0
+        init<T>(_ rows: [T], placement: Placement, device: CUDADevice) throws(CUDAError) {
+            switch placement {
+            case .device:
+                let buffer = try DeviceBuffer(device: device, copying: rows)
+                (address, deviceBytes, owner) = (buffer.address, buffer.byteCount, buffer)
+            case .mappedHost:
+                let buffer = try MappedHostBuffer(device: device, copying: rows)
+                (address, deviceBytes, owner) = (buffer.deviceAddress, 0, buffer)
             }
         }
     }
@@ -97,10 +105,14 @@ package final class GPUStaticTable: Sendable {
     ///   - members: per member, (n) keys and (n × dim) floats; a repeated key keeps its last row.
     ///   - defaults: per member, the value of a missing key's elements.
     ///   - placement: device memory, or mapped host memory.
+    ///   - storage: how rows are stored; quantized here, on the host.
     ///   - name: names the table in errors.
+    /// - Throws: `CUDAError.unrepresentable` for an element `storage` cannot hold.
     package init(kernels: GPUKernels, dim: Int, members: [(keys: [Int64], vectors: [Float])], defaults: [Float],
-                int64Keys: Bool, placement: Placement = .device, name: String = "a GPU static table") throws(CUDAError) {
+                int64Keys: Bool, placement: Placement = .device, storage: VectorStorage = .fp32,
+                name: String = "a GPU static table") throws(CUDAError) {
         self.placement = placement
+        self.storage = storage
         self.name = name
         self.dim = dim
         self.memberCount = members.count
@@ -113,12 +125,43 @@ package final class GPUStaticTable: Sendable {
         slotKeys = try DeviceBuffer(device: device, copying: index.slotKeys)
         blocks = try DeviceBuffer(device: device, copying: index.blocks)
         slotMembers = index.slotMembers.isEmpty ? nil : try DeviceBuffer(device: device, copying: index.slotMembers)
-        switch placement {
-        case .device: vectors = .device(try DeviceBuffer(device: device, copying: index.vectors))
-        case .mappedHost: vectors = .mappedHost(try MappedHostBuffer(device: device, copying: index.vectors))
+        if storage == .fp32 {
+            vectors = try Storage(index.vectors, placement: placement, device: device)
+        } else {
+            vectors = try Storage(try Self.encode(index.vectors, dim: dim, storage: storage, index: index, name: name),
+                                  placement: placement, device: device)
         }
         self.defaults = try DeviceBuffer(device: device, copying: defaults)
-        kernel = try kernels.lookup(dim: dim, int64Keys: int64Keys)
+        kernel = try kernels.lookup(dim: dim, int64Keys: int64Keys, storage: storage)
+    }
+
+    /// Rows in slot order (n × dim floats) as stored rows of `storage`, in
+    /// 32-bit words (a stored row is a multiple of 4 bytes).
+    static func encode(_ rows: [Float], dim: Int, storage: VectorStorage, index: GPUTableIndex,
+                       name: String) throws(CUDAError) -> [UInt32] {
+        let codec = VectorCodec(storage: storage, dim: dim)
+        let count = dim == 0 ? 0 : rows.count / dim
+        var words = [UInt32](repeating: 0, count: count * codec.rowBytes / 4)
+        let bad: (row: Int, element: Int)? = rows.withUnsafeBufferPointer { source in
+            words.withUnsafeMutableBytes { target in
+                for row in 0..<count {
+                    if let element = codec.encode(source.baseAddress! + row * dim, into: target.baseAddress! + row * codec.rowBytes) {
+                        return (row, element)
+                    }
+                }
+                return nil
+            }
+        }
+        if let bad {
+            throw .unrepresentable(table: name, key: index.key(ofRow: bad.row), element: bad.element,
+                                   value: rows[bad.row * dim + bad.element], storage: storage)
+        }
+        return words
+    }
+
+    /// The module of this table's kernels (its vec size, key type and storage).
+    func module() throws(CUDAError) -> CUDAModule {
+        try kernels.module(dim: dim, int64Keys: int64Keys, storage: storage)
     }
 
     /// The kernel that writes rows read from the tiers below into an output.
@@ -126,7 +169,7 @@ package final class GPUStaticTable: Sendable {
         try kernels.module(dim: dim, int64Keys: int64Keys).kernel("hps_scatter_rows")
     }
 
-    /// Device address of the vectors (rows of `dim` floats).
+    /// Device address of the vectors (rows of `storage.rowBytes(dim:)` bytes).
     var vectorsAddress: UInt64 { vectors.address }
 
     /// Bytes of device memory held.

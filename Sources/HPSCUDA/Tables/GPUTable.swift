@@ -29,13 +29,16 @@ package enum GPUTable {
                      lower: (any EmbeddingStoreTable)?, name: String) throws(CUDAError) -> GPUTable {
         if cacheType == .static {
             return .staticTable(try GPUStaticTable(kernels: kernels, dim: dim, members: rows, defaults: defaults,
-                                                   int64Keys: int64Keys, placement: .device, name: name))
+                                                   int64Keys: int64Keys, placement: .device, storage: model.vectorStorage,
+                                                   name: name))
         }
         let source: GPUDynamicCache.MissSource
         if cacheType == .uvm {
             // The whole table in mapped host memory, with the cache of gpucacheper × its keys in front.
+            // The table is stored as vector_storage says; the cache's rows are float32, decoded as they are filled.
             source = .mappedTable(try GPUStaticTable(kernels: kernels, dim: dim, members: rows, defaults: defaults,
-                                                     int64Keys: int64Keys, placement: .mappedHost, name: name))
+                                                     int64Keys: int64Keys, placement: .mappedHost, storage: model.vectorStorage,
+                                                     name: name))
         } else {
             guard let lower else {
                 throw .noTierBelow(table: name)

@@ -170,6 +170,16 @@ struct GPUTableIndex {
         return nil
     }
 
+    /// The key of row `row` (the row-th taken slot), by a scan: for errors.
+    func key(ofRow row: Int) -> Int64 {
+        var seen = 0
+        for slot in 0..<capacity where taken(slot) {
+            if seen == row { return slotKeys[slot] }
+            seen += 1
+        }
+        return 0
+    }
+
     /// The row of (member, key), as the kernel finds it; nil when absent.
     func row(of key: Int64, member: Int) -> Int? {
         guard let slot = find(key, member: member) else { return nil }

@@ -14,13 +14,15 @@ struct StagedUpdate {
     var counters: UInt64
     /// Distinct keys.
     var count: Int
+    /// The rows of the distinct keys, in order, when a key repeats (else every row).
+    private var distinctRows: [Int]?
 
     /// Copies the update to the device (from pageable memory: the driver
     /// stages the bytes before returning).
     init(keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>, dim: Int,
          scratch: DeviceScratch, stream: CUDAStream) throws(CUDAError) {
         // With a repeated key: the last row of each key, in the order of their last rows.
-        var distinctRows: [Int]? = nil
+        distinctRows = nil
         if Self.hasRepeats(keys) {
             var last: [Int64: Int] = [:]
             for (i, key) in keys.enumerated() { last[key] = i }
@@ -65,6 +67,34 @@ struct StagedUpdate {
         return false
     }
 
+    /// Device address of the update's rows stored as `storage` says, for a
+    /// table that stores them so: quantized here on the host (`VectorCodec`,
+    /// as the CPU tiers do) and copied to the device. fp32: `vectors`.
+    /// - Parameter vectors: the update's vectors, as given to `init`.
+    /// - Throws: `CUDAError.unrepresentable` for an element `storage` cannot hold.
+    func rows(storedAs storage: VectorStorage, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
+              dim: Int, table: String, scratch: DeviceScratch, stream: CUDAStream) throws(CUDAError) -> UInt64 {
+        guard storage != .fp32 else { return self.vectors }
+        let codec = VectorCodec(storage: storage, dim: dim)
+        var words = [UInt32](repeating: 0, count: max(1, count * codec.rowBytes / 4))
+        let rows = distinctRows ?? Array(0..<count)
+        let bad: (row: Int, element: Int)? = words.withUnsafeMutableBytes { target in
+            for (i, row) in rows.enumerated() {
+                if let element = codec.encode(vectors.baseAddress! + row * dim, into: target.baseAddress! + i * codec.rowBytes) {
+                    return (row, element)
+                }
+            }
+            return nil
+        }
+        if let bad {
+            throw .unrepresentable(table: table, key: keys[bad.row], element: bad.element, value: vectors[bad.row * dim + bad.element],
+                                   storage: storage)
+        }
+        let address = try scratch.buffer("updateStoredRows", bytes: words.count * 4).address
+        try stream.upload(words, to: address)
+        return address
+    }
+
     /// Device address of counter `index` (0 or 1).
     func counter(_ index: Int) -> UInt64 { counters + UInt64(4 * index) }
 
@@ -82,12 +112,14 @@ struct StagedUpdate {
 extension GPUStaticTable {
     /// Writes a staged update into the rows this table holds, on `stream`,
     /// counting them in the update's counter `counter`.
-    func launchUpdate(_ update: StagedUpdate, member: Int, counter: Int = 0, stream: CUDAStream) throws(CUDAError) {
+    /// - Parameter rows: device address of the update's rows as this table
+    ///   stores them (`StagedUpdate.rows(storedAs:…)`).
+    func launchUpdate(_ update: StagedUpdate, rows: UInt64, member: Int, counter: Int = 0, stream: CUDAStream) throws(CUDAError) {
         guard update.count > 0 else { return }
-        let kernel = try kernels.module(dim: dim, int64Keys: int64Keys).kernel("hps_table_update")
+        let kernel = try module().kernel("hps_table_update")
         try kernel.launch(grid: update.grid, block: 256, stream: stream,
             update.keys, Int32(member), Int32(update.count), slotKeys.address, blocks.address, slotMembersAddress,
-            UInt32(capacity), update.vectors, vectors.address, update.counter(counter))
+            UInt32(capacity), rows, vectors.address, update.counter(counter))
     }
 
     /// Replaces the vectors of the keys the table holds, in place (device
@@ -109,7 +141,9 @@ extension GPUStaticTable {
                 if state.stage == nil { state.stage = try GPULookupStage(device: kernels.device) }
                 let stage = state.stage!
                 let staged = try StagedUpdate(keys: keys, vectors: vectors, dim: dim, scratch: stage.scratch, stream: stage.stream)
-                try launchUpdate(staged, member: member, stream: stage.stream)
+                let stored = try staged.rows(storedAs: storage, keys: keys, vectors: vectors, dim: dim, table: name,
+                                             scratch: stage.scratch, stream: stage.stream)
+                try launchUpdate(staged, rows: stored, member: member, stream: stage.stream)
                 let rows = try staged.written(on: stage.stream).first
                 if staged.count > rows { state.unheldBelow = true }
                 return CacheUpdate(rows: rows, unheldKeys: staged.count - rows)
@@ -140,7 +174,11 @@ extension GPUDynamicCache {
             // The mapped table (uvm) counts in counter 1, the cached rows in counter 0; one wait for both.
             let mapped: GPUStaticTable?
             if case .mappedTable(let table) = source { mapped = table } else { mapped = nil }
-            try mapped?.launchUpdate(staged, member: member, counter: 1, stream: stream)
+            if let mapped {
+                let rows = try staged.rows(storedAs: mapped.storage, keys: keys, vectors: vectors, dim: dim, table: name,
+                                           scratch: stage.scratch, stream: stream)
+                try mapped.launchUpdate(staged, rows: rows, member: member, counter: 1, stream: stream)
+            }
             let kernel = try kernels.module(dim: dim, int64Keys: int64Keys).kernel("hps_cache_update")
             try kernel.launch(grid: staged.grid, block: 256, stream: stream,
                 staged.keys, Int32(member), Int32(staged.count), slots.address, UInt32(slotCapacity), UInt32(rowBits),
