@@ -45,8 +45,12 @@ package struct SeedDemo: Sendable {
         package var speedup: Double
         /// Whether both variants gave bit-identical predictions for every batch.
         package var predictionsMatch: Bool
-        /// Whether the first batch's looked-up vectors equal the model files' rows.
+        /// Whether the first batch's looked-up vectors equal the model files'
+        /// rows (as the model's `vector_storage` stores them).
         package var vectorsMatchFiles: Bool
+        /// With a `vector_storage` other than fp32: the largest |prediction −
+        /// the fp32 model's prediction| over every batch (on the CPU).
+        package var predictionDifference: Double?
         /// Threads per lookup.
         package var threads: Int
         /// Batches timed.
@@ -76,7 +80,7 @@ package struct SeedDemo: Sendable {
                 ("speedup", .double(speedup)),
                 ("predictions_match", .bool(predictionsMatch)),
                 ("vectors_match_files", .bool(vectorsMatchFiles)),
-            ]))
+            ] + (predictionDifference.map { [("prediction_difference_from_fp32", JSONValue.double($0))] } ?? [])))
         }
     }
 
@@ -115,10 +119,34 @@ package struct SeedDemo: Sendable {
 
         let vectorsMatch = try Self.check(batches[0], denseInput: fusedVariant.firstDenseInput, model: model,
                                           directory: directory)
-        return Result(device: "cpu", unfused: unfusedTiming, fused: fusedTiming,
-                      speedup: unfusedTiming.elapsedSeconds / fusedTiming.elapsedSeconds,
-                      predictionsMatch: unfused.predictions == fusedVariant.predictions,
-                      vectorsMatchFiles: vectorsMatch, threads: threads, iterations: iterations)
+        var result = Result(device: "cpu", unfused: unfusedTiming, fused: fusedTiming,
+                            speedup: unfusedTiming.elapsedSeconds / fusedTiming.elapsedSeconds,
+                            predictionsMatch: unfused.predictions == fusedVariant.predictions,
+                            vectorsMatchFiles: vectorsMatch, threads: threads, iterations: iterations)
+        if model.vectorStorage != .fp32 {
+            result.predictionDifference = try Self.predictionDifference(fusedVariant.predictions, batches: batches,
+                                                                        model: model, directory: directory, threads: threads)
+        }
+        return result
+    }
+
+    /// The largest |prediction − the fp32 model's| over `batches`, the fp32
+    /// model being the same files served with vector_storage fp32.
+    package static func predictionDifference(_ predictions: [[Float]], batches: [[[Int64]]], model: SeedModel,
+                                             directory: String, threads: Int) throws -> Double {
+        var configuration = try HPSConfiguration.load(path: joinPath(directory, "hps.json"))
+        for index in configuration.models.indices { configuration.models[index].vectorStorage = .fp32 }
+        let server = try HierarchicalParameterServer(configuration: configuration, parallelism: threads)
+        var exact = model
+        exact.vectorStorage = .fp32
+        let variant = try Variant(model: exact, session: try server.session(model: model.modelName), dense: model.denseHead,
+                                  fused: true)
+        _ = try variant.time(batches)
+        var largest = 0.0
+        for (batch, exactBatch) in zip(predictions, variant.predictions) {
+            for (p, q) in zip(batch, exactBatch) { largest = max(largest, abs(Double(p) - Double(q))) }
+        }
+        return largest
     }
 
     /// Compares a batch's dense input (the concatenated layout) with vectors
@@ -128,7 +156,18 @@ package struct SeedDemo: Sendable {
         for table in 0..<model.tables {
             let folder = try SparseModelFolder(path: joinPath(directory, "embeddings/table\(table)"),
                                                table: "table\(table)", vecSize: dim)
-            let (keys, vectors) = try folder.readAll()
+            var (keys, vectors) = try folder.readAll()
+            if model.vectorStorage != .fp32 {
+                // What the tiers hold: each row quantized and decoded.
+                let codec = VectorCodec(storage: model.vectorStorage, dim: dim)
+                let stored = UnsafeMutableRawPointer.allocate(byteCount: codec.rowBytes, alignment: 16)
+                defer { stored.deallocate() }
+                vectors.withUnsafeMutableBufferPointer { rows in
+                    for row in 0..<keys.count where codec.encode(rows.baseAddress! + row * dim, into: stored) == nil {
+                        codec.decode(stored, into: rows.baseAddress! + row * dim)
+                    }
+                }
+            }
             var rowOf: [Int64: Int] = [:]
             for (row, key) in keys.enumerated() { rowOf[key] = row }
             for s in 0..<model.batchSize {

@@ -29,6 +29,8 @@ package struct SeedModel: Sendable, Equatable {
     package var values: Values = .random
     /// The seed of the vectors and of the dense layer.
     package var seed: UInt64 = 2023
+    /// How the tiers store the vectors (`vector_storage`, written to hps.json when not fp32).
+    package var vectorStorage: VectorStorage = .fp32
 
     /// Creates the notebook's sizes.
     package init() {}
@@ -84,7 +86,8 @@ package struct SeedModel: Sendable, Equatable {
     /// default value given for every table).
     package func configurationJSON() -> JSONValue {
         let names = (0..<tables).map { "table\($0)" }
-        let model: [(String, JSONValue)] = [
+        let storage: [(String, JSONValue)] = vectorStorage == .fp32 ? [] : [("vector_storage", .string(vectorStorage.rawValue))]
+        let model: [(String, JSONValue)] = storage + [
             ("model", .string(modelName)),
             ("sparse_files", .array(names.map { .string("embeddings/\($0)") })),
             ("num_of_worker_buffer_in_pool", .integer(Int64(tables))),

@@ -54,7 +54,11 @@ struct DemoCommand: ParsableCommand {
                     print("[INFO] \(name): elapsed time for \(iterations) iterations: \(format(timing.elapsedSeconds, 4)) seconds; per batch p50 \(format(timing.p50Microseconds, 1)) µs, p99 \(format(timing.p99Microseconds, 1)) µs; lookup p50 \(format(timing.lookupP50Microseconds, 1)) µs")
                 }
                 print("speedup of fusion: \(format(result.speedup, 2))×")
-                print("predictions match: \(result.predictionsMatch); looked-up vectors match the model files: \(result.vectorsMatchFiles)")
+                let stored = model.vectorStorage == .fp32 ? "" : " (stored as \(model.vectorStorage.rawValue))"
+                print("predictions match: \(result.predictionsMatch); looked-up vectors match the model files\(stored): \(result.vectorsMatchFiles)")
+                if let difference = result.predictionDifference {
+                    print("predictions with vector_storage \(model.vectorStorage.rawValue) against fp32: largest |difference| \(difference)")
+                }
                 if output != nil { print("model files and hps.json: \(directory)") }
             }
             if !result.predictionsMatch || !result.vectorsMatchFiles {

@@ -18,6 +18,8 @@ struct SizeOptions: ParsableArguments {
     var values: String = "random"
     @Option(help: "Seed of the vectors, inputs and dense weights.")
     var seed: UInt64 = 2023
+    @Option(help: "How the tiers store the vectors (vector_storage): fp32, fp16, bf16, int8 or fp8.")
+    var storage: String = "fp32"
 
     /// The model these options describe.
     func model(keyType: KeyType = .int32) throws -> SeedModel {
@@ -33,6 +35,10 @@ struct SizeOptions: ParsableArguments {
             throw ValidationError("--values must be random or notebook, not \(values)")
         }
         model.values = values
+        guard let vectorStorage = VectorStorage(rawValue: storage) else {
+            throw ValidationError("--storage must be one of \(VectorStorage.allCases.map(\.rawValue).joined(separator: ", ")), not \(storage)")
+        }
+        model.vectorStorage = vectorStorage
         try model.validate()
         return model
     }

@@ -3,6 +3,39 @@ import Testing
 @testable import HPS
 
 struct InspectionTests {
+    @Test("--storage: each format's error against the files, within its bound; NaN and out-of-range rows counted, not measured")
+    func storageErrors() throws {
+        let directory = try TemporaryDirectory(prefix: "hps-inspect-storage")
+        defer { directory.remove() }
+        var table = RandomTable(count: 200, vecSize: 8, seed: 4)
+        table.vectors[3 * 8 + 1] = .nan
+        table.vectors[5 * 8] = 70_000
+        let folder = joinPath(directory.path, "t")
+        try table.write(to: folder)
+        let inspection = try ModelInspection(path: folder, storages: VectorStorage.allCases)
+        let described = try #require(inspection.tables.first)
+        #expect(described.nonFiniteElements == 1)
+        let errors = Dictionary(uniqueKeysWithValues: described.storageErrors.map { ($0.storage, $0) })
+        #expect(errors[.fp32]?.maxAbsolute == 0)
+        #expect(errors[.fp32]?.unrepresentableRows == 0)
+        // fp16 refuses the NaN row and the 70,000 row; the scaled formats the NaN row only.
+        #expect(errors[.fp16]?.unrepresentableRows == 2)
+        #expect(errors[.fp16]?.firstUnrepresentableKey == table.keys[3])
+        #expect(errors[.int8]?.unrepresentableRows == 1)
+        // Values in (-1, 1) but the 70,000 row: bf16 keeps 8 bits of significand.
+        #expect(try #require(errors[.bf16]).maxRelative <= 0x1p-8)
+        #expect(try #require(errors[.fp16]).maxRowRelative <= 0x1p-10)
+        #expect(try #require(errors[.int8]).maxRowRelative <= 1.0 / 255)
+        #expect(try #require(errors[.fp8]).maxRowRelative <= 0x1p-4)
+        #expect(try #require(errors[.int8]).meanAbsolute > 0)
+        let report = inspection.report()
+        #expect(report.contains("1 element(s) are NaN or infinite"))
+        #expect(report.contains("    fp16: absolute error max "))
+        #expect(report.contains("2 row(s) cannot be stored (first: key \(table.keys[3]))"))
+        #expect(ModelInspection.figure(0.000123456) == "1.235e-4")
+        #expect(ModelInspection.figure(9.9996) == "1.000e1")
+    }
+
     @Test("a configuration whose tables share keys reports the overlap")
     func overlapInConfiguration() throws {
         let directory = try TemporaryDirectory(prefix: "hps-inspect")
