@@ -303,6 +303,26 @@ def main(argv=None):
                 "warmup": warmup,
                 "correct": ok,
             }
+            # The same lookups from a half-precision table, the peer of
+            # vector_storage fp16 / bf16: F.embedding's own output (2 bytes
+            # per element), and that output made float32 (as swift-hps returns).
+            for dtype_name, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
+                half = weight.to(dtype)
+                for suffix, fn in (("", lambda idx, w=half: F.embedding(idx, w)),
+                                   ("_to_fp32", lambda idx, w=half: F.embedding(idx, w).float())):
+                    ok = all(bool(torch.equal(fn(idx).float(), half[idx].float())) for idx in idx_sets)
+                    checks_ok &= ok
+                    t = time_gpu(fn, idx_sets, large_runs)
+                    r = us_fields(t)
+                    out_bytes = 2 if suffix == "" else 4
+                    results[f"{name}_{dtype_name}{suffix}"] = {
+                        **r,
+                        "glookups_per_s": RANDOM_LOOKUPS / r["median_us"] / 1e3,
+                        "gbps": RANDOM_LOOKUPS * dim * (2 + out_bytes) / r["median_us"] / 1e3,
+                        "lookups": RANDOM_LOOKUPS, "rows": RANDOM_ROWS, "dim": dim, "runs": large_runs,
+                        "warmup": warmup, "correct": ok,
+                    }
+                del half
             del weight, idx_sets, lookup
             torch.cuda.empty_cache()
 
@@ -318,7 +338,8 @@ def main(argv=None):
     print(f"{'copy (256 MiB)':<26} {c['median_ms']:>9.3f} ms {c['gbps']:>9.1f} "
           f"{'':>10} {c['runs']:>5}  {'yes' if c['correct'] else 'NO'}")
     for key in ("seed_fused", "seed_unfused",
-                *(f"random_1m_from_4m_d{d}" for d in RANDOM_DIMS)):
+                *(f"random_1m_from_4m_d{d}{v}" for d in RANDOM_DIMS
+                  for v in ("", "_fp16", "_fp16_to_fp32", "_bf16", "_bf16_to_fp32"))):
         m = results[key]
         print(f"{key:<26} {m['median_us']:>9.1f} us {m['gbps']:>9.1f} "
               f"{m['glookups_per_s']:>10.3f} {m['runs']:>5}  "

@@ -52,10 +52,12 @@ enum GPUUpdateSelfTest {
                                             int64Keys: int64Keys)
             case "dynamic 30%":
                 cache = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember * 3 / 10, members: 2,
-                                            lower: cpu, defaults: defaults, hitRateThreshold: 1.01, int64Keys: int64Keys)
+                                            lower: cpu, defaults: defaults, hitRateThreshold: 1.01, int64Keys: int64Keys,
+                                            storageBelow: storage)
             default:
                 let full = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember + 400, members: 2,
-                                               lower: cpu, defaults: defaults, hitRateThreshold: 1.01, int64Keys: int64Keys)
+                                               lower: cpu, defaults: defaults, hitRateThreshold: 1.01, int64Keys: int64Keys,
+                                               storageBelow: storage)
                 try full.prefill(keys: memberKeys, fraction: 1)
                 cache = full
             }

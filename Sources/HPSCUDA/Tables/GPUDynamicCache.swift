@@ -52,6 +52,10 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     package let int64Keys: Bool
     /// Below this hit rate, misses are filled before the lookup returns.
     package let hitRateThreshold: Double
+    /// How the tiers below (or a uvm cache's table) store rows: the cache
+    /// holds them decoded, so an update's rows are quantized and decoded
+    /// before they are written here, to equal what a miss would read below.
+    package let storageBelow: VectorStorage
     /// Where the misses are read from.
     package let source: MissSource
     /// Names the cache in errors and logs, e.g. `hps_et.<model>.<group>`.
@@ -172,10 +176,12 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     ///   - capacity: rows; `gpucacheper` × the table's keys.
     ///   - lower: the tiers misses are read from (the same member numbering).
     ///   - defaults: per member, the value of a key found nowhere.
+    ///   - storageBelow: how `lower` stores its rows (`vector_storage`).
     package convenience init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, lower: any EmbeddingStoreTable,
-                            defaults: [Float], hitRateThreshold: Double, int64Keys: Bool) throws(CUDAError) {
+                            defaults: [Float], hitRateThreshold: Double, int64Keys: Bool,
+                            storageBelow: VectorStorage = .fp32) throws(CUDAError) {
         try self.init(kernels: kernels, dim: dim, capacity: capacity, members: members, source: .tier(lower),
-                      defaults: defaults, hitRateThreshold: hitRateThreshold, int64Keys: int64Keys)
+                      defaults: defaults, hitRateThreshold: hitRateThreshold, int64Keys: int64Keys, storageBelow: storageBelow)
     }
 
     /// An empty cache in front of `source`.
@@ -186,9 +192,11 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     ///   - name: names the cache in errors and logs.
     ///   - refreshInterval: seconds between refreshes by the refresh work (0: no refresh work).
     ///   - refreshDelay: seconds before the first refresh.
+    ///   - storageBelow: how the tiers below store rows (a uvm cache takes its table's).
     package init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, source: MissSource,
                 defaults: [Float], hitRateThreshold: Double, int64Keys: Bool, name: String = "a GPU cache",
-                refreshInterval: Double = 0, refreshDelay: Double = 0) throws(CUDAError) {
+                refreshInterval: Double = 0, refreshDelay: Double = 0, storageBelow: VectorStorage = .fp32) throws(CUDAError) {
+        if case .mappedTable(let table) = source { self.storageBelow = table.storage } else { self.storageBelow = storageBelow }
         switch source {
         case .tier(let lower):
             guard lower.vecSize == dim, lower.memberCount == members else {

@@ -50,7 +50,8 @@ package enum GPUTable {
         let capacity = max(1, Int((Double(keys) * model.gpuCachePercentage).rounded(.up)))
         let cache = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: capacity, members: rows.count, source: source,
                                         defaults: defaults, hitRateThreshold: model.hitRateThreshold, int64Keys: int64Keys,
-                                        name: name, refreshInterval: model.refreshInterval, refreshDelay: model.refreshDelay)
+                                        name: name, refreshInterval: model.refreshInterval, refreshDelay: model.refreshDelay,
+                                        storageBelow: model.vectorStorage)
         if model.initEmbeddingCache && model.cacheRefreshPercentagePerIteration > 0 {
             try cache.prefill(keys: rows.map(\.keys), fraction: model.cacheRefreshPercentagePerIteration)
         }

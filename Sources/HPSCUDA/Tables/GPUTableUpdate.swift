@@ -170,7 +170,19 @@ extension GPUDynamicCache {
         defer { lock.unlock() }
         do throws(CUDAError) {
             try cuda.makeCurrent()
-            let staged = try StagedUpdate(keys: keys, vectors: vectors, dim: dim, scratch: stage.scratch, stream: stream)
+            // The cached rows are what the tiers below hold: the update quantized and decoded.
+            var decoded: [Float] = []
+            if storageBelow != .fp32 {
+                let codec = VectorCodec(storage: storageBelow, dim: dim)
+                if let bad = codec.roundTrip(vectors, into: &decoded) {
+                    throw CUDAError.unrepresentable(table: name, key: keys[bad.row], element: bad.element,
+                                                    value: vectors[bad.row * dim + bad.element], storage: storageBelow)
+                }
+            }
+            let staged = try decoded.withUnsafeBufferPointer { (rows) throws(CUDAError) in
+                try StagedUpdate(keys: keys, vectors: storageBelow == .fp32 ? vectors : rows, dim: dim, scratch: stage.scratch,
+                                 stream: stream)
+            }
             // The mapped table (uvm) counts in counter 1, the cached rows in counter 0; one wait for both.
             let mapped: GPUStaticTable?
             if case .mappedTable(let table) = source { mapped = table } else { mapped = nil }
