@@ -35,8 +35,12 @@ def kernel_body():
     return open(SOURCE).read()
 
 
-def lanes(dim):
-    units = dim // 4 if dim % 4 == 0 else dim
+def lanes(dim, storage="fp32"):
+    # As KernelSource.lanes: a float4 per lane, or 8 codes per lane for a quantized table.
+    if storage == "fp32":
+        units = dim // 4 if dim % 4 == 0 else dim
+    else:
+        units = dim // 8 if dim % 8 == 0 else dim
     n = 1
     while n < units and n < 32:
         n *= 2
@@ -48,8 +52,11 @@ STORAGES = {"fp32": (0, 0, 4), "fp16": (1, 0, 2), "bf16": (2, 0, 2), "int8": (3,
 
 
 def row_bytes(storage, dim):
+    # As VectorStorage.rowBytes: fp32's floats alone; else parameters in 8 bytes, codes, padding to 8.
     _, parameters, code_bytes = STORAGES[storage]
-    return (parameters * 4 + dim * code_bytes + 3) & ~3
+    if storage == "fp32":
+        return dim * 4
+    return ((8 if parameters else 0) + dim * code_bytes + 7) & ~7
 
 
 def specializations():
@@ -66,7 +73,7 @@ def main():
     failures = 0
     compiled = 0
     for dim, int64, storage in specializations():
-        source = (f"#define DIM {dim}\n#define LANES {lanes(dim)}\n#define KEY_T {'long long' if int64 else 'unsigned int'}\n"
+        source = (f"#define DIM {dim}\n#define LANES {lanes(dim, storage)}\n#define KEY_T {'long long' if int64 else 'unsigned int'}\n"
                   + f"#define STORAGE {STORAGES[storage][0]}\n#define ROW_BYTES {row_bytes(storage, dim)}\n{body}")
         program = ctypes.c_void_p()
         rc = nvrtc.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"hps.cu", 0, None, None)

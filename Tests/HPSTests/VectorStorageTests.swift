@@ -168,14 +168,16 @@ struct VectorStorageTests {
         #expect(VectorCodec.fp8(-1000) == 0xFE)
     }
 
-    @Test("stored row sizes: parameters, codes and padding to 4 bytes")
+    @Test("stored row sizes: parameters in 8 bytes, codes, and padding to 8 bytes; fp32 is the floats alone")
     func rowBytes() {
         #expect(VectorStorage.fp32.rowBytes(dim: 128) == 512)
         #expect(VectorStorage.fp16.rowBytes(dim: 128) == 256)
         #expect(VectorStorage.bf16.rowBytes(dim: 3) == 8)
         #expect(VectorStorage.int8.rowBytes(dim: 128) == 136)
-        #expect(VectorStorage.int8.rowBytes(dim: 3) == 12)
-        #expect(VectorStorage.fp8.rowBytes(dim: 128) == 132)
+        #expect(VectorStorage.int8.rowBytes(dim: 3) == 16)
+        #expect(VectorStorage.fp8.rowBytes(dim: 128) == 136)
+        #expect(VectorStorage.fp32.rowBytes(dim: 3) == 12)
+        #expect(VectorStorage.fp16.rowBytes(dim: 64) == 128)
     }
 
     // MARK: The hash map tier

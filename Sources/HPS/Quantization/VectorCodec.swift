@@ -30,7 +30,7 @@ package struct VectorCodec: Sendable {
         self.storage = storage
         self.dim = dim
         rowBytes = storage.rowBytes(dim: dim)
-        parameterBytes = storage.rowParameters * 4
+        parameterBytes = storage.parameterBytes
     }
 
     /// The largest magnitude e4m3 holds (1.75 × 2⁸).
@@ -87,6 +87,7 @@ package struct VectorCodec: Sendable {
             var scale = amax / Self.fp8Maximum
             if !scale.isNormal { scale = 0 }
             stored.assumingMemoryBound(to: Float.self)[0] = scale
+            stored.assumingMemoryBound(to: Float.self)[1] = 0  // padding
             let codes = (stored + parameterBytes).assumingMemoryBound(to: UInt8.self)
             for e in 0..<dim {
                 codes[e] = scale == 0 ? 0 : Self.fp8(row[e] / scale)

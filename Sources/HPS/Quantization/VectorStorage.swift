@@ -6,10 +6,13 @@
 /// but `fp32` trades accuracy for bytes: `hps inspect --storage` states the
 /// error per table.
 ///
-/// A stored row is its parameters (float32) then its codes, padded to a
-/// multiple of 4 bytes (`rowBytes(dim:)`): the same bytes on the CPU and
-/// on the GPU, so rows quantized on the host are copied to the device as
-/// they are.
+/// A stored row is its parameters (float32, in 8 bytes) then its codes,
+/// padded to a multiple of 8 bytes (`rowBytes(dim:)`): the same bytes on the
+/// CPU and on the GPU, so rows quantized on the host are copied to the
+/// device as they are. Why 8: the GPU reads 8 codes per load, and a row's
+/// codes then start on an 8-byte boundary (16 for fp16 and bf16 at a vec
+/// size that is a multiple of 8), which lets a warp read several short rows
+/// at once.
 public enum VectorStorage: String, Sendable, Equatable, CaseIterable {
     /// 4 bytes per element, exact (the default).
     case fp32
@@ -43,10 +46,13 @@ public enum VectorStorage: String, Sendable, Equatable, CaseIterable {
         }
     }
 
-    /// Bytes one stored row of `dim` elements takes: parameters, codes, and
-    /// padding to a multiple of 4 bytes (so every row's parameters are aligned).
+    /// Bytes ahead of a row's codes: its parameters, padded to 8.
+    public var parameterBytes: Int { rowParameters == 0 ? 0 : 8 }
+
+    /// Bytes one stored row of `dim` elements takes: `dim` floats for fp32;
+    /// otherwise parameters, codes, and padding to a multiple of 8 bytes.
     public func rowBytes(dim: Int) -> Int {
-        (rowParameters * 4 + dim * codeBytes + 3) & ~3
+        self == .fp32 ? dim * 4 : (parameterBytes + dim * codeBytes + 7) & ~7
     }
 
     /// The code the GPU kernels are specialized with (`STORAGE` in `Lookup.cu`).

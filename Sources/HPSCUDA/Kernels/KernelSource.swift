@@ -6,9 +6,11 @@ import HPS
 /// stored (STORAGE, ROW_BYTES).
 enum KernelSource {
     /// Threads that cooperate on one key: enough for one float4 (or one float,
-    /// when the vec size is not a multiple of 4) each, at most a warp.
-    static func lanes(dim: Int) -> Int {
-        let units = dim % 4 == 0 ? dim / 4 : dim
+    /// when the vec size is not a multiple of 4) each, at most a warp; for a
+    /// quantized table, enough for 8 codes (one element's, when the vec size
+    /// is not a multiple of 8) each.
+    static func lanes(dim: Int, storage: VectorStorage = .fp32) -> Int {
+        let units = storage == .fp32 ? (dim % 4 == 0 ? dim / 4 : dim) : (dim % 8 == 0 ? dim / 8 : dim)
         var lanes = 1
         while lanes < units && lanes < 32 { lanes *= 2 }
         return lanes
@@ -19,7 +21,7 @@ enum KernelSource {
     static func lookup(dim: Int, int64Keys: Bool, storage: VectorStorage = .fp32, tuning: GPUTuning = GPUTuning()) -> String {
         """
         #define DIM \(dim)
-        #define LANES \(lanes(dim: dim))
+        #define LANES \(lanes(dim: dim, storage: storage))
         #define KEY_T \(int64Keys ? "long long" : "unsigned int")
         #define STORAGE \(storage.kernelCode)
         #define ROW_BYTES \(storage.rowBytes(dim: dim))

@@ -122,23 +122,21 @@ __device__ __forceinline__ float hps_fill(float v) { return v; }
 
 // How a table's rows are stored (VectorStorage): 0 fp32, 1 fp16, 2 bf16,
 // 3 int8 (float scale and bias, then a byte per element: q × scale + bias,
-// rounded twice as the CPU does: hps_dequant), 4 fp8 e4m3 (float scale,
-// then a byte per element: fp8 × scale).
-// A row is ROW_BYTES bytes, its float parameters first; the host quantizes
-// (VectorCodec) and the kernels decode with the same arithmetic, so the
-// CPU and the GPU return the same floats. Outputs are float32.
+// rounded twice as the CPU does: hps_dequant), 4 fp8 e4m3 (float scale and
+// 4 bytes of padding, then a byte per element: fp8 × scale). A row is
+// ROW_BYTES bytes, a multiple of 8, its parameters first (PARAM_BYTES); the
+// host quantizes (VectorCodec) and the kernels decode with the same
+// arithmetic, so the CPU and the GPU return the same floats. Outputs are float32.
 #ifndef STORAGE
 #define STORAGE 0
 #endif
 #ifndef ROW_BYTES
 #define ROW_BYTES (DIM * 4)
 #endif
-#if STORAGE == 3
-#define ROW_PARAMS 2
-#elif STORAGE == 4
-#define ROW_PARAMS 1
+#if STORAGE == 3 || STORAGE == 4
+#define PARAM_BYTES 8
 #else
-#define ROW_PARAMS 0
+#define PARAM_BYTES 0
 #endif
 
 __device__ __forceinline__ float hps_half(unsigned short h) {
@@ -155,63 +153,49 @@ __device__ __forceinline__ float2 hps_e4m3x2(unsigned short two) {
     asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h2) : "h"(two));
     return make_float2(hps_half((unsigned short)(h2 & 0xFFFFu)), hps_half((unsigned short)(h2 >> 16)));
 }
-
-// The codes of one unit (4 elements, or 1 when DIM is not a multiple of 4).
-#if STORAGE == 1 || STORAGE == 2
-#if DIM % 4 == 0
-typedef uint2 code_t;
+// A 16-bit code's value (fp16 or bf16).
+__device__ __forceinline__ float hps_code16(u32 c) {
+#if STORAGE == 2
+    return hps_bf16((unsigned short)c);
 #else
-typedef unsigned short code_t;
+    return hps_half((unsigned short)c);
 #endif
-#elif STORAGE == 3 || STORAGE == 4
-#if DIM % 4 == 0
-typedef u32 code_t;
-#else
-typedef unsigned char code_t;
-#endif
-#else
-typedef unit_t code_t;
-#endif
+}
 
 // One element of a stored row, as float32.
 __device__ __forceinline__ float hps_stored_element(const char* row, int e) {
-#if STORAGE == 1
-    return hps_half(((const unsigned short*)row)[e]);
-#elif STORAGE == 2
-    return hps_bf16(((const unsigned short*)row)[e]);
+#if STORAGE == 1 || STORAGE == 2
+    return hps_code16(((const unsigned short*)row)[e]);
 #elif STORAGE == 3
     const float* p = (const float*)row;
-    return hps_dequant(((const unsigned char*)(row + 8))[e], p[0], p[1]);
+    return hps_dequant(((const unsigned char*)(row + PARAM_BYTES))[e], p[0], p[1]);
 #elif STORAGE == 4
-    return hps_e4m3x2(((const unsigned char*)(row + 4))[e]).x * ((const float*)row)[0];
+    return hps_e4m3x2(((const unsigned char*)(row + PARAM_BYTES))[e]).x * ((const float*)row)[0];
 #else
     return ((const float*)row)[e];
 #endif
 }
 
 #if STORAGE != 0
-// One unit of codes as floats.
-__device__ __forceinline__ unit_t hps_decode(code_t c, float scale, float bias) {
-#if STORAGE == 1 && DIM % 4 == 0
-    return make_float4(hps_half(c.x & 0xFFFFu), hps_half(c.x >> 16), hps_half(c.y & 0xFFFFu), hps_half(c.y >> 16));
-#elif STORAGE == 1
-    return hps_half(c);
-#elif STORAGE == 2 && DIM % 4 == 0
-    return make_float4(hps_bf16(c.x & 0xFFFFu), hps_bf16(c.x >> 16), hps_bf16(c.y & 0xFFFFu), hps_bf16(c.y >> 16));
-#elif STORAGE == 2
-    return hps_bf16(c);
-#elif STORAGE == 3 && DIM % 4 == 0
-    return make_float4(hps_dequant(c & 0xFFu, scale, bias), hps_dequant((c >> 8) & 0xFFu, scale, bias),
-                       hps_dequant((c >> 16) & 0xFFu, scale, bias), hps_dequant(c >> 24, scale, bias));
-#elif STORAGE == 3
-    return hps_dequant(c, scale, bias);
-#elif STORAGE == 4 && DIM % 4 == 0
-    const float2 lo = hps_e4m3x2((unsigned short)(c & 0xFFFFu)), hi = hps_e4m3x2((unsigned short)(c >> 16));
-    return make_float4(lo.x * scale, lo.y * scale, hi.x * scale, hi.y * scale);
+// A quantized table's lookups read QE codes per lane load: 8 (16 bytes of
+// fp16 or bf16, 8 bytes of int8 or fp8) when DIM is a multiple of 8, so
+// that a warp reads several short rows at once; else one.
+#if DIM % 8 == 0
+#define QE 8
+#if STORAGE == 1 || STORAGE == 2
+typedef uint4 qcode_t;
 #else
-    return hps_e4m3x2(c).x * scale;
+typedef uint2 qcode_t;
 #endif
-}
+#else
+#define QE 1
+#if STORAGE == 1 || STORAGE == 2
+typedef unsigned short qcode_t;
+#else
+typedef unsigned char qcode_t;
+#endif
+#endif
+#define QUNITS (DIM / QE)
 #endif
 #define KPS (32 / LANES)                           // keys copied at once by one warp
 #ifndef MAX_UNROLL
@@ -226,6 +210,43 @@ __device__ __forceinline__ unit_t hps_decode(code_t c, float scale, float bias) 
 #define HPS_STORE(p, v) __stcs((p), (v))
 #endif
 #define PER_LANE ((UNITS + LANES - 1) / LANES)     // units of one vector per lane
+
+#if STORAGE != 0
+#define QPER_LANE ((QUNITS + LANES - 1) / LANES)   // code loads of one vector per lane
+// Decodes one load of codes into its QE floats at dst (16-byte aligned when QE is 8).
+__device__ __forceinline__ void hps_store_decoded(float* dst, qcode_t c, float scale, float bias) {
+#if QE == 8 && (STORAGE == 1 || STORAGE == 2)
+    HPS_STORE((float4*)dst, make_float4(hps_code16(c.x & 0xFFFFu), hps_code16(c.x >> 16), hps_code16(c.y & 0xFFFFu), hps_code16(c.y >> 16)));
+    HPS_STORE((float4*)dst + 1, make_float4(hps_code16(c.z & 0xFFFFu), hps_code16(c.z >> 16), hps_code16(c.w & 0xFFFFu), hps_code16(c.w >> 16)));
+#elif QE == 8 && STORAGE == 3
+    HPS_STORE((float4*)dst, make_float4(hps_dequant(c.x & 0xFFu, scale, bias), hps_dequant((c.x >> 8) & 0xFFu, scale, bias),
+                                        hps_dequant((c.x >> 16) & 0xFFu, scale, bias), hps_dequant(c.x >> 24, scale, bias)));
+    HPS_STORE((float4*)dst + 1, make_float4(hps_dequant(c.y & 0xFFu, scale, bias), hps_dequant((c.y >> 8) & 0xFFu, scale, bias),
+                                            hps_dequant((c.y >> 16) & 0xFFu, scale, bias), hps_dequant(c.y >> 24, scale, bias)));
+#elif QE == 8 && STORAGE == 4
+    const float2 a = hps_e4m3x2((unsigned short)(c.x & 0xFFFFu)), b = hps_e4m3x2((unsigned short)(c.x >> 16));
+    const float2 d = hps_e4m3x2((unsigned short)(c.y & 0xFFFFu)), e = hps_e4m3x2((unsigned short)(c.y >> 16));
+    HPS_STORE((float4*)dst, make_float4(a.x * scale, a.y * scale, b.x * scale, b.y * scale));
+    HPS_STORE((float4*)dst + 1, make_float4(d.x * scale, d.y * scale, e.x * scale, e.y * scale));
+#elif STORAGE == 1 || STORAGE == 2
+    HPS_STORE(dst, hps_code16(c));
+#elif STORAGE == 3
+    HPS_STORE(dst, hps_dequant(c, scale, bias));
+#else
+    HPS_STORE(dst, hps_e4m3x2(c).x * scale);
+#endif
+}
+
+// A missing key's QE floats: its member's default.
+__device__ __forceinline__ void hps_store_fill(float* dst, float v) {
+#if QE == 8
+    HPS_STORE((float4*)dst, make_float4(v, v, v, v));
+    HPS_STORE((float4*)dst + 1, make_float4(v, v, v, v));
+#else
+    HPS_STORE(dst, v);
+#endif
+}
+#endif
 // Table rows are read once per key: LOAD_L2_256B asks L2 to fetch 256 bytes
 // per miss (whole 512-byte rows in two DRAM bursts), LOAD_NO_L1 skips L1.
 #if defined(LOAD_L2_256B) && defined(LOAD_NO_L1)
@@ -319,9 +340,10 @@ extern "C" __global__ void hps_lookup(
     // Phase 2: copy, KPS keys per step, UNROLL steps of loads before their stores.
     const int sub = lane / LANES, sl = lane % LANES;
 #if STORAGE != 0
-    // A quantized table: the same steps, loading codes and decoding them as they are stored.
+    // A quantized table: the same steps, each lane loading QE codes of a row
+    // (so a warp reads KPS short rows at once) and decoding them as it stores.
     for (int j0 = 0; j0 < count; j0 += KPS * UNROLL) {
-        code_t buffer[UNROLL][PER_LANE];
+        qcode_t buffer[UNROLL][QPER_LANE];
         long long target[UNROLL];
         bool valid[UNROLL], hit[UNROLL];
         float scale[UNROLL], bias[UNROLL], fillValue[UNROLL];
@@ -334,23 +356,25 @@ extern "C" __global__ void hps_lookup(
             valid[u] = j < count;
             hit[u] = r >= 0;
             const char* stored = (const char*)vectors + (r < 0 ? 0 : r) * (long long)ROW_BYTES;
-            scale[u] = ROW_PARAMS >= 1 && valid[u] && hit[u] ? __ldg((const float*)stored) : 0.0f;
-            bias[u] = ROW_PARAMS >= 2 && valid[u] && hit[u] ? __ldg((const float*)stored + 1) : 0.0f;
-            const code_t* src = reinterpret_cast<const code_t*>(stored + ROW_PARAMS * 4);
+            scale[u] = PARAM_BYTES > 0 && valid[u] && hit[u] ? __ldg((const float*)stored) : 0.0f;
+            bias[u] = STORAGE == 3 && valid[u] && hit[u] ? __ldg((const float*)stored + 1) : 0.0f;
+            const qcode_t* src = reinterpret_cast<const qcode_t*>(stored + PARAM_BYTES);
             #pragma unroll
-            for (int p = 0; p < PER_LANE; p++) {
+            for (int p = 0; p < QPER_LANE; p++) {
                 const int e = sl + p * LANES;
-                if (valid[u] && hit[u] && e < UNITS) buffer[u][p] = __ldg(src + e);
+                if (valid[u] && hit[u] && e < QUNITS) buffer[u][p] = __ldg(src + e);
             }
         }
         #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
-            unit_t* dst = reinterpret_cast<unit_t*>(out + target[u] * DIM);
+            float* dst = out + target[u] * DIM;
             #pragma unroll
-            for (int p = 0; p < PER_LANE; p++) {
+            for (int p = 0; p < QPER_LANE; p++) {
                 const int e = sl + p * LANES;
-                if (valid[u] && e < UNITS)
-                    HPS_STORE(dst + e, hit[u] ? hps_decode(buffer[u][p], scale[u], bias[u]) : hps_fill(fillValue[u]));
+                if (valid[u] && e < QUNITS) {
+                    if (hit[u]) hps_store_decoded(dst + e * QE, buffer[u][p], scale[u], bias[u]);
+                    else hps_store_fill(dst + e * QE, fillValue[u]);
+                }
             }
         }
     }
