@@ -240,6 +240,16 @@ package enum GPUBenchmark {
             rows.append(Row(name: "seed batch fused, \(storage.rawValue) storage", microseconds: us,
                             bytes: keysPerBatch * (storage.rowBytes(dim: model.dim) + model.dim * 4), keys: keysPerBatch))
         }
+        // The floor under any lookup whose output is float32: writing that output alone (cuMemsetD32Async).
+        for dim in [128, 64] {
+            let bytes = 1_000_000 * dim * 4
+            let output = try DeviceBuffer<UInt8>(device: device, count: bytes)
+            let us = try time(stream: stream, runs: 50) { _ in
+                try stream.fill32(output.address, pattern: 0x3F80_0000, count: bytes / 4)
+            }
+            rows.append(Row(name: "writing the float32 output of 1M lookups at vec \(dim) alone (memset)", microseconds: us,
+                            bytes: bytes, keys: 0))
+        }
         for dim in [128, 64] {
             for storage in VectorStorage.allCases where storage != .fp32 {
                 rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: tableKeys, lookups: 1_000_000, dim: dim,

@@ -54,6 +54,11 @@ public final class CUDAStream: @unchecked Sendable {
     public func copy(to target: UInt64, from source: UInt64, bytes: Int) throws(CUDAError) {
         try device.driver.check(device.driver.cuMemcpyDtoDAsync(target, source, bytes, handle), "cuMemcpyDtoDAsync")
     }
+
+    /// Sets `count` 32-bit words at `target` to `pattern`, in stream order.
+    package func fill32(_ target: UInt64, pattern: UInt32, count: Int) throws(CUDAError) {
+        try device.driver.check(device.driver.cuMemsetD32Async(target, pattern, count, handle), "cuMemsetD32Async")
+    }
 }
 
 /// A CUDA event, for timing or for ordering streams, destroyed when released.
