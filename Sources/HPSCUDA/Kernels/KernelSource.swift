@@ -7,8 +7,8 @@ import HPS
 enum KernelSource {
     /// Threads that cooperate on one key: enough for one float4 (or one float,
     /// when the vec size is not a multiple of 4) each, at most a warp; for a
-    /// quantized table, enough for 8 codes (one element's, when the vec size
-    /// is not a multiple of 8) each.
+    /// quantized table, half as many (each lane decodes two loads of 4 codes;
+    /// one element each when the vec size is not a multiple of 8).
     static func lanes(dim: Int, storage: VectorStorage = .fp32) -> Int {
         let units = storage == .fp32 ? (dim % 4 == 0 ? dim / 4 : dim) : (dim % 8 == 0 ? dim / 8 : dim)
         var lanes = 1

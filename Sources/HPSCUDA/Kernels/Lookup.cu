@@ -177,15 +177,20 @@ __device__ __forceinline__ float hps_stored_element(const char* row, int e) {
 }
 
 #if STORAGE != 0
-// A quantized table's lookups read QE codes per lane load: 8 (16 bytes of
-// fp16 or bf16, 8 bytes of int8 or fp8) when DIM is a multiple of 8, so
-// that a warp reads several short rows at once; else one.
+// A quantized table's lookups decode QE elements per lane load: 4 (8 bytes
+// of fp16 or bf16, 4 of int8 or fp8) when DIM is a multiple of 8, else one.
+// Its lanes per key are half as many as the loads of a row (LANES, from
+// KernelSource): each lane takes two loads of a row, LANES loads apart, so
+// that a warp reads twice as many short rows at once while every store
+// instruction still writes whole sectors (a lane storing 8 adjacent floats
+// left each instruction writing half of every sector it touched, and ran
+// at about half the write bandwidth).
 #if DIM % 8 == 0
-#define QE 8
+#define QE 4
 #if STORAGE == 1 || STORAGE == 2
-typedef uint4 qcode_t;
-#else
 typedef uint2 qcode_t;
+#else
+typedef u32 qcode_t;
 #endif
 #else
 #define QE 1
@@ -213,21 +218,16 @@ typedef unsigned char qcode_t;
 
 #if STORAGE != 0
 #define QPER_LANE ((QUNITS + LANES - 1) / LANES)   // code loads of one vector per lane
-// Decodes one load of codes into its QE floats at dst (16-byte aligned when QE is 8).
+// Decodes one load of codes into its QE floats at dst (16-byte aligned when QE is 4).
 __device__ __forceinline__ void hps_store_decoded(float* dst, qcode_t c, float scale, float bias) {
-#if QE == 8 && (STORAGE == 1 || STORAGE == 2)
+#if QE == 4 && (STORAGE == 1 || STORAGE == 2)
     HPS_STORE((float4*)dst, make_float4(hps_code16(c.x & 0xFFFFu), hps_code16(c.x >> 16), hps_code16(c.y & 0xFFFFu), hps_code16(c.y >> 16)));
-    HPS_STORE((float4*)dst + 1, make_float4(hps_code16(c.z & 0xFFFFu), hps_code16(c.z >> 16), hps_code16(c.w & 0xFFFFu), hps_code16(c.w >> 16)));
-#elif QE == 8 && STORAGE == 3
-    HPS_STORE((float4*)dst, make_float4(hps_dequant(c.x & 0xFFu, scale, bias), hps_dequant((c.x >> 8) & 0xFFu, scale, bias),
-                                        hps_dequant((c.x >> 16) & 0xFFu, scale, bias), hps_dequant(c.x >> 24, scale, bias)));
-    HPS_STORE((float4*)dst + 1, make_float4(hps_dequant(c.y & 0xFFu, scale, bias), hps_dequant((c.y >> 8) & 0xFFu, scale, bias),
-                                            hps_dequant((c.y >> 16) & 0xFFu, scale, bias), hps_dequant(c.y >> 24, scale, bias)));
-#elif QE == 8 && STORAGE == 4
-    const float2 a = hps_e4m3x2((unsigned short)(c.x & 0xFFFFu)), b = hps_e4m3x2((unsigned short)(c.x >> 16));
-    const float2 d = hps_e4m3x2((unsigned short)(c.y & 0xFFFFu)), e = hps_e4m3x2((unsigned short)(c.y >> 16));
+#elif QE == 4 && STORAGE == 3
+    HPS_STORE((float4*)dst, make_float4(hps_dequant(c & 0xFFu, scale, bias), hps_dequant((c >> 8) & 0xFFu, scale, bias),
+                                        hps_dequant((c >> 16) & 0xFFu, scale, bias), hps_dequant(c >> 24, scale, bias)));
+#elif QE == 4 && STORAGE == 4
+    const float2 a = hps_e4m3x2((unsigned short)(c & 0xFFFFu)), b = hps_e4m3x2((unsigned short)(c >> 16));
     HPS_STORE((float4*)dst, make_float4(a.x * scale, a.y * scale, b.x * scale, b.y * scale));
-    HPS_STORE((float4*)dst + 1, make_float4(d.x * scale, d.y * scale, e.x * scale, e.y * scale));
 #elif STORAGE == 1 || STORAGE == 2
     HPS_STORE(dst, hps_code16(c));
 #elif STORAGE == 3
@@ -239,9 +239,8 @@ __device__ __forceinline__ void hps_store_decoded(float* dst, qcode_t c, float s
 
 // A missing key's QE floats: its member's default.
 __device__ __forceinline__ void hps_store_fill(float* dst, float v) {
-#if QE == 8
+#if QE == 4
     HPS_STORE((float4*)dst, make_float4(v, v, v, v));
-    HPS_STORE((float4*)dst + 1, make_float4(v, v, v, v));
 #else
     HPS_STORE(dst, v);
 #endif
@@ -340,8 +339,9 @@ extern "C" __global__ void hps_lookup(
     // Phase 2: copy, KPS keys per step, UNROLL steps of loads before their stores.
     const int sub = lane / LANES, sl = lane % LANES;
 #if STORAGE != 0
-    // A quantized table: the same steps, each lane loading QE codes of a row
-    // (so a warp reads KPS short rows at once) and decoding them as it stores.
+    // A quantized table: the same steps, each lane loading QPER_LANE loads of
+    // QE codes of a row (a warp reads KPS short rows at once) and decoding
+    // them as it stores.
     for (int j0 = 0; j0 < count; j0 += KPS * UNROLL) {
         qcode_t buffer[UNROLL][QPER_LANE];
         long long target[UNROLL];
