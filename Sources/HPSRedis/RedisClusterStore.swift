@@ -62,17 +62,27 @@ package final class RedisClusterStore: EmbeddingStore, @unchecked Sendable {
         try redisTable(tag, vecSize: vecSize, members: members)
     }
 
+    /// Every `VectorStorage`: a value is the row as `VectorCodec` stores it.
+    package func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int,
+                             storage: VectorStorage) throws(StoreError) -> any EmbeddingStoreTable {
+        try redisTable(tag, vecSize: vecSize, members: members, storage: storage)
+    }
+
     /// `createTable` with the concrete type.
-    package func redisTable(_ tag: String, vecSize: Int, members: Int) throws(StoreError) -> RedisClusterTable {
+    package func redisTable(_ tag: String, vecSize: Int, members: Int,
+                            storage: VectorStorage = .fp32) throws(StoreError) -> RedisClusterTable {
         let result: Result<RedisClusterTable, StoreError> = tables.withLock { tables in
             if let existing = tables[tag] {
                 guard existing.vecSize == vecSize && existing.memberCount == members else {
                     return .failure(.layoutMismatch(table: tag, vecSize: existing.vecSize, members: existing.memberCount,
                                                     requestedVecSize: vecSize, requestedMembers: members))
                 }
+                guard existing.storage == storage else {
+                    return .failure(.storageMismatch(kind: kind, table: tag, stored: existing.storage, requested: storage))
+                }
                 return .success(existing)
             }
-            let table = RedisClusterTable(tag: tag, vecSize: vecSize, members: members, store: self)
+            let table = RedisClusterTable(tag: tag, vecSize: vecSize, storage: storage, members: members, store: self)
             tables[tag] = table
             return .success(table)
         }

@@ -11,7 +11,9 @@ import Synchronization
 ///
 /// Layout, per table tag and partition `p` (`num_partitions` of them):
 /// - `hps_et{<tag>/p<p>}v`: a hash from field to vector, the vector's
-///   `vecSize` float32 values as raw little-endian bytes;
+///   `vecSize` float32 values as raw little-endian bytes (HugeCTR's layout),
+///   or for a `vector_storage` other than fp32 the row as `VectorCodec`
+///   stores it;
 /// - `hps_et{<tag>/p<p>}t`: a hash from the same field to its access record as
 ///   decimal text: the time in microseconds since the epoch of the last insert
 ///   (and, under `evict_oldest` with a finite margin, of the last lookup), or
@@ -49,6 +51,8 @@ package final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable 
     package let tag: String
     /// Floats per vector.
     package let vecSize: Int
+    /// How rows are stored (`vector_storage`).
+    package let storage: VectorStorage
     /// The number of member tables.
     package let memberCount: Int
     /// Partitions of the table (`num_partitions`).
@@ -67,9 +71,10 @@ package final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable 
     private let cluster: RedisCluster
     private let errors: ErrorCounter
 
-    init(tag: String, vecSize: Int, members: Int, store: RedisClusterStore) {
+    init(tag: String, vecSize: Int, storage: VectorStorage = .fp32, members: Int, store: RedisClusterStore) {
         self.tag = tag
         self.vecSize = vecSize
+        self.storage = storage
         self.memberCount = members
         cluster = store.cluster
         errors = store.errors
@@ -172,7 +177,7 @@ package final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable 
         }
         let (order, starts) = groupByPartition(total) { partition(keys[$0], member: Int(members[$0])) }
         let work = chunks(starts)
-        let bytes = vecSize * 4
+        let codec = VectorCodec(storage: storage, dim: vecSize)
         var requests: [RedisCluster.Request] = []
         requests.reserveCapacity(work.count)
         for (p, range) in work {
@@ -187,7 +192,7 @@ package final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable 
                 rows.append(UnsafeMutableRawPointer(outputs[f]!))
             }
             // The event loops copy each value straight into its output row.
-            command.sink = VectorSink(rows: rows, valueBytes: bytes)
+            command.sink = VectorSink(rows: rows, codec: codec)
             requests.append(RedisCluster.Request(slot: slots[p], command: command))
         }
         let replies = cluster.execute(requests)
@@ -298,7 +303,22 @@ package final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable 
         let (order, starts) = groupByPartition(keys.count) { partition(keyBase[$0], member: member) }
         let work = chunks(starts)
         let stamp = tracksUse && policy == .evictLeastUsed ? "0" : String(Self.microseconds())
-        let bytes = vecSize * 4
+        // A quantized table's rows are encoded first: a row it cannot hold fails the insert before anything is sent.
+        let codec = VectorCodec(storage: storage, dim: vecSize)
+        let bytes = codec.rowBytes
+        var encoded: UnsafeMutableRawPointer? = nil
+        defer { encoded?.deallocate() }
+        if storage != .fp32 {
+            let rows = UnsafeMutableRawPointer.allocate(byteCount: max(1, keys.count * bytes), alignment: 16)
+            encoded = rows
+            for i in 0..<keys.count {
+                if let element = codec.encode(vectorBase + i * vecSize, into: rows + i * bytes) {
+                    throw .unrepresentable(table: tag, key: keyBase[i], element: element, value: vectorBase[i * vecSize + element],
+                                           storage: storage)
+                }
+            }
+        }
+        let source = encoded.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(vectorBase)
         var requests: [RedisCluster.Request] = []
         requests.reserveCapacity(work.count * 2)
         for (p, range) in work {
@@ -313,7 +333,7 @@ package final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable 
                 for j in range {
                     let i = Int(order[j])
                     appendField(&script, key: keyBase[i], member: member)
-                    script.append(UnsafeRawBufferPointer(start: vectorBase + i * vecSize, count: bytes))
+                    script.append(UnsafeRawBufferPointer(start: source + i * bytes, count: bytes))
                 }
                 script.append(stamp)
                 requests.append(RedisCluster.Request(slot: slots[p], command: script))
@@ -328,7 +348,7 @@ package final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable 
             for j in range {
                 let i = Int(order[j])
                 appendField(&values, key: keyBase[i], member: member)
-                values.append(UnsafeRawBufferPointer(start: vectorBase + i * vecSize, count: bytes))
+                values.append(UnsafeRawBufferPointer(start: source + i * bytes, count: bytes))
                 appendField(&times, key: keyBase[i], member: member)
                 times.append(stamp)
             }

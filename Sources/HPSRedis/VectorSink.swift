@@ -1,6 +1,9 @@
+package import HPS
+
 /// Where the values of one `HMGET` reply go: the connection's event loop
 /// copies each value of exactly `valueBytes` bytes straight from the bytes
-/// received into its row, instead of handing back one `RESPValue` per field
+/// received into its row (a quantized row is decoded into it), instead of
+/// handing back one `RESPValue` per field
 /// for the caller to copy (which cost a retain, a release and a slice per
 /// field, all on the caller's one thread).
 ///
@@ -24,13 +27,30 @@ package final class VectorSink: @unchecked Sendable {
     package let valueBytes: Int
     /// Whether each field's value was copied to its row (all false until a reply is read).
     package private(set) var found: [Bool]
+    /// Decodes a quantized row; nil for float32 values, which are copied.
+    let codec: VectorCodec?
+    /// An aligned copy of a quantized value (the bytes received have no alignment).
+    private let aligned: UnsafeMutableRawPointer?
 
     /// A sink for the values of `rows.count` fields of `valueBytes` bytes each.
     package init(rows: [UnsafeMutableRawPointer], valueBytes: Int) {
         self.rows = rows
         self.valueBytes = valueBytes
         found = Array(repeating: false, count: rows.count)
+        codec = nil
+        aligned = nil
     }
+
+    /// A sink for rows stored as `codec` says, decoded into float32 rows.
+    package init(rows: [UnsafeMutableRawPointer], codec: VectorCodec) {
+        self.rows = rows
+        valueBytes = codec.rowBytes
+        found = Array(repeating: false, count: rows.count)
+        self.codec = codec.storage == .fp32 ? nil : codec
+        aligned = codec.storage == .fp32 ? nil : .allocate(byteCount: codec.rowBytes, alignment: 16)
+    }
+
+    deinit { aligned?.deallocate() }
 
     /// Records a field's value: copies it into its row when it has the expected size.
     /// - Returns: whether it was copied.
@@ -40,7 +60,12 @@ package final class VectorSink: @unchecked Sendable {
             found[index] = false
             return false
         }
-        rows[index].copyMemory(from: base, byteCount: valueBytes)
+        if let codec, let aligned {
+            aligned.copyMemory(from: base, byteCount: valueBytes)
+            codec.decode(aligned, into: rows[index].assumingMemoryBound(to: Float.self))
+        } else {
+            rows[index].copyMemory(from: base, byteCount: valueBytes)
+        }
         found[index] = true
         return true
     }

@@ -133,7 +133,7 @@ package final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
             guard let layout = try readLayout(tag) else { continue }
             let count = try readCount(tag)
             tables[tag] = RocksDBTable(context: context, family: family, tag: tag, vecSize: layout.vecSize,
-                                       members: layout.members, count: count)
+                                       storage: layout.storage, members: layout.members, count: count)
         }
         state.withLock { $0 = tables }
     }
@@ -159,13 +159,18 @@ package final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
         return Array(UnsafeRawBufferPointer(start: value, count: length))
     }
 
-    private func readLayout(_ tag: String) throws(RocksDBError) -> (vecSize: Int, members: Int)? {
+    /// A table's layout entry: "vecSize,members", and ",storage" for a table
+    /// not stored as fp32 (so databases written before storage types read as fp32).
+    private func readLayout(_ tag: String) throws(RocksDBError) -> (vecSize: Int, members: Int, storage: VectorStorage)? {
         guard let bytes = try readMetadata(Self.layoutKey(tag)) else { return nil }
-        let parts = String(decoding: bytes, as: UTF8.self).split(separator: ",").compactMap { Int($0) }
-        guard parts.count == 2, parts[0] > 0, parts[1] > 0 else {
-            throw .corrupt(path: path, message: "the layout entry of table \(tag) is \"\(String(decoding: bytes, as: UTF8.self))\", not \"vecSize,members\"")
+        let text = String(decoding: bytes, as: UTF8.self)
+        let fields = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let numbers = fields.prefix(2).compactMap { Int($0) }
+        let storage = fields.count == 3 ? VectorStorage(rawValue: fields[2]) : .fp32
+        guard (2...3).contains(fields.count), numbers.count == 2, numbers[0] > 0, numbers[1] > 0, let storage else {
+            throw .corrupt(path: path, message: "the layout entry of table \(tag) is \"\(text)\", not \"vecSize,members\" or \"vecSize,members,storage\"")
         }
-        return (parts[0], parts[1])
+        return (numbers[0], numbers[1], storage)
     }
 
     private func readCount(_ tag: String) throws(RocksDBError) -> Int {
@@ -179,8 +184,15 @@ package final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
     // MARK: EmbeddingStore
 
     package func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int) throws(StoreError) -> any EmbeddingStoreTable {
+        try createTable(tag, vecSize: vecSize, members: members, expectedKeys: expectedKeys, storage: .fp32)
+    }
+
+    /// Every `VectorStorage`: values are rows as `VectorCodec` stores them,
+    /// and the storage is recorded with the table's layout.
+    package func createTable(_ tag: String, vecSize: Int, members: Int, expectedKeys: Int,
+                             storage: VectorStorage) throws(StoreError) -> any EmbeddingStoreTable {
         do {
-            return try createOrOpen(tag, vecSize: vecSize, members: members)
+            return try createOrOpen(tag, vecSize: vecSize, members: members, storage: storage)
         } catch let error as StoreError {
             throw error
         } catch {
@@ -188,11 +200,14 @@ package final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
         }
     }
 
-    private func createOrOpen(_ tag: String, vecSize: Int, members: Int) throws -> RocksDBTable {
+    private func createOrOpen(_ tag: String, vecSize: Int, members: Int, storage: VectorStorage) throws -> RocksDBTable {
         if let table = state.withLock({ $0[tag] }) {
             guard table.vecSize == vecSize && table.memberCount == members else {
                 throw StoreError.layoutMismatch(table: tag, vecSize: table.vecSize, members: table.memberCount,
                                                 requestedVecSize: vecSize, requestedMembers: members)
+            }
+            guard table.storage == storage else {
+                throw StoreError.storageMismatch(kind: kind, table: tag, stored: table.storage, requested: storage)
             }
             return table
         }
@@ -207,12 +222,13 @@ package final class RocksDBStore: EmbeddingStore, @unchecked Sendable {
             family = RocksColumnFamily(handle: handle, database: database)
             families.withLock { $0[tag] = family }
         }
-        let layout = "\(vecSize),\(members)"
+        let layout = "\(vecSize),\(members)" + (storage == .fp32 ? "" : ",\(storage.rawValue)")
         let batch = RocksWriteBatch()
         let key = Self.layoutKey(tag)
         rocksdb_writebatch_put_cf(batch.handle, defaultFamily.handle, key, key.utf8.count, layout, layout.utf8.count)
         try context.write(batch, operation: "record the layout of \(tag)")
-        let table = RocksDBTable(context: context, family: family, tag: tag, vecSize: vecSize, members: members, count: 0)
+        let table = RocksDBTable(context: context, family: family, tag: tag, vecSize: vecSize, storage: storage, members: members,
+                                 count: 0)
         return state.withLock { tables in
             if let raced = tables[tag] { return raced }
             tables[tag] = table

@@ -7,8 +7,10 @@ import Synchronization
 /// and value layout).
 ///
 /// `lookup` reads with `rocksdb_multi_get_cf`, `max_batch_size` keys per call,
-/// in order, so the missed indices come out ascending. A stored value that is
-/// not `vecSize` floats long (it cannot be written by this store) counts as a miss.
+/// in order, so the missed indices come out ascending. A value is a row as
+/// the table's `vector_storage` stores it (`VectorCodec`; `vecSize` floats for
+/// fp32); a stored value of another length (it cannot be written by this
+/// store) counts as a miss.
 ///
 /// `count` is exact: a counter in the default column family, changed in the
 /// same atomic write batch as the keys. To keep it exact, `insert` and `erase`
@@ -22,6 +24,8 @@ package final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
     package let tag: String
     /// Floats per vector.
     package let vecSize: Int
+    /// How rows are stored (`vector_storage`).
+    package let storage: VectorStorage
     /// The number of member tables.
     package let memberCount: Int
     let context: RocksContext
@@ -32,11 +36,13 @@ package final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
     /// Bytes of an encoded key: a UInt32 member and a UInt64 key, big-endian.
     static let keyBytes = 12
 
-    init(context: RocksContext, family: RocksColumnFamily, tag: String, vecSize: Int, members: Int, count: Int) {
+    init(context: RocksContext, family: RocksColumnFamily, tag: String, vecSize: Int, storage: VectorStorage = .fp32,
+         members: Int, count: Int) {
         self.context = context
         self.family = family
         self.tag = tag
         self.vecSize = vecSize
+        self.storage = storage
         self.memberCount = members
         self.keyCount = Atomic(count)
     }
@@ -130,7 +136,8 @@ package final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
         let outputs = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: chunk)
         let members = UnsafeMutablePointer<Int>.allocate(capacity: chunk)
         defer { outputs.deallocate(); members.deallocate() }
-        let bytes = vecSize * 4
+        let codec = VectorCodec(storage: storage, dim: vecSize)
+        let bytes = codec.rowBytes
         var misses = 0
         var filled = 0, flatBase = flatStart
 
@@ -138,7 +145,8 @@ package final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
             scratch.multiGet(context, count: filled, tag: tag)
             for i in 0..<filled {
                 if let value = scratch.values[i], scratch.valueSizes[i] == bytes {
-                    UnsafeMutableRawPointer(outputs[i]).copyMemory(from: value, byteCount: bytes)
+                    // RocksDB's values are malloc'ed: aligned for the decoder's loads.
+                    codec.decode(UnsafeRawPointer(value), into: outputs[i])
                     rocksdb_free(value)
                 } else {
                     if let value = scratch.values[i] { rocksdb_free(value) }
@@ -198,9 +206,25 @@ package final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
                            cause: RocksDBError.readOnly(path: context.path, table: tag, operation: "insert into"))
         }
         guard let vectorBase = vectors.baseAddress, !keys.isEmpty else { return InsertCounts() }
+        // A quantized table's rows are encoded first, so that a row it cannot hold fails the insert before anything is written.
+        let codec = VectorCodec(storage: storage, dim: vecSize)
+        let rowBytes = codec.rowBytes
+        var encoded: UnsafeMutableRawPointer? = nil
+        defer { encoded?.deallocate() }
+        if storage != .fp32 {
+            let rows = UnsafeMutableRawPointer.allocate(byteCount: max(1, keys.count * rowBytes), alignment: 16)
+            encoded = rows
+            for i in 0..<keys.count {
+                if let element = codec.encode(vectorBase + i * vecSize, into: rows + i * rowBytes) {
+                    throw .unrepresentable(table: tag, key: keys[i], element: element, value: vectors[i * vecSize + element],
+                                           storage: storage)
+                }
+            }
+        }
+        let source = encoded.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(vectorBase)
         return try change(member: member, keys: keys) { (batch, i, existed, keyPointer) in
             rocksdb_writebatch_put_cf(batch.handle, family.handle, keyPointer, Self.keyBytes,
-                                      UnsafeRawPointer(vectorBase + i * vecSize).assumingMemoryBound(to: CChar.self), vecSize * 4)
+                                      (source + i * rowBytes).assumingMemoryBound(to: CChar.self), rowBytes)
             return existed ? 0 : 1
         } counts: { changed, total in
             InsertCounts(inserted: changed, replaced: total - changed)

@@ -5,6 +5,30 @@ import Testing
 @testable import HPSRedis
 
 struct RedisClusterStoreTests {
+    @Test("a quantized table stores rows as its vector_storage says and reads back what the hash map tier does")
+    func quantizedStorage() throws {
+        try withCluster { cluster in
+            let store = try RedisClusterStore(configuration: redisConfiguration(cluster))
+            let rows = TestRows(count: 700, vecSize: 12, seed: 5)
+            for storage in [VectorStorage.int8, .bf16, .fp8] {
+                let reference = try HashMapStore(partitions: 1).createTable("r", vecSize: 12, members: 1, expectedKeys: 700,
+                                                                              storage: storage)
+                _ = try rows.insert(into: reference)
+                let table = try store.createTable("hps_et.m.q\(storage.rawValue)", vecSize: 12, members: 1, expectedKeys: 700,
+                                                  storage: storage)
+                #expect(try rows.insert(into: table) == InsertCounts(inserted: 700))
+                let keys = rows.keys + [-3]
+                let want = lookup(reference, keys: keys, defaults: [2])
+                let got = lookup(table, keys: keys, defaults: [2], runSize: 61)
+                #expect(bitwiseEqual(got.vectors, want.vectors), "\(storage)")
+                #expect(got.missed == [700])
+                #expect(throws: StoreError.self) {
+                    try store.createTable("hps_et.m.q\(storage.rawValue)", vecSize: 12, members: 1, expectedKeys: 0, storage: .fp32)
+                }
+            }
+        }
+    }
+
     @Test("vectors read back exactly as inserted; absent keys get the default and are listed ascending")
     func roundTrip() throws {
         try withCluster { cluster in

@@ -22,6 +22,36 @@ struct RocksDBStoreTests {
         }
     }
 
+    @Test("a quantized table stores rows as its vector_storage says, reads back what the hash map tier does, and keeps its storage across a reopen", arguments: [VectorStorage.int8, .fp16, .fp8])
+    func quantizedStorage(storage: VectorStorage) throws {
+        let (directory, path) = try Self.databasePath()
+        defer { directory.remove() }
+        let rows = RandomRows(count: 500, vecSize: 16, seed: 7)
+        let expected = try storedRows(keys: rows.keys, vectors: rows.vectors, vecSize: 16, storage: storage)
+        do {
+            let store = try RocksDBStore(path: path, maxBatchSize: 64)
+            let table = try store.createTable("hps_et.m.t", vecSize: 16, members: 1, expectedKeys: 500, storage: storage)
+            #expect(try insert(table, keys: rows.keys, vectors: rows.vectors) == InsertCounts(inserted: 500, replaced: 0))
+            // A row it cannot hold fails the insert whole, naming the key.
+            var bad = Array(rows.vectors[0..<32])
+            bad[20] = .infinity
+            #expect(throws: StoreError.unrepresentable(table: "hps_et.m.t", key: 1, element: 4, value: .infinity, storage: storage)) {
+                try insert(table, keys: [0, 1], vectors: bad)
+            }
+            #expect(table.count == 500)
+        }
+        let reopened = try RocksDBStore(path: path)
+        let table = try #require(reopened.table("hps_et.m.t"))
+        let (out, missed) = lookup(table, keys: rows.keys + [0])
+        #expect(missed == [500])
+        for (i, key) in rows.keys.enumerated() {
+            #expect(bitwiseEqual(Array(out[(i * 16)..<((i + 1) * 16)]), expected[key]!), "key \(key)")
+        }
+        #expect(throws: StoreError.storageMismatch(kind: "rocks_db", table: "hps_et.m.t", stored: storage, requested: .fp32)) {
+            try reopened.createTable("hps_et.m.t", vecSize: 16, members: 1, expectedKeys: 0)
+        }
+    }
+
     @Test("random keys round-trip: every element equals a dictionary's")
     func roundTrip() throws {
         let (directory, path) = try Self.databasePath()

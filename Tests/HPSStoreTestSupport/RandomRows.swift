@@ -78,3 +78,15 @@ package func bitwiseEqual(_ a: [Float], _ b: [Float]) -> Bool {
 package func erase(_ table: any EmbeddingStoreTable, member: Int = 0, keys: [Int64]) -> Int {
     keys.withUnsafeBufferPointer { table.erase(member: member, keys: $0) }
 }
+
+/// What a tier storing `vectors` as `storage` should read back: the rows
+/// through the hash map tier in the same storage (the checked CPU path).
+package func storedRows(keys: [Int64], vectors: [Float], vecSize: Int, storage: VectorStorage) throws -> [Int64: [Float]] {
+    let store = HashMapStore(partitions: 1)
+    let table = try store.createTable("hps_et.reference", vecSize: vecSize, members: 1, expectedKeys: keys.count, storage: storage)
+    _ = try insert(table, keys: keys, vectors: vectors)
+    let (out, _) = lookup(table, keys: keys)
+    var result: [Int64: [Float]] = [:]
+    for (i, key) in keys.enumerated() { result[key] = Array(out[(i * vecSize)..<((i + 1) * vecSize)]) }
+    return result
+}

@@ -23,6 +23,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case unrepresentable(table: String, key: Int64, element: Int, value: Float, storage: VectorStorage)
     /// A tier that cannot store vectors in the format a model asks for.
     case storageUnsupported(kind: String, table: String, storage: VectorStorage)
+    /// A table a tier holds already (a RocksDB database written earlier) in another `vector_storage`.
+    case storageMismatch(kind: String, table: String, stored: VectorStorage, requested: VectorStorage)
 
     /// One sentence a user can act on.
     public var description: String {
@@ -43,6 +45,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             let limit = storage == .fp16 ? "fp16 holds magnitudes up to 65504 and no NaN or infinity"
                 : "a quantized row holds no NaN or infinity"
             return "key \(key) of \(table) has \(value) at element \(element), which vector_storage \(storage.rawValue) cannot store (\(limit)); fix the vector or set vector_storage to fp32"
+        case let .storageMismatch(kind, table, stored, requested):
+            return "\(kind) holds \(table) in vector_storage \(stored.rawValue), not \(requested.rawValue); set vector_storage to \(stored.rawValue) or drop the table (a new model version writes new tables)"
         case let .storageUnsupported(kind, table, storage):
             return "\(kind) stores float32 vectors only, so it cannot hold \(table) in vector_storage \(storage.rawValue); set vector_storage to fp32 or use a hash_map volatile_db"
         }
@@ -53,7 +57,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case let .layoutMismatch(table, _, _, _, _), let .vectorCount(table, _, _, _), let .noSuchMember(table, _, _),
              let .partitionFull(table, _), let .partlyUnavailable(_, table, _, _, _), let .unrepresentable(table, _, _, _, _),
-             let .storageUnsupported(_, table, _):
+             let .storageUnsupported(_, table, _), let .storageMismatch(_, table, _, _):
             table
         case let .backend(_, table, _, _):
             table
@@ -80,8 +84,10 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             (a0, a1, a2, a4) == (b0, b1, b2, b4) && a3.bitPattern == b3.bitPattern
         case let (.storageUnsupported(a0, a1, a2), .storageUnsupported(b0, b1, b2)):
             (a0, a1, a2) == (b0, b1, b2)
+        case let (.storageMismatch(a0, a1, a2, a3), .storageMismatch(b0, b1, b2, b3)):
+            (a0, a1, a2, a3) == (b0, b1, b2, b3)
         case (.layoutMismatch, _), (.vectorCount, _), (.noSuchMember, _), (.partitionFull, _), (.backend, _),
-             (.partlyUnavailable, _), (.unrepresentable, _), (.storageUnsupported, _):
+             (.partlyUnavailable, _), (.unrepresentable, _), (.storageUnsupported, _), (.storageMismatch, _):
             false
         }
     }
