@@ -64,7 +64,9 @@ def specializations():
     for dim in (1, 3, 4, 8, 10, 16, 32, 64, 128, 256):
         for storage in STORAGES:
             for int64 in ((True, False) if storage == "fp32" else (True,)):
-                yield dim, int64, storage
+                yield dim, int64, storage, False
+            # The lookups with a float16 output (OUT_FP16), int64 keys.
+            yield dim, True, storage, True
 
 
 def main():
@@ -72,9 +74,10 @@ def main():
     body = kernel_body()
     failures = 0
     compiled = 0
-    for dim, int64, storage in specializations():
+    for dim, int64, storage, half in specializations():
         source = (f"#define DIM {dim}\n#define LANES {lanes(dim, storage)}\n#define KEY_T {'long long' if int64 else 'unsigned int'}\n"
-                  + f"#define STORAGE {STORAGES[storage][0]}\n#define ROW_BYTES {row_bytes(storage, dim)}\n{body}")
+                  + f"#define STORAGE {STORAGES[storage][0]}\n#define ROW_BYTES {row_bytes(storage, dim)}\n"
+                  + ("#define OUT_FP16 1\n" if half else "") + body)
         program = ctypes.c_void_p()
         rc = nvrtc.nvrtcCreateProgram(ctypes.byref(program), source.encode(), b"hps.cu", 0, None, None)
         if rc != 0:
@@ -88,7 +91,7 @@ def main():
         nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
         if rc != 0:
             failures += 1
-            print(f"DIM {dim}, {'int64' if int64 else 'uint32'} keys, {storage}: does not compile\n{log.value.decode()}")
+            print(f"DIM {dim}, {'int64' if int64 else 'uint32'} keys, {storage}{', fp16 output' if half else ''}: does not compile\n{log.value.decode()}")
         else:
             compiled += 1
     print(f"check-kernels: {compiled} of {compiled + failures} specializations compile for sm_90")

@@ -255,13 +255,19 @@ package enum GPUBenchmark {
                 rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: tableKeys, lookups: 1_000_000, dim: dim,
                                               runs: 50, storage: storage))
             }
+            // For callers that take float16 rows: half the bytes written.
+            for storage in VectorStorage.allCases {
+                rows.append(try randomLookups(kernels: kernels, stream: stream, tableKeys: tableKeys, lookups: 1_000_000, dim: dim,
+                                              runs: 50, storage: storage, element: .float16))
+            }
         }
         return rows
     }
 
     /// `lookups` random lookups (all hits) from a static table of `tableKeys` int64 keys.
     static func randomLookups(kernels: GPUKernels, stream: CUDAStream, tableKeys: Int, lookups: Int, dim: Int, runs: Int,
-                              placement: GPUStaticTable.Placement = .device, storage: VectorStorage = .fp32) throws -> Row {
+                              placement: GPUStaticTable.Placement = .device, storage: VectorStorage = .fp32,
+                              element: GPUStaticTable.OutputElement = .float32) throws -> Row {
         let device = kernels.device
         var random = SplitMix64(seed: UInt64(dim))
         let keys = (0..<tableKeys).map { _ in Int64(bitPattern: random.next()) }
@@ -279,14 +285,15 @@ package enum GPUBenchmark {
         let us = try time(stream: stream, runs: runs) { i in
             try table.lookup(keys: queryBuffer.address + UInt64((i % sets) * lookups * 8), count: lookups,
                              runStarts: starts.address, runMembers: members.address, runs: 1, output: output.address,
-                             misses: misses.address, stream: stream)
+                             element: element, misses: misses.address, stream: stream)
         }
         try stream.synchronize()
         guard try misses.download()[0] == 0 else { throw ToolFailure("the benchmark table missed keys it holds") }
         let label = (placement == .device ? "" : ", uvm (vectors in mapped host memory)")
-            + (storage == .fp32 ? "" : ", \(storage.rawValue) storage")
+            + (storage == .fp32 && element == .float32 ? "" : ", \(storage.rawValue) storage")
+            + (element == .float32 ? "" : ", fp16 output")
         let from = tableKeys == 4_000_000 ? "4M" : "\(tableKeys)"
         return Row(name: "1M random lookups from \(from) keys, vec \(dim)\(label)", microseconds: us,
-                   bytes: lookups * (storage.rowBytes(dim: dim) + dim * 4), keys: lookups)
+                   bytes: lookups * (storage.rowBytes(dim: dim) + dim * (element == .float32 ? 4 : 2)), keys: lookups)
     }
 }

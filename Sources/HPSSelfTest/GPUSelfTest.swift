@@ -143,6 +143,21 @@ package enum GPUSelfTest {
             results.append(Case(name: "\(placement == .device ? "static table" : "uvm table (vectors in mapped host memory)")\(storage == .fp32 ? "" : " in \(storage.rawValue)"), vec \(dim), \(int64Keys ? "int64" : "int32") keys, \(layout == .keyOrder ? "key order" : "dense-input layout"), \(n) keys, \(expectedMisses) misses",
                                 passed: mismatch == nil, detail: mismatch ?? "all \(n * dim) elements equal"))
         }
+        // A float16 output, in key order: each element the CPU's float rounded to half.
+        let halfOutput = try DeviceBuffer<UInt16>(device: device, count: n * dim + 1)
+        try halfOutput.fill32(0xFFFF_FFFF)
+        try misses.fill32(0)
+        try gpu.lookup(keys: keyBuffer.address, count: n, runStarts: starts.address, runMembers: memberBuffer.address,
+                       runs: runs, output: halfOutput.address, element: .float16, misses: misses.address, stream: stream)
+        try stream.synchronize()
+        let halves = try halfOutput.download()
+        var mismatch: String? = nil
+        for i in 0..<(n * dim) where halves[i] != Float16(expected[i]).bitPattern {
+            mismatch = "key \(queryKeys[i / dim]) element \(i % dim): GPU half bits \(halves[i]), CPU \(Float16(expected[i]).bitPattern)"
+            break
+        }
+        results.append(Case(name: "\(placement == .device ? "static table" : "uvm table")\(storage == .fp32 ? "" : " in \(storage.rawValue)"), vec \(dim), \(int64Keys ? "int64" : "int32") keys, float16 output",
+                            passed: mismatch == nil, detail: mismatch ?? "all \(n * dim) elements equal the CPU's rounded to half"))
         return results
     }
 }

@@ -23,11 +23,12 @@ public final class GPUKernels: Sendable {
         self.tuning = tuning
     }
 
-    /// The module specialized for `dim`, the key type and how a table's rows are stored.
-    func module(dim: Int, int64Keys: Bool, storage: VectorStorage = .fp32) throws(CUDAError) -> CUDAModule {
-        let name = "hps_lookup_d\(dim)_\(int64Keys ? "i64" : "u32")\(storage == .fp32 ? "" : "_\(storage.rawValue)").cu"
+    /// The module specialized for `dim`, the key type and how a table's rows
+    /// are stored; with `halfOutput`, its `hps_lookup` writes float16.
+    func module(dim: Int, int64Keys: Bool, storage: VectorStorage = .fp32, halfOutput: Bool = false) throws(CUDAError) -> CUDAModule {
+        let name = "hps_lookup_d\(dim)_\(int64Keys ? "i64" : "u32")\(storage == .fp32 ? "" : "_\(storage.rawValue)")\(halfOutput ? "_out16" : "").cu"
         if let module = modules.withLock({ $0[name] }) { return module }
-        let source = KernelSource.lookup(dim: dim, int64Keys: int64Keys, storage: storage, tuning: tuning)
+        let source = KernelSource.lookup(dim: dim, int64Keys: int64Keys, storage: storage, halfOutput: halfOutput, tuning: tuning)
         let module = try CUDAModule(device: device, source: source, name: name)
         modules.withLock { $0[name] = module }
         return module

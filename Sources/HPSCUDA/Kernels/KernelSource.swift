@@ -18,14 +18,16 @@ enum KernelSource {
 
     /// The source specialized for one vec size and key type, with the
     /// tuning's compile-time switches.
-    static func lookup(dim: Int, int64Keys: Bool, storage: VectorStorage = .fp32, tuning: GPUTuning = GPUTuning()) -> String {
+    /// - Parameter halfOutput: `hps_lookup` writes float16 elements (OUT_FP16).
+    static func lookup(dim: Int, int64Keys: Bool, storage: VectorStorage = .fp32, halfOutput: Bool = false,
+                       tuning: GPUTuning = GPUTuning()) -> String {
         """
         #define DIM \(dim)
         #define LANES \(lanes(dim: dim, storage: storage))
         #define KEY_T \(int64Keys ? "long long" : "unsigned int")
         #define STORAGE \(storage.kernelCode)
         #define ROW_BYTES \(storage.rowBytes(dim: dim))
-        \(tuning.defineLines)\(body)
+        \(halfOutput ? "#define OUT_FP16 1\n" : "")\(tuning.defineLines)\(body)
         """
     }
 

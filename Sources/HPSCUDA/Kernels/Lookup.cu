@@ -216,33 +216,56 @@ typedef unsigned char qcode_t;
 #endif
 #define PER_LANE ((UNITS + LANES - 1) / LANES)     // units of one vector per lane
 
+// Where hps_lookup writes element i of its output: a float, or with
+// OUT_FP16 a half (round to nearest even) for callers that take fp16 rows,
+// which halves the bytes written. hps_out of a float4 writes elements i…i+3.
+#ifdef OUT_FP16
+__device__ __forceinline__ u32 hps_to_half(float v) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+    return h;
+}
+__device__ __forceinline__ void hps_out(float* out, long long i, float4 v) {
+    uint2 w;
+    w.x = hps_to_half(v.x) | (hps_to_half(v.y) << 16);
+    w.y = hps_to_half(v.z) | (hps_to_half(v.w) << 16);
+    HPS_STORE((uint2*)((unsigned short*)out + i), w);
+}
+__device__ __forceinline__ void hps_out(float* out, long long i, float v) {
+    ((unsigned short*)out)[i] = (unsigned short)hps_to_half(v);
+}
+#else
+__device__ __forceinline__ void hps_out(float* out, long long i, float4 v) { HPS_STORE((float4*)(out + i), v); }
+__device__ __forceinline__ void hps_out(float* out, long long i, float v) { HPS_STORE(out + i, v); }
+#endif
+
 #if STORAGE != 0
 #define QPER_LANE ((QUNITS + LANES - 1) / LANES)   // code loads of one vector per lane
-// Decodes one load of codes into its QE floats at dst (16-byte aligned when QE is 4).
-__device__ __forceinline__ void hps_store_decoded(float* dst, qcode_t c, float scale, float bias) {
+// Decodes one load of codes into output elements i… (QE of them).
+__device__ __forceinline__ void hps_store_decoded(float* out, long long i, qcode_t c, float scale, float bias) {
 #if QE == 4 && (STORAGE == 1 || STORAGE == 2)
-    HPS_STORE((float4*)dst, make_float4(hps_code16(c.x & 0xFFFFu), hps_code16(c.x >> 16), hps_code16(c.y & 0xFFFFu), hps_code16(c.y >> 16)));
+    hps_out(out, i, make_float4(hps_code16(c.x & 0xFFFFu), hps_code16(c.x >> 16), hps_code16(c.y & 0xFFFFu), hps_code16(c.y >> 16)));
 #elif QE == 4 && STORAGE == 3
-    HPS_STORE((float4*)dst, make_float4(hps_dequant(c & 0xFFu, scale, bias), hps_dequant((c >> 8) & 0xFFu, scale, bias),
-                                        hps_dequant((c >> 16) & 0xFFu, scale, bias), hps_dequant(c >> 24, scale, bias)));
+    hps_out(out, i, make_float4(hps_dequant(c & 0xFFu, scale, bias), hps_dequant((c >> 8) & 0xFFu, scale, bias),
+                                hps_dequant((c >> 16) & 0xFFu, scale, bias), hps_dequant(c >> 24, scale, bias)));
 #elif QE == 4 && STORAGE == 4
     const float2 a = hps_e4m3x2((unsigned short)(c & 0xFFFFu)), b = hps_e4m3x2((unsigned short)(c >> 16));
-    HPS_STORE((float4*)dst, make_float4(a.x * scale, a.y * scale, b.x * scale, b.y * scale));
+    hps_out(out, i, make_float4(a.x * scale, a.y * scale, b.x * scale, b.y * scale));
 #elif STORAGE == 1 || STORAGE == 2
-    HPS_STORE(dst, hps_code16(c));
+    hps_out(out, i, hps_code16(c));
 #elif STORAGE == 3
-    HPS_STORE(dst, hps_dequant(c, scale, bias));
+    hps_out(out, i, hps_dequant(c, scale, bias));
 #else
-    HPS_STORE(dst, hps_e4m3x2(c).x * scale);
+    hps_out(out, i, hps_e4m3x2(c).x * scale);
 #endif
 }
 
-// A missing key's QE floats: its member's default.
-__device__ __forceinline__ void hps_store_fill(float* dst, float v) {
+// A missing key's QE elements: its member's default.
+__device__ __forceinline__ void hps_store_fill(float* out, long long i, float v) {
 #if QE == 4
-    HPS_STORE((float4*)dst, make_float4(v, v, v, v));
+    hps_out(out, i, make_float4(v, v, v, v));
 #else
-    HPS_STORE(dst, v);
+    hps_out(out, i, v);
 #endif
 }
 #endif
@@ -367,13 +390,13 @@ extern "C" __global__ void hps_lookup(
         }
         #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
-            float* dst = out + target[u] * DIM;
+            const long long first = target[u] * DIM;
             #pragma unroll
             for (int p = 0; p < QPER_LANE; p++) {
                 const int e = sl + p * LANES;
                 if (valid[u] && e < QUNITS) {
-                    if (hit[u]) hps_store_decoded(dst + e * QE, buffer[u][p], scale[u], bias[u]);
-                    else hps_store_fill(dst + e * QE, fillValue[u]);
+                    if (hit[u]) hps_store_decoded(out, first + e * QE, buffer[u][p], scale[u], bias[u]);
+                    else hps_store_fill(out, first + e * QE, fillValue[u]);
                 }
             }
         }
@@ -399,11 +422,11 @@ extern "C" __global__ void hps_lookup(
         }
         #pragma unroll
         for (int u = 0; u < UNROLL; u++) {
-            unit_t* dst = reinterpret_cast<unit_t*>(out + target[u] * DIM);
+            const long long first = target[u] * DIM;
             #pragma unroll
             for (int p = 0; p < PER_LANE; p++) {
                 const int e = sl + p * LANES;
-                if (valid[u] && e < UNITS) HPS_STORE(dst + e, buffer[u][p]);
+                if (valid[u] && e < UNITS) hps_out(out, first + e * (DIM / UNITS), buffer[u][p]);
             }
         }
     }

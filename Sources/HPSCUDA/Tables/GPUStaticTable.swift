@@ -189,17 +189,30 @@ package final class GPUStaticTable: Sendable {
         case samplesByRun = 1
     }
 
+    /// The element type of a device-address lookup's output.
+    package enum OutputElement: Sendable {
+        /// float32 (every lookup path).
+        case float32
+        /// float16, round to nearest even: half the bytes written, for
+        /// callers that take fp16 rows (a quantized table's values are exact
+        /// in fp16 only for fp16 and fp8 storage).
+        case float16
+    }
+
     /// Looks up `count` keys already on the device, in one launch.
     /// - Parameters:
     ///   - keys: device address of `count` keys (int64 or uint32, as the table was built).
     ///   - runStarts: device address of (runs + 1) Int32 offsets into the keys.
     ///   - runMembers: device address of (runs) Int32 member indices.
-    ///   - output: device address of `count × dim` floats.
+    ///   - output: device address of `count × dim` elements of `element`.
     ///   - misses: device address of one UInt32 that counts missing keys, or 0.
     ///   - missIndex: device address of `count` Int32 that receive the missing keys' indices, or 0.
     package func lookup(keys: UInt64, count: Int, runStarts: UInt64, runMembers: UInt64, runs: Int,
-                output: UInt64, layout: Layout = .keyOrder, keysPerSample: Int = 1, misses: UInt64 = 0,
-                missIndex: UInt64 = 0, stream: CUDAStream) throws(CUDAError) {
+                output: UInt64, element: OutputElement = .float32, layout: Layout = .keyOrder, keysPerSample: Int = 1,
+                misses: UInt64 = 0, missIndex: UInt64 = 0, stream: CUDAStream) throws(CUDAError) {
+        let kernel = element == .float32
+            ? self.kernel
+            : try kernels.module(dim: dim, int64Keys: int64Keys, storage: storage, halfOutput: true).kernel("hps_lookup")
         try LookupLaunch(keys: keys, count: count, runStarts: runStarts, runMembers: runMembers, runs: runs,
                          slots: slotKeys.address, capacity: capacity, rowBits: 32, vectors: vectors.address,
                          defaults: defaults.address, output: output, layout: layout, keysPerSample: keysPerSample,
