@@ -306,19 +306,9 @@ package final class RedisClusterTable: EmbeddingStoreTable, @unchecked Sendable 
         // A quantized table's rows are encoded first: a row it cannot hold fails the insert before anything is sent.
         let codec = VectorCodec(storage: storage, dim: vecSize)
         let bytes = codec.rowBytes
-        var encoded: UnsafeMutableRawPointer? = nil
-        defer { encoded?.deallocate() }
-        if storage != .fp32 {
-            let rows = UnsafeMutableRawPointer.allocate(byteCount: max(1, keys.count * bytes), alignment: 16)
-            encoded = rows
-            for i in 0..<keys.count {
-                if let element = codec.encode(vectorBase + i * vecSize, into: rows + i * bytes) {
-                    throw .unrepresentable(table: tag, key: keyBase[i], element: element, value: vectorBase[i * vecSize + element],
-                                           storage: storage)
-                }
-            }
-        }
-        let source = encoded.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(vectorBase)
+        let encoded = storage == .fp32 ? nil : try EncodedRows(vectorBase, count: keys.count, codec: codec, table: tag) { keyBase[$0] }
+        let source = encoded.map { UnsafeRawPointer($0.base) } ?? UnsafeRawPointer(vectorBase)
+        defer { withExtendedLifetime(encoded) {} }
         var requests: [RedisCluster.Request] = []
         requests.reserveCapacity(work.count * 2)
         for (p, range) in work {

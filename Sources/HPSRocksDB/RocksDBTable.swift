@@ -209,19 +209,9 @@ package final class RocksDBTable: EmbeddingStoreTable, @unchecked Sendable {
         // A quantized table's rows are encoded first, so that a row it cannot hold fails the insert before anything is written.
         let codec = VectorCodec(storage: storage, dim: vecSize)
         let rowBytes = codec.rowBytes
-        var encoded: UnsafeMutableRawPointer? = nil
-        defer { encoded?.deallocate() }
-        if storage != .fp32 {
-            let rows = UnsafeMutableRawPointer.allocate(byteCount: max(1, keys.count * rowBytes), alignment: 16)
-            encoded = rows
-            for i in 0..<keys.count {
-                if let element = codec.encode(vectorBase + i * vecSize, into: rows + i * rowBytes) {
-                    throw .unrepresentable(table: tag, key: keys[i], element: element, value: vectors[i * vecSize + element],
-                                           storage: storage)
-                }
-            }
-        }
-        let source = encoded.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(vectorBase)
+        let encoded = storage == .fp32 ? nil : try EncodedRows(vectorBase, count: keys.count, codec: codec, table: tag) { keys[$0] }
+        let source = encoded.map { UnsafeRawPointer($0.base) } ?? UnsafeRawPointer(vectorBase)
+        defer { withExtendedLifetime(encoded) {} }
         return try change(member: member, keys: keys) { (batch, i, existed, keyPointer) in
             rocksdb_writebatch_put_cf(batch.handle, family.handle, keyPointer, Self.keyBytes,
                                       (source + i * rowBytes).assumingMemoryBound(to: CChar.self), rowBytes)

@@ -1,0 +1,38 @@
+/// Rows of float32 encoded as a `VectorCodec` stores them, in memory this
+/// value owns: what a tier writes for a quantized table (RocksDB's values,
+/// Redis's fields, a GPU table's update). Every row is encoded before any is
+/// written, so a row the format cannot hold fails the whole write.
+///
+/// Thread safety: immutable after `init`; read it from any thread.
+package final class EncodedRows: @unchecked Sendable {
+    /// Row i's bytes start at `base + i × codec.rowBytes`.
+    package let base: UnsafeMutableRawPointer
+    /// Rows held.
+    package let count: Int
+    /// The format.
+    package let codec: VectorCodec
+
+    /// Encodes `count` rows of `codec.dim` floats.
+    /// - Parameters:
+    ///   - key: the key of row i, to name in an error.
+    ///   - table: the table, to name in an error.
+    /// - Throws: `StoreError.unrepresentable` for the first row the format cannot hold.
+    package init(_ vectors: UnsafePointer<Float>, count: Int, codec: VectorCodec, table: String,
+                 key: (Int) -> Int64) throws(StoreError) {
+        self.count = count
+        self.codec = codec
+        base = .allocate(byteCount: max(1, count * codec.rowBytes), alignment: 16)
+        for i in 0..<count {
+            let row = vectors + i * codec.dim
+            if let element = codec.encode(row, into: base + i * codec.rowBytes) {
+                // Every property is set: deinit releases `base`.
+                throw .unrepresentable(table: table, key: key(i), element: element, value: row[element], storage: codec.storage)
+            }
+        }
+    }
+
+    deinit { base.deallocate() }
+
+    /// Row i's bytes.
+    package func row(_ i: Int) -> UnsafeRawPointer { UnsafeRawPointer(base + i * codec.rowBytes) }
+}
