@@ -160,12 +160,8 @@ package struct SeedDemo: Sendable {
             if model.vectorStorage != .fp32 {
                 // What the tiers hold: each row quantized and decoded.
                 let codec = VectorCodec(storage: model.vectorStorage, dim: dim)
-                let stored = UnsafeMutableRawPointer.allocate(byteCount: codec.rowBytes, alignment: 16)
-                defer { stored.deallocate() }
-                vectors.withUnsafeMutableBufferPointer { rows in
-                    for row in 0..<keys.count where codec.encode(rows.baseAddress! + row * dim, into: stored) == nil {
-                        codec.decode(stored, into: rows.baseAddress! + row * dim)
-                    }
+                vectors = try vectors.withUnsafeBufferPointer { rows in
+                    try EncodedRows(rows.baseAddress!, count: keys.count, codec: codec, table: folder.table) { keys[$0] }.decoded()
                 }
             }
             var rowOf: [Int64: Int] = [:]

@@ -12,18 +12,19 @@ package final class EncodedRows: @unchecked Sendable {
     /// The format.
     package let codec: VectorCodec
 
-    /// Encodes `count` rows of `codec.dim` floats.
+    /// Encodes `count` rows of `codec.dim` floats: row i is source row
+    /// `sourceRow(i)` of `vectors`.
     /// - Parameters:
     ///   - key: the key of row i, to name in an error.
     ///   - table: the table, to name in an error.
     /// - Throws: `StoreError.unrepresentable` for the first row the format cannot hold.
     package init(_ vectors: UnsafePointer<Float>, count: Int, codec: VectorCodec, table: String,
-                 key: (Int) -> Int64) throws(StoreError) {
+                 sourceRow: (Int) -> Int = { $0 }, key: (Int) -> Int64) throws(StoreError) {
         self.count = count
         self.codec = codec
         base = .allocate(byteCount: max(1, count * codec.rowBytes), alignment: 16)
         for i in 0..<count {
-            let row = vectors + i * codec.dim
+            let row = vectors + sourceRow(i) * codec.dim
             if let element = codec.encode(row, into: base + i * codec.rowBytes) {
                 // Every property is set: deinit releases `base`.
                 throw .unrepresentable(table: table, key: key(i), element: element, value: row[element], storage: codec.storage)
@@ -35,4 +36,15 @@ package final class EncodedRows: @unchecked Sendable {
 
     /// Row i's bytes.
     package func row(_ i: Int) -> UnsafeRawPointer { UnsafeRawPointer(base + i * codec.rowBytes) }
+
+    /// Bytes of all rows.
+    package var byteCount: Int { count * codec.rowBytes }
+
+    /// Every row as it reads back: (count × dim) floats.
+    package func decoded() -> [Float] {
+        [Float](unsafeUninitializedCapacity: count * codec.dim) { floats, initialized in
+            for i in 0..<count { codec.decode(row(i), into: floats.baseAddress! + i * codec.dim) }
+            initialized = count * codec.dim
+        }
+    }
 }

@@ -133,22 +133,6 @@ package struct VectorCodec: Sendable {
         return sign | magnitude
     }
 
-    /// Every row of `rows` (n × dim floats) as it reads back once stored, into `decoded`.
-    /// - Returns: nil, or the first row and element the format cannot hold.
-    package func roundTrip(_ rows: UnsafeBufferPointer<Float>, into decoded: inout [Float]) -> (row: Int, element: Int)? {
-        decoded = [Float](repeating: 0, count: rows.count)
-        guard dim > 0, let source = rows.baseAddress else { return nil }
-        let stored = UnsafeMutableRawPointer.allocate(byteCount: rowBytes, alignment: 16)
-        defer { stored.deallocate() }
-        return decoded.withUnsafeMutableBufferPointer { target in
-            for row in 0..<(rows.count / dim) {
-                if let element = encode(source + row * dim, into: stored) { return (row, element) }
-                decode(stored, into: target.baseAddress! + row * dim)
-            }
-            return nil
-        }
-    }
-
     // MARK: Decoding
 
     /// Decodes one stored row into `dim` floats.

@@ -25,12 +25,14 @@ package final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
     /// Floats per vector.
     package let vecSize: Int
     /// How the rows are stored (`vector_storage`).
-    package let storage: VectorStorage
+    package var storage: VectorStorage { codec.storage }
+    /// Encodes and decodes the rows.
+    let codec: VectorCodec
     /// The number of member tables.
     package let memberCount: Int
     let partitions: [HashMapPartition]
     /// Bytes per stored row.
-    let rowBytes: Int
+    var rowBytes: Int { codec.rowBytes }
     let overflow: OverflowSettings
     private let epoch = Atomic<UInt32>(1)
     private let evictionRandom: Locked<SplitMix64>
@@ -58,8 +60,7 @@ package final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
          overflow: OverflowSettings) {
         self.tag = tag
         self.vecSize = vecSize
-        self.storage = storage
-        rowBytes = storage.rowBytes(dim: vecSize)
+        codec = VectorCodec(storage: storage, dim: vecSize)
         self.memberCount = members
         self.overflow = overflow
         let memberBits = members <= 1 ? 0 : (Int.bitWidth - (members - 1).leadingZeroBitCount)
@@ -242,7 +243,7 @@ package final class HashMapTable: EmbeddingStoreTable, @unchecked Sendable {
         let vecSize = self.vecSize
         let bytes = vecSize &* 4
         let rowBytes = self.rowBytes
-        let codec = VectorCodec(storage: storage, dim: vecSize)
+        let codec = self.codec
         var run = firstRun, offset = firstOffset
         var currentRun = runs[run]
         var misses = 0

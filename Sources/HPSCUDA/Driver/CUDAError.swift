@@ -33,8 +33,8 @@ public enum CUDAError: Error, Sendable, Equatable, CustomStringConvertible {
     case deviceKeyWidth(given: Int, expected: Int)
     /// Lookup runs whose key counts do not add up to the keys given.
     case runKeyCount(runs: Int, keys: Int)
-    /// A vector element a table's `vector_storage` cannot hold (as `StoreError.unrepresentable`).
-    case unrepresentable(table: String, key: Int64, element: Int, value: Float, storage: VectorStorage)
+    /// A row a GPU table's `vector_storage` cannot hold (`StoreError.unrepresentable`).
+    case storage(StoreError)
 
     /// One sentence a user can act on.
     public var description: String {
@@ -69,8 +69,8 @@ public enum CUDAError: Error, Sendable, Equatable, CustomStringConvertible {
             return "the device keys are \(given)-byte keys but this table reads \(expected)-byte keys"
         case let .runKeyCount(runs, keys):
             return "the runs hold \(runs) keys but \(keys) keys were given"
-        case let .unrepresentable(table, key, element, value, storage):
-            return StoreError.unrepresentable(table: table, key: key, element: element, value: value, storage: storage).description
+        case let .storage(error):
+            return error.description
         }
     }
 }

@@ -107,7 +107,7 @@ package final class GPUStaticTable: Sendable {
     ///   - placement: device memory, or mapped host memory.
     ///   - storage: how rows are stored; quantized here, on the host.
     ///   - name: names the table in errors.
-    /// - Throws: `CUDAError.unrepresentable` for an element `storage` cannot hold.
+    /// - Throws: `CUDAError.storage` for an element `storage` cannot hold.
     package init(kernels: GPUKernels, dim: Int, members: [(keys: [Int64], vectors: [Float])], defaults: [Float],
                 int64Keys: Bool, placement: Placement = .device, storage: VectorStorage = .fp32,
                 name: String = "a GPU static table") throws(CUDAError) {
@@ -141,22 +141,13 @@ package final class GPUStaticTable: Sendable {
                        name: String) throws(CUDAError) -> [UInt32] {
         let codec = VectorCodec(storage: storage, dim: dim)
         let count = dim == 0 ? 0 : rows.count / dim
-        var words = [UInt32](repeating: 0, count: count * codec.rowBytes / 4)
-        let bad: (row: Int, element: Int)? = rows.withUnsafeBufferPointer { source in
-            words.withUnsafeMutableBytes { target in
-                for row in 0..<count {
-                    if let element = codec.encode(source.baseAddress! + row * dim, into: target.baseAddress! + row * codec.rowBytes) {
-                        return (row, element)
-                    }
-                }
-                return nil
-            }
+        let encoded = try rows.withUnsafeBufferPointer { (source) throws(CUDAError) in
+            try EncodedRows.forDevice(source.baseAddress!, count: count, codec: codec, table: name) { index.key(ofRow: $0) }
         }
-        if let bad {
-            throw .unrepresentable(table: name, key: index.key(ofRow: bad.row), element: bad.element,
-                                   value: rows[bad.row * dim + bad.element], storage: storage)
+        return [UInt32](unsafeUninitializedCapacity: encoded.byteCount / 4) { words, initialized in
+            UnsafeMutableRawPointer(words.baseAddress!).copyMemory(from: encoded.base, byteCount: encoded.byteCount)
+            initialized = encoded.byteCount / 4
         }
-        return words
     }
 
     /// The module of this table's kernels (its vec size, key type and storage).

@@ -71,27 +71,16 @@ struct StagedUpdate {
     /// table that stores them so: quantized here on the host (`VectorCodec`,
     /// as the CPU tiers do) and copied to the device. fp32: `vectors`.
     /// - Parameter vectors: the update's vectors, as given to `init`.
-    /// - Throws: `CUDAError.unrepresentable` for an element `storage` cannot hold.
+    /// - Throws: `CUDAError.storage` for an element `storage` cannot hold.
     func rows(storedAs storage: VectorStorage, keys: UnsafeBufferPointer<Int64>, vectors: UnsafeBufferPointer<Float>,
               dim: Int, table: String, scratch: DeviceScratch, stream: CUDAStream) throws(CUDAError) -> UInt64 {
         guard storage != .fp32 else { return self.vectors }
-        let codec = VectorCodec(storage: storage, dim: dim)
-        var words = [UInt32](repeating: 0, count: max(1, count * codec.rowBytes / 4))
-        let rows = distinctRows ?? Array(0..<count)
-        let bad: (row: Int, element: Int)? = words.withUnsafeMutableBytes { target in
-            for (i, row) in rows.enumerated() {
-                if let element = codec.encode(vectors.baseAddress! + row * dim, into: target.baseAddress! + i * codec.rowBytes) {
-                    return (row, element)
-                }
-            }
-            return nil
-        }
-        if let bad {
-            throw .unrepresentable(table: table, key: keys[bad.row], element: bad.element, value: vectors[bad.row * dim + bad.element],
-                                   storage: storage)
-        }
-        let address = try scratch.buffer("updateStoredRows", bytes: words.count * 4).address
-        try stream.upload(words, to: address)
+        let rows = distinctRows
+        let encoded = try EncodedRows.forDevice(vectors.baseAddress!, count: count, codec: VectorCodec(storage: storage, dim: dim),
+                                                table: table, sourceRow: { rows?[$0] ?? $0 }, key: { keys[rows?[$0] ?? $0] })
+        let address = try scratch.buffer("updateStoredRows", bytes: max(4, encoded.byteCount)).address
+        // From pageable memory: the driver stages the bytes before returning.
+        try stream.copy(to: address, from: UnsafeRawPointer(encoded.base), bytes: encoded.byteCount)
         return address
     }
 
@@ -173,11 +162,8 @@ extension GPUDynamicCache {
             // The cached rows are what the tiers below hold: the update quantized and decoded.
             var decoded: [Float] = []
             if storageBelow != .fp32 {
-                let codec = VectorCodec(storage: storageBelow, dim: dim)
-                if let bad = codec.roundTrip(vectors, into: &decoded) {
-                    throw CUDAError.unrepresentable(table: name, key: keys[bad.row], element: bad.element,
-                                                    value: vectors[bad.row * dim + bad.element], storage: storageBelow)
-                }
+                decoded = try EncodedRows.forDevice(vectors.baseAddress!, count: keys.count,
+                                                    codec: VectorCodec(storage: storageBelow, dim: dim), table: name) { keys[$0] }.decoded()
             }
             let staged = try decoded.withUnsafeBufferPointer { (rows) throws(CUDAError) in
                 try StagedUpdate(keys: keys, vectors: storageBelow == .fp32 ? vectors : rows, dim: dim, scratch: stage.scratch,
