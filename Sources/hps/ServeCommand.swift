@@ -70,6 +70,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-queued-requests"),
             help: "The most requests of one model that may wait for a lookup; more are refused (HTTP 503, gRPC UNAVAILABLE).")
     var maxQueuedRequests: Int = 1024
+    @Option(name: .customLong("cpu-lookups"),
+            help: "How many lookups a model served from the CPU runs at once before requests queue and merge (default: the cores this process may use). A GPU runs one at a time.")
+    var cpuLookups: Int?
     @Option(name: .customLong("lookup-threads"),
             help: "Threads for the lookups that may block (Redis, RocksDB, mapped files, GPUs) and large ones (default: every core).")
     var lookupThreads: Int?
@@ -110,6 +113,10 @@ struct ServeCommand: AsyncParsableCommand {
             options.batching.inlineKeys = inlineLookupKeys
             guard maxQueuedRequests >= 1 else { throw ValidationError("--max-queued-requests must be at least 1, not \(maxQueuedRequests)") }
             options.batching.maxQueuedRequests = maxQueuedRequests
+            if let cpuLookups {
+                guard cpuLookups >= 1 else { throw ValidationError("--cpu-lookups must be at least 1, not \(cpuLookups)") }
+                options.batching.cpuLookups = cpuLookups
+            }
             guard let spreading = LookupBatcher.Spreading(rawValue: spread) else {
                 throw ValidationError("--spread must be least-busy or round-robin, not \(spread)")
             }

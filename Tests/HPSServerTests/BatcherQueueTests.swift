@@ -16,6 +16,7 @@ struct BatcherQueueTests {
         var options = LookupBatcher.Options()
         options.maxQueueDelay = delay
         options.maxQueuedRequests = limit
+        options.cpuLookups = 1  // one lookup at a time, as on a GPU, so that the others queue behind it
         let pool = LookupThreadPool(threads: 1)
         let model = ServedModel(session: fixture.session)
         return (LookupBatcher(model: model, metrics: ServerMetrics(sessions: [fixture.session]), pool: pool, options: options), pool)

@@ -3,7 +3,8 @@ import HPSServer
 import NIOCore
 import Testing
 
-/// Lookups written straight into a response buffer (`ServedModel.lookup(_:appendingTo:)`).
+/// Lookups written straight into a response buffer (`ServedModel.lookup(_:appendingTo:)`),
+/// and merged lookups into one buffer, batch after batch, that the batcher slices.
 struct BinaryOutputTests {
     /// The little-endian floats of `buffer` from byte `offset` on.
     private func floats(_ buffer: ByteBuffer, from offset: Int) -> [Float] {
@@ -30,6 +31,27 @@ struct BinaryOutputTests {
         #expect(floats(buffer, from: prefix) == expected)
         #expect(counts == expectedCounts)
         #expect(counts.defaults == 2)
+    }
+
+    @Test("merged batches' floats are each batch's own, batch after batch, with one count for all")
+    func mergedBatches() throws {
+        let fixture = try ServerFixture()
+        let model = ServedModel(session: fixture.session)
+        var random = SplitMix64(seed: 11)
+        // Tables 0 and 1 hold keys 0..<100 and 100..<200; keys beyond them miss. Some batches leave a table empty.
+        let batches = (0..<9).map { b in
+            let keys = (0..<2).map { table in
+                (0..<((b + table) % 4)).map { _ in Int64(table * 100) + Int64(random.next() % 130) }
+            }
+            return ServedModel.Batch(keysPerTable: keys, totalKeys: keys.reduce(0) { $0 + $1.count })
+        }
+        var buffer = ByteBuffer()
+        let counts = try model.lookup(batches, appendingTo: &buffer)
+        let alone = try batches.map { try model.lookup($0) }
+        #expect(floats(buffer, from: 0) == alone.flatMap(\.vectors))
+        #expect(counts.keys == batches.reduce(0) { $0 + $1.totalKeys })
+        #expect(counts.defaults == alone.reduce(0) { $0 + $1.counts.defaults })
+        #expect(counts.defaults > 0)
     }
 
     @Test("a refused lookup leaves the buffer as it was")

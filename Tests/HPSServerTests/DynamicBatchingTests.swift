@@ -29,6 +29,7 @@ struct DynamicBatchingTests {
     func mergedRequestsGetTheirOwnVectors() async throws {
         var options = HPSServer.Options()
         options.batching.maxQueueDelay = .seconds(1)  // the first waits, so all the others queue behind it
+        options.batching.cpuLookups = 1
         let fixture = try ServerFixture(options: options)
         let batcher = try #require(fixture.server.routes.batchers[fixture.model])
         let batches = try batches(fixture, count: 40)
@@ -52,6 +53,7 @@ struct DynamicBatchingTests {
     func mergedPredictions() async throws {
         var options = HPSServer.Options()
         options.batching.maxQueueDelay = .milliseconds(500)
+        options.batching.cpuLookups = 1
         let fixture = try ServerFixture(options: options, prediction: true)
         let batcher = try #require(fixture.server.routes.batchers[fixture.model + "_dense"])
         var random = SplitMix64(seed: 4)
@@ -71,6 +73,28 @@ struct DynamicBatchingTests {
             #expect(merged[i] == expected, "request \(i)")
         }
         #expect(try #require(metric(fixture, "hps_lookup_batches_total{model=\"\(fixture.model)_dense\"}")) < 12)
+    }
+
+    @Test("a CPU session runs cpuLookups lookups at once; only the requests beyond them queue and merge")
+    func concurrentCPULookups() async throws {
+        var options = HPSServer.Options()
+        options.batching.maxQueueDelay = .seconds(1)  // each leader waits, so the requests after the first three queue
+        options.batching.cpuLookups = 3
+        let fixture = try ServerFixture(options: options)
+        let batcher = try #require(fixture.server.routes.batchers[fixture.model])
+        let batches = try batches(fixture, count: 3)
+        let alone = try batches.map { try batcher.model.lookup($0).vectors }
+        let results = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            for (i, batch) in batches.enumerated() { group.addTask { (i, try await batcher.lookup(batch)) } }
+            var results = [[Float]](repeating: [], count: batches.count)
+            for try await (i, vectors) in group { results[i] = vectors }
+            return results
+        }
+        #expect(results == alone)
+        // With one lookup at a time (a GPU, or cpuLookups 1) the second and third would merge into the first's.
+        let model = "{model=\"\(fixture.model)\"}"
+        #expect(metric(fixture, "hps_lookup_batches_total" + model) == 3)
+        #expect(metric(fixture, "hps_lookup_batch_requests_sum" + model) == 3)
     }
 
     @Test("with batching off, every request is a lookup of its own")

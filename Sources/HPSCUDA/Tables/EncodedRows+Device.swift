@@ -1,4 +1,4 @@
-package import HPS
+import HPS
 
 extension EncodedRows {
     /// `init` for the GPU tables, whose errors are `CUDAError`s: a row the

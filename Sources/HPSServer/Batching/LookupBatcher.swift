@@ -7,11 +7,13 @@ package import NIOCore
 /// its own.
 ///
 /// A request that arrives while a replica of the model (one of its GPUs, or
-/// its CPU session) has no lookup running leads a lookup there: after
+/// its CPU session) has room for another lookup (a GPU runs one at a time,
+/// the CPU session `cpuLookups` at once) leads a lookup there: after
 /// `maxQueueDelay` (zero: at once) it takes the requests queued meanwhile
 /// that fit into one lookup with its own, looks them up as one (one store
-/// lookup per fusion group for all of them), splits the output back and
-/// answers them. Requests that arrive while every replica is busy queue, up
+/// lookup per fusion group for all of them, each request's rows written
+/// straight to its own part of one buffer) and answers each with its slice
+/// of that buffer. Requests that arrive while every replica is busy queue, up
 /// to `maxQueuedRequests` (more are refused: 503, gRPC UNAVAILABLE). When a
 /// lookup ends, the first queued request is woken to lead the next lookup,
 /// with the queued requests that fit beside it, on the same replica; so a
@@ -48,6 +50,10 @@ public final class LookupBatcher: Sendable {
         public var maxQueuedRequests = 1024
         /// How a model served from several GPUs spreads its lookups over them.
         public var spreading = Spreading.leastBusy
+        /// How many lookups a model's CPU session runs at once (a GPU runs
+        /// one at a time): the host's cores by default, so that an in-memory
+        /// model uses them all before requests queue and merge.
+        public var cpuLookups = System.coreCount
 
         /// Batching on, no added wait.
         public init() {}
@@ -71,8 +77,10 @@ public final class LookupBatcher: Sendable {
     private let state: Locked<State>
 
     private struct State: ~Copyable {
-        /// Lookups running on each replica (with batching on, 0 or 1).
+        /// Lookups running on each replica (with batching on, at most its `capacity`).
         var running: [Int]
+        /// The most lookups each replica runs at once with batching on.
+        let capacity: [Int]
         /// Requests waiting for a lookup, in arrival order.
         var queue: [Pending] = []
         /// The replica after the one last chosen.
@@ -92,7 +100,7 @@ public final class LookupBatcher: Sendable {
     /// What wakes a queued request.
     private enum Turn: Sendable {
         /// Its output (it was looked up with others), or why not.
-        case answered(Result<[Float], InferenceError>)
+        case answered(Result<ByteBuffer, InferenceError>)
         /// It leads the lookup of its batch with `others` on `replica`.
         case lead(others: [Pending], replica: Int)
     }
@@ -110,7 +118,8 @@ public final class LookupBatcher: Sendable {
         self.metrics = metrics
         self.pool = pool
         self.options = options
-        state = Locked(State(running: [Int](repeating: 0, count: model.sessions.count)))
+        state = Locked(State(running: [Int](repeating: 0, count: model.sessions.count),
+                             capacity: model.sessions.map { $0.device == nil ? max(1, options.cpuLookups) : 1 }))
     }
 
     /// Looks up a checked batch, merged with concurrent requests when batching is on.
@@ -119,15 +128,26 @@ public final class LookupBatcher: Sendable {
     ///   queue is full, `.shuttingDown` after `shutdown()` or when the task is
     ///   cancelled while the request waits.
     package func lookup(_ batch: ServedModel.Batch) async throws(InferenceError) -> [Float] {
-        var output = Output.floats
-        return try await lookup(batch, output: &output)
+        try await lookupBinary(batch).readableLittleEndianFloats()
+    }
+
+    /// Looks up a checked batch as `lookup(_:)` does, its floats
+    /// little-endian (Triton's binary tensor data): a buffer the lookup wrote
+    /// them into, or the slice of a merged lookup's buffer that holds this
+    /// request's part, without a copy.
+    /// - Throws: as `lookup(_:)`.
+    package func lookupBinary(_ batch: ServedModel.Batch) async throws(InferenceError) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        try await lookup(batch, appendingTo: &buffer)
+        return buffer
     }
 
     /// Looks up a checked batch as `lookup(_:)` does, and appends its floats,
     /// little-endian, to `buffer` (Triton's binary tensor data). A lookup of
     /// this request alone writes them there directly
     /// (`ServedModel.lookup(_:appendingTo:replica:)`), on the thread pool too;
-    /// a merged one copies its part.
+    /// a merged one copies its part there (an empty `buffer` becomes the
+    /// part, a slice of the merged lookup's buffer, without a copy).
     /// - Throws: as `lookup(_:)`; `buffer` is then as it was.
     package func lookup(_ batch: ServedModel.Batch, appendingTo buffer: inout ByteBuffer) async throws(InferenceError) {
         var output = Output.buffer(buffer)
@@ -135,8 +155,7 @@ public final class LookupBatcher: Sendable {
         defer {
             if case let .buffer(written) = output { buffer = written }
         }
-        let floats = try await lookup(batch, output: &output)
-        output.append(floats)  // nothing when the lookup wrote the buffer itself
+        if let part = try await lookup(batch, output: &output) { output.append(part) }
     }
 
     /// Closes the batcher: every request still queued gets
@@ -153,23 +172,29 @@ public final class LookupBatcher: Sendable {
 
     // MARK: Turns
 
-    /// Where a request's floats go: returned, or appended to a response buffer.
+    /// Where a request's floats go: a response buffer, or none while the
+    /// buffer is lent to a lookup.
     private enum Output {
-        case floats
+        case none
         case buffer(ByteBuffer)
 
-        /// Appends `floats` to the buffer (nothing for `.floats`).
-        mutating func append(_ floats: [Float]) {
+        /// Appends `part` (a merged lookup's slice) to the buffer; an empty
+        /// buffer becomes the slice itself.
+        mutating func append(_ part: ByteBuffer) {
             guard case var .buffer(buffer) = self else { return }
-            self = .floats  // the buffer's storage stays unique while it grows
-            buffer.writeLittleEndianFloats(floats)
+            self = .none  // the buffer's storage stays unique while it grows
+            if buffer.readableBytes == 0 && buffer.capacity == 0 {
+                buffer = part
+            } else {
+                buffer.writeImmutableBuffer(part)
+            }
             self = .buffer(buffer)
         }
 
         /// The buffer, whose storage is then referenced only by the value returned.
         mutating func takeBuffer() -> ByteBuffer {
             guard case let .buffer(buffer) = self else { return ByteBuffer() }
-            self = .floats
+            self = .none
             return buffer
         }
     }
@@ -196,9 +221,10 @@ public final class LookupBatcher: Sendable {
     }
 
     /// The request's turn: it leads a lookup, or waits in the queue to be
-    /// answered or to lead one. With `.buffer` output, returns [] when the
-    /// floats were written to the buffer, else the floats for the caller to append.
-    private func lookup(_ batch: ServedModel.Batch, output: inout Output) async throws(InferenceError) -> [Float] {
+    /// answered or to lead one. Returns nil when the floats were written to
+    /// the output buffer, else the request's part of a merged lookup, for
+    /// the caller to append.
+    private func lookup(_ batch: ServedModel.Batch, output: inout Output) async throws(InferenceError) -> ByteBuffer? {
         guard options.enabled else {
             let replica = try state.withLock { (state) throws(InferenceError) -> Int in
                 if state.closed { throw .shuttingDown(model: model.name) }
@@ -262,7 +288,7 @@ public final class LookupBatcher: Sendable {
     /// others, and hands the replica to the first request queued meanwhile
     /// (or marks it idle).
     private func lead(_ batch: ServedModel.Batch, others: [Pending], replica: Int,
-                      output: inout Output) async throws(InferenceError) -> [Float] {
+                      output: inout Output) async throws(InferenceError) -> ByteBuffer? {
         let result = await lookUp(batch, others: others, replica: replica, output: &output)
         let next = state.withLock { state -> (first: Pending, others: [Pending])? in
             guard !state.queue.isEmpty else {
@@ -277,14 +303,14 @@ public final class LookupBatcher: Sendable {
     }
 
     /// A replica for a new lookup, counted as running one more: with
-    /// `idleOnly`, one with no lookup running (nil: none); else the least busy
-    /// (or the next in turn).
+    /// `idleOnly`, one with room for another lookup (nil: none); else the
+    /// least busy (or the next in turn).
     private func claimReplica(_ state: inout State, idleOnly: Bool) -> Int? {
         let count = state.running.count
         var chosen: Int? = nil
         for step in 0..<count {
             let replica = (state.nextReplica + step) % count
-            if idleOnly && state.running[replica] > 0 { continue }
+            if idleOnly && state.running[replica] >= state.capacity[replica] { continue }
             if !idleOnly && options.spreading == .roundRobin { chosen = replica; break }
             if chosen == nil || state.running[replica] < state.running[chosen!] { chosen = replica }
             if state.running[replica] == 0 { break }
@@ -309,37 +335,32 @@ public final class LookupBatcher: Sendable {
     // MARK: Lookups
 
     /// Looks up `batch` and `others` as one lookup on `replica` (in this task,
-    /// or on the pool), answers the others, and gives this request's result.
-    /// A lookup of `batch` alone into a buffer writes there and gives [].
+    /// or on the pool), answers the others, and gives this request's result:
+    /// a lookup of `batch` alone writes into the output buffer and gives
+    /// nil; a merged one gives this request's slice.
     private func lookUp(_ batch: ServedModel.Batch, others: [Pending], replica: Int,
-                        output: inout Output) async -> Result<[Float], InferenceError> {
+                        output: inout Output) async -> Result<ByteBuffer?, InferenceError> {
         let keys = others.reduce(batch.totalKeys) { $0 + $1.batch.totalKeys }
         let inline = !model.sessions[replica].mayBlock && keys <= options.inlineKeys
-        if others.isEmpty, case .buffer = output {
+        if others.isEmpty {
             // Straight into the response buffer, whose storage moves to the lookup and back.
             let result: Result<Void, InferenceError>
             if inline {
                 var buffer = output.takeBuffer()
-                result = timed(replica: replica) { () throws(InferenceError) -> LookupCounts in
-                    try model.lookup(batch, appendingTo: &buffer, replica: replica)
-                }
+                result = timedLookup([batch], replica: replica, appendingTo: &buffer)
                 output = .buffer(buffer)
             } else {
                 let lent = LentBuffer(output.takeBuffer())
                 result = await pool.run { [self] in
-                    lent.withBuffer { buffer in
-                        timed(replica: replica) { () throws(InferenceError) -> LookupCounts in
-                            try model.lookup(batch, appendingTo: &buffer, replica: replica)
-                        }
-                    }
+                    lent.withBuffer { buffer in timedLookup([batch], replica: replica, appendingTo: &buffer) }
                 } ?? .failure(.shuttingDown(model: model.name))
                 output = .buffer(lent.take())
             }
             metrics.recordBatch(model: model.name, requests: 1)
-            return result.map { [] }
+            return result.map { nil }
         }
         let batches = [batch] + others.map(\.batch)
-        let results: [Result<[Float], InferenceError>]
+        let results: [Result<ByteBuffer, InferenceError>]
         if inline {
             results = process(batches, replica: replica)
         } else {
@@ -347,42 +368,37 @@ public final class LookupBatcher: Sendable {
                 ?? [Result](repeating: .failure(.shuttingDown(model: model.name)), count: batches.count)
         }
         for (pending, result) in zip(others, results.dropFirst()) { pending.continuation.resume(returning: .answered(result)) }
-        return results[0]
+        return results[0].map { $0 }
     }
 
-    /// Looks up `batches` as one lookup on `replica` and splits the output
-    /// back; if the merged lookup is refused, each batch alone, so that only
-    /// the bad request gets the error. Blocking work.
-    private func process(_ batches: [ServedModel.Batch], replica: Int) -> [Result<[Float], InferenceError>] {
-        if batches.count > 1 {
-            let merged = ServedModel.Batch(merging: batches)
-            if case let .success(output) = timedLookup(merged, replica: replica) {
-                metrics.recordBatch(model: model.name, requests: batches.count)
-                let vecSizes = model.prediction == nil ? model.session.model.vecSizes : nil
-                return merged.split(output, into: batches, vecSizes: vecSizes).map { .success($0) }
+    /// Looks up `batches` as one lookup on `replica` into one buffer, each
+    /// batch's floats a slice of it; if the merged lookup is refused, each
+    /// batch alone, so that only the bad request gets the error. Blocking work.
+    private func process(_ batches: [ServedModel.Batch], replica: Int) -> [Result<ByteBuffer, InferenceError>] {
+        var merged = ByteBuffer()
+        if case .success = timedLookup(batches, replica: replica, appendingTo: &merged) {
+            metrics.recordBatch(model: model.name, requests: batches.count)
+            var offset = merged.readerIndex
+            return batches.map { batch in
+                let bytes = model.outputCount(batch) * 4
+                defer { offset += bytes }
+                return .success(merged.getSlice(at: offset, length: bytes)!)
             }
         }
         return batches.map { batch in
             defer { metrics.recordBatch(model: model.name, requests: 1) }
-            return timedLookup(batch, replica: replica)
+            var alone = ByteBuffer()
+            return timedLookup([batch], replica: replica, appendingTo: &alone).map { alone }
         }
     }
 
-    private func timedLookup(_ batch: ServedModel.Batch, replica: Int) -> Result<[Float], InferenceError> {
-        var vectors: [Float] = []
-        return timed(replica: replica) { () throws(InferenceError) -> LookupCounts in
-            let (floats, counts) = try model.lookup(batch, replica: replica)
-            vectors = floats
-            return counts
-        }.map { vectors }
-    }
-
-    /// Runs a lookup on `replica` and records its duration and counts (and a
-    /// lookup of one request alone as a batch of one).
-    private func timed(replica: Int, _ lookup: () throws(InferenceError) -> LookupCounts) -> Result<Void, InferenceError> {
+    /// Runs a lookup on `replica`, appending its floats to `buffer`, and
+    /// records its duration and counts.
+    private func timedLookup(_ batches: [ServedModel.Batch], replica: Int,
+                             appendingTo buffer: inout ByteBuffer) -> Result<Void, InferenceError> {
         let start = ContinuousClock.now
         do throws(InferenceError) {
-            let counts = try lookup()
+            let counts = try model.lookup(batches, appendingTo: &buffer, replica: replica)
             metrics.recordLookup(session: model.sessions[replica], counts: counts, duration: ContinuousClock.now - start)
             return .success(())
         } catch {

@@ -3,6 +3,7 @@ import FoundationEssentials
 package import GRPCCore
 import HPS
 import HTTPTypes
+import NIOCore
 import SwiftProtobuf
 
 /// Triton's KServe v2 gRPC service, `inference.GRPCInferenceService`, over the
@@ -137,13 +138,8 @@ extension Inference_ModelInferResponse {
             $0.datatype = TensorDatatype.fp32.rawValue
             $0.shape = output.shape.map(Int64.init)
         }]
-        #if _endian(little)
-        rawOutputContents = [output.vectors.withUnsafeBytes { Data($0) }]
-        #else
-        rawOutputContents = [Data(output.vectors.flatMap { value in
-            withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) }
-        })]
-        #endif
+        // Already little-endian FP32, as raw_output_contents holds it.
+        rawOutputContents = [Data(output.floats.readableBytesView)]
     }
 }
 

@@ -1,11 +1,13 @@
 import HPS
+package import NIOCore
 
 /// What one inference returns: `OUTPUT0`'s shape and floats.
 package struct InferenceOutput: Sendable, Equatable {
     /// `OUTPUT0`'s shape (`ServedModel.outputShape`).
     package var shape: [Int]
-    /// The vectors, table after table, in key order.
-    package var vectors: [Float]
+    /// The vectors, table after table, in key order (or the predictions),
+    /// as little-endian FP32: the readable bytes.
+    package var floats: ByteBuffer
 }
 
 extension ServedModel {
@@ -18,7 +20,7 @@ extension ServedModel {
     /// - Throws: `InferenceError.invalidInput` or `.lookup`, naming what is wrong.
     func infer(_ request: InferenceRequest, batcher: LookupBatcher) async throws(InferenceError) -> InferenceOutput {
         let batch = try batch(of: request)
-        let vectors = try await batcher.lookup(batch)
-        return InferenceOutput(shape: outputShape(batch, floats: vectors.count), vectors: vectors)
+        let floats = try await batcher.lookupBinary(batch)
+        return InferenceOutput(shape: outputShape(batch, floats: floats.readableBytes / 4), floats: floats)
     }
 }

@@ -236,28 +236,58 @@ package struct ServedModel: Sendable {
     ///   after a throw their contents are unspecified.
     package func lookup(_ batch: Batch, into output: UnsafeMutableBufferPointer<Float>,
                        replica: Int = 0) throws(InferenceError) -> LookupCounts {
-        precondition(output.count == outputCount(batch), "the output holds \(output.count) floats, not \(outputCount(batch))")
+        try lookup([batch], into: output, replica: replica)
+    }
+
+    /// Looks up several checked batches as one lookup on one replica (one
+    /// store lookup per fusion group for all of them, one prediction for all
+    /// their samples), each batch's output in its own region of `output`,
+    /// batch after batch: the floats `lookup(_:replica:)` returns for each
+    /// batch alone, with no array of the merged output to split.
+    /// - Parameter output: the batches' `outputCount` floats summed, all of
+    ///   which are written when the call returns; after a throw their
+    ///   contents are unspecified.
+    /// - Throws: what the lookup refuses, for all the batches together (more
+    ///   keys for a table than its limit, more samples than max_batch_size).
+    package func lookup(_ batches: [Batch], into output: UnsafeMutableBufferPointer<Float>,
+                       replica: Int = 0) throws(InferenceError) -> LookupCounts {
+        precondition(output.count == batches.reduce(0) { $0 + outputCount($1) },
+                     "the output holds \(output.count) floats, not the batches' \(batches.reduce(0) { $0 + outputCount($1) })")
         if let prediction {
+            // The samples of merged batches are batch after batch, and so are their predictions.
+            let merged = batches.count == 1 ? batches[0] : Batch(merging: batches)
             do throws(LookupError) {
-                let (predictions, counts) = try prediction.predict(keys: batch.keysPerTable, samples: batch.samples)
+                let (predictions, counts) = try prediction.predict(keys: merged.keysPerTable, samples: merged.samples)
                 _ = output.update(fromContentsOf: predictions)
                 return counts
             } catch {
                 throw .lookup(error)
             }
         }
-        let session = sessions[replica]
-        let flatKeys = batch.keysPerTable.flatMap { $0 }
+        // One buffer of keys, batch after batch and table after table, and
+        // one run per batch and table, whose rows go straight to that batch's place.
+        let vecSizes = session.model.vecSizes
+        var flatKeys: [Int64] = []
+        flatKeys.reserveCapacity(batches.reduce(0) { $0 + $1.totalKeys })
+        for batch in batches {
+            for tableKeys in batch.keysPerTable { flatKeys += tableKeys }
+        }
         do throws(LookupError) {
             return try flatKeys.withUnsafeBufferPointer { (keys) throws(LookupError) -> LookupCounts in
-                var parts: [(table: Int, keys: UnsafeBufferPointer<Int64>)] = []
-                parts.reserveCapacity(batch.keysPerTable.count)
-                var offset = 0
-                for (table, tableKeys) in batch.keysPerTable.enumerated() where !tableKeys.isEmpty {
-                    parts.append((table, UnsafeBufferPointer(rebasing: keys[offset..<(offset + tableKeys.count)])))
-                    offset += tableKeys.count
+                var runs: [LookupRun] = []
+                runs.reserveCapacity(batches.count * vecSizes.count)
+                var keyOffset = 0, floatOffset = 0
+                for batch in batches {
+                    for (table, tableKeys) in batch.keysPerTable.enumerated() where !tableKeys.isEmpty {
+                        runs.append(LookupRun(member: table, keys: keys.baseAddress! + keyOffset, count: tableKeys.count,
+                                              output: output.baseAddress! + floatOffset))
+                        keyOffset += tableKeys.count
+                        floatOffset += tableKeys.count * vecSizes[table]
+                    }
                 }
-                return try session.lookup(parts, into: .host(output))
+                return try runs.withUnsafeBufferPointer { (runs) throws(LookupError) in
+                    try sessions[replica].lookup(runs)
+                }
             }
         } catch {
             throw .lookup(error)
