@@ -382,18 +382,28 @@ public final class LookupSession: Sendable {
             add(hits, group: group, to: &counts)
             return
         }
-        let keys = UnsafeMutableBufferPointer<Int64>.allocate(capacity: max(1, total))
+        // The runs' keys as one range: where they are already (runs whose keys
+        // follow one another, as a served request's and a dense model's are),
+        // else gathered into one buffer.
+        let contiguous = runs.count > 0 && zip(runs, runs.dropFirst()).allSatisfy { $0.keys + $0.count == $1.keys }
+        let keys = UnsafeMutableBufferPointer<Int64>.allocate(capacity: contiguous ? 1 : max(1, total))
         let gathered = UnsafeMutableBufferPointer<LookupRun>.allocate(capacity: runs.count)
         defer { keys.deallocate(); gathered.deallocate() }
-        var offset = 0
-        for (r, run) in runs.enumerated() {
-            (keys.baseAddress! + offset).update(from: run.keys, count: run.count)
-            gathered[r] = LookupRun(member: run.member, keys: keys.baseAddress! + offset, count: run.count, output: run.output)
-            offset += run.count
+        let batchKeys: UnsafeBufferPointer<Int64>
+        if contiguous {
+            _ = gathered.initialize(fromContentsOf: runs)
+            batchKeys = UnsafeBufferPointer(start: runs[0].keys, count: total)
+        } else {
+            var offset = 0
+            for (r, run) in runs.enumerated() {
+                (keys.baseAddress! + offset).update(from: run.keys, count: run.count)
+                gathered[r] = LookupRun(member: run.member, keys: keys.baseAddress! + offset, count: run.count, output: run.output)
+                offset += run.count
+            }
+            batchKeys = UnsafeBufferPointer(rebasing: keys[0..<total])
         }
         try defaults[group].withUnsafeBufferPointer { (defaults) throws(LookupError) in
-            try caches[group]!.lookup(CacheBatch(keys: UnsafeBufferPointer(rebasing: keys[0..<total]),
-                                                 runs: UnsafeBufferPointer(gathered), device: device?.pointer,
+            try caches[group]!.lookup(CacheBatch(keys: batchKeys, runs: UnsafeBufferPointer(gathered), device: device?.pointer,
                                                  layout: device?.layout ?? .runs),
                                       below: chains[group], defaults: defaults, hits: &hits)
         }
