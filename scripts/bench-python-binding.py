@@ -117,6 +117,18 @@ def main():
         op_ns = median_ns(lambda: hps._ops.hps_lookup(ids=ids, model_name="8_table", table_id=0, emb_vec_size=128,
                                                       ps_config_file=config))
         rows.append(("TensorFlow: the HpsLookup op alone, eager", op_ns))
+        # TensorFlow's own floor and peers on the same ids, eager: the cheapest op
+        # (Identity, no attributes, no copy) is what any op's dispatch costs; the
+        # gathers are what a TensorFlow user would run instead (a tf.Variable of
+        # 10,000 × 128, the ids taken modulo its rows).
+        rows.append(("TensorFlow: tf.raw_ops.Identity(ids), eager (the dispatch floor of any op)",
+                     median_ns(lambda: tf.raw_ops.Identity(input=ids))))
+        table = tf.Variable(np.random.default_rng(3).random((10000, 128), dtype=np.float32))
+        local = tf.constant(keys % 10000)
+        rows.append(("TensorFlow: tf.raw_ops.ResourceGather on a tf.Variable, eager",
+                     median_ns(lambda: tf.raw_ops.ResourceGather(resource=table.handle, indices=local, dtype=tf.float32))))
+        rows.append(("TensorFlow: tf.nn.embedding_lookup on a tf.Variable, eager (the plain approach)",
+                     median_ns(lambda: tf.nn.embedding_lookup(table, local))))
         traced = tf.function(lambda x: tf_layer(x))
         function_ns = median_ns(lambda: traced(ids))
         assert np.array_equal(traced(ids).numpy(), out)

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -206,12 +207,10 @@ class HpsLookupOp : public AsyncOpKernel {
     }
 
     void ComputeAsync(OpKernelContext *context, DoneCallback done) override {
-        std::string failure;
-        hps_handle *handle = open_once(config_, &failure);
-        OP_REQUIRES_ASYNC(context, handle, errors::InvalidArgument(failure), done);
-        OP_REQUIRES_OK_ASYNC(context, CheckTable(handle), done);
-        Combiner *combiner = combiner_for(handle, config_, model_, &failure);
-        OP_REQUIRES_ASYNC(context, failure.empty(), errors::InvalidArgument(failure), done);
+        OP_REQUIRES_OK_ASYNC(context, Resolve(), done);
+        // Set once by Resolve, before `resolved_` is published; read-only from then on.
+        hps_handle *handle = handle_;
+        Combiner *combiner = combiner_;
         const Tensor &ids = context->input(0);
         TensorShape shape = ids.shape();
         shape.AddDim(size_);
@@ -237,10 +236,17 @@ class HpsLookupOp : public AsyncOpKernel {
     }
 
   private:
-    // The table exists and its vec size is emb_vec_size (checked once).
-    absl::Status CheckTable(hps_handle *handle) {
-        std::lock_guard<std::mutex> lock(checked_mutex_);
-        if (checked_) return absl::OkStatus();
+    // The kernel's handle, its table checked (it exists and holds vectors of
+    // emb_vec_size floats) and its model's combiner, found at the first call
+    // and kept by the kernel, so that a call after it takes no lock and no
+    // map lookup by name. A failure is not kept: the next call tries again.
+    absl::Status Resolve() {
+        if (resolved_.load(std::memory_order_acquire)) return absl::OkStatus();
+        std::lock_guard<std::mutex> lock(resolve_mutex_);
+        if (resolved_.load(std::memory_order_relaxed)) return absl::OkStatus();
+        std::string failure;
+        hps_handle *handle = open_once(config_, &failure);
+        if (!handle) return errors::InvalidArgument(failure);
         std::string index = std::to_string(table_);
         int32_t found = 0, size = 0;
         char *error = nullptr;
@@ -251,7 +257,11 @@ class HpsLookupOp : public AsyncOpKernel {
             return errors::InvalidArgument("emb_vec_size is ", size_, " but table ", table_, " of model ", model_, " in ",
                                            config_, " holds vectors of ", size, " floats.");
         }
-        checked_ = true;
+        Combiner *combiner = combiner_for(handle, config_, model_, &failure);
+        if (!failure.empty()) return errors::InvalidArgument(failure);
+        handle_ = handle;
+        combiner_ = combiner;
+        resolved_.store(true, std::memory_order_release);
         return absl::OkStatus();
     }
 
@@ -259,8 +269,10 @@ class HpsLookupOp : public AsyncOpKernel {
     int64_t table_ = 0;
     int64_t size_ = 0;
     std::string config_;
-    std::mutex checked_mutex_;
-    bool checked_ = false;
+    std::mutex resolve_mutex_;
+    std::atomic<bool> resolved_{false};
+    hps_handle *handle_ = nullptr;
+    Combiner *combiner_ = nullptr;
 };
 
 REGISTER_KERNEL_BUILDER(Name("HpsLookup").Device(DEVICE_CPU), HpsLookupOp);
