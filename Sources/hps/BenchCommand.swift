@@ -64,8 +64,10 @@ struct BenchCommand: ParsableCommand {
     var lookupRate = 1000
     @Option(name: .customLong("latency-seconds"), help: "Seconds measured by --update-latency, after a warm-up.")
     var latencySeconds = 20.0
-    @Flag(help: "Measure each vector_storage instead: random lookups from the large table at vec 128 and 64 in the hash map on one core, against memcpy of the float32 output and the fp32 table, and the bytes per key it holds.")
+    @Flag(help: "Measure each vector_storage instead: random lookups from the large table at vec 128 and 64 in the hash map on one core, against memcpy of the float32 output and the fp32 table, and the bytes per key it holds; then the bytes per key of a RocksDB database (when built) and of the Redis Cluster of --redis.")
     var storage = false
+    @Option(help: "Keys of the tables --storage loads into RocksDB (when built) and the Redis Cluster of --redis, to measure their bytes per key.")
+    var footprintKeys = 200_000
 
     func run() throws {
         try reportingErrors {
@@ -172,6 +174,19 @@ struct BenchCommand: ParsableCommand {
                 print("| \(row.storage.rawValue) | \(row.dim) | \(format(row.seconds * 1e3, 2)) ms | \(format(row.seconds / row.memcpySeconds, 2)) | \(format(speed, 2)) | \(format(row.bytesPerKey, 1)) | \(format(memory, 3)) |")
             } else {
                 print("  \(row.storage.rawValue), vec \(row.dim): \(format(row.seconds * 1e3, 2)) ms, \(format(row.seconds / row.memcpySeconds, 2))× memcpy, \(format(speed, 2))× fp32's rate, \(format(row.bytesPerKey, 1)) bytes per key (\(format(memory, 3))× fp32)")
+            }
+        }
+        let footprint = try StorageFootprint.run(keys: footprintKeys, dims: [128, 64], redis: redis)
+        guard !footprint.isEmpty else { return }
+        print(markdown ? "\n| tier (\(footprintKeys) random keys) | vector_storage | vec | bytes per key | × fp32's bytes |" : "bytes per key of the tiers outside the heap, \(footprintKeys) random keys")
+        if markdown { print("| --- | --- | --- | --- | --- |") }
+        for row in footprint {
+            guard let fp32 = footprint.first(where: { $0.tier == row.tier && $0.dim == row.dim && $0.storage == .fp32 }) else { continue }
+            let share = row.bytesPerKey / fp32.bytesPerKey
+            if markdown {
+                print("| \(row.tier) | \(row.storage.rawValue) | \(row.dim) | \(format(row.bytesPerKey, 1)) | \(format(share, 3)) |")
+            } else {
+                print("  \(row.tier), \(row.storage.rawValue), vec \(row.dim): \(format(row.bytesPerKey, 1)) bytes per key (\(format(share, 3))× fp32)")
             }
         }
     }
