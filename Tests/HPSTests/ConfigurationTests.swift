@@ -120,6 +120,27 @@ struct ConfigurationTests {
         ])
     }
 
+    @Test("a default value beyond float32's range is refused naming its element (found by the Configuration fuzzer)",
+          arguments: ["1e39", "-3.5e38", "9999999999999999999999999999999999999999999999999999999991"])
+    func defaultValueBeyondFloat32(value: String) throws {
+        let json = Fixtures.notebook.replacing(#/"default_value_for_each_table": \[[^\]]*\]/#,
+                                               with: "\"default_value_for_each_table\": [0.5, \(value)]")
+        #expect(json != Fixtures.notebook)
+        let error = #expect(throws: ConfigurationError.self) { try HPSConfiguration.parse(json: json) }
+        guard case let .invalidValue(path, expected, _) = error else {
+            Issue.record("expected invalidValue, got \(String(describing: error))")
+            return
+        }
+        #expect(path == "models[0].default_value_for_each_table[1]")
+        #expect(expected.contains("float32"))
+        // The largest float32 is accepted, and written back as a number the reader takes again.
+        let largest = Fixtures.notebook.replacing(#/"default_value_for_each_table": \[[^\]]*\]/#,
+                                                  with: "\"default_value_for_each_table\": [3.4e38]")
+        let configuration = try HPSConfiguration.parse(json: largest)
+        #expect(configuration.models[0].defaultValues[0] == Float(3.4e38))
+        #expect(try HPSConfiguration.parse(json: configuration.jsonValue().serialized()) == configuration)
+    }
+
     @Test("fp8_quant: true stores the model in fp8 (vector_storage fp8), with no warning, and is written back")
     func fp8QuantMeansFP8Storage() throws {
         let json = Fixtures.notebook.replacingOccurrences(of: "\"gpucache\"", with: "\"fp8_quant\": true, \"gpucache\"")

@@ -181,7 +181,15 @@ public struct ModelConfiguration: Sendable, Equatable {
         try checkCount("embedding_vecsize_per_table", vecSizes.count)
 
         defaultValues = try reader.requiredArray("default_value_for_each_table") { (value, elementPath) throws(ConfigurationError) in
-            Float(try ConfigurationReader.double(value, path: elementPath))
+            // A default value is a float32 element of every missed key's vector: a
+            // number beyond float32's range would become infinity, which no vector
+            // holds and a written configuration cannot say (JSON has no infinity).
+            let number = try ConfigurationReader.double(value, path: elementPath)
+            guard Float(number).isFinite else {
+                throw .invalidValue(path: elementPath, expected: "a number within float32's range (±3.4e38)",
+                                    found: value.serialized())
+            }
+            return Float(number)
         }
         if defaultValues.count > tables {
             try checkCount("default_value_for_each_table", defaultValues.count)
