@@ -25,6 +25,16 @@ struct DynamicBatchingTests {
         return text.split(separator: "\n").first { $0.hasPrefix(line + " ") }.flatMap { Double($0.split(separator: " ").last!) }
     }
 
+    /// Each batch looked up through `batcher` in a task of its own, all at once; the results in the batches' order.
+    private func lookUpConcurrently(_ batches: [ServedModel.Batch], _ batcher: LookupBatcher) async throws -> [[Float]] {
+        try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            for (i, batch) in batches.enumerated() { group.addTask { (i, try await batcher.lookup(batch)) } }
+            var results = [[Float]](repeating: [], count: batches.count)
+            for try await (i, floats) in group { results[i] = floats }
+            return results
+        }
+    }
+
     @Test("requests queued behind a lookup are merged into one and each gets its own vectors")
     func mergedRequestsGetTheirOwnVectors() async throws {
         var options = HPSServer.Options()
@@ -34,12 +44,7 @@ struct DynamicBatchingTests {
         let batcher = try #require(fixture.server.routes.batchers[fixture.model])
         let batches = try batches(fixture, count: 40)
         let alone = try batches.map { try batcher.model.lookup($0).vectors }
-        let merged = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
-            for (i, batch) in batches.enumerated() { group.addTask { (i, try await batcher.lookup(batch)) } }
-            var results = [[Float]](repeating: [], count: batches.count)
-            for try await (i, vectors) in group { results[i] = vectors }
-            return results
-        }
+        let merged = try await lookUpConcurrently(batches, batcher)
         #expect(merged == alone)
         let model = "{model=\"\(fixture.model)\"}"
         #expect(metric(fixture, "hps_lookup_batch_requests_sum" + model) == 40)
@@ -62,12 +67,7 @@ struct DynamicBatchingTests {
             let keys = (0..<2).map { table in (0..<(samples * 26)).map { _ in Int64(table * 100) + Int64(random.next() % 100) } }
             return ServedModel.Batch(keysPerTable: keys, totalKeys: samples * 52, samples: samples)
         }
-        let merged = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
-            for (i, batch) in batches.enumerated() { group.addTask { (i, try await batcher.lookup(batch)) } }
-            var results = [[Float]](repeating: [], count: batches.count)
-            for try await (i, predictions) in group { results[i] = predictions }
-            return results
-        }
+        let merged = try await lookUpConcurrently(batches, batcher)
         for (i, batch) in batches.enumerated() {
             let expected = try PredictionModelTests.expectedPredictions(fixture, keys: batch.keysPerTable, samples: batch.samples)
             #expect(merged[i] == expected, "request \(i)")
@@ -84,12 +84,7 @@ struct DynamicBatchingTests {
         let batcher = try #require(fixture.server.routes.batchers[fixture.model])
         let batches = try batches(fixture, count: 3)
         let alone = try batches.map { try batcher.model.lookup($0).vectors }
-        let results = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
-            for (i, batch) in batches.enumerated() { group.addTask { (i, try await batcher.lookup(batch)) } }
-            var results = [[Float]](repeating: [], count: batches.count)
-            for try await (i, vectors) in group { results[i] = vectors }
-            return results
-        }
+        let results = try await lookUpConcurrently(batches, batcher)
         #expect(results == alone)
         // With one lookup at a time (a GPU, or cpuLookups 1) the second and third would merge into the first's.
         let model = "{model=\"\(fixture.model)\"}"
@@ -105,12 +100,7 @@ struct DynamicBatchingTests {
         let batcher = try #require(fixture.server.routes.batchers[fixture.model])
         let batches = try batches(fixture, count: 16)
         let alone = try batches.map { try batcher.model.lookup($0).vectors }
-        let results = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
-            for (i, batch) in batches.enumerated() { group.addTask { (i, try await batcher.lookup(batch)) } }
-            var results = [[Float]](repeating: [], count: batches.count)
-            for try await (i, vectors) in group { results[i] = vectors }
-            return results
-        }
+        let results = try await lookUpConcurrently(batches, batcher)
         #expect(results == alone)
         #expect(metric(fixture, "hps_lookup_batches_total{model=\"\(fixture.model)\"}") == 16)
         #expect(metric(fixture, "hps_lookup_batch_requests_sum{model=\"\(fixture.model)\"}") == 16)
