@@ -69,6 +69,7 @@ enum StorageFootprint {
     /// The bytes of the table files (`*.sst`) of a fresh database holding
     /// the table, flushed and compacted, less those of one holding an empty table.
     private static func rocksDBBytes(keys: [Int64], vectors: [Float], dim: Int, storage: VectorStorage) throws -> Double {
+        #if RocksDB
         func folderBytes(loading: Bool) throws -> Double {
             var template = Array("/tmp/hps-storage-footprint-XXXXXX".utf8CString)
             guard let made = mkdtemp(&template) else { throw CheckFailure(reason: "cannot make a temporary folder in /tmp") }
@@ -86,6 +87,9 @@ enum StorageFootprint {
             return listing.split(whereSeparator: \.isNewline).reduce(0) { $0 + (Double($1) ?? 0) }
         }
         return try folderBytes(loading: true) - folderBytes(loading: false)
+        #else
+        throw CheckFailure(reason: "this build has no RocksDB tier; build with --traits RocksDB")
+        #endif
     }
 
     /// The growth of the masters' `used_memory` when the table is loaded
