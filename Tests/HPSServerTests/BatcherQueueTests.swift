@@ -22,7 +22,7 @@ struct BatcherQueueTests {
         return (LookupBatcher(model: model, metrics: ServerMetrics(sessions: [fixture.session]), pool: pool, options: options), pool)
     }
 
-    private let batch = ServedModel.Batch(keysPerTable: [[1, 2], [150]], totalKeys: 3)
+    private let batch = ServedModel.Batch(keysPerTable: [[1, 2], [150]])
 
     @Test("a request beyond the queue's limit is refused with 503 / UNAVAILABLE naming the limit; the queued ones are answered")
     func fullQueue() async throws {

@@ -21,7 +21,7 @@ struct BinaryOutputTests {
         let fixture = try ServerFixture()
         let model = ServedModel(session: fixture.session)
         // Key 100 of table 0 and key 5 of table 1 are in no tier: their defaults.
-        let batch = ServedModel.Batch(keysPerTable: [[3, 99, 100], [105, 5]], totalKeys: 5)
+        let batch = ServedModel.Batch(keysPerTable: [[3, 99, 100], [105, 5]])
         var buffer = ByteBuffer(repeating: 0xAB, count: prefix)
         let counts = try model.lookup(batch, appendingTo: &buffer)
         let (expected, expectedCounts) = try model.lookup(batch)
@@ -43,7 +43,7 @@ struct BinaryOutputTests {
             let keys = (0..<2).map { table in
                 (0..<((b + table) % 4)).map { _ in Int64(table * 100) + Int64(random.next() % 130) }
             }
-            return ServedModel.Batch(keysPerTable: keys, totalKeys: keys.reduce(0) { $0 + $1.count })
+            return ServedModel.Batch(keysPerTable: keys)
         }
         var buffer = ByteBuffer()
         let counts = try model.lookup(batches, appendingTo: &buffer)
@@ -59,7 +59,7 @@ struct BinaryOutputTests {
         let fixture = try ServerFixture()
         let model = ServedModel(session: fixture.session)
         let tooMany = [Int64](repeating: 1, count: fixture.session.model.maxKeysPerLookup(table: 0) + 1)
-        let batch = ServedModel.Batch(keysPerTable: [tooMany, []], totalKeys: tooMany.count)
+        let batch = ServedModel.Batch(keysPerTable: [tooMany, []])
         var buffer = ByteBuffer(string: "header")
         #expect(throws: InferenceError.self) { try model.lookup(batch, appendingTo: &buffer) }
         #expect(String(buffer: buffer) == "header")

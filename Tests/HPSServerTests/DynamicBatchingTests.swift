@@ -65,7 +65,7 @@ struct DynamicBatchingTests {
         let batches = (0..<12).map { r in
             let samples = r % 3 + 1
             let keys = (0..<2).map { table in (0..<(samples * 26)).map { _ in Int64(table * 100) + Int64(random.next() % 100) } }
-            return ServedModel.Batch(keysPerTable: keys, totalKeys: samples * 52, samples: samples)
+            return ServedModel.Batch(keysPerTable: keys, samples: samples)
         }
         let merged = try await lookUpConcurrently(batches, batcher)
         for (i, batch) in batches.enumerated() {

@@ -168,7 +168,7 @@ struct ServiceOrderTests {
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: fixture.server.services(logger: logger) { what, _, _ in listening.yield(what) }, logger: logger))
         let batcher = try #require(fixture.server.routes.batchers[fixture.model])
-        let batch = ServedModel.Batch(keysPerTable: [[4], [104]], totalKeys: 2)
+        let batch = ServedModel.Batch(keysPerTable: [[4], [104]])
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             var seen = Set<String>()

@@ -99,6 +99,34 @@ struct PredictionModelTests {
         }
     }
 
+    @Test("the predictor's flat entry (keys table after table, into the caller's buffer) equals the per-table one and refuses sizes that do not fit")
+    func flatPredict() throws {
+        let fixture = try ServerFixture(prediction: true)
+        let model = try PredictionModel(session: fixture.session, seed: fixture.seed)
+        let keys = keys(fixture)
+        let (predictions, counts) = try model.predict(keys: keys, samples: 3)
+        #expect(predictions == (try Self.expectedPredictions(fixture, keys: keys, samples: 3)))
+        #expect(counts.keys == 2 * 3 * 26 && counts.defaults == 1)
+        let flat = keys.flatMap { $0 }
+        var out = [Float](repeating: .nan, count: 3)
+        _ = try flat.withUnsafeBufferPointer { (flat) in
+            try out.withUnsafeMutableBufferPointer { try model.predict(keys: flat, samples: 3, into: $0) }
+        }
+        #expect(out == predictions)
+        #expect(throws: LookupError.self) {
+            try flat.dropLast().withUnsafeBufferPointer { (flat) in
+                try out.withUnsafeMutableBufferPointer { try model.predict(keys: flat, samples: 3, into: $0) }
+            }
+        }
+        var short = [Float](repeating: 0, count: 2)
+        let error = #expect(throws: LookupError.self) {
+            try flat.withUnsafeBufferPointer { (flat) in
+                try short.withUnsafeMutableBufferPointer { try model.predict(keys: flat, samples: 3, into: $0) }
+            }
+        }
+        #expect(error.map { "\($0)" }?.contains("holds 2 floats but the batch has 3 samples") == true)
+    }
+
     @Test("a missing table input, a wrong keys-per-sample or differing batches are 400s naming the input")
     func badInputs() async throws {
         let fixture = try ServerFixture(prediction: true)

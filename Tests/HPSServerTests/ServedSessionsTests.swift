@@ -22,7 +22,7 @@ struct ServedSessionsTests {
             .compactMap { Double($0.split(separator: " ").last!) }
     }
 
-    private let batch = ServedModel.Batch(keysPerTable: [[1, 2, 3, 250], [150, 151]], totalKeys: 6)
+    private let batch = ServedModel.Batch(keysPerTable: [[1, 2, 3, 250], [150, 151]])
 
     @Test("a session that may block is looked up on the server's thread pool, JSON and binary output alike")
     func blockingOnThePool() async throws {

@@ -31,40 +31,28 @@ public struct PredictionModel: Predictor {
     /// Floats per vector.
     public var vecSize: Int { session.model.vecSizes[0] }
 
-    /// Predicts a batch.
-    /// - Parameters:
-    ///   - keys: for each table, (samples × keysPerSample) keys, sample after sample.
-    ///   - samples: the batch size.
-    /// - Returns: (samples) predictions, and what the lookup found where.
-    /// - Throws: for a wrong number of keys, or what the lookup refuses (too many keys, a key beyond 32 bits).
-    public func predict(keys: [[Int64]], samples: Int) throws(LookupError) -> (predictions: [Float], counts: LookupCounts) {
+    /// Predicts a batch into the caller's buffer (see `Predictor`): one
+    /// lookup, a run per (sample, table) straight into the dense input,
+    /// whose every float the lookup writes (vectors or defaults).
+    /// - Throws: for a wrong number of keys or predictions, or what the
+    ///   lookup refuses (too many keys, a key beyond 32 bits).
+    public func predict(keys: UnsafeBufferPointer<Int64>, samples: Int,
+                        into predictions: UnsafeMutableBufferPointer<Float>) throws(LookupError) -> LookupCounts {
+        try checkBatch(keys: keys.count, samples: samples, predictions: predictions.count)
         let tables = session.model.tableNames.count, k = keysPerSample, dim = vecSize
-        guard keys.count == tables else {
-            throw .shape(reason: "model \(session.model.name) has \(tables) tables but keys were given for \(keys.count)")
-        }
-        for (table, tableKeys) in keys.enumerated() where tableKeys.count != samples * k {
-            throw .shape(reason: "table \(session.model.tableNames[table]) needs \(samples) samples × \(k) keys, not \(tableKeys.count)")
-        }
-        var input = [Float](repeating: 0, count: samples * tables * k * dim)
-        var predictions = [Float](repeating: 0, count: samples)
-        let flat = keys.flatMap { $0 }
-        let counts = try flat.withUnsafeBufferPointer { (flat) throws(LookupError) -> LookupCounts in
-            try input.withUnsafeMutableBufferPointer { (out) throws(LookupError) -> LookupCounts in
-                // One call: a run per (sample, table) straight into the dense input.
-                var runs: [LookupRun] = []
-                runs.reserveCapacity(samples * tables)
-                for s in 0..<samples {
-                    for table in 0..<tables {
-                        runs.append(LookupRun(member: table, keys: flat.baseAddress! + (table * samples + s) * k, count: k,
-                                              output: out.baseAddress! + (s * tables + table) * k * dim))
-                    }
-                }
-                return try runs.withUnsafeBufferPointer { (runs) throws(LookupError) in try session.lookup(runs) }
+        guard samples > 0 else { return LookupCounts(tables: tables, tiers: session.tierNames.count) }
+        let input = UnsafeMutableBufferPointer<Float>.allocate(capacity: samples * tables * k * dim)
+        defer { input.deallocate() }
+        var runs: [LookupRun] = []
+        runs.reserveCapacity(samples * tables)
+        for s in 0..<samples {
+            for table in 0..<tables {
+                runs.append(LookupRun(member: table, keys: keys.baseAddress! + (table * samples + s) * k, count: k,
+                                      output: input.baseAddress! + (s * tables + table) * k * dim))
             }
         }
-        input.withUnsafeBufferPointer { input in
-            predictions.withUnsafeMutableBufferPointer { dense.predict(input, into: $0) }
-        }
-        return (predictions, counts)
+        let counts = try runs.withUnsafeBufferPointer { (runs) throws(LookupError) in try session.lookup(runs) }
+        dense.predict(UnsafeBufferPointer(input), into: predictions)
+        return counts
     }
 }

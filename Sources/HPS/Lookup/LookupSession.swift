@@ -342,7 +342,11 @@ public final class LookupSession: Sendable {
             try checkTable(table)
             perTable[table] += keys.count
             if keyType == .int32 {
-                for key in keys where !keyType.admits(key) {
+                // Any high bit set (a key beyond 32 bits or negative), found
+                // in one pass that vectorizes; the first such key named.
+                var high: UInt64 = 0
+                for key in keys { high |= UInt64(bitPattern: key) &>> 32 }
+                if high != 0, let key = keys.first(where: { !keyType.admits($0) }) {
                     throw .keyOutOfRange(table: model.tableNames[table], key: key)
                 }
             }

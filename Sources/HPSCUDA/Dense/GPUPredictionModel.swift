@@ -78,65 +78,56 @@ public final class GPUPredictionModel: Sendable {
     /// Floats per vector.
     public var vecSize: Int { session.model.vecSizes[0] }
 
-    /// Predicts a batch.
-    /// - Parameters:
-    ///   - keys: for each table, (samples × keysPerSample) keys, sample after sample.
-    ///   - samples: the batch size.
-    /// - Returns: (samples) predictions, and what the lookup found where.
-    /// - Throws: for a wrong number of keys, what the lookup refuses (too
-    ///   many keys, a key beyond 32 bits), or `LookupError.device` when the GPU fails.
-    public func predict(keys: [[Int64]], samples: Int) throws(LookupError) -> (predictions: [Float], counts: LookupCounts) {
+    /// Predicts a batch into the caller's buffer (see `Predictor`).
+    /// - Throws: for a wrong number of keys or predictions, what the lookup
+    ///   refuses (too many keys, a key beyond 32 bits), or
+    ///   `LookupError.device` when the GPU fails.
+    public func predict(keys flat: UnsafeBufferPointer<Int64>, samples: Int,
+                        into predictions: UnsafeMutableBufferPointer<Float>) throws(LookupError) -> LookupCounts {
+        try checkBatch(keys: flat.count, samples: samples, predictions: predictions.count)
         let tables = session.model.tableNames.count, k = keysPerSample, features = tables * k * vecSize
-        guard keys.count == tables else {
-            throw .shape(reason: "model \(session.model.name) has \(tables) tables but keys were given for \(keys.count)")
-        }
-        for (table, tableKeys) in keys.enumerated() where tableKeys.count != samples * k {
-            throw .shape(reason: "table \(session.model.tableNames[table]) needs \(samples) samples × \(k) keys, not \(tableKeys.count)")
-        }
-        guard samples > 0 else { return ([], LookupCounts(tables: tables, tiers: session.tierNames.count)) }
+        guard samples > 0 else { return LookupCounts(tables: tables, tiers: session.tierNames.count) }
         let device = kernels.device
-        let flat = keys.flatMap { $0 }
-        return try flat.withUnsafeBufferPointer { (flat) throws(LookupError) in
-            try buffers.withLock { (buffers) throws(LookupError) -> (predictions: [Float], counts: LookupCounts) in
-                let input: DeviceBuffer<Float>, output: DeviceBuffer<Float>, host: PinnedBuffer<Float>
-                do throws(CUDAError) {
-                    try device.makeCurrent()
-                    if let held = buffers.input, held.count >= samples * features { input = held } else {
-                        buffers.input = nil
-                        input = try DeviceBuffer(device: device, count: samples * features)
-                        buffers.input = input
-                    }
-                    if let held = buffers.output, held.count >= samples { output = held } else {
-                        output = try DeviceBuffer(device: device, count: samples)
-                        buffers.output = output
-                    }
-                    if let held = buffers.host, held.count >= samples { host = held } else {
-                        host = try PinnedBuffer(device: device, count: samples)
-                        buffers.host = host
-                    }
-                } catch {
-                    throw .device(reason: "GPU \(device.index) could not hold the dense input of \(samples) samples of model \(session.model.name): \(error)")
+        return try buffers.withLock { (buffers) throws(LookupError) -> LookupCounts in
+            let input: DeviceBuffer<Float>, output: DeviceBuffer<Float>, host: PinnedBuffer<Float>
+            do throws(CUDAError) {
+                try device.makeCurrent()
+                if let held = buffers.input, held.count >= samples * features { input = held } else {
+                    buffers.input = nil
+                    input = try DeviceBuffer(device: device, count: samples * features)
+                    buffers.input = input
                 }
-                // One fused lookup into the dense input: table t's key j of sample s at row (s × tables + t) × k + j % k.
-                let parts = (0..<tables).map { table in
-                    (table: table, keys: UnsafeBufferPointer(rebasing: flat[(table * samples * k)..<((table + 1) * samples * k)]))
+                if let held = buffers.output, held.count >= samples { output = held } else {
+                    output = try DeviceBuffer(device: device, count: samples)
+                    buffers.output = output
                 }
-                let counts = try session.lookup(parts, into: .device(DevicePointer(device: device.index, address: input.address),
-                                                                     count: samples * features),
-                                                layout: .samplesByRun(keysPerSample: k))
-                // The GPU caches finish their device work before a lookup returns, so this stream may read the input.
-                do throws(CUDAError) {
-                    try device.makeCurrent()
-                    let block = max(32, min(1024, (features / 4 + 31) / 32 * 32))
-                    try denseKernel.launch(grid: samples, block: block, stream: buffers.stream,
-                                           input.address, Int32(features), weights.address, dense.bias, output.address)
-                    try buffers.stream.copy(to: UnsafeMutableRawPointer(host.pointer), from: output.address, bytes: samples * 4)
-                    try buffers.stream.synchronize()
-                } catch {
-                    throw .device(reason: "GPU \(device.index) failed running the dense layer of model \(session.model.name): \(error)")
+                if let held = buffers.host, held.count >= samples { host = held } else {
+                    host = try PinnedBuffer(device: device, count: samples)
+                    buffers.host = host
                 }
-                return (Array(UnsafeBufferPointer(start: host.pointer, count: samples)), counts)
+            } catch {
+                throw .device(reason: "GPU \(device.index) could not hold the dense input of \(samples) samples of model \(session.model.name): \(error)")
             }
+            // One fused lookup into the dense input: table t's key j of sample s at row (s × tables + t) × k + j % k.
+            let parts = (0..<tables).map { table in
+                (table: table, keys: UnsafeBufferPointer(rebasing: flat[(table * samples * k)..<((table + 1) * samples * k)]))
+            }
+            let counts = try session.lookup(parts, into: .device(DevicePointer(device: device.index, address: input.address),
+                                                                 count: samples * features),
+                                            layout: .samplesByRun(keysPerSample: k))
+            // The GPU caches finish their device work before a lookup returns, so this stream may read the input.
+            do throws(CUDAError) {
+                try device.makeCurrent()
+                let block = max(32, min(1024, (features / 4 + 31) / 32 * 32))
+                try denseKernel.launch(grid: samples, block: block, stream: buffers.stream,
+                                       input.address, Int32(features), weights.address, dense.bias, output.address)
+                try buffers.stream.copy(to: UnsafeMutableRawPointer(host.pointer), from: output.address, bytes: samples * 4)
+                try buffers.stream.synchronize()
+            } catch {
+                throw .device(reason: "GPU \(device.index) failed running the dense layer of model \(session.model.name): \(error)")
+            }
+            _ = predictions.update(fromContentsOf: UnsafeBufferPointer(start: host.pointer, count: samples))
+            return counts
         }
     }
 }

@@ -2,13 +2,19 @@ extension ServedModel.Batch {
     /// Several requests' batches as one: each table's keys one request after
     /// another (for a prediction model, so the samples too).
     init(merging batches: [ServedModel.Batch]) {
-        let tables = batches[0].keysPerTable.count
-        var keysPerTable = [[Int64]](repeating: [], count: tables)
+        let tables = batches[0].tableKeyCounts.count
+        var keys: [Int64] = []
+        keys.reserveCapacity(batches.reduce(0) { $0 + $1.totalKeys })
+        var counts = [Int](repeating: 0, count: tables)
+        var starts = [Int](repeating: 0, count: batches.count)
         for table in 0..<tables {
-            keysPerTable[table].reserveCapacity(batches.reduce(0) { $0 + $1.keysPerTable[table].count })
-            for batch in batches { keysPerTable[table] += batch.keysPerTable[table] }
+            for (b, batch) in batches.enumerated() {
+                let count = batch.tableKeyCounts[table]
+                keys += batch.keys[starts[b]..<(starts[b] + count)]
+                starts[b] += count
+                counts[table] += count
+            }
         }
-        self.init(keysPerTable: keysPerTable, totalKeys: batches.reduce(0) { $0 + $1.totalKeys },
-                  samples: batches.reduce(0) { $0 + $1.samples })
+        self.init(keys: keys, tableKeyCounts: counts, samples: batches.reduce(0) { $0 + $1.samples })
     }
 }

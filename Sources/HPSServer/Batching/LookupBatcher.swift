@@ -430,10 +430,10 @@ public final class LookupBatcher: Sendable {
                 samples += batch.samples
                 return true
             }
-            for (table, tableKeys) in batch.keysPerTable.enumerated() where keys[table] + tableKeys.count > maxKeys[table] {
+            for (table, count) in batch.tableKeyCounts.enumerated() where keys[table] + count > maxKeys[table] {
                 return false
             }
-            for (table, tableKeys) in batch.keysPerTable.enumerated() { keys[table] += tableKeys.count }
+            for (table, count) in batch.tableKeyCounts.enumerated() { keys[table] += count }
             return true
         }
     }

@@ -190,12 +190,20 @@ package struct InferenceRequest: Sendable, Equatable {
     /// Reads `count` little-endian integers of `datatype` from the start of `bytes`.
     static func decode(_ bytes: UnsafeRawBufferPointer, count: Int, datatype: TensorDatatype) -> [Int64] {
         [Int64](unsafeUninitializedCapacity: count) { values, initialized in
-            for i in 0..<count {
-                switch datatype {
-                case .int64:
-                    values[i] = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 8, as: Int64.self))
-                case .int32, .fp32:
-                    values[i] = Int64(Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 4, as: Int32.self)))
+            initialized = 0
+            guard count > 0 else { return }
+            precondition(bytes.count >= count * datatype.byteSize, "\(count) values of \(datatype.rawValue) need \(count * datatype.byteSize) bytes, not \(bytes.count)")
+            let out = values.baseAddress!
+            switch datatype {
+            case .int64:
+                #if _endian(little)
+                UnsafeMutableRawPointer(out).copyMemory(from: bytes.baseAddress!, byteCount: count * 8)
+                #else
+                for i in 0..<count { out[i] = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 8, as: Int64.self)) }
+                #endif
+            case .int32, .fp32:
+                for i in 0..<count {
+                    out[i] = Int64(Int32(littleEndian: bytes.loadUnaligned(fromByteOffset: i &* 4, as: Int32.self)))
                 }
             }
             initialized = count

@@ -137,20 +137,40 @@ package struct ServedModel: Sendable {
         ]))
     }
 
-    /// The checked inputs of one request: keys split per table.
+    /// The checked inputs of one request: every table's keys, table after
+    /// table in model order, in one array (as KEYS brings them: no copy per table).
     package struct Batch: Sendable, Equatable {
-        /// For each table in model order, its keys.
-        package var keysPerTable: [[Int64]]
-        /// Keys in all.
-        package var totalKeys: Int
+        /// Every table's keys, table after table.
+        package var keys: [Int64]
+        /// For each table in model order, how many of `keys` are its.
+        package var tableKeyCounts: [Int]
         /// Samples of a prediction model's batch (0 for an HPS model).
         package var samples = 0
 
-        /// A batch of checked keys.
-        package init(keysPerTable: [[Int64]], totalKeys: Int, samples: Int = 0) {
-            self.keysPerTable = keysPerTable
-            self.totalKeys = totalKeys
+        /// A batch of checked keys, table after table.
+        package init(keys: [Int64], tableKeyCounts: [Int], samples: Int = 0) {
+            precondition(tableKeyCounts.reduce(0, +) == keys.count,
+                         "the tables' key counts \(tableKeyCounts) do not sum to the \(keys.count) keys")
+            self.keys = keys
+            self.tableKeyCounts = tableKeyCounts
             self.samples = samples
+        }
+
+        /// A batch of checked keys given per table.
+        package init(keysPerTable: [[Int64]], samples: Int = 0) {
+            self.init(keys: keysPerTable.flatMap { $0 }, tableKeyCounts: keysPerTable.map(\.count), samples: samples)
+        }
+
+        /// Keys in all.
+        package var totalKeys: Int { keys.count }
+
+        /// Each table's keys as an array of their own.
+        package var keysPerTable: [[Int64]] {
+            var start = 0
+            return tableKeyCounts.map { count in
+                defer { start += count }
+                return Array(keys[start..<(start + count)])
+            }
         }
     }
 
@@ -195,14 +215,7 @@ package struct ServedModel: Sendable {
         guard sum == keys.values.count else {
             throw .invalidInput("NUMKEYS \(numKeys.values) sums to \(numKeys.values.reduce(0, &+)) but KEYS has \(keys.values.count) keys; they must be equal")
         }
-        var keysPerTable: [[Int64]] = []
-        keysPerTable.reserveCapacity(tables)
-        var start = 0
-        for count in numKeys.values {
-            keysPerTable.append(Array(keys.values[start..<(start + Int(count))]))
-            start += Int(count)
-        }
-        return Batch(keysPerTable: keysPerTable, totalKeys: keys.values.count)
+        return Batch(keys: keys.values, tableKeyCounts: numKeys.values.map { Int($0) })
     }
 
     /// The floats of the output of `batch`: (keys × vec size) summed over the
@@ -211,7 +224,7 @@ package struct ServedModel: Sendable {
         if prediction != nil { return batch.samples }
         let vecSizes = session.model.vecSizes
         var total = 0
-        for (table, keys) in batch.keysPerTable.enumerated() { total += keys.count * vecSizes[table] }
+        for (table, count) in batch.tableKeyCounts.enumerated() { total += count * vecSizes[table] }
         return total
     }
 
@@ -257,20 +270,21 @@ package struct ServedModel: Sendable {
             // The samples of merged batches are batch after batch, and so are their predictions.
             let merged = batches.count == 1 ? batches[0] : Batch(merging: batches)
             do throws(LookupError) {
-                let (predictions, counts) = try prediction.predict(keys: merged.keysPerTable, samples: merged.samples)
-                _ = output.update(fromContentsOf: predictions)
-                return counts
+                return try merged.keys.withUnsafeBufferPointer { (keys) throws(LookupError) in
+                    try prediction.predict(keys: keys, samples: merged.samples, into: output)
+                }
             } catch {
                 throw .lookup(error)
             }
         }
-        // One buffer of keys, batch after batch and table after table, and
-        // one run per batch and table, whose rows go straight to that batch's place.
+        // One buffer of keys, batch after batch and table after table (a
+        // lone batch's own keys, no copy), and one run per batch and table,
+        // whose rows go straight to that batch's place.
         let vecSizes = session.model.vecSizes
-        var flatKeys: [Int64] = []
-        flatKeys.reserveCapacity(batches.reduce(0) { $0 + $1.totalKeys })
-        for batch in batches {
-            for tableKeys in batch.keysPerTable { flatKeys += tableKeys }
+        var flatKeys = batches.count == 1 ? batches[0].keys : []
+        if batches.count > 1 {
+            flatKeys.reserveCapacity(batches.reduce(0) { $0 + $1.totalKeys })
+            for batch in batches { flatKeys += batch.keys }
         }
         do throws(LookupError) {
             return try flatKeys.withUnsafeBufferPointer { (keys) throws(LookupError) -> LookupCounts in
@@ -278,11 +292,11 @@ package struct ServedModel: Sendable {
                 runs.reserveCapacity(batches.count * vecSizes.count)
                 var keyOffset = 0, floatOffset = 0
                 for batch in batches {
-                    for (table, tableKeys) in batch.keysPerTable.enumerated() where !tableKeys.isEmpty {
-                        runs.append(LookupRun(member: table, keys: keys.baseAddress! + keyOffset, count: tableKeys.count,
+                    for (table, count) in batch.tableKeyCounts.enumerated() where count > 0 {
+                        runs.append(LookupRun(member: table, keys: keys.baseAddress! + keyOffset, count: count,
                                               output: output.baseAddress! + floatOffset))
-                        keyOffset += tableKeys.count
-                        floatOffset += tableKeys.count * vecSizes[table]
+                        keyOffset += count
+                        floatOffset += count * vecSizes[table]
                     }
                 }
                 return try runs.withUnsafeBufferPointer { (runs) throws(LookupError) in
@@ -340,7 +354,9 @@ package struct ServedModel: Sendable {
         guard samples <= session.model.maxBatchSize else {
             throw .invalidInput("the batch has \(samples) samples but model \(name) takes at most \(session.model.maxBatchSize) (max_batch_size)")
         }
-        let keys = keysPerTable.map { $0! }
-        return Batch(keysPerTable: keys, totalKeys: samples * k * tables, samples: samples)
+        var keys: [Int64] = []
+        keys.reserveCapacity(samples * k * tables)
+        for tableKeys in keysPerTable { keys += tableKeys! }
+        return Batch(keys: keys, tableKeyCounts: [Int](repeating: samples * k, count: tables), samples: samples)
     }
 }
