@@ -52,6 +52,23 @@ struct DynamicBatchingTests {
         #expect(try #require(metric(fixture, "hps_lookup_batches_total" + model)) < 40)
         let keys = batches.reduce(0) { $0 + $1.keysPerTable[0].count }
         #expect(metric(fixture, "hps_keys_looked_up_total{model=\"\(fixture.model)\",table=\"table0\"}") == Double(keys))
+        // Every request's wait is recorded; the first waited the whole queue delay.
+        #expect(metric(fixture, "hps_inference_queue_duration_seconds_count" + model) == 40)
+        #expect(try #require(metric(fixture, "hps_inference_queue_duration_seconds_sum" + model)) >= 1)
+    }
+
+    @Test("the wait before each lookup is recorded, and the task's resumption after a lookup on the lookup threads", arguments: [0, 4096])
+    func queueAndResumeDurations(inlineKeys: Int) async throws {
+        var options = HPSServer.Options()
+        options.batching.inlineKeys = inlineKeys  // 0: every lookup on the lookup threads
+        let fixture = try ServerFixture(options: options)
+        let batcher = try #require(fixture.server.routes.batchers[fixture.model])
+        for batch in try batches(fixture, count: 3) {
+            #expect(try await batcher.lookup(batch) == batcher.model.lookup(batch).vectors)
+        }
+        let model = "{model=\"\(fixture.model)\"}"
+        #expect(metric(fixture, "hps_inference_queue_duration_seconds_count" + model) == 3)
+        #expect(metric(fixture, "hps_lookup_resume_duration_seconds_count" + model) == (inlineKeys == 0 ? 3 : 0))
     }
 
     @Test("a prediction model's merged requests get their own predictions")

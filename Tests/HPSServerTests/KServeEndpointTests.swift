@@ -165,6 +165,8 @@ struct KServeEndpointTests {
                 #expect(text.contains("hps_tier_hit_ratio{model=\"\(model)\",table=\"table1\",tier=\"hash_map\"} 1"))
                 #expect(text.contains("hps_inference_request_duration_seconds_bucket{"))
                 #expect(text.contains("hps_inference_request_receive_duration_seconds_count{model=\"\(model)\"} 1"))
+                #expect(text.contains("hps_inference_queue_duration_seconds_count{model=\"\(model)\"} 1"))
+                #expect(text.contains("hps_lookup_resume_duration_seconds_count{model=\"\(model)\"} 0"))
             }
         }
     }

@@ -94,6 +94,8 @@ public final class LookupBatcher: Sendable {
     private struct Pending: Sendable {
         var id: UInt64
         var batch: ServedModel.Batch
+        /// When the request reached the batcher.
+        var arrived: ContinuousClock.Instant
         var continuation: CheckedContinuation<Turn, Never>
     }
 
@@ -225,12 +227,13 @@ public final class LookupBatcher: Sendable {
     /// the output buffer, else the request's part of a merged lookup, for
     /// the caller to append.
     private func lookup(_ batch: ServedModel.Batch, output: inout Output) async throws(InferenceError) -> ByteBuffer? {
+        let arrived = ContinuousClock.now
         guard options.enabled else {
             let replica = try state.withLock { (state) throws(InferenceError) -> Int in
                 if state.closed { throw .shuttingDown(model: model.name) }
                 return claimReplica(&state, idleOnly: false)!
             }
-            let result = await lookUp(batch, others: [], replica: replica, output: &output)
+            let result = await lookUp(batch, arrived: arrived, others: [], replica: replica, output: &output)
             state.withLock { $0.running[replica] -= 1 }
             return try result.get()
         }
@@ -248,19 +251,19 @@ public final class LookupBatcher: Sendable {
                 try? await Task.sleep(for: options.maxQueueDelay)
                 others = state.withLock { state in take(from: &state.queue, after: batch) }
             }
-            return try await lead(batch, others: others, replica: replica, output: &output)
+            return try await lead(batch, arrived: arrived, others: others, replica: replica, output: &output)
         case let .queue(id):
-            switch await queued(batch, id: id) {
+            switch await queued(batch, id: id, arrived: arrived) {
             case let .answered(result):
                 return try result.get()
             case let .lead(others, replica):
-                return try await lead(batch, others: others, replica: replica, output: &output)
+                return try await lead(batch, arrived: arrived, others: others, replica: replica, output: &output)
             }
         }
     }
 
     /// Waits in the queue for the request's turn.
-    private func queued(_ batch: ServedModel.Batch, id: UInt64) async -> Turn {
+    private func queued(_ batch: ServedModel.Batch, id: UInt64, arrived: ContinuousClock.Instant) async -> Turn {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
                 let refusal = state.withLock { state -> Turn? in
@@ -270,7 +273,7 @@ public final class LookupBatcher: Sendable {
                     guard state.queue.count < options.maxQueuedRequests else {
                         return .answered(.failure(.overloaded(model: model.name, limit: options.maxQueuedRequests)))
                     }
-                    state.queue.append(Pending(id: id, batch: batch, continuation: continuation))
+                    state.queue.append(Pending(id: id, batch: batch, arrived: arrived, continuation: continuation))
                     return nil
                 }
                 if let refusal { continuation.resume(returning: refusal) }
@@ -287,9 +290,9 @@ public final class LookupBatcher: Sendable {
     /// Runs the lookup of `batch` with `others` on `replica`, answers the
     /// others, and hands the replica to the first request queued meanwhile
     /// (or marks it idle).
-    private func lead(_ batch: ServedModel.Batch, others: [Pending], replica: Int,
+    private func lead(_ batch: ServedModel.Batch, arrived: ContinuousClock.Instant, others: [Pending], replica: Int,
                       output: inout Output) async throws(InferenceError) -> ByteBuffer? {
-        let result = await lookUp(batch, others: others, replica: replica, output: &output)
+        let result = await lookUp(batch, arrived: arrived, others: others, replica: replica, output: &output)
         let next = state.withLock { state -> (first: Pending, others: [Pending])? in
             guard !state.queue.isEmpty else {
                 state.running[replica] -= 1
@@ -337,23 +340,29 @@ public final class LookupBatcher: Sendable {
     /// Looks up `batch` and `others` as one lookup on `replica` (in this task,
     /// or on the pool), answers the others, and gives this request's result:
     /// a lookup of `batch` alone writes into the output buffer and gives
-    /// nil; a merged one gives this request's slice.
-    private func lookUp(_ batch: ServedModel.Batch, others: [Pending], replica: Int,
+    /// nil; a merged one gives this request's slice. Records each request's
+    /// wait before the lookup started and, for a lookup on the pool, the
+    /// time its task took to run again after it.
+    private func lookUp(_ batch: ServedModel.Batch, arrived: ContinuousClock.Instant, others: [Pending], replica: Int,
                         output: inout Output) async -> Result<ByteBuffer?, InferenceError> {
         let keys = others.reduce(batch.totalKeys) { $0 + $1.batch.totalKeys }
         let inline = !model.sessions[replica].mayBlock && keys <= options.inlineKeys
+        let arrivals = [arrived] + others.map(\.arrived)
         if others.isEmpty {
             // Straight into the response buffer, whose storage moves to the lookup and back.
             let result: Result<Void, InferenceError>
             if inline {
                 var buffer = output.takeBuffer()
+                recordQueued(arrivals)
                 result = timedLookup([batch], replica: replica, appendingTo: &buffer)
                 output = .buffer(buffer)
             } else {
                 let lent = LentBuffer(output.takeBuffer())
-                result = await pool.run { [self] in
-                    lent.withBuffer { buffer in timedLookup([batch], replica: replica, appendingTo: &buffer) }
-                } ?? .failure(.shuttingDown(model: model.name))
+                let ran = await pool.run { [self] in
+                    recordQueued(arrivals)
+                    return (lent.withBuffer { buffer in timedLookup([batch], replica: replica, appendingTo: &buffer) }, ContinuousClock.now)
+                }
+                result = ran.map { recordResumed(after: $0.1); return $0.0 } ?? .failure(.shuttingDown(model: model.name))
                 output = .buffer(lent.take())
             }
             metrics.recordBatch(model: model.name, requests: 1)
@@ -362,13 +371,29 @@ public final class LookupBatcher: Sendable {
         let batches = [batch] + others.map(\.batch)
         let results: [Result<ByteBuffer, InferenceError>]
         if inline {
+            recordQueued(arrivals)
             results = process(batches, replica: replica)
         } else {
-            results = await pool.run { [self] in process(batches, replica: replica) }
+            let ran = await pool.run { [self] in
+                recordQueued(arrivals)
+                return (process(batches, replica: replica), ContinuousClock.now)
+            }
+            results = ran.map { recordResumed(after: $0.1); return $0.0 }
                 ?? [Result](repeating: .failure(.shuttingDown(model: model.name)), count: batches.count)
         }
         for (pending, result) in zip(others, results.dropFirst()) { pending.continuation.resume(returning: .answered(result)) }
         return results[0].map { $0 }
+    }
+
+    /// Records, for each request of a lookup starting now, how long it waited.
+    private func recordQueued(_ arrivals: [ContinuousClock.Instant]) {
+        let now = ContinuousClock.now
+        for arrived in arrivals { metrics.recordQueue(model: model.name, duration: now - arrived) }
+    }
+
+    /// Records how long a task took to run again after its lookup on the pool ended at `ended`.
+    private func recordResumed(after ended: ContinuousClock.Instant) {
+        metrics.recordResume(model: model.name, duration: ContinuousClock.now - ended)
     }
 
     /// Looks up `batches` as one lookup on `replica` into one buffer, each

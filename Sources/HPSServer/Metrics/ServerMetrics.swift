@@ -47,6 +47,10 @@ package final class ServerMetrics: Sendable {
                                               "Time from request to response, parsing and encoding included") }
     private static var receiveDuration: MetricNameDescriptor { name("inference_request_receive_duration", "seconds",
                                               "Time from a request's head to the last byte of its body (part of the request's duration)") }
+    private static var queueDuration: MetricNameDescriptor { name("inference_queue_duration", "seconds",
+                                            "Time from a request reaching its model's batcher to the start of the lookup that answers it: the batcher's queue and, for a lookup on a lookup thread, the hand-off to that thread (part of the request's duration)") }
+    private static var resumeDuration: MetricNameDescriptor { name("lookup_resume_duration", "seconds",
+                                             "Time from the end of a lookup on a lookup thread to its request's task running again (part of the request's duration)") }
     private static var lookupDuration: MetricNameDescriptor { name("lookup_duration", "seconds", "Time of the embedding lookup alone") }
     private static var gpuLookupDuration: MetricNameDescriptor { name("gpu_lookup_duration", "seconds",
                                                 "Time of the lookups on a GPU's sessions (a prediction model's dense head included), per device") }
@@ -112,6 +116,8 @@ package final class ServerMetrics: Sendable {
                 requests: registry.makeCounter(descriptor: Self.requests, labels: [("model", model)]),
                 duration: registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("model", model)], buckets: Self.latencyBuckets),
                 receive: registry.makeDurationHistogram(descriptor: Self.receiveDuration, labels: [("model", model)], buckets: Self.latencyBuckets),
+                queue: registry.makeDurationHistogram(descriptor: Self.queueDuration, labels: [("model", model)], buckets: Self.latencyBuckets),
+                resume: registry.makeDurationHistogram(descriptor: Self.resumeDuration, labels: [("model", model)], buckets: Self.latencyBuckets),
                 batches: registry.makeCounter(descriptor: Self.batches, labels: [("model", model)]),
                 batchRequests: registry.makeValueHistogram(descriptor: Self.batchRequests, labels: [("model", model)], buckets: Self.batchBuckets))
         }
@@ -151,6 +157,8 @@ package final class ServerMetrics: Sendable {
         let requests: Counter
         let duration: DurationHistogram
         let receive: DurationHistogram
+        let queue: DurationHistogram
+        let resume: DurationHistogram
         let batches: Counter
         let batchRequests: ValueHistogram
     }
@@ -174,11 +182,28 @@ package final class ServerMetrics: Sendable {
 
     /// Records how long one request's body took to arrive.
     func recordReceive(model: String, duration: Duration) {
+        record(duration, in: \.receive, Self.receiveDuration, model: model)
+    }
+
+    /// Records how long one request waited before the lookup that answers it started.
+    func recordQueue(model: String, duration: Duration) {
+        record(duration, in: \.queue, Self.queueDuration, model: model)
+    }
+
+    /// Records how long a request's task took to run again after its lookup on a lookup thread.
+    func recordResume(model: String, duration: Duration) {
+        record(duration, in: \.resume, Self.resumeDuration, model: model)
+    }
+
+    /// Records a duration in a model's histogram: the one made at start, or
+    /// for a model served since, the registry's.
+    private func record(_ duration: Duration, in histogram: KeyPath<RequestMetrics, DurationHistogram>,
+                        _ descriptor: MetricNameDescriptor, model: String) {
         if let metrics = requestMetrics[model] {
-            metrics.receive.record(duration)
+            metrics[keyPath: histogram].record(duration)
             return
         }
-        registry.makeDurationHistogram(descriptor: Self.receiveDuration, labels: [("model", model)], buckets: Self.latencyBuckets).record(duration)
+        registry.makeDurationHistogram(descriptor: descriptor, labels: [("model", model)], buckets: Self.latencyBuckets).record(duration)
     }
 
     /// Counts one lookup on `session` (on its GPU's histogram too for a session on a GPU).
