@@ -14,9 +14,11 @@
 #   for MAX_SECONDS each (default 10); then one-sample requests over HTTP
 #   open loop at 2,000 and 20,000 req/s for DURATION each (default 20 s).
 #   After each run the server's metrics are read: the server's time per
-#   request, the part of it spent receiving the body (HTTP only), and the
-#   lookup's and the GPU lookup's time; the request's time less the other
-#   two is the server's own cost beyond the lookup.
+#   request, the part of it spent receiving the body (HTTP only), the
+#   lookup's and the GPU lookup's time, the wait before the lookup (the
+#   batcher's queue and the hand-off to a lookup thread) and the task's
+#   resumption after it; the request's time less the body's arrival and
+#   the lookup is the server's own cost beyond the lookup.
 #
 # The server runs on cores SERVER_CORES (default 0-7, with --threads 8), the
 # load generator on LOAD_CORES (default 8-15), both pinned with taskset.
@@ -256,7 +258,7 @@ def mean_ms(before, after, histogram):
 
 print()
 print("| device | transport | requests | load | req/s | p50 ms | p99 ms | p99.9 ms | failed | M lookups/s | "
-      "server ms per request / its body's arrival / lookup / GPU lookup (means) | requests per lookup | note |")
+      "server ms per request / its body's arrival / lookup / GPU lookup / wait before the lookup / task's resumption after it (means) | requests per lookup | note |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 noted = set()
 def once(note):
@@ -275,7 +277,8 @@ for line in open(sys.argv[1]):
     before, after = metrics(before_path), metrics(after_path)
     server = " / ".join(mean_ms(before, after, h) for h in
                         ("hps_inference_request_duration_seconds", "hps_inference_request_receive_duration_seconds",
-                         "hps_lookup_duration_seconds", "hps_gpu_lookup_duration_seconds"))
+                         "hps_lookup_duration_seconds", "hps_gpu_lookup_duration_seconds",
+                         "hps_inference_queue_duration_seconds", "hps_lookup_resume_duration_seconds"))
     lookups = after.get("hps_lookup_batch_requests_count", 0) - before.get("hps_lookup_batch_requests_count", 0)
     merged = after.get("hps_lookup_batch_requests_sum", 0) - before.get("hps_lookup_batch_requests_sum", 0)
     per_lookup = f"{merged / lookups:.2f}" if lookups > 0 else "-"
