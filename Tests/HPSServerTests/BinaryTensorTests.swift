@@ -115,4 +115,28 @@ struct BinaryTensorTests {
             }
         }
     }
+    @Test("binary INT64 and INT32 inputs decode to exactly the values sent, at every alignment of the binary data",
+          arguments: 0..<8)
+    func decodedAtEveryAlignment(padding: Int) throws {
+        var random = SplitMix64(seed: UInt64(100 + padding))
+        let wide = (0..<1_003).map { _ in Int64(bitPattern: random.next()) }
+        let narrow = (0..<517).map { _ in Int32(truncatingIfNeeded: random.next()) }
+        let header: JSONValue = .object(JSONObject([
+            ("inputs", .array([
+                .object(JSONObject([("name", "A"), ("datatype", "INT64"), ("shape", [.integer(Int64(wide.count))]),
+                                    ("parameters", ["binary_data_size": .integer(Int64(wide.count * 8))])])),
+                .object(JSONObject([("name", "B"), ("datatype", "INT32"), ("shape", [.integer(Int64(narrow.count))]),
+                                    ("parameters", ["binary_data_size": .integer(Int64(narrow.count * 4))])])),
+            ])),
+        ]))
+        // Spaces after the JSON move the binary data to every offset modulo 8.
+        var body = Array((header.serialized() + String(repeating: " ", count: padding)).utf8)
+        let headerLength = body.count
+        for value in wide { withUnsafeBytes(of: value.littleEndian) { body += $0 } }
+        for value in narrow { withUnsafeBytes(of: value.littleEndian) { body += $0 } }
+        let request = try InferenceRequest.parse(body: body, headerLength: headerLength)
+        #expect(request.inputs.map(\.name) == ["A", "B"])
+        #expect(request.inputs[0].values == wide)
+        #expect(request.inputs[1].values == narrow.map(Int64.init))
+    }
 }
