@@ -59,7 +59,9 @@ package struct GRPCServerService: Service {
         config.http2.maxConcurrentStreams = Self.maxConcurrentStreams
         config.http2.targetWindowSize = windowBytes
         // The only hooks into each accepted connection's and stream's pipeline; see each handler for why.
-        config.channelDebuggingCallbacks.onAcceptTCPConnection = HTTP2DecodingResumer.install(on:)
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+            HTTP2DecodingResumer.install(on: channel).flatMap { HTTP2ResetFloodGuard.install(on: channel) }
+        }
         config.channelDebuggingCallbacks.onAcceptHTTP2Stream = RequestMessageSizeLimit.install(limit: maxRequestBytes)
         let transport = HTTP2ServerTransport.Posix(address: try Self.address(host: host, port: port),
                                                    transportSecurity: .plaintext, config: config,
