@@ -347,22 +347,19 @@ public final class LookupBatcher: Sendable {
                         output: inout Output) async -> Result<ByteBuffer?, InferenceError> {
         let keys = others.reduce(batch.totalKeys) { $0 + $1.batch.totalKeys }
         let inline = !model.sessions[replica].mayBlock && keys <= options.inlineKeys
-        let arrivals = [arrived] + others.map(\.arrived)
         if others.isEmpty {
             // Straight into the response buffer, whose storage moves to the lookup and back.
             let result: Result<Void, InferenceError>
             if inline {
                 var buffer = output.takeBuffer()
-                recordQueued(arrivals)
+                recordQueued(arrived, others)
                 result = timedLookup([batch], replica: replica, appendingTo: &buffer)
                 output = .buffer(buffer)
             } else {
                 let lent = LentBuffer(output.takeBuffer())
-                let ran = await pool.run { [self] in
-                    recordQueued(arrivals)
-                    return (lent.withBuffer { buffer in timedLookup([batch], replica: replica, appendingTo: &buffer) }, ContinuousClock.now)
-                }
-                result = ran.map { recordResumed(after: $0.1); return $0.0 } ?? .failure(.shuttingDown(model: model.name))
+                result = await runOnPool(arrived: arrived, others: others) { [self] in
+                    lent.withBuffer { buffer in timedLookup([batch], replica: replica, appendingTo: &buffer) }
+                } ?? .failure(.shuttingDown(model: model.name))
                 output = .buffer(lent.take())
             }
             metrics.recordBatch(model: model.name, requests: 1)
@@ -371,29 +368,35 @@ public final class LookupBatcher: Sendable {
         let batches = [batch] + others.map(\.batch)
         let results: [Result<ByteBuffer, InferenceError>]
         if inline {
-            recordQueued(arrivals)
+            recordQueued(arrived, others)
             results = process(batches, replica: replica)
         } else {
-            let ran = await pool.run { [self] in
-                recordQueued(arrivals)
-                return (process(batches, replica: replica), ContinuousClock.now)
-            }
-            results = ran.map { recordResumed(after: $0.1); return $0.0 }
+            results = await runOnPool(arrived: arrived, others: others) { [self] in process(batches, replica: replica) }
                 ?? [Result](repeating: .failure(.shuttingDown(model: model.name)), count: batches.count)
         }
         for (pending, result) in zip(others, results.dropFirst()) { pending.continuation.resume(returning: .answered(result)) }
         return results[0].map { $0 }
     }
 
-    /// Records, for each request of a lookup starting now, how long it waited.
-    private func recordQueued(_ arrivals: [ContinuousClock.Instant]) {
+    /// Records, for the leading request (arrived at `arrived`) and `others`
+    /// of a lookup starting now, how long each waited.
+    private func recordQueued(_ arrived: ContinuousClock.Instant, _ others: [Pending]) {
         let now = ContinuousClock.now
-        for arrived in arrivals { metrics.recordQueue(model: model.name, duration: now - arrived) }
+        metrics.recordQueue(model: model.name, duration: now - arrived)
+        for pending in others { metrics.recordQueue(model: model.name, duration: now - pending.arrived) }
     }
 
-    /// Records how long a task took to run again after its lookup on the pool ended at `ended`.
-    private func recordResumed(after ended: ContinuousClock.Instant) {
+    /// Runs a lookup on the pool: records the requests' waits when it starts
+    /// there, and the task's resumption after it ends.
+    /// - Returns: nil when the pool has been shut down and `body` did not run.
+    private func runOnPool<Value: Sendable>(arrived: ContinuousClock.Instant, others: [Pending],
+                                            _ body: @escaping @Sendable () -> Value) async -> Value? {
+        guard let (value, ended) = await pool.run({ [self] in
+            recordQueued(arrived, others)
+            return (body(), ContinuousClock.now)
+        }) else { return nil }
         metrics.recordResume(model: model.name, duration: ContinuousClock.now - ended)
+        return value
     }
 
     /// Looks up `batches` as one lookup on `replica` into one buffer, each
