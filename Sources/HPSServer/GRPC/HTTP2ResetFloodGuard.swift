@@ -41,8 +41,12 @@ final class HTTP2ResetFloodGuard: ChannelInboundHandler, RemovableChannelHandler
     private let window: TimeAmount
     /// Bytes of the preface still to skip.
     private var prefaceLeft = HTTP2ResetFloodGuard.prefaceBytes
-    /// The frame header being read, when it arrived split across reads.
-    private var header: [UInt8] = []
+    /// Bytes of the current frame's header read so far (it may arrive split across reads).
+    private var headerRead = 0
+    /// The current frame's payload length, from header bytes 0–2.
+    private var payloadLength = 0
+    /// The current frame's type, header byte 3.
+    private var frameType: UInt8 = 0
     /// Payload bytes of the current frame still to skip.
     private var payloadLeft = 0
     /// Resets counted since `windowStart`.
@@ -110,15 +114,16 @@ final class HTTP2ResetFloodGuard: ChannelInboundHandler, RemovableChannelHandler
                 index += skipped
                 continue
             }
-            let wanted = Self.frameHeaderBytes - header.count
-            let taken = min(wanted, end - index)
-            header += bytes[index..<(index + taken)]
-            index += taken
-            guard header.count == Self.frameHeaderBytes else { break }
-            payloadLeft = Int(header[0]) << 16 | Int(header[1]) << 8 | Int(header[2])
-            let type = header[3]
-            header.removeAll(keepingCapacity: true)
-            if type == Self.rstStreamType && recordReset() { return true }
+            // A header byte: the length's three, the type, then flags and stream, skipped.
+            let byte = bytes[index]
+            index += 1
+            if headerRead < 3 { payloadLength = payloadLength << 8 | Int(byte) } else if headerRead == 3 { frameType = byte }
+            headerRead += 1
+            guard headerRead == Self.frameHeaderBytes else { continue }
+            payloadLeft = payloadLength
+            headerRead = 0
+            payloadLength = 0
+            if frameType == Self.rstStreamType && recordReset() { return true }
         }
         return false
     }
