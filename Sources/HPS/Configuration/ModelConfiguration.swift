@@ -70,6 +70,14 @@ public struct ModelConfiguration: Sendable, Equatable {
     /// Whether this model's tables of equal vector size are fused (`fuse_embedding_table`);
     /// defaults to the top-level flag, and takes effect only when that flag is on too.
     public var fuseEmbeddingTable: Bool = false
+    /// How the model's GPU tables are spread over its GPUs (`gpu_sharding`,
+    /// our extension: `replicated`, the default and HugeCTR's behaviour,
+    /// `row_wise` or `table_wise`).
+    public var gpuSharding: GPUSharding = .replicated
+    /// The shards of a `row_wise` or `table_wise` model (`gpu_shards`, our
+    /// extension, at least 1), placed on `effectiveDevices` in turn; nil: one
+    /// per device.
+    public var gpuShards: Int?
 
     /// A model with the given tables and HugeCTR's defaults for everything else: default
     /// values 0.0, table names `sparse_embedding<i>`, served on device 0.
@@ -236,6 +244,18 @@ public struct ModelConfiguration: Sendable, Equatable {
                                 found: "\"\(vectorStorage.rawValue)\"")
         }
         fuseEmbeddingTable = try reader.bool("fuse_embedding_table", default: globalFuseEmbeddingTable)
+        gpuSharding = try reader.choice("gpu_sharding", default: gpuSharding)
+        if let shards = reader.value("gpu_shards") {
+            gpuShards = try ConfigurationReader.int(shards, path: reader.path(of: "gpu_shards"), mustBe: "at least 1") { $0 >= 1 }
+            guard gpuSharding != .replicated else {
+                throw .invalidValue(path: reader.path(of: "gpu_shards"),
+                                    expected: "no gpu_shards for a replicated model; set gpu_sharding to row_wise or table_wise to shard it",
+                                    found: shards.serialized())
+            }
+        }
+        if gpuSharding != .replicated && !gpuCache {
+            warnings.append("\(reader.path(of: "gpu_sharding")) is \(gpuSharding.rawValue) but gpucache is false; the model is served from the CPU and not sharded")
+        }
         // Written by HugeCTR's docs and the Triton backend; HPS itself never reads them.
         reader.ignore("label_dim", "slot_num")
     }
@@ -272,6 +292,7 @@ public struct ModelConfiguration: Sendable, Equatable {
             ("fp8_quant", .bool(fp8Quant)),
             ("vector_storage", .string(vectorStorage.rawValue)),
             ("fuse_embedding_table", .bool(fuseEmbeddingTable)),
-        ]))
+            ("gpu_sharding", .string(gpuSharding.rawValue)),
+        ] + (gpuShards.map { [("gpu_shards", JSONValue.integer(Int64($0)))] } ?? [])))
     }
 }

@@ -132,8 +132,7 @@ extension HierarchicalParameterServer {
                 throw .store(error, written: written)
             }
         }
-        for cacheSession in [session] + deployment.orderedDeviceSessions where targets.contains(.caches) {
-            guard let cache = cacheSession.caches[group] else { continue }
+        for cache in deployment.caches(group: group) where targets.contains(.caches) {
             do throws(LookupError) {
                 let update = try cache.update(member: member, keys: keys, vectors: vectors)
                 report.cachedRowsUpdated += update.rows

@@ -327,12 +327,19 @@ public final class HierarchicalParameterServer: Sendable {
                                 mayBlock: mayBlock)
         var deviceSessions: [Int: LookupSession] = [:]
         if let gpu, model.gpuCache {
+            let below = (0..<plan.groups.count).map { cpu.tierChain(group: $0) }
+            let shared: [any EmbeddingCache]?
+            do {
+                shared = try Self.shardedCaches(model: model, plan: plan, folders: groupFolders, keyType: keyType, below: below,
+                                                gpu: gpu, logger: logger)
+            } catch {
+                throw HPSError.wrapping(error, otherwise: .device, model: model.name)
+            }
             for device in model.effectiveDevices {
                 let caches: [any EmbeddingCache]
                 do {
-                    caches = try gpu.makeCaches(model: model, plan: plan, folders: groupFolders, keyType: keyType,
-                                                below: (0..<plan.groups.count).map { cpu.tierChain(group: $0) },
-                                                device: device)
+                    caches = try shared ?? gpu.makeCaches(model: model, plan: plan, folders: groupFolders, keyType: keyType,
+                                                          below: below, device: device)
                 } catch {
                     throw HPSError.wrapping(error, otherwise: .device, model: model.name)
                 }
@@ -341,11 +348,52 @@ public final class HierarchicalParameterServer: Sendable {
                     model: model, plan: plan, keyType: keyType, tiers: tiers, tierNames: storeNames,
                     parallelism: parallelism, cacheMissedEmbeddings: cacheMissed, caches: caches, device: device,
                     mayBlock: true)
-                logger?.info("model \(model.name) on GPU \(device): \(caches.first?.kind ?? "no") caches for \(plan.groups.count) group(s)")
+                if shared == nil {
+                    logger?.info("model \(model.name) on GPU \(device): \(caches.first?.kind ?? "no") caches for \(plan.groups.count) group(s)")
+                }
             }
         }
         return ModelDeployment(model: model, generation: generation, session: cpu, deviceSessions: deviceSessions, tags: tags,
                                persistentTiers: persistentTiers, warnings: warnings, loadReports: reports)
+    }
+
+    /// The GPU caches of a sharded model (`gpu_sharding` `row_wise` or
+    /// `table_wise`), one per group, which the sessions of all its devices
+    /// share; nil for a replicated model (each device then has its own).
+    /// `row_wise`: per group, a `RowWiseShardedCache` over one cache per
+    /// shard, each on its shard's GPU holding the rows its shard owns.
+    /// `table_wise`: each group's cache on the GPU of the shard that
+    /// `ShardPlacement` gives it.
+    private static func shardedCaches(model: ModelConfiguration, plan: FusionPlan, folders: [[SparseModelFolder]],
+                                      keyType: KeyType, below: [TierChain?], gpu: any EmbeddingCacheFactory,
+                                      logger: Logger?) throws -> [any EmbeddingCache]? {
+        guard model.gpuSharding != .replicated else { return nil }
+        let groupBytes = zip(plan.groups, folders).map { group, folders in
+            folders.reduce(0) { $0 + $1.keyCount } * model.vectorStorage.rowBytes(dim: group.vecSize)
+        }
+        let placement = ShardPlacement(model: model, groupBytes: groupBytes)
+        var caches: [any EmbeddingCache] = []
+        for (g, group) in plan.groups.enumerated() {
+            switch model.gpuSharding {
+            case .replicated:
+                preconditionFailure("a replicated model has no shared caches")
+            case .rowWise:
+                let shards = try placement.devices.indices.map { s in
+                    try gpu.makeCache(model: model, plan: plan, group: g, folders: folders[g], keyType: keyType,
+                                      below: below[g], device: placement.devices[s],
+                                      shard: RowShard(index: s, count: placement.shardCount))
+                }
+                caches.append(RowWiseShardedCache(shards: shards, name: FusionPlan.tag(model: model.name, group: group.name)))
+            case .tableWise:
+                let s = placement.shardOfGroup[g]
+                caches.append(try gpu.makeCache(model: model, plan: plan, group: g, folders: folders[g], keyType: keyType,
+                                                below: below[g], device: placement.devices[s], shard: nil))
+                logger?.info("model \(model.name): group \(group.name) (\(groupBytes[g]) bytes) on shard \(s), GPU \(placement.devices[s])")
+            }
+        }
+        let shards = placement.devices.enumerated().map { "shard \($0.offset) on GPU \($0.element): \(placement.bytesPerShard[$0.offset]) bytes" }
+        logger?.info("model \(model.name): \(caches.first?.kind ?? "no") caches, gpu_sharding \(model.gpuSharding.rawValue), \(shards.joined(separator: "; "))")
+        return caches
     }
 
     /// The models loaded, in the order loaded.

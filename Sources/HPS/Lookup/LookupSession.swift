@@ -326,7 +326,9 @@ public final class LookupSession: Sendable {
         if case .samplesByRun = layout, regions.count > 1 {
             throw .destination(reason: "the sample-major layout needs the tables of one fusion group; model \(model.name)'s parts span \(regions.count) groups")
         }
-        for region in regions where caches[region.group]?.device != device {
+        for region in regions {
+            if let sharded = caches[region.group] as? RowWiseShardedCache { throw .destination(reason: sharded.deviceMemoryRefusal) }
+            guard caches[region.group]?.device != device else { continue }
             throw .destination(reason: "fusion group \(plan.groups[region.group].name) of model \(model.name) has no cache on GPU \(device) to write device memory")
         }
         return regions

@@ -39,9 +39,20 @@ public final class ModelDeployment: Sendable {
         deviceSessions.sorted { $0.key < $1.key }.map(\.value)
     }
 
-    /// The background work of its sessions' caches.
+    /// The background work of its sessions' caches (each cache's once: the
+    /// GPU sessions of a sharded model share theirs).
     public var backgroundWork: [any BackgroundWork] {
-        session.backgroundWork + orderedDeviceSessions.flatMap(\.backgroundWork)
+        (0..<session.plan.groups.count).flatMap { caches(group: $0) }.flatMap(\.backgroundWork)
+    }
+
+    /// The distinct caches of fusion group `group` over the sessions, the
+    /// CPU's first, then the GPUs' in device order (a sharded model's GPU
+    /// sessions share one cache per group).
+    package func caches(group: Int) -> [any EmbeddingCache] {
+        var seen = Set<ObjectIdentifier>()
+        return ([session] + orderedDeviceSessions).compactMap { $0.caches[group] }.filter {
+            seen.insert(ObjectIdentifier($0)).inserted
+        }
     }
 
     /// The store tag of a group's table: HugeCTR's `hps_et.<model>.<group>`

@@ -102,15 +102,25 @@ public struct SparseModelFolder: Sendable {
         }
     }
 
-    /// Reads the whole folder into memory.
-    public func readAll(keyType: KeyType = .int64) throws(ModelFileError) -> (keys: [Int64], vectors: [Float]) {
+    /// Reads the whole folder into memory; with `shard`, only the rows of
+    /// the keys it owns (read chunk by chunk, so memory holds the shard's
+    /// rows and one chunk).
+    public func readAll(keyType: KeyType = .int64, shard: RowShard? = nil) throws(ModelFileError) -> (keys: [Int64], vectors: [Float]) {
         var allKeys: [Int64] = [], allVectors: [Float] = []
-        allKeys.reserveCapacity(keyCount)
-        allVectors.reserveCapacity(keyCount * vecSize)
+        let expected = shard.map { keyCount / $0.count + keyCount / (8 * $0.count) + 16 } ?? keyCount
+        allKeys.reserveCapacity(expected)
+        allVectors.reserveCapacity(expected * vecSize)
         do {
             try read(keyType: keyType) { (keys, vectors) throws(Never) in
-                allKeys.append(contentsOf: keys)
-                allVectors.append(contentsOf: vectors)
+                guard let shard, shard.count > 1 else {
+                    allKeys.append(contentsOf: keys)
+                    allVectors.append(contentsOf: vectors)
+                    return
+                }
+                for (i, key) in keys.enumerated() where shard.owns(key) {
+                    allKeys.append(key)
+                    allVectors.append(contentsOf: vectors[(i * vecSize)..<((i + 1) * vecSize)])
+                }
             }
         } catch {
             if case let .file(error) = error { throw error }

@@ -46,12 +46,14 @@ public final class GPUCacheFactory: EmbeddingCacheFactory {
         }
     }
 
-    /// Makes one GPU table or cache per group of `plan` on `device`.
+    /// Makes the GPU table or cache of group `group` of `plan` on `device`;
+    /// for a row-wise shard, of the rows the shard owns (a dynamic cache's
+    /// capacity is `gpucacheper` × those keys).
     /// - Throws: `CUDAError` with one sentence: no driver, a device that
     ///   does not exist, a dynamic cache with no tier below, or a table that
     ///   does not fit; `ModelFileError` for a model file that cannot be read.
-    package func makeCaches(model: ModelConfiguration, plan: FusionPlan, folders: [[SparseModelFolder]], keyType: KeyType,
-                           below: [TierChain?], device: Int) throws -> [any EmbeddingCache] {
+    package func makeCache(model: ModelConfiguration, plan: FusionPlan, group g: Int, folders: [SparseModelFolder],
+                           keyType: KeyType, below: TierChain?, device: Int, shard: RowShard?) throws -> any EmbeddingCache {
         let kernels: GPUKernels
         do {
             kernels = try self.kernels(device: device)
@@ -61,16 +63,14 @@ public final class GPUCacheFactory: EmbeddingCacheFactory {
             }
             throw error
         }
-        var caches: [any EmbeddingCache] = []
-        for (g, group) in plan.groups.enumerated() {
-            // A static or uvm table holds every row; a dynamic cache prefills from them.
-            let rows = try folders[g].map { try $0.readAll(keyType: keyType) }
-            let table = try GPUTable.make(cacheType: model.effectiveCacheType, model: model, kernels: kernels,
-                                          dim: group.vecSize, rows: rows, defaults: group.tables.map { model.defaultValues[$0] },
-                                          int64Keys: keyType == .int64, lower: g < below.count ? below[g] : nil,
-                                          name: FusionPlan.tag(model: model.name, group: group.name))
-            caches.append(table.cache)
-        }
-        return caches
+        let group = plan.groups[g]
+        // A static or uvm table holds every row (of its shard); a dynamic cache prefills from them.
+        let rows = try folders.map { try $0.readAll(keyType: keyType, shard: shard) }
+        var name = FusionPlan.tag(model: model.name, group: group.name)
+        if let shard, shard.count > 1 { name += " (shard \(shard.index) of \(shard.count))" }
+        let table = try GPUTable.make(cacheType: model.effectiveCacheType, model: model, kernels: kernels,
+                                      dim: group.vecSize, rows: rows, defaults: group.tables.map { model.defaultValues[$0] },
+                                      int64Keys: keyType == .int64, lower: below, name: name)
+        return table.cache
     }
 }
