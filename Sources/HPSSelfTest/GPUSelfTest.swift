@@ -41,6 +41,7 @@ package enum GPUSelfTest {
         }
         cases += try GPUCacheSelfTest.run(kernels: kernels, random: &random)
         cases += try GPUDeploymentSelfTest.run(deviceIndex: kernels.device.index, random: &random)
+        cases += try GPUShardingSelfTest.run(deviceIndex: kernels.device.index, random: &random)
         return cases
     }
 
