@@ -191,6 +191,38 @@ enum GPUCacheSelfTest {
         cases.append(.init(name: "\(label), capacity = table, pre-filled: every key hits", passed: problem == nil,
                            detail: problem ?? "hit rate 1.0, every element equal"))
 
+        // 3b. Device keys, as the demo and the C API look up: the runs go to
+        // the device only when they change, and the kernel publishes each
+        // lookup's miss count and zeroes its counter for the next one.
+        // Repeats, a lookup without misses, other runs and back: every count
+        // and element against the CPU (absent keys miss every time).
+        let otherRuns: [(member: Int, count: Int)] = [(1, 1280), (0, 640)]
+        func deviceLookup(_ keys: [Int64], runs lookupRuns: [(member: Int, count: Int)]) throws -> String? {
+            try output.fill32(0xFFFF_FFFF)
+            let wide = int64Keys ? try DeviceBuffer(device: device, copying: keys) : nil
+            let narrow = int64Keys ? nil : try DeviceBuffer(device: device, copying: keys.map { UInt32(truncatingIfNeeded: $0) })
+            let report = try full.lookup(deviceKeys: wide?.address ?? narrow!.address, count: n, runs: lookupRuns, output: output.address)
+            withExtendedLifetime((wide, narrow)) {}
+            let want = GPUUpdateSelfTest.expected(cpu, keys: keys, runs: lookupRuns, dim: dim, defaults: defaults)
+            if report.keys - report.hits != want.absent {
+                return "a lookup of runs \(lookupRuns.map(\.count)) counted \(report.keys - report.hits) misses, the CPU holds \(want.absent) of its keys nowhere"
+            }
+            return firstDifference(try output.download(), want.rows, keys)
+        }
+        let withAbsent = query()
+        let otherKeys: [Int64] = otherRuns.flatMap { run in
+            (0..<run.count).map { _ in random.next() % 10 == 0 ? randomKey() : memberKeys[run.member][Int(random.next() % UInt64(perMember))] }
+        }
+        problem = nil
+        let sequence: [([Int64], [(member: Int, count: Int)])] = [(withAbsent, runs), (withAbsent, runs), (held, runs),
+                                                                   (withAbsent, runs), (otherKeys, otherRuns), (withAbsent, runs)]
+        for (keys, lookupRuns) in sequence where problem == nil {
+            problem = try deviceLookup(keys, runs: lookupRuns)
+        }
+        cases.append(.init(name: "\(label), device keys: repeated runs sent once, each lookup's miss count from zero",
+                           passed: problem == nil,
+                           detail: problem ?? "6 lookups (repeats, none missing, other runs and back): every count and element equal"))
+
         // 4. uvm: the same rows in mapped host memory behind a cache of 30% of
         // the keys; misses are copied by the GPU from the mapped rows. Keys
         // from the host and from the device, with evictions, against the CPU store.

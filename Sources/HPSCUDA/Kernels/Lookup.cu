@@ -294,6 +294,28 @@ __device__ __forceinline__ float hps_load(const float* p) {
 #define HPS_LOAD(p) __ldg(p)
 #endif
 
+// With hostMisses (a lookup whose caller reads the miss count on the host):
+// misses points to three words, the count the warps add to, the warps
+// done, and the count published for the kernels that follow. The last warp
+// of the grid to finish publishes the count there and at hostMisses (host
+// memory mapped into the device, read after the stream's synchronize), and
+// zeroes the first two words for the next lookup: no copy of a zeroed
+// counter before the launch, no copy of the count after it.
+__device__ __forceinline__ void hps_publish_misses(u32* misses, u32* hostMisses) {
+    if (!hostMisses) return;
+    // Each lane's atomics on misses come before its warp counts as done.
+    __threadfence();
+    __syncwarp();
+    if ((threadIdx.x & 31) != 0) return;
+    const u32 warps = gridDim.x * (blockDim.x >> 5);
+    if (atomicAdd(misses + 1, 1u) != warps - 1) return;
+    const u32 count = atomicExch(misses, 0u);
+    misses[2] = count;
+    misses[1] = 0;
+    *(volatile u32*)hostMisses = count;
+    __threadfence_system();
+}
+
 // Looks up n keys, keysPerWarp (a power of two up to 32) per warp. Keys come as `runs` runs (one per table of
 // the request, runStart[runs] == n), run r being member runMember[r] of
 // the table. layout 0: output row i for key i. layout 1 (the dense layer's
@@ -315,12 +337,15 @@ extern "C" __global__ void hps_lookup(
     const float* __restrict__ vectors, const float* __restrict__ defaults,
     float* __restrict__ out, int layout, int keysPerSample, u32* __restrict__ misses, int keysPerWarp,
     u32* __restrict__ stamps, u32 epoch, int* __restrict__ missIndex,
-    const u64* __restrict__ rankBlocks, const unsigned short* __restrict__ slotMembers)
+    const u64* __restrict__ rankBlocks, const unsigned short* __restrict__ slotMembers, u32* hostMisses)
 {
     const unsigned FULL = 0xFFFFFFFFu;
     const int lane = threadIdx.x & 31;
     const long long base = (((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5) * keysPerWarp;
-    if (base >= n) return;
+    if (base >= n) {
+        hps_publish_misses(misses, hostMisses);
+        return;
+    }
     const int count = (n - base) < keysPerWarp ? (int)(n - base) : keysPerWarp;
 
     // Phase 1: lane l resolves key base + l to a source row and an output row.
@@ -431,6 +456,7 @@ extern "C" __global__ void hps_lookup(
         }
     }
 #endif
+    hps_publish_misses(misses, hostMisses);
 }
 
 // Writes count rows: target[rows[i] * DIM ...] = source[i * DIM ...].

@@ -22,12 +22,16 @@ package struct LookupLaunch {
     /// blocks and the slot members (0 for one member); 0 for a dynamic cache.
     var rankBlocks: UInt64 = 0
     var slotMembers: UInt64 = 0
+    /// With `misses` three words (`GPUMissCounter`): host memory mapped into
+    /// the device where the kernel's last warp publishes the miss count; 0 when
+    /// `misses` is one word that only counts.
+    var hostMisses: UInt64 = 0
 
     /// The arguments, each as its field says (the benchmarks launch the kernel alone).
     package init(keys: UInt64, count: Int, runStarts: UInt64, runMembers: UInt64, runs: Int, slots: UInt64, capacity: Int,
                  rowBits: Int, vectors: UInt64, defaults: UInt64, output: UInt64, layout: GPUStaticTable.Layout,
                  keysPerSample: Int, misses: UInt64 = 0, stamps: UInt64 = 0, epoch: UInt32 = 0, missIndex: UInt64 = 0,
-                 rankBlocks: UInt64 = 0, slotMembers: UInt64 = 0) {
+                 rankBlocks: UInt64 = 0, slotMembers: UInt64 = 0, hostMisses: UInt64 = 0) {
         self.keys = keys
         self.count = count
         self.runStarts = runStarts
@@ -47,6 +51,7 @@ package struct LookupLaunch {
         self.missIndex = missIndex
         self.rankBlocks = rankBlocks
         self.slotMembers = slotMembers
+        self.hostMisses = hostMisses
     }
 
     /// Launches on `stream`, shaped as the kernels' tuning says.
@@ -65,6 +70,6 @@ package struct LookupLaunch {
             slots, UInt32(capacity), UInt32(rowBits),
             vectors, defaults,
             output, layout.rawValue, Int32(keysPerSample), misses, Int32(keysPerWarp),
-            stamps, epoch, missIndex, rankBlocks, slotMembers)
+            stamps, epoch, missIndex, rankBlocks, slotMembers, hostMisses)
     }
 }

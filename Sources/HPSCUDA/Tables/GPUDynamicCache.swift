@@ -93,7 +93,7 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     let rowMembers: DeviceBuffer<Int32>
     let rowSlots: DeviceBuffer<UInt32>
     let freeRows: DeviceBuffer<Int32>
-    /// [0] unused (a lookup counts its misses in its staged head), [1] free
+    /// [0] unused (a lookup counts its misses in its stage's `GPUMissCounter`), [1] free
     /// rows, [2] keys inserted, [3], [4] the eviction's counters, [5] the
     /// count of a host-made plan, [6] keys an insert found no free row for.
     let counters: DeviceBuffer<UInt32>
@@ -323,12 +323,12 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         return work
     }
 
-    /// Looks up a group's keys: the keys, run arrays and a zeroed miss
-    /// counter go to the device in one copy from pinned memory, one launch
-    /// finds the hits (and writes the defaults for the misses), and the miss
-    /// count comes back (for a host destination in the same copy as the rows,
-    /// which are then copied to each run's output). Misses are then filled
-    /// and inserted, or inserted later, as `hitRateThreshold` says.
+    /// Looks up a group's keys: the keys and run arrays go to the device in
+    /// one copy from pinned memory, one launch finds the hits (and writes the
+    /// defaults for the misses) and publishes the miss count in mapped host
+    /// memory, and for a host destination the rows come back in one copy
+    /// (then copied to each run's output). Misses are then filled and
+    /// inserted, or inserted later, as `hitRateThreshold` says.
     ///
     /// The misses are read from the tiers the cache was made with (`below`
     /// is the same tiers, as the session passes them; it is not asked).
@@ -436,19 +436,23 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     /// The lookup of staged run arrays (and keys, unless `deviceKeys` is
     /// elsewhere) into `output`; entered holding the lock, with the device current.
     ///
-    /// Compared with the earlier shape (a synchronize before the upload, the
+    /// Compared with the earlier shapes (a synchronize before the upload, the
     /// run arrays and the zeroed miss counter each in a call of their own,
-    /// and the counters read by a blocking copy to pageable memory), each
-    /// step here is one the stream orders:
+    /// and the counters read by a blocking copy to pageable memory; later a
+    /// zeroed counter in every upload and the count copied back), each step
+    /// here is one the stream orders, and a lookup of device keys at hit rate
+    /// 1.0 with the runs of the last one is one launch and one synchronize:
     /// - no leading synchronize: the staged buffers are reused only by later
     ///   work on the same stream, and every call ends by synchronizing it, so
     ///   the pinned buffer is free when the next call writes it;
-    /// - one upload: keys, run starts, run members and the zeroed miss
-    ///   counter sit together in one pinned buffer (`GPULookupStage.stage`);
-    /// - one small download: the miss counter comes back into pinned memory
-    ///   (with the rows behind it, for a host destination), then one
-    ///   synchronize; the free-row count, which only a fill needs, is read on
-    ///   the miss path alone.
+    /// - at most one upload: keys, run starts and run members sit together in
+    ///   one pinned buffer, and runs already on the device are not sent again
+    ///   (`GPULookupStage.stage`);
+    /// - no copy of the miss count: the kernel's last warp writes it into
+    ///   mapped host memory and zeroes the counter for the next lookup
+    ///   (`GPUMissCounter`); a host destination's rows come back in one copy,
+    ///   then one synchronize; the free-row count, which only a fill needs, is
+    ///   read on the miss path alone.
     func lookupLocked(_ staged: StagedLookup, keys deviceKeys: UInt64, output: UInt64, layout: GPUStaticTable.Layout,
                       keysPerSample: Int, hostRows: Bool, below: TierChain? = nil) throws(CUDAError) -> Outcome {
         let n = staged.count
@@ -456,17 +460,14 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         try LookupLaunch(keys: deviceKeys, count: n, runStarts: staged.runStarts, runMembers: staged.runMembers,
                          runs: staged.runs, slots: slots.address, capacity: slotCapacity, rowBits: rowBits,
                          vectors: vectors.address, defaults: defaults.address, output: output, layout: layout,
-                         keysPerSample: keysPerSample, misses: staged.head, stamps: stamps.address, epoch: epoch,
-                         missIndex: staged.missIndex).launch(lookupKernel, kernels: kernels, stream: stream)
-        // A host destination's rows come back with the miss count, in one
-        // copy, unless the last lookup filled misses (then this one likely
+                         keysPerSample: keysPerSample, misses: staged.counter.counting, stamps: stamps.address, epoch: epoch,
+                         missIndex: staged.missIndex, hostMisses: staged.counter.hostAddress)
+            .launch(lookupKernel, kernels: kernels, stream: stream)
+        // A host destination's rows come back before the miss count is
+        // known, unless the last lookup filled misses (then this one likely
         // will too, and the rows are fetched once, after the fill).
         let rowsWithHead = hostRows && !expectFill
-        if rowsWithHead {
-            try stage.downloadHeadAndRows(staged)
-        } else {
-            try stage.downloadHead(staged)
-        }
+        if rowsWithHead { try stage.downloadRows(staged) }
         try stream.synchronize()
         let misses = staged.misses
         counts.keys += n
@@ -486,7 +487,7 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         // The misses' keys, members and output rows, planned on the device.
         let plan = try planBuffers(misses)
         try missPlan.launch(grid: (misses + 255) / 256, block: 256, stream: stream,
-            deviceKeys, staged.missIndex, staged.head, staged.runStarts, staged.runMembers, Int32(staged.runs),
+            deviceKeys, staged.missIndex, staged.missCount, staged.runStarts, staged.runMembers, Int32(staged.runs),
             layout.rawValue, Int32(keysPerSample), plan.keys, plan.members, plan.output)
         // Per miss: its key (or source row), then its member.
         let planned = try stage.pinned.buffer("plan", bytes: misses * 12)
@@ -494,13 +495,13 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         switch source {
         case .mappedTable(let table):
             // uvm: the mapped rows answer every miss now, and go into the cache.
-            try probe(table, plan: plan, count: staged.head, n: misses)
-            try fill(plan: plan, count: staged.head, n: misses, from: table.vectorsAddress, into: output)
+            try probe(table, plan: plan, count: staged.missCount, n: misses)
+            try fill(plan: plan, count: staged.missCount, n: misses, from: table.vectorsAddress, into: output)
             try stream.copy(to: planned, from: plan.source, bytes: misses * 8)
             try stream.copy(to: planned + misses * 8, from: plan.members, bytes: misses * 4)
             // Reading the free rows waits for the stream, so the two copies above are done.
             let free = try freeRowCount()
-            counts.inserts += try insert(plan: plan, count: staged.head, n: misses, from: table.vectorsAddress, free: free)
+            counts.inserts += try insert(plan: plan, count: staged.missCount, n: misses, from: table.vectorsAddress, free: free)
             var found = [Int](repeating: 0, count: memberCount)
             let sourceRows = UnsafeRawPointer(planned).assumingMemoryBound(to: Int64.self)
             for k in 0..<misses {
@@ -546,9 +547,9 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
             // Fill the output now with each miss's vector (or the default), and insert.
             var fromBelow = TierHits(tiers: lower!.tiers.count, members: memberCount)
             let stagedRows = try stage(keys: keys, members: members, plan: plan, hits: &fromBelow)
-            try fill(plan: plan, count: staged.head, n: misses, from: stagedRows, into: output)
+            try fill(plan: plan, count: staged.missCount, n: misses, from: stagedRows, into: output)
             let free = try freeRowCount()
-            counts.inserts += try insert(plan: plan, count: staged.head, n: misses, from: stagedRows, free: free)
+            counts.inserts += try insert(plan: plan, count: staged.missCount, n: misses, from: stagedRows, free: free)
             outcome.below = fromBelow
             counts.synchronousFills += 1
         }

@@ -5,14 +5,21 @@ import HPS
 /// under the cache's lock.
 ///
 /// A lookup's input and output sit at the same offsets in one device buffer
-/// and one pinned buffer (`StagedLookup`), so that the keys, the run arrays
-/// and the zeroed miss counter go to the device in one copy, and the miss
-/// counter and the rows come back in one copy.
+/// and one pinned buffer (`StagedLookup`), so that the keys and the run
+/// arrays go to the device in one copy (none when the keys are on the device
+/// and the runs are those already there), and the rows come back in one
+/// copy; the miss count comes back without a copy (`GPUMissCounter`).
 final class GPULookupStage {
     let device: CUDADevice
     let stream: CUDAStream
     let scratch: DeviceScratch
     let pinned: PinnedScratch
+    let missCounter: GPUMissCounter
+
+    /// What the device buffer holds from the last upload: its address, where
+    /// the run arrays start, and the run arrays (starts, then members). A
+    /// lookup from device keys with the same runs at the same place uploads nothing.
+    private var uploadedRuns: (address: UInt64, startsOffset: Int, words: [Int32])?
 
     /// Orders the stream after a caller's stream (made at the first lookup from device keys).
     private var keysWritten: CUDAEvent?
@@ -29,6 +36,7 @@ final class GPULookupStage {
         stream = try CUDAStream(device: device)
         scratch = DeviceScratch(device: device)
         pinned = PinnedScratch(device: device)
+        missCounter = try GPUMissCounter(device: device)
     }
 
     /// The device address of a batch's device keys as one range, in the
@@ -71,8 +79,10 @@ final class GPULookupStage {
     }
 
     /// Writes `keys` (narrowed to UInt32 unless `int64Keys`; none when the
-    /// keys are already on the device), the run arrays and a zeroed head into
-    /// pinned memory and copies them to the device in one copy, on the stream.
+    /// keys are already on the device) and the run arrays into pinned memory
+    /// and copies them to the device in one copy, on the stream; without keys
+    /// or rows, when the device buffer holds these runs at this place from
+    /// the last upload, nothing is copied.
     ///
     /// The pinned buffer is written on the host at once: the caller must have
     /// waited for the stream's earlier copies from it (every lookup ends by
@@ -80,7 +90,7 @@ final class GPULookupStage {
     /// - Parameters:
     ///   - count: the keys, `keys.count` when keys are given.
     ///   - runs: (member, count) per run; the counts sum to `count`.
-    ///   - rowBytes: room for the rows behind the head (a host destination), or 0.
+    ///   - rowBytes: room for the rows behind the run arrays (a host destination), or 0.
     func stage<Runs: RandomAccessCollection>(keys: UnsafeBufferPointer<Int64>?, count n: Int, int64Keys: Bool,
                                              runs: Runs, rowBytes: Int) throws(CUDAError) -> StagedLookup
         where Runs.Element == (member: Int, count: Int) {
@@ -112,9 +122,16 @@ final class GPULookupStage {
             r += 1
         }
         guard total == n else { throw .runKeyCount(runs: total, keys: n) }
-        (host + layout.headOffset).initializeMemory(as: UInt32.self, repeating: 0, count: StagedLookup.headBytes / 4)
+        let staged = StagedLookup(layout: layout, count: n, runs: runs.count, device: device.address, host: host,
+                                  counter: missCounter)
+        let words = UnsafeBufferPointer(start: starts, count: 2 * runs.count + 1)
+        if keyBytes == 0, rowBytes == 0, let uploaded = uploadedRuns, uploaded.address == device.address,
+           uploaded.startsOffset == layout.startsOffset, uploaded.words.elementsEqual(words) {
+            return staged
+        }
         try stream.copy(to: device.address, from: UnsafeRawPointer(host), bytes: layout.rowsOffset)
-        return StagedLookup(layout: layout, count: n, runs: runs.count, device: device.address, host: host)
+        uploadedRuns = (device.address, layout.startsOffset, Array(words))
+        return staged
     }
 
     /// Ends a lookup without waiting for it: the caller's stream waits (on the
@@ -128,17 +145,6 @@ final class GPULookupStage {
         try finished!.makeWait(caller)
         try uploaded!.record(stream)
         uploadPending = true
-    }
-
-    /// Copies the head (the miss counter) back, on the stream.
-    func downloadHead(_ staged: StagedLookup) throws(CUDAError) {
-        try stream.copy(to: staged.host + staged.layout.headOffset, from: staged.head, bytes: StagedLookup.headBytes)
-    }
-
-    /// Copies the head and the rows behind it back in one copy, on the stream.
-    func downloadHeadAndRows(_ staged: StagedLookup) throws(CUDAError) {
-        try stream.copy(to: staged.host + staged.layout.headOffset, from: staged.head,
-                        bytes: StagedLookup.headBytes + staged.layout.rowBytes)
     }
 
     /// Copies the rows back, on the stream.
@@ -158,16 +164,12 @@ final class GPULookupStage {
 
 /// One lookup's buffers, at the same offsets on the device and in pinned
 /// memory: the keys, the run starts ((runs + 1) Int32), the run members
-/// ((runs) Int32), a 16-byte head whose first UInt32 counts the misses, the
-/// rows (for a host destination), and on the device only the misses' key indices.
+/// ((runs) Int32), the rows (for a host destination, 16-byte aligned), and
+/// on the device only the misses' key indices; and the stage's miss counter.
 struct StagedLookup {
-    /// Bytes of the head: the miss counter, padded so that the rows behind it stay 16-byte aligned.
-    static let headBytes = 16
-
     struct Layout {
         var startsOffset: Int
         var membersOffset: Int
-        var headOffset: Int
         var rowsOffset: Int
         var rowBytes: Int
         var missIndexOffset: Int
@@ -177,8 +179,7 @@ struct StagedLookup {
         init(keyBytes: Int, runs: Int, rowBytes: Int, keys: Int) {
             startsOffset = (keyBytes + 3) / 4 * 4
             membersOffset = startsOffset + (runs + 1) * 4
-            headOffset = (membersOffset + runs * 4 + 15) / 16 * 16
-            rowsOffset = headOffset + StagedLookup.headBytes
+            rowsOffset = (membersOffset + runs * 4 + 15) / 16 * 16
             self.rowBytes = rowBytes
             missIndexOffset = (rowsOffset + rowBytes + 15) / 16 * 16
             deviceBytes = missIndexOffset + max(1, keys) * 4
@@ -194,17 +195,20 @@ struct StagedLookup {
     let device: UInt64
     /// The pinned buffer.
     let host: UnsafeMutableRawPointer
+    /// Where the kernel counts the misses (`hps_lookup`'s `misses` and `hostMisses`).
+    let counter: GPUMissCounter
 
     var keys: UInt64 { device }
     var runStarts: UInt64 { device + UInt64(layout.startsOffset) }
     var runMembers: UInt64 { device + UInt64(layout.membersOffset) }
-    var head: UInt64 { device + UInt64(layout.headOffset) }
+    /// The device word holding the misses' count, for the kernels after the lookup.
+    var missCount: UInt64 { counter.published }
     var rows: UInt64 { device + UInt64(layout.rowsOffset) }
     var missIndex: UInt64 { device + UInt64(layout.missIndexOffset) }
     var hostRows: UnsafeMutableRawPointer { host + layout.rowsOffset }
 
-    /// The misses the kernel counted, once the head is back and the stream synchronized.
-    var misses: Int { Int(host.load(fromByteOffset: layout.headOffset, as: UInt32.self)) }
+    /// The misses the kernel counted, once the stream is synchronized.
+    var misses: Int { counter.count }
 
     /// Copies the downloaded rows to each run's output, run after run.
     func copyRows(to runs: UnsafeBufferPointer<LookupRun>, vecSize: Int) {

@@ -196,18 +196,21 @@ package final class GPUStaticTable: Sendable {
     ///   - runStarts: device address of (runs + 1) Int32 offsets into the keys.
     ///   - runMembers: device address of (runs) Int32 member indices.
     ///   - output: device address of `count × dim` elements of `element`.
-    ///   - misses: device address of one UInt32 that counts missing keys, or 0.
+    ///   - misses: device address of one UInt32 that counts missing keys, or 0;
+    ///     with `hostMisses`, a `GPUMissCounter`'s three words.
     ///   - missIndex: device address of `count` Int32 that receive the missing keys' indices, or 0.
+    ///   - hostMisses: a `GPUMissCounter`'s mapped word, where the count is published, or 0.
     package func lookup(keys: UInt64, count: Int, runStarts: UInt64, runMembers: UInt64, runs: Int,
                 output: UInt64, element: OutputElement = .float32, layout: Layout = .keyOrder, keysPerSample: Int = 1,
-                misses: UInt64 = 0, missIndex: UInt64 = 0, stream: CUDAStream) throws(CUDAError) {
+                misses: UInt64 = 0, missIndex: UInt64 = 0, hostMisses: UInt64 = 0, stream: CUDAStream) throws(CUDAError) {
         let kernel = element == .float32
             ? self.kernel
             : try kernels.module(dim: dim, int64Keys: int64Keys, storage: storage, halfOutput: true).kernel("hps_lookup")
         try LookupLaunch(keys: keys, count: count, runStarts: runStarts, runMembers: runMembers, runs: runs,
                          slots: slotKeys.address, capacity: capacity, rowBits: 32, vectors: vectors.address,
                          defaults: defaults.address, output: output, layout: layout, keysPerSample: keysPerSample,
-                         misses: misses, missIndex: missIndex, rankBlocks: blocks.address, slotMembers: slotMembersAddress)
+                         misses: misses, missIndex: missIndex, rankBlocks: blocks.address, slotMembers: slotMembersAddress,
+                         hostMisses: hostMisses)
             .launch(kernel, kernels: kernels, stream: stream)
     }
 }
@@ -286,13 +289,9 @@ extension GPUStaticTable: EmbeddingCache {
                 }
                 try lookup(keys: keys, count: n, runStarts: staged.runStarts, runMembers: staged.runMembers,
                            runs: batch.runs.count, output: output.device?.address ?? staged.rows, layout: output.layout,
-                           keysPerSample: output.keysPerSample, misses: staged.head, missIndex: staged.missIndex,
-                           stream: stage.stream)
-                if output.device == nil {
-                    try stage.downloadHeadAndRows(staged)
-                } else {
-                    try stage.downloadHead(staged)
-                }
+                           keysPerSample: output.keysPerSample, misses: staged.counter.counting, missIndex: staged.missIndex,
+                           hostMisses: staged.counter.hostAddress, stream: stage.stream)
+                if output.device == nil { try stage.downloadRows(staged) }
                 try stage.stream.synchronize()
                 let misses = staged.misses
                 hits.addAnswered(batch.runs)
