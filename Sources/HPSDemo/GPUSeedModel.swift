@@ -84,21 +84,30 @@ package final class GPUSeedModel {
     /// - Parameters:
     ///   - runs: (member, count) per run, for a dynamic cache.
     ///   - runArrays: the same runs on the device (starts, then members), for a static table.
+    ///   - started, finished: events recorded on the stream the lookup runs
+    ///     on, once the keys are there and after the lookup (for its time
+    ///     alone: from the keys on the device to the rows written, and for a
+    ///     dynamic cache, which waits for its miss count, to the call's return).
     package func lookup(_ table: GPUTable, keys: UInt64, count: Int, runs: [(member: Int, count: Int)],
                 runArrays: (starts: UInt64, members: UInt64), output: UInt64, layout: GPUStaticTable.Layout,
-                keysPerSample: Int, stream: CUDAStream) throws {
+                keysPerSample: Int, stream: CUDAStream, started: CUDAEvent? = nil, finished: CUDAEvent? = nil) throws {
         switch table {
         case .staticTable(let table):
+            try started?.record(stream)
             try table.lookup(keys: keys, count: count, runStarts: runArrays.starts, runMembers: runArrays.members,
                              runs: runs.count, output: output, layout: layout, keysPerSample: keysPerSample, stream: stream)
+            try finished?.record(stream)
         case .dynamicCache(let cache):
             // The cache works on its own stream: it waits on the device for the
             // key copy on this one (an event, not a host synchronize, which
             // cost the call the copy's whole round trip), and returns once its
             // work is done, so this stream's later work may read the output.
             try keysCopied.record(stream)
+            try cache.stream.wait(for: keysCopied)
+            try started?.record(cache.stream)
             _ = try cache.lookup(deviceKeys: keys, count: count, runs: runs, output: output, layout: layout,
-                                 keysPerSample: keysPerSample, after: keysCopied)
+                                 keysPerSample: keysPerSample)
+            try finished?.record(cache.stream)
         }
     }
 }
