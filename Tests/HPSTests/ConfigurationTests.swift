@@ -365,7 +365,7 @@ struct ConfigurationTests {
         #expect(reparsed == configuration)
         #expect(reparsed.warnings.isEmpty)
         #expect(reparsed.jsonValue() == written)
-        #expect(written["models"]?.arrayValue?.first?.objectValue?.count == 28)
+        #expect(written["models"]?.arrayValue?.first?.objectValue?.count == 29)  // every key of a replicated model: gpu_shards only when set
         #expect(written["volatile_db"]?.objectValue?.count == 22)
         #expect(written["persistent_db"]?.objectValue?.count == 6)
         #expect(written["update_source"]?.objectValue?.count == 8)
