@@ -15,26 +15,14 @@ enum GPUDeploymentSelfTest {
         // One factory for every configuration: each GPU is opened once.
         let factory = GPUCacheFactory()
         for keyType in [KeyType.int32, .int64] {
-            var model = SeedModel()
-            model.tables = 3
-            model.vocab = 2000
-            model.dim = 16
-            model.batchSize = 32
-            model.keysPerSample = 4
-            model.keyType = keyType
-            model.seed = random.next()
+            let model = smallModel(keyType: keyType, random: &random)
             let directory = try TemporaryDirectory(prefix: "hps-gpu-selftest")
             defer { directory.remove() }
             try model.write(to: directory.path)
             for cacheType in [EmbeddingCacheType.static, .dynamic, .uvm] {
                 for fuse in [true, false] {
-                    var configuration = try HPSConfiguration.load(path: "\(directory.path)/hps.json")
-                    configuration.fuseEmbeddingTable = fuse
-                    configuration.models[0].embeddingCacheType = cacheType
-                    configuration.models[0].deployedDevices = [deviceIndex]
-                    configuration.models[0].gpuCachePercentage = 0.5
-                    configuration.models[0].hitRateThreshold = 1.01
-                    configuration.models[0].defaultValues = [0.5, -1, 2]
+                    let configuration = try smallConfiguration(directory: directory.path, cacheType: cacheType, fuse: fuse,
+                                                               deviceIndex: deviceIndex)
                     let server = try HierarchicalParameterServer(configuration: configuration, gpu: factory)
                     let name = "configuration served on GPU \(deviceIndex) through a GPUCacheFactory, \(cacheType.rawValue) cache, \(keyType == .int64 ? "int64" : "int32") keys, \(fuse ? "fused" : "unfused"), 4 batches"
                     let problem = try compare(server: server, model: model, deviceIndex: deviceIndex, cacheType: cacheType,
@@ -63,6 +51,36 @@ enum GPUDeploymentSelfTest {
             }
         }
         return cases
+    }
+
+    /// The small model the deployment checks serve: 3 tables of 2,000 keys
+    /// × 16 floats, batches of 32 samples of 4 keys per table.
+    static func smallModel(keyType: KeyType, random: inout SplitMix64) -> SeedModel {
+        var model = SeedModel()
+        model.tables = 3
+        model.vocab = 2000
+        model.dim = 16
+        model.batchSize = 32
+        model.keysPerSample = 4
+        model.keyType = keyType
+        model.seed = random.next()
+        return model
+    }
+
+    /// The small model's configuration written in `directory`, served from
+    /// GPU `deviceIndex` with `cacheType`, fused or not: half of each table
+    /// cached, misses read now (hit rate threshold above 1), and a default
+    /// value per table that no vector holds.
+    static func smallConfiguration(directory: String, cacheType: EmbeddingCacheType, fuse: Bool,
+                                   deviceIndex: Int) throws -> HPSConfiguration {
+        var configuration = try HPSConfiguration.load(path: "\(directory)/hps.json")
+        configuration.fuseEmbeddingTable = fuse
+        configuration.models[0].embeddingCacheType = cacheType
+        configuration.models[0].deployedDevices = [deviceIndex]
+        configuration.models[0].gpuCachePercentage = 0.5
+        configuration.models[0].hitRateThreshold = 1.01
+        configuration.models[0].defaultValues = [0.5, -1, 2]
+        return configuration
     }
 
     /// One batch's random keys per table: one key in eight is in no table.

@@ -15,29 +15,17 @@ enum GPUShardingSelfTest {
         var cases: [GPUSelfTest.Case] = []
         let factory = GPUCacheFactory()
         for keyType in [KeyType.int32, .int64] {
-            var model = SeedModel()
-            model.tables = 3
-            model.vocab = 2000
-            model.dim = 16
-            model.batchSize = 32
-            model.keysPerSample = 4
-            model.keyType = keyType
-            model.seed = random.next()
+            let model = GPUDeploymentSelfTest.smallModel(keyType: keyType, random: &random)
             let directory = try TemporaryDirectory(prefix: "hps-gpu-sharding")
             defer { directory.remove() }
             try model.write(to: directory.path)
             for sharding in [GPUSharding.rowWise, .tableWise] {
                 for cacheType in [EmbeddingCacheType.static, .dynamic, .uvm] {
                     for fuse in [true, false] {
-                        var configuration = try HPSConfiguration.load(path: "\(directory.path)/hps.json")
-                        configuration.fuseEmbeddingTable = fuse
-                        configuration.models[0].embeddingCacheType = cacheType
-                        configuration.models[0].deployedDevices = [deviceIndex]
+                        var configuration = try GPUDeploymentSelfTest.smallConfiguration(
+                            directory: directory.path, cacheType: cacheType, fuse: fuse, deviceIndex: deviceIndex)
                         configuration.models[0].gpuSharding = sharding
                         configuration.models[0].gpuShards = 3
-                        configuration.models[0].gpuCachePercentage = 0.5
-                        configuration.models[0].hitRateThreshold = 1.01
-                        configuration.models[0].defaultValues = [0.5, -1, 2]
                         let name = "\(sharding.rawValue) sharded over 3 shards on GPU \(deviceIndex), \(cacheType.rawValue) cache, \(keyType == .int64 ? "int64" : "int32") keys, \(fuse ? "fused" : "unfused")"
                         let problem: String?
                         do {
@@ -49,7 +37,7 @@ enum GPUShardingSelfTest {
                         }
                         cases.append(.init(name: name, passed: problem == nil,
                                            detail: problem ?? (sharding == .rowWise
-                                               ? "every element equal to the CPU session's before and after an update, each shard asked its own keys, device memory refused"
+                                               ? "every element equal to the CPU session's before and after an update, every shard asked, device memory refused"
                                                : "every element equal to the CPU session's, into host and device memory, before and after an update")))
                     }
                 }

@@ -199,15 +199,21 @@ struct ShardingTests {
         return (json, tables)
     }
 
+    /// A server of `json` whose GPU caches `factory` makes.
+    private func serve(_ json: JSONValue, in directory: TemporaryDirectory,
+                       factory: StandInCacheFactory) throws -> HierarchicalParameterServer {
+        let path = try TestConfiguration.write(json, to: directory.path)
+        return try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path), backends: [],
+                                               parallelism: 1, logger: nil, caches: factory, loading: nil)
+    }
+
     @Test("row_wise: every GPU session answers as the CPU does, each shard holds and is asked only the keys it owns", arguments: [false, true])
     func rowWiseDeployment(fuse: Bool) throws {
         let directory = try TemporaryDirectory(prefix: "hps-sharding")
         defer { directory.remove() }
         let (json, tables) = try writeModel(in: directory, sharding: "row_wise", shards: 3, devices: [0, 1], fuse: fuse)
         let factory = StandInCacheFactory()
-        let path = try TestConfiguration.write(json, to: directory.path)
-        let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path), backends: [],
-                                                     parallelism: 1, logger: nil, caches: factory, loading: nil)
+        let server = try serve(json, in: directory, factory: factory)
         let groups = fuse ? 2 : 3
         let calls = factory.calls.withLock { $0 }
         // One cache per group and shard, each on its shard's device, holding the rows its shard owns.
@@ -265,9 +271,7 @@ struct ShardingTests {
         let directory = try TemporaryDirectory(prefix: "hps-sharding")
         defer { directory.remove() }
         let (json, _) = try writeModel(in: directory, sharding: "row_wise", shards: 2, devices: [0], fuse: true)
-        let path = try TestConfiguration.write(json, to: directory.path)
-        let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path), backends: [],
-                                                     parallelism: 1, logger: nil, caches: StandInCacheFactory(), loading: nil)
+        let server = try serve(json, in: directory, factory: StandInCacheFactory())
         let session = try server.session(model: "m", device: 0)
         let keys: [Int64] = [1, 2]
         do {
@@ -296,9 +300,7 @@ struct ShardingTests {
         defer { directory.remove() }
         let (json, tables) = try writeModel(in: directory, sharding: "table_wise", shards: 2, devices: [0, 1], fuse: false)
         let factory = StandInCacheFactory()
-        let path = try TestConfiguration.write(json, to: directory.path)
-        let server = try HierarchicalParameterServer(configuration: try HPSConfiguration.load(path: path), backends: [],
-                                                     parallelism: 1, logger: nil, caches: factory, loading: nil)
+        let server = try serve(json, in: directory, factory: factory)
         // Bytes: t0 400 × 32, t1 300 × 32, t2 200 × 16: t0 → shard 0, t1 → shard 1, t2 → shard 1.
         let calls = factory.calls.withLock { $0 }.sorted { $0.group < $1.group }
         #expect(calls.map(\.group) == [0, 1, 2])
