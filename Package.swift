@@ -214,6 +214,7 @@ let package = Package(
                 "HPS",
                 "HPSDemo",
                 "HPSServer",
+                "HPSStoreTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),

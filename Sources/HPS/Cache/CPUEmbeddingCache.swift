@@ -141,6 +141,21 @@ package final class CPUEmbeddingCache: EmbeddingCache {
         }
     }
 
+    /// Puts rows in the cache (a warm start, or a stand-in for a GPU table in
+    /// tests), evicting as a miss's insert would when it is full.
+    /// - Parameters: `keys` (n) and `vectors` (n × vecSize) of one member.
+    package func insert(member: Int, keys: [Int64], vectors: [Float]) throws(StoreError) {
+        let counts = try keys.withUnsafeBufferPointer { (k) throws(StoreError) in
+            try vectors.withUnsafeBufferPointer { (v) throws(StoreError) in
+                try rows.insert(member: member, keys: k, vectors: v, parallelism: parallelism)
+            }
+        }
+        counters.withLock {
+            $0.inserts += counts.inserted
+            $0.evictions += counts.evicted
+        }
+    }
+
     /// Drops the cached rows of keys that the cache holds (an update from
     /// the API or a message queue); keys it does not hold are left out.
     /// - Returns: the rows dropped.
