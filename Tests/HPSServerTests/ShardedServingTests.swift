@@ -39,6 +39,7 @@ struct ShardedServingTests {
             (0..<2).map { _ in (0..<(round + 2)).map { _ in Int64(random.next() % 260) } }
         }
         let model = seed.modelName
+        let metrics = ServerMetrics(sessions: parameterServer.deviceSessions(model: model))
         let app = Application(router: server.router())
         try await app.test(.router) { client in
             for keys in requests {
@@ -50,6 +51,15 @@ struct ShardedServingTests {
                     #expect(floats(output?["data"]) == expected)
                 }
             }
+        }
+        // The metrics name the group's devices: both GPUs for row-wise shards, the shard's GPU for a table.
+        let exposition = String(decoding: metrics.exposition(), as: UTF8.self)
+        let devices = exposition.split(separator: "\n").filter { $0.hasPrefix("hps_l1_cache_hit_ratio{") }
+        #expect(!devices.isEmpty, "\(exposition)")
+        if sharding == .rowWise {
+            #expect(devices.allSatisfy { $0.contains("device=\"0+1\"") }, "\(devices)")
+        } else {
+            #expect(devices.allSatisfy { !$0.contains("device=\"cpu\"") }, "\(devices)")
         }
     }
 }

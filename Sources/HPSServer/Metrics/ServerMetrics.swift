@@ -309,7 +309,7 @@ package final class ServerMetrics: Sendable {
             for (group, cache) in session.groupCaches.enumerated() {
                 guard let cache else { continue }
                 let labels = [("model", session.model.name), ("group", session.plan.groups[group].name),
-                              ("device", cache.device.map(String.init) ?? "cpu"), ("cache", cache.kind)]
+                              ("device", Self.deviceLabel(cache)), ("cache", cache.kind)]
                 current.append((ObjectIdentifier(cache), labels, cache.statistics))
             }
         }
@@ -327,6 +327,15 @@ package final class ServerMetrics: Sendable {
                 }
             }
         }
+    }
+
+    /// A cache's `device` label: its GPU, the GPUs of a row-wise sharded
+    /// group's shards joined by `+` when they span several, or `cpu`.
+    static func deviceLabel(_ cache: any EmbeddingCache) -> String {
+        if let sharded = cache as? RowWiseShardedCache, sharded.device == nil {
+            return Set(sharded.shards.compactMap(\.device)).sorted().map(String.init).joined(separator: "+")
+        }
+        return cache.device.map(String.init) ?? "cpu"
     }
 
     /// Brings the update consumers' counters up to date.
