@@ -22,7 +22,12 @@ enum GPUCacheSelfTest {
         for (dim, int64Keys) in [(3, true), (16, false), (128, true)] {
             cases += try GPUUpdateSelfTest.check(kernels: kernels, dim: dim, int64Keys: int64Keys, random: &random)
         }
-        // Quantized tables: the CPU tier quantizes as the GPU tables do (static and uvm store the codes, dynamic caches decoded rows).
+        // Quantized tables: the CPU tier quantizes as the GPU tables do, and
+        // every GPU table and cache stores the codes: misses, evictions and
+        // refills through the dynamic and uvm caches, then online updates.
+        for (dim, int64Keys, storage) in [(16, false, VectorStorage.fp16), (128, true, .bf16), (128, true, .int8), (64, true, .fp8)] {
+            cases += try check(kernels: kernels, dim: dim, int64Keys: int64Keys, storage: storage, random: &random)
+        }
         for (dim, storage) in [(3, VectorStorage.fp16), (128, .bf16), (128, .int8), (64, .fp8), (128, .fp8)] {
             cases += try GPUUpdateSelfTest.check(kernels: kernels, dim: dim, int64Keys: true, storage: storage, random: &random)
         }
@@ -60,7 +65,8 @@ enum GPUCacheSelfTest {
         return (rows, hits)
     }
 
-    static func check(kernels: GPUKernels, dim: Int, int64Keys: Bool, random: inout SplitMix64) throws -> [GPUSelfTest.Case] {
+    static func check(kernels: GPUKernels, dim: Int, int64Keys: Bool, storage: VectorStorage = .fp32,
+                      random: inout SplitMix64) throws -> [GPUSelfTest.Case] {
         let device = kernels.device
         let perMember = 4000
         func randomKey() -> Int64 { int64Keys ? Int64(bitPattern: random.next()) : Int64(random.next() & 0xFFFF_FFFF) }
@@ -69,7 +75,8 @@ enum GPUCacheSelfTest {
         let memberKeys = [first, second]
         let defaults: [Float] = [0.25, -1]
         let store = HashMapStore(partitions: 2)
-        let cpu = try store.createTable("hps_et.selftest.cache", vecSize: dim, members: 2, expectedKeys: 2 * perMember)
+        let cpu = try store.createTable("hps_et.selftest.cache", vecSize: dim, members: 2, expectedKeys: 2 * perMember,
+                                        storage: storage)
         var memberVectors: [[Float]] = []
         for (m, keys) in memberKeys.enumerated() {
             let vectors = (0..<(keys.count * dim)).map { _ in random.nextFloat(-1, 1) }
@@ -105,12 +112,13 @@ enum GPUCacheSelfTest {
         }
         let output = try DeviceBuffer<Float>(device: device, count: n * dim)
         var cases: [GPUSelfTest.Case] = []
-        let label = "dynamic cache, vec \(dim), \(int64Keys ? "int64" : "int32") keys"
+        let stored = storage == .fp32 ? "" : ", \(storage.rawValue) storage"
+        let label = "dynamic cache, vec \(dim), \(int64Keys ? "int64" : "int32") keys\(stored)"
 
         // 1. Synchronous fills at 30% capacity: rounds of random queries with
         // evictions, into device and host memory in turn.
         let small = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember * 3 / 10, members: 2, lower: cpu,
-                                        defaults: defaults, hitRateThreshold: 1.01, int64Keys: int64Keys)
+                                        defaults: defaults, hitRateThreshold: 1.01, int64Keys: int64Keys, storage: storage)
         var problem: String? = nil
         for round in 0..<6 where problem == nil {
             let keys = query()
@@ -130,7 +138,7 @@ enum GPUCacheSelfTest {
 
         // 2. Asynchronous inserts: defaults first, the vectors after the insert.
         let lazy = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember, members: 2, lower: cpu,
-                                       defaults: defaults, hitRateThreshold: 0, int64Keys: int64Keys)
+                                       defaults: defaults, hitRateThreshold: 0, int64Keys: int64Keys, storage: storage)
         let keys = query()
         let (firstPass, firstHits) = try lookup(lazy, keys: keys, runs: runs, defaults: defaults, output: output, host: true)
         var defaultsOK = firstHits.totalMissing == n
@@ -151,7 +159,7 @@ enum GPUCacheSelfTest {
         // 2b. Asynchronous inserts with evictions: after the inserts, the last
         // query's present keys all hit, and no insert failed.
         let evicting = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember * 3 / 10, members: 2, lower: cpu,
-                                           defaults: defaults, hitRateThreshold: 0, int64Keys: int64Keys)
+                                           defaults: defaults, hitRateThreshold: 0, int64Keys: int64Keys, storage: storage)
         var last: [Int64] = []
         for _ in 0..<3 {
             last = query()
@@ -170,7 +178,7 @@ enum GPUCacheSelfTest {
 
         // 3. Capacity ≥ table: one pass, then every present key hits; the dense-input layout too.
         let full = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember, members: 2, lower: cpu,
-                                       defaults: defaults, hitRateThreshold: 1.01, int64Keys: int64Keys)
+                                       defaults: defaults, hitRateThreshold: 1.01, int64Keys: int64Keys, storage: storage)
         try full.prefill(keys: memberKeys, fraction: 1)
         let held = runs.flatMap { run in (0..<run.count).map { _ in memberKeys[run.member][Int(random.next() % UInt64(perMember))] } }
         let warm = try lookup(full, keys: held, runs: runs, defaults: defaults, output: output, host: false,
@@ -227,7 +235,7 @@ enum GPUCacheSelfTest {
         // the keys; misses are copied by the GPU from the mapped rows. Keys
         // from the host and from the device, with evictions, against the CPU store.
         let mapped = try GPUStaticTable(kernels: kernels, dim: dim, members: Array(zip(memberKeys, memberVectors)),
-                                        defaults: defaults, int64Keys: int64Keys, placement: .mappedHost)
+                                        defaults: defaults, int64Keys: int64Keys, placement: .mappedHost, storage: storage)
         let uvm = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember * 3 / 10, members: 2,
                                       source: .mappedTable(mapped), defaults: defaults, hitRateThreshold: 0.9, int64Keys: int64Keys)
         problem = nil
@@ -253,7 +261,7 @@ enum GPUCacheSelfTest {
         if problem == nil && details.evictions == 0 { problem = "no eviction happened at 30% capacity" }
         if problem == nil && details.hits == 0 { problem = "no key hit the cache in 6 rounds" }
         if problem == nil && uvm.kind != "gpu_uvm" { problem = "the cache's kind is \(uvm.kind), not gpu_uvm" }
-        cases.append(.init(name: "uvm cache (table in mapped host memory), vec \(dim), \(int64Keys ? "int64" : "int32") keys, 30% capacity, 6 rounds",
+        cases.append(.init(name: "uvm cache (table in mapped host memory), vec \(dim), \(int64Keys ? "int64" : "int32") keys\(stored), 30% capacity, 6 rounds",
                            passed: problem == nil,
                            detail: problem ?? "every element equal; hit rate \(String(details.hitRate).prefix(5)), \(details.evictions) evictions"))
         return cases

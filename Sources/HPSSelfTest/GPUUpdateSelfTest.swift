@@ -53,11 +53,11 @@ enum GPUUpdateSelfTest {
             case "dynamic 30%":
                 cache = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember * 3 / 10, members: 2,
                                             lower: cpu, defaults: defaults, hitRateThreshold: 1.01, int64Keys: int64Keys,
-                                            storageBelow: storage)
+                                            storage: storage)
             default:
                 let full = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: 2 * perMember + 400, members: 2,
                                                lower: cpu, defaults: defaults, hitRateThreshold: 1.01, int64Keys: int64Keys,
-                                               storageBelow: storage)
+                                               storage: storage)
                 try full.prefill(keys: memberKeys, fraction: 1)
                 cache = full
             }

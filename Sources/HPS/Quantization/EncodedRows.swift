@@ -17,15 +17,22 @@ package final class EncodedRows: @unchecked Sendable {
     /// - Parameters:
     ///   - key: the key of row i, to name in an error.
     ///   - table: the table, to name in an error.
+    ///   - decoded: whether the rows are ones this codec decoded (read back
+    ///     from a tier): then each is encoded to decode to the same floats
+    ///     again (`VectorCodec.encodeDecoded`).
     /// - Throws: `StoreError.unrepresentable` for the first row the format cannot hold.
     package init(_ vectors: UnsafePointer<Float>, count: Int, codec: VectorCodec, table: String,
-                 sourceRow: (Int) -> Int = { $0 }, key: (Int) -> Int64) throws(StoreError) {
+                 sourceRow: (Int) -> Int = { $0 }, decoded: Bool = false, key: (Int) -> Int64) throws(StoreError) {
         self.count = count
         self.codec = codec
         base = .allocate(byteCount: max(1, count * codec.rowBytes), alignment: 16)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, decoded ? codec.dim : 1))
+        defer { scratch.deallocate() }
         for i in 0..<count {
             let row = vectors + sourceRow(i) * codec.dim
-            if let element = codec.encode(row, into: base + i * codec.rowBytes) {
+            let stored = base + i * codec.rowBytes
+            let failed = decoded ? codec.encodeDecoded(row, into: stored, scratch: scratch) : codec.encode(row, into: stored)
+            if let element = failed {
                 // Every property is set: deinit releases `base`.
                 throw .unrepresentable(table: table, key: key(i), element: element, value: row[element], storage: codec.storage)
             }

@@ -99,6 +99,51 @@ package struct VectorCodec: Sendable {
         return nil
     }
 
+    /// Encodes a row that this codec decoded (what a tier returns for a
+    /// quantized table) so that it decodes to the same floats again: what a
+    /// GPU cache in front of the tiers stores. fp16 and bf16 do so by
+    /// `encode` itself. For int8 and fp8 the scale `encode` derives from the
+    /// decoded row may differ from the stored one by a rounding, which moves
+    /// every element; the scales a few ulps either side are tried, and the
+    /// first whose row decodes to the same floats is kept. A row no scale
+    /// reproduces (not one this codec decoded) keeps `encode`'s result.
+    /// - Parameter scratch: `dim` floats to decode candidates into.
+    /// - Returns: as `encode`.
+    package func encodeDecoded(_ row: UnsafePointer<Float>, into stored: UnsafeMutableRawPointer,
+                               scratch: UnsafeMutablePointer<Float>) -> Int? {
+        if let bad = encode(row, into: stored) { return bad }
+        guard storage == .int8 || storage == .fp8 else { return nil }
+        func reproduces() -> Bool {
+            decode(UnsafeRawPointer(stored), into: scratch)
+            for e in 0..<dim where scratch[e].bitPattern != row[e].bitPattern { return false }
+            return true
+        }
+        if reproduces() { return nil }
+        let parameters = stored.assumingMemoryBound(to: Float.self)
+        let derived = parameters[0]
+        guard derived != 0 else { return nil }
+        let codes = (stored + parameterBytes).assumingMemoryBound(to: UInt8.self)
+        let bias = storage == .int8 ? parameters[1] : 0
+        var below = derived, above = derived
+        for _ in 0..<8 {
+            below = below.nextDown
+            above = above.nextUp
+            for scale in [below, above] where scale.isNormal && scale > 0 {
+                parameters[0] = scale
+                for e in 0..<dim {
+                    if storage == .int8 {
+                        codes[e] = UInt8(min(255, max(0, ((row[e] - bias) / scale).rounded(.toNearestOrEven))))
+                    } else {
+                        codes[e] = Self.fp8(row[e] / scale)
+                    }
+                }
+                if reproduces() { return nil }
+            }
+        }
+        // Not a row this codec decoded: the closest encoding, as `encode` gives it.
+        return encode(row, into: stored)
+    }
+
     private func firstNonFinite(_ row: UnsafePointer<Float>) -> Int? {
         for e in 0..<dim where !row[e].isFinite { return e }
         return nil

@@ -470,6 +470,19 @@ extern "C" __global__ void hps_scatter_rows(const int* __restrict__ rows, const 
     target[(long long)rows[i] * DIM + e] = source[i * DIM + e];
 }
 
+// Writes count stored rows (ROW_BYTES each, as STORAGE stores them):
+// stored row rows[i] of target = stored row i of source. A dynamic
+// cache's refresh.
+extern "C" __global__ void hps_scatter_stored_rows(const int* __restrict__ rows, const u32* __restrict__ source,
+                                                   int count, u32* __restrict__ target)
+{
+    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const long long i = t / (ROW_BYTES / 4);
+    if (i >= count) return;
+    const int w = (int)(t - i * (ROW_BYTES / 4));
+    target[(long long)rows[i] * (ROW_BYTES / 4) + w] = source[i * (ROW_BYTES / 4) + w];
+}
+
 // Online updates of the rows a GPU table holds. For k < count, one warp
 // each: the row of (keys[k], member) takes row k of source, and *updated
 // counts it; a key the table does not hold is skipped. The keys are
@@ -494,7 +507,8 @@ extern "C" __global__ void hps_table_update(const long long* __restrict__ keys, 
 }
 
 // The same for a dynamic cache's index (no insert runs meanwhile: the
-// cache's lock is held, so no slot is HPS_BUSY).
+// cache's lock is held, so no slot is HPS_BUSY); its rows are stored as
+// STORAGE says too.
 extern "C" __global__ void hps_cache_update(const long long* __restrict__ keys, int member, int count,
                                             const Slot* __restrict__ slots, u32 slotCapacity, u32 rowBits,
                                             const float* __restrict__ source, float* __restrict__ target,
@@ -505,7 +519,9 @@ extern "C" __global__ void hps_cache_update(const long long* __restrict__ keys, 
     if (k >= count) return;
     const long long row = hps_find_row(slots, slotCapacity, rowBits, keys[k], member);
     if (row < 0) return;
-    for (int e = lane; e < DIM; e += 32) target[row * DIM + e] = source[k * DIM + e];
+    const u32* from = (const u32*)source + k * (ROW_BYTES / 4);
+    u32* to = (u32*)target + row * (ROW_BYTES / 4);
+    for (int w = lane; w < ROW_BYTES / 4; w += 32) to[w] = from[w];
     if (lane == 0) atomicAdd(updated, 1u);
 }
 
@@ -646,9 +662,11 @@ __device__ __forceinline__ void hps_publish(Slot* slots, int s, u32 rowBits, int
 
 // Inserts the keys of a plan, one warp each (k < *count): a key whose
 // srcRows[k] is -1 (found nowhere) or that is held already is skipped;
-// otherwise it takes a row off the free stack, its vector is copied from
-// source row srcRows[k], and its stamp is epoch. With no row left, the
-// key is skipped and counted in *lacking. *inserted counts the inserted.
+// otherwise it takes a row off the free stack, its stored row is copied
+// from source row srcRows[k] (the cache and its source store rows alike,
+// as STORAGE says: a uvm cache's table, or the tiers' rows encoded on the
+// host), and its stamp is epoch. With no row left, the key is skipped and
+// counted in *lacking. *inserted counts the inserted.
 extern "C" __global__ void hps_cache_insert(const long long* __restrict__ keys, const int* __restrict__ members,
                                             const long long* __restrict__ srcRows, const u32* __restrict__ count,
                                             const float* __restrict__ source, Slot* slots, u32 capacity, u32 rowBits,
@@ -687,9 +705,9 @@ extern "C" __global__ void hps_cache_insert(const long long* __restrict__ keys, 
     }
     row = __shfl_sync(0xFFFFFFFFu, row, 0);
     if (row < 0) return;
-    const char* src = (const char*)source + from * (long long)ROW_BYTES;
-    float* dst = vectors + (long long)row * DIM;
-    for (int e = lane; e < DIM; e += 32) dst[e] = hps_stored_element(src, e);
+    const u32* src = (const u32*)source + from * (ROW_BYTES / 4);
+    u32* dst = (u32*)vectors + (long long)row * (ROW_BYTES / 4);
+    for (int w = lane; w < ROW_BYTES / 4; w += 32) dst[w] = src[w];
 }
 
 // Rebuilds a dynamic cache's index from its rows (after the slots were

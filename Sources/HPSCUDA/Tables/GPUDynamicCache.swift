@@ -52,10 +52,14 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     package let int64Keys: Bool
     /// Below this hit rate, misses are filled before the lookup returns.
     package let hitRateThreshold: Double
-    /// How the tiers below (or a uvm cache's table) store rows: the cache
-    /// holds them decoded, so an update's rows are quantized and decoded
-    /// before they are written here, to equal what a miss would read below.
-    package let storageBelow: VectorStorage
+    /// How the cache stores its rows, as the tiers below (or a uvm cache's
+    /// table) store them (`vector_storage`): each row is
+    /// `storage.rowBytes(dim:)` bytes, decoded to float32 by the lookup. A
+    /// miss read from the tiers below comes back decoded and is encoded
+    /// again on the host so that it decodes to the same floats
+    /// (`VectorCodec.encodeDecoded`); an update is quantized as the tiers
+    /// quantize it; a uvm cache copies its table's stored rows.
+    package let storage: VectorStorage
     /// Where the misses are read from.
     package let source: MissSource
     /// Names the cache in errors and logs, e.g. `hps_et.<model>.<group>`.
@@ -104,8 +108,12 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     let probeRows: CUDAKernel
     let fillRows: CUDAKernel
     let cacheInsert: CUDAKernel
+    let cacheUpdate: CUDAKernel
     let cacheRehash: CUDAKernel
+    /// Writes float32 rows into an output (a uvm cache's misses found only below).
     let scatterRows: CUDAKernel
+    /// Writes stored rows into the cache's (a refresh).
+    let scatterStoredRows: CUDAKernel
     let stampHistogram: CUDAKernel
     let stampSelect: CUDAKernel
     let stampRestart: CUDAKernel
@@ -176,12 +184,12 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     ///   - capacity: rows; `gpucacheper` × the table's keys.
     ///   - lower: the tiers misses are read from (the same member numbering).
     ///   - defaults: per member, the value of a key found nowhere.
-    ///   - storageBelow: how `lower` stores its rows (`vector_storage`).
+    ///   - storage: how `lower` stores its rows (`vector_storage`), and so the cache.
     package convenience init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, lower: any EmbeddingStoreTable,
                             defaults: [Float], hitRateThreshold: Double, int64Keys: Bool,
-                            storageBelow: VectorStorage = .fp32) throws(CUDAError) {
+                            storage: VectorStorage = .fp32) throws(CUDAError) {
         try self.init(kernels: kernels, dim: dim, capacity: capacity, members: members, source: .tier(lower),
-                      defaults: defaults, hitRateThreshold: hitRateThreshold, int64Keys: int64Keys, storageBelow: storageBelow)
+                      defaults: defaults, hitRateThreshold: hitRateThreshold, int64Keys: int64Keys, storage: storage)
     }
 
     /// An empty cache in front of `source`.
@@ -192,11 +200,11 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     ///   - name: names the cache in errors and logs.
     ///   - refreshInterval: seconds between refreshes by the refresh work (0: no refresh work).
     ///   - refreshDelay: seconds before the first refresh.
-    ///   - storageBelow: how the tiers below store rows (a uvm cache takes its table's).
+    ///   - storage: how the tiers below store rows, and so the cache (a uvm cache takes its table's).
     package init(kernels: GPUKernels, dim: Int, capacity: Int, members: Int, source: MissSource,
                 defaults: [Float], hitRateThreshold: Double, int64Keys: Bool, name: String = "a GPU cache",
-                refreshInterval: Double = 0, refreshDelay: Double = 0, storageBelow: VectorStorage = .fp32) throws(CUDAError) {
-        if case .mappedTable(let table) = source { self.storageBelow = table.storage } else { self.storageBelow = storageBelow }
+                refreshInterval: Double = 0, refreshDelay: Double = 0, storage: VectorStorage = .fp32) throws(CUDAError) {
+        if case .mappedTable(let table) = source { self.storage = table.storage } else { self.storage = storage }
         switch source {
         case .tier(let lower):
             guard lower.vecSize == dim, lower.memberCount == members else {
@@ -235,7 +243,8 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         stage = try GPULookupStage(device: device)
         slots = try DeviceBuffer(device: device, count: slotCapacity * 2)
         try slots.fill32(0)
-        vectors = try DeviceBuffer(device: device, count: self.capacity * dim)
+        // Stored rows of storage.rowBytes(dim:) bytes (a multiple of 4).
+        vectors = try DeviceBuffer(device: device, count: self.capacity * self.storage.rowBytes(dim: dim) / 4)
         stamps = try DeviceBuffer(device: device, count: self.capacity)
         try stamps.fill32(UInt32.max)  // every row free (HPS_FREE_ROW)
         rowKeys = try DeviceBuffer(device: device, count: self.capacity)
@@ -245,17 +254,17 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
         counters = try DeviceBuffer(device: device, copying: [0, UInt32(self.capacity), 0, 0, 0, 0, 0, 0])
         self.defaults = try DeviceBuffer(device: device, copying: defaults)
         hostDefaults = defaults
-        let module = try kernels.module(dim: dim, int64Keys: int64Keys)
+        // One module for the cache's rows and its source's: both stored as `storage` says.
+        let module = try kernels.module(dim: dim, int64Keys: int64Keys, storage: self.storage)
         lookupKernel = try module.kernel("hps_lookup")
         missPlan = try module.kernel("hps_miss_plan")
         probeRows = try module.kernel("hps_probe_rows")
-        // Misses are copied from the source's rows: a uvm cache's table may store them quantized.
-        let sourceModule: CUDAModule
-        if case .mappedTable(let table) = source { sourceModule = try table.module() } else { sourceModule = module }
-        fillRows = try sourceModule.kernel("hps_fill_rows")
-        cacheInsert = try sourceModule.kernel("hps_cache_insert")
+        fillRows = try module.kernel("hps_fill_rows")
+        cacheInsert = try module.kernel("hps_cache_insert")
+        cacheUpdate = try module.kernel("hps_cache_update")
         cacheRehash = try module.kernel("hps_cache_rehash")
         scatterRows = try module.kernel("hps_scatter_rows")
+        scatterStoredRows = try module.kernel("hps_scatter_stored_rows")
         stampHistogram = try module.kernel("hps_stamp_histogram")
         stampSelect = try module.kernel("hps_stamp_select")
         stampRestart = try module.kernel("hps_stamp_restart")
@@ -682,13 +691,33 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     }
 
     /// Reads planned keys from the tiers below into a device staging buffer
-    /// (row k for key k) and sets the plan's source rows (-1 where absent).
+    /// (stored row k for key k, as the cache stores rows) and sets the plan's
+    /// source rows (-1 where absent).
     func stage(keys: [Int64], members: [Int32], plan: Plan, hits: inout TierHits) throws(CUDAError) -> UInt64 {
         let (vectors, found) = fetch(keys: keys, members: members, hits: &hits)
-        let staged = try scratchBuffer("staged", bytes: vectors.count * 4)
-        try stream.upload(vectors, to: staged.address)
+        let staged = try upload(storedRows: vectors, count: keys.count, scratch: "staged") { keys[$0] }
         try stream.upload(found.enumerated().map { $1 ? Int64($0) : -1 }, to: plan.source)
-        return staged.address
+        return staged
+    }
+
+    /// Uploads `count` rows read from the tiers below (decoded floats) into
+    /// the scratch buffer `scratch`, stored as the cache stores rows: a
+    /// quantized row is encoded again to decode to the same floats.
+    /// - Parameter key: the key of row i, to name in an error.
+    /// - Returns: the buffer's device address.
+    func upload(storedRows vectors: [Float], count: Int, scratch: String, key: (Int) -> Int64) throws(CUDAError) -> UInt64 {
+        let buffer = try scratchBuffer(scratch, bytes: max(4, count * storage.rowBytes(dim: dim)))
+        guard storage != .fp32 else {
+            try stream.upload(vectors, to: buffer.address)
+            return buffer.address
+        }
+        let encoded = try vectors.withUnsafeBufferPointer { (rows) throws(CUDAError) in
+            try EncodedRows.forDevice(rows.baseAddress!, count: count, codec: VectorCodec(storage: storage, dim: dim),
+                                      table: name, decoded: true, key: key)
+        }
+        // From pageable memory: the driver stages the bytes before returning.
+        try stream.copy(to: buffer.address, from: UnsafeRawPointer(encoded.base), bytes: encoded.byteCount)
+        return buffer.address
     }
 
     /// Inserts the plan's keys whose source row is known. When the free rows
@@ -849,11 +878,12 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
             let keep = rows.indices.filter { found[$0] }
             guard !keep.isEmpty else { counts.refreshes += 1; return }
             let rowBuffer = try scratchBuffer("refreshRows", bytes: keep.count * 4)
-            let vectorBuffer = try scratchBuffer("refreshVectors", bytes: keep.count * dim * 4)
             try stream.upload(keep.map { Int32(rows[$0]) }, to: rowBuffer.address)
-            try stream.upload(keep.flatMap { vectors[($0 * dim)..<(($0 + 1) * dim)] }, to: vectorBuffer.address)
-            try scatterRows.launch(grid: (keep.count * dim + 255) / 256, block: 256, stream: stream,
-                                   rowBuffer.address, vectorBuffer.address, Int32(keep.count), self.vectors.address)
+            let stored = try upload(storedRows: keep.flatMap { vectors[($0 * dim)..<(($0 + 1) * dim)] }, count: keep.count,
+                                    scratch: "refreshVectors") { keyOfRow[rows[keep[$0]]] }
+            let words = storage.rowBytes(dim: dim) / 4
+            try scatterStoredRows.launch(grid: (keep.count * words + 255) / 256, block: 256, stream: stream,
+                                         rowBuffer.address, stored, Int32(keep.count), self.vectors.address)
             try stream.synchronize()
             counts.refreshes += 1
         }

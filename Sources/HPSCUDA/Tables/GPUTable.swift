@@ -35,7 +35,7 @@ package enum GPUTable {
         let source: GPUDynamicCache.MissSource
         if cacheType == .uvm {
             // The whole table in mapped host memory, with the cache of gpucacheper × its keys in front.
-            // The table is stored as vector_storage says; the cache's rows are float32, decoded as they are filled.
+            // The table and the cache in front store rows as vector_storage says.
             source = .mappedTable(try GPUStaticTable(kernels: kernels, dim: dim, members: rows, defaults: defaults,
                                                      int64Keys: int64Keys, placement: .mappedHost, storage: model.vectorStorage,
                                                      name: name))
@@ -51,7 +51,7 @@ package enum GPUTable {
         let cache = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: capacity, members: rows.count, source: source,
                                         defaults: defaults, hitRateThreshold: model.hitRateThreshold, int64Keys: int64Keys,
                                         name: name, refreshInterval: model.refreshInterval, refreshDelay: model.refreshDelay,
-                                        storageBelow: model.vectorStorage)
+                                        storage: model.vectorStorage)
         if model.initEmbeddingCache && model.cacheRefreshPercentagePerIteration > 0 {
             try cache.prefill(keys: rows.map(\.keys), fraction: model.cacheRefreshPercentagePerIteration)
         }

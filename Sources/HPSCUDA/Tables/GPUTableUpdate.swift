@@ -159,28 +159,20 @@ extension GPUDynamicCache {
         defer { lock.unlock() }
         do throws(CUDAError) {
             try cuda.makeCurrent()
-            // The cached rows are what the tiers below hold: the update quantized and decoded.
-            var decoded: [Float] = []
-            if storageBelow != .fp32 {
-                decoded = try EncodedRows.forDevice(vectors.baseAddress!, count: keys.count,
-                                                    codec: VectorCodec(storage: storageBelow, dim: dim), table: name) { keys[$0] }.decoded()
-            }
-            let staged = try decoded.withUnsafeBufferPointer { (rows) throws(CUDAError) in
-                try StagedUpdate(keys: keys, vectors: storageBelow == .fp32 ? vectors : rows, dim: dim, scratch: stage.scratch,
-                                 stream: stream)
-            }
+            let staged = try StagedUpdate(keys: keys, vectors: vectors, dim: dim, scratch: stage.scratch, stream: stream)
+            // The cached rows are what the tiers below hold: the update quantized as they
+            // quantize it (a uvm cache's table stores rows as the cache does).
+            let rows = try staged.rows(storedAs: storage, keys: keys, vectors: vectors, dim: dim, table: name,
+                                       scratch: stage.scratch, stream: stream)
             // The mapped table (uvm) counts in counter 1, the cached rows in counter 0; one wait for both.
             let mapped: GPUStaticTable?
             if case .mappedTable(let table) = source { mapped = table } else { mapped = nil }
             if let mapped {
-                let rows = try staged.rows(storedAs: mapped.storage, keys: keys, vectors: vectors, dim: dim, table: name,
-                                           scratch: stage.scratch, stream: stream)
                 try mapped.launchUpdate(staged, rows: rows, member: member, counter: 1, stream: stream)
             }
-            let kernel = try kernels.module(dim: dim, int64Keys: int64Keys).kernel("hps_cache_update")
-            try kernel.launch(grid: staged.grid, block: 256, stream: stream,
+            try cacheUpdate.launch(grid: staged.grid, block: 256, stream: stream,
                 staged.keys, Int32(member), Int32(staged.count), slots.address, UInt32(slotCapacity), UInt32(rowBits),
-                staged.vectors, self.vectors.address, staged.counter(0))
+                rows, self.vectors.address, staged.counter(0))
             let written = try staged.written(on: stream)
             return CacheUpdate(rows: written.first, unheldKeys: mapped == nil ? 0 : staged.count - written.second)
         } catch {
