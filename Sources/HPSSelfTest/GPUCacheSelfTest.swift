@@ -361,6 +361,32 @@ enum GPUCacheSelfTest {
         if problem == nil, let error = refreshing.detailedStatistics.lastRefreshError { problem = "a refresh failed: \(error)" }
         cases.append(.init(name: "dynamic cache's refresh work: updates of the tier below reach the GPU", passed: problem == nil,
                            detail: problem ?? "every row equal to the updated CPU vector; the work returned when cancelled"))
+
+        // A refresh of quantized rows: the tier below returns decoded rows, which the cache stores encoded again.
+        for storage in [VectorStorage.int8, .fp8] {
+            let quantized = try store.createTable("hps_et.selftest.refresh.\(storage.rawValue)", vecSize: dim, members: 1,
+                                                  expectedKeys: keyCount, storage: storage)
+            func loadQuantized(_ rows: [Float]) throws {
+                try keys.withUnsafeBufferPointer { k in
+                    try rows.withUnsafeBufferPointer { v in _ = try quantized.insert(member: 0, keys: k, vectors: v, parallelism: 1) }
+                }
+            }
+            try loadQuantized(vectors)
+            let cache = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: keyCount, members: 1, source: .tier(quantized),
+                                            defaults: defaults, hitRateThreshold: 1.01, int64Keys: true,
+                                            name: "the self-test's \(storage.rawValue) cache", storage: storage)
+            _ = try lookup(cache, keys: keys, runs: runs, defaults: defaults, output: output, host: false)
+            try loadQuantized(vectors.map { $0 * 3 - 0.5 })
+            try cache.refresh()
+            let after = try lookup(cache, keys: keys, runs: runs, defaults: defaults, output: output, host: true)
+            let want = GPUUpdateSelfTest.expected(quantized, keys: keys, runs: runs, dim: dim, defaults: defaults).rows
+            problem = after.hits.perTier[0] != keyCount ? "\(after.hits.perTier[0]) of \(keyCount) keys hit after the refresh" : nil
+            if problem == nil, let i = after.rows.indices.first(where: { after.rows[$0].bitPattern != want[$0].bitPattern }) {
+                problem = "key \(keys[i / dim]) element \(i % dim): GPU \(after.rows[i]) after the refresh, CPU \(want[i])"
+            }
+            cases.append(.init(name: "dynamic cache in \(storage.rawValue) storage, refreshed: the rows read below are stored again exactly",
+                               passed: problem == nil, detail: problem ?? "every element equal to the CPU tier's after the refresh"))
+        }
         return cases
     }
 }

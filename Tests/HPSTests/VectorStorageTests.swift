@@ -137,11 +137,13 @@ struct VectorStorageTests {
             }
         }
         #expect(rows > 2000)
-        // fp32, fp16 and bf16 reproduce by encode alone; int8 and fp8 need the scale search on some rows.
-        if storage == .int8 || storage == .fp8 {
-            #expect(plainEncodeDiffered > 0, "no row needed the search: the test no longer covers it")
-        } else {
-            #expect(plainEncodeDiffered == 0)
+        // fp32, fp16 and bf16 reproduce by encode alone; int8 needs the scale
+        // search on some rows (fp8's scale × 448 and back has reproduced on
+        // every row tried, but nothing guarantees it, so it searches too).
+        switch storage {
+        case .int8: #expect(plainEncodeDiffered > 0, "no row needed the search: the test no longer covers it")
+        case .fp8: break
+        default: #expect(plainEncodeDiffered == 0)
         }
     }
 
