@@ -694,7 +694,15 @@ package final class GPUDynamicCache: EmbeddingCache, @unchecked Sendable {
     /// (stored row k for key k, as the cache stores rows) and sets the plan's
     /// source rows (-1 where absent).
     func stage(keys: [Int64], members: [Int32], plan: Plan, hits: inout TierHits) throws(CUDAError) -> UInt64 {
-        let (vectors, found) = fetch(keys: keys, members: members, hits: &hits)
+        var (vectors, found) = fetch(keys: keys, members: members, hits: &hits)
+        if storage != .fp32 {
+            // A key found nowhere is neither inserted nor filled from here (its
+            // default comes from the device): its row is not encoded, so a
+            // default the format cannot hold fails nothing.
+            for (k, held) in found.enumerated() where !held {
+                for e in (k * dim)..<((k + 1) * dim) { vectors[e] = 0 }
+            }
+        }
         let staged = try upload(storedRows: vectors, count: keys.count, scratch: "staged") { keys[$0] }
         try stream.upload(found.enumerated().map { $1 ? Int64($0) : -1 }, to: plan.source)
         return staged
