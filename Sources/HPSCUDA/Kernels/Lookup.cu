@@ -110,26 +110,6 @@ __device__ __forceinline__ long long hps_find_ranked(const long long* __restrict
     return -1;
 }
 
-// hps_find_row for the lookup kernel, which writes no slot: each slot is
-// one 16-byte load through the read-only path that asks L2 to keep the
-// slots (evict last, as a static table's index), while the rows and the
-// output stream past them. INDEX_NO_POLICY: plain loads, for tuning.
-__device__ __forceinline__ long long hps_find_row_kept(const Slot* __restrict__ slots, u32 capacity, u32 rowBits,
-                                                       long long key, int member) {
-    const u32 rowMask = rowBits == 32 ? 0xFFFFFFFFu : ((1u << rowBits) - 1u);
-    const u64 policy = hps_index_policy();
-    u32 s = hps_slot(hps_hash(key, member), capacity);
-    while (true) {
-        const ulonglong2 slot = hps_block_load((const u64*)(slots + s), policy);
-        const u32 ref = (u32)slot.y;
-        if (ref == 0) return -1;
-        const u32 stored = ref - 1u;
-        if ((long long)slot.x == key && ref != HPS_TOMB && (rowBits == 32 || (int)(stored >> rowBits) == member))
-            return (long long)(stored & rowMask);
-        s = (s + 1 == capacity) ? 0 : s + 1;
-    }
-}
-
 #if DIM % 4 == 0
 #define UNITS (DIM / 4)
 typedef float4 unit_t;
@@ -384,7 +364,7 @@ extern "C" __global__ void hps_lookup(
 #else
         // A static table's ranked index, or a dynamic cache's slots.
         row = rankBlocks ? hps_find_ranked((const long long*)slots, rankBlocks, slotMembers, capacity, (long long)keys[i], member)
-                         : hps_find_row_kept(slots, capacity, rowBits, (long long)keys[i], member);
+                         : hps_find_row(slots, capacity, rowBits, (long long)keys[i], member);
 #endif
         o = i;
         if (layout == 1) {
