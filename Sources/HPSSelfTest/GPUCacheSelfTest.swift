@@ -305,12 +305,12 @@ enum GPUCacheSelfTest {
         var vectors = (0..<(keyCount * dim)).map { _ in random.nextFloat(-1, 1) }
         let store = HashMapStore(partitions: 2)
         let cpu = try store.createTable("hps_et.selftest.background", vecSize: dim, members: 1, expectedKeys: keyCount)
-        func load() throws {
+        func load(_ table: any EmbeddingStoreTable, _ rows: [Float]) throws {
             try keys.withUnsafeBufferPointer { k in
-                try vectors.withUnsafeBufferPointer { v in _ = try cpu.insert(member: 0, keys: k, vectors: v, parallelism: 1) }
+                try rows.withUnsafeBufferPointer { v in _ = try table.insert(member: 0, keys: k, vectors: v, parallelism: 1) }
             }
         }
-        try load()
+        try load(cpu, vectors)
         let output = try DeviceBuffer<Float>(device: device, count: keyCount * dim)
         let runs = [(member: 0, count: keyCount)]
         var cases: [GPUSelfTest.Case] = []
@@ -343,7 +343,7 @@ enum GPUCacheSelfTest {
         problem = nil
         _ = try lookup(refreshing, keys: keys, runs: runs, defaults: defaults, output: output, host: false)
         vectors = vectors.map { $0 + 1 }
-        try load()
+        try load(cpu, vectors)
         let refreshes = refreshing.detailedStatistics.refreshes
         guard let refresh = refreshing.backgroundWork.first(where: { $0 is GPUCacheRefreshWork }) else {
             cases.append(.init(name: "dynamic cache's refresh work", passed: false, detail: "a cache with a refresh interval has no refresh work"))
@@ -366,17 +366,12 @@ enum GPUCacheSelfTest {
         for storage in [VectorStorage.int8, .fp8] {
             let quantized = try store.createTable("hps_et.selftest.refresh.\(storage.rawValue)", vecSize: dim, members: 1,
                                                   expectedKeys: keyCount, storage: storage)
-            func loadQuantized(_ rows: [Float]) throws {
-                try keys.withUnsafeBufferPointer { k in
-                    try rows.withUnsafeBufferPointer { v in _ = try quantized.insert(member: 0, keys: k, vectors: v, parallelism: 1) }
-                }
-            }
-            try loadQuantized(vectors)
+            try load(quantized, vectors)
             let cache = try GPUDynamicCache(kernels: kernels, dim: dim, capacity: keyCount, members: 1, source: .tier(quantized),
                                             defaults: defaults, hitRateThreshold: 1.01, int64Keys: true,
                                             name: "the self-test's \(storage.rawValue) cache", storage: storage)
             _ = try lookup(cache, keys: keys, runs: runs, defaults: defaults, output: output, host: false)
-            try loadQuantized(vectors.map { $0 * 3 - 0.5 })
+            try load(quantized, vectors.map { $0 * 3 - 0.5 })
             try cache.refresh()
             let after = try lookup(cache, keys: keys, runs: runs, defaults: defaults, output: output, host: true)
             let want = GPUUpdateSelfTest.expected(quantized, keys: keys, runs: runs, dim: dim, defaults: defaults).rows

@@ -128,7 +128,9 @@ package struct VectorCodec: Sendable {
         for _ in 0..<8 {
             below = below.nextDown
             above = above.nextUp
-            for scale in [below, above] where scale.isNormal && scale > 0 {
+            for side in 0..<2 {
+                let scale = side == 0 ? below : above
+                guard scale.isNormal && scale > 0 else { continue }
                 parameters[0] = scale
                 for e in 0..<dim {
                     if storage == .int8 {

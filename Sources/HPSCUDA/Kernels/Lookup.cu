@@ -483,6 +483,13 @@ extern "C" __global__ void hps_scatter_stored_rows(const int* __restrict__ rows,
     target[(long long)rows[i] * (ROW_BYTES / 4) + w] = source[i * (ROW_BYTES / 4) + w];
 }
 
+// Copies one stored row (ROW_BYTES, a multiple of 4) a word per lane of a warp.
+__device__ __forceinline__ void hps_copy_stored_row(const void* from, void* to, int lane) {
+    const u32* src = (const u32*)from;
+    u32* dst = (u32*)to;
+    for (int w = lane; w < ROW_BYTES / 4; w += 32) dst[w] = src[w];
+}
+
 // Online updates of the rows a GPU table holds. For k < count, one warp
 // each: the row of (keys[k], member) takes row k of source, and *updated
 // counts it; a key the table does not hold is skipped. The keys are
@@ -500,9 +507,7 @@ extern "C" __global__ void hps_table_update(const long long* __restrict__ keys, 
     if (k >= count) return;
     const long long row = hps_find_ranked(slotKeys, blocks, slotMembers, capacity, keys[k], member);
     if (row < 0) return;
-    const u32* from = (const u32*)source + k * (ROW_BYTES / 4);
-    u32* to = (u32*)target + row * (ROW_BYTES / 4);
-    for (int w = lane; w < ROW_BYTES / 4; w += 32) to[w] = from[w];
+    hps_copy_stored_row((const u32*)source + k * (ROW_BYTES / 4), (u32*)target + row * (ROW_BYTES / 4), lane);
     if (lane == 0) atomicAdd(updated, 1u);
 }
 
@@ -519,9 +524,7 @@ extern "C" __global__ void hps_cache_update(const long long* __restrict__ keys, 
     if (k >= count) return;
     const long long row = hps_find_row(slots, slotCapacity, rowBits, keys[k], member);
     if (row < 0) return;
-    const u32* from = (const u32*)source + k * (ROW_BYTES / 4);
-    u32* to = (u32*)target + row * (ROW_BYTES / 4);
-    for (int w = lane; w < ROW_BYTES / 4; w += 32) to[w] = from[w];
+    hps_copy_stored_row((const u32*)source + k * (ROW_BYTES / 4), (u32*)target + row * (ROW_BYTES / 4), lane);
     if (lane == 0) atomicAdd(updated, 1u);
 }
 
@@ -705,9 +708,7 @@ extern "C" __global__ void hps_cache_insert(const long long* __restrict__ keys, 
     }
     row = __shfl_sync(0xFFFFFFFFu, row, 0);
     if (row < 0) return;
-    const u32* src = (const u32*)source + from * (ROW_BYTES / 4);
-    u32* dst = (u32*)vectors + (long long)row * (ROW_BYTES / 4);
-    for (int w = lane; w < ROW_BYTES / 4; w += 32) dst[w] = src[w];
+    hps_copy_stored_row((const u32*)source + from * (ROW_BYTES / 4), (u32*)vectors + (long long)row * (ROW_BYTES / 4), lane);
 }
 
 // Rebuilds a dynamic cache's index from its rows (after the slots were
